@@ -1,0 +1,147 @@
+/*
+ * session.h - one SMTP client session on the event loop, up to RCPT and no further.
+ *
+ * connect -> banner -> EHLO (HELO fallback) -> STARTTLS when offered or demanded ->
+ * EHLO again -> MAIL FROM -> RCPT x n (pipelined when PIPELINING is advertised) ->
+ * RSET -> QUIT. There is no DATA state: never sending DATA is structural.
+ * A deadline per step plus a cap on the whole session. The session reports raw replies
+ * and failures; it never decides what a reply means (classify does).
+ *
+ * Lifetime: smtp_sess_start() creates and starts it; it calls the done callback exactly
+ * once (from the event loop, never from inside smtp_sess_start), then frees itself.
+ * smtp_sess_cancel() frees it without calling back. The result passed to the callback
+ * is borrowed for the duration of the call.
+ */
+#ifndef MP_SMTP_SESSION_H
+#define MP_SMTP_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "smtp/reply.h"
+#include "util/buf.h"
+
+/* Session states (the order of a conversation). See session.c for the transitions. */
+typedef enum {
+    SMTP_ST_CONNECT,
+    SMTP_ST_BANNER,
+    SMTP_ST_EHLO,
+    SMTP_ST_HELO,
+    SMTP_ST_STARTTLS,
+    SMTP_ST_TLS_HANDSHAKE,
+    SMTP_ST_MAIL,
+    SMTP_ST_RCPT,
+    SMTP_ST_RSET,
+    SMTP_ST_QUIT,
+    SMTP_ST_DONE,
+    SMTP_ST__COUNT
+} smtp_state_t;
+
+const char *smtp_state_name(smtp_state_t st);
+
+/** How a session ended. SMTP_END_OK: every RCPT got a reply (whatever it said). */
+typedef enum {
+    SMTP_END_OK = 0,
+    SMTP_END_CONNECT,   /* connection refused / unreachable */
+    SMTP_END_TIMEOUT,   /* a step deadline or the session cap passed */
+    SMTP_END_CLOSED,    /* the peer closed the connection unexpectedly */
+    SMTP_END_PROTOCOL,  /* garbage, oversized or malformed replies */
+    SMTP_END_TLS,       /* STARTTLS handshake failed */
+    SMTP_END_REPLY,     /* a reply before RCPT stopped the session (banner 554, 421,
+                           EHLO+HELO refused, STARTTLS refused, MAIL refused, 530 ...) */
+    SMTP_END_LOCAL      /* our own machinery failed (socket, memory) */
+} smtp_end_t;
+
+const char *smtp_end_name(smtp_end_t e);
+
+/** Per-step deadlines in milliseconds (RFC 5321 §4.5.3.2 gives the classic values). */
+typedef struct {
+    unsigned connect_ms;  /* default 30 s */
+    unsigned banner_ms;   /* default 300 s per RFC; we default to 60 s */
+    unsigned command_ms;  /* EHLO/HELO/STARTTLS/MAIL/RCPT/RSET/QUIT replies, default 60 s */
+    unsigned session_ms;  /* whole session cap, default 180 s */
+} smtp_timeouts_t;
+
+typedef struct {
+    const char *helo;        /* EHLO/HELO name (required) */
+    const char *mail_from;   /* MAIL FROM address without brackets; "" = null sender <> */
+    smtp_timeouts_t to;
+    bool starttls;           /* use STARTTLS when offered (always tried when demanded) */
+    bool smtputf8;           /* add SMTPUTF8 to MAIL FROM when advertised (RFC 6531) */
+    SSL_CTX *ssl_ctx;        /* client context (no verification abort); may be NULL
+                                when starttls is false */
+    const char *sni;         /* name for SNI, usually the MX host; may be NULL */
+} smtp_opts_t;
+
+/** One line of the transcript. */
+typedef struct {
+    bool from_client;  /* true: our command; false: a server reply line */
+    uint64_t at_ms;    /* milliseconds since the session started */
+    char *line;        /* without CRLF */
+} smtp_line_t;
+
+/** What became of one recipient. */
+typedef struct {
+    const char *rcpt;  /* the address as given */
+    bool has_reply;
+    smtp_reply_t reply;
+} smtp_rcpt_result_t;
+
+/** The outcome of a session, passed to the done callback (borrowed). */
+typedef struct {
+    smtp_end_t end;
+    smtp_state_t end_state;       /* state in which the session ended */
+    char detail[256];             /* human detail for failures, e.g. "connection refused" */
+    bool has_reply;               /* reply that stopped the session (SMTP_END_REPLY) */
+    smtp_reply_t reply;
+    bool has_mail_reply;          /* reply to MAIL FROM */
+    smtp_reply_t mail_reply;
+    size_t nrcpt;
+    smtp_rcpt_result_t *rcpt;     /* nrcpt entries, in the order given */
+    bool esmtp;                   /* EHLO was accepted */
+    bool pipelining, starttls_offered, smtputf8_offered;
+    bool tls;                     /* the session ran over TLS */
+    char tls_version[32];         /* e.g. "TLSv1.3" */
+    bool tls_verified;            /* certificate verified against system CAs and SNI */
+    char tls_verify_error[128];   /* why not, when tls && !tls_verified */
+    uint64_t duration_ms;
+    unsigned round_trips;         /* times we waited for the server */
+    size_t nlines;
+    const smtp_line_t *lines;     /* transcript */
+} smtp_result_t;
+
+typedef struct smtp_sess smtp_sess_t;
+
+/** Done callback: called once; res is borrowed; the session frees itself afterwards. */
+typedef void (*smtp_done_cb)(const smtp_result_t *res, void *arg);
+
+/**
+ * Start a session.
+ * @param base    the event loop
+ * @param opts    options (copied)
+ * @param sa,salen the server address and port
+ * @param rcpts,nrcpt recipients (copied), at least one
+ * @param cb,arg  done callback
+ * @param out     the new session (only for smtp_sess_cancel)
+ */
+int smtp_sess_start(struct event_base *base, const smtp_opts_t *opts,
+                    const struct sockaddr *sa, socklen_t salen,
+                    const char *const *rcpts, size_t nrcpt,
+                    smtp_done_cb cb, void *arg, smtp_sess_t **out);
+
+/** Stop and free a session without calling its callback. */
+void smtp_sess_cancel(smtp_sess_t *s);
+
+/** Default timeouts. */
+void smtp_timeouts_default(smtp_timeouts_t *to);
+
+/** A client SSL_CTX suited to MX connections: no verification abort (verification is
+ *  recorded), TLS 1.0+ accepted, system CA store loaded. NULL on failure. */
+SSL_CTX *smtp_tls_ctx_new(void);
+
+#endif

@@ -1,0 +1,149 @@
+/* str.c - bounded string helpers; see str.h. */
+#include "util/str.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+size_t mp_strlcpy(char *dst, const char *src, size_t size)
+{
+    size_t n = strlen(src);
+    if (size) {
+        size_t c = n < size - 1 ? n : size - 1;
+        memcpy(dst, src, c);
+        dst[c] = '\0';
+    }
+    return n;
+}
+
+size_t mp_strlcpyn(char *dst, const char *src, size_t n, size_t size)
+{
+    if (size) {
+        size_t c = n < size - 1 ? n : size - 1;
+        memcpy(dst, src, c);
+        dst[c] = '\0';
+    }
+    return n;
+}
+
+size_t mp_strlcat(char *dst, const char *src, size_t size)
+{
+    size_t d = strnlen(dst, size);
+    if (d == size)
+        return size + strlen(src);
+    return d + mp_strlcpy(dst + d, src, size - d);
+}
+
+bool mp_appendf(char *dst, size_t size, size_t *pos, const char *fmt, ...)
+{
+    if (*pos >= size)
+        return false;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(dst + *pos, size - *pos, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return false;
+    if ((size_t)n >= size - *pos) {
+        *pos = size - 1;
+        return false;
+    }
+    *pos += (size_t)n;
+    return true;
+}
+
+void mp_str_lower(char *s)
+{
+    for (; *s; s++)
+        *s = (char)mp_to_lower((unsigned char)*s);
+}
+
+bool mp_str_ieq(const char *a, const char *b)
+{
+    for (; *a && *b; a++, b++)
+        if (mp_to_lower((unsigned char)*a) != mp_to_lower((unsigned char)*b))
+            return false;
+    return *a == *b;
+}
+
+const char *mp_str_icase_find(const char *hay, const char *needle)
+{
+    size_t nl = strlen(needle);
+    if (nl == 0)
+        return hay;
+    for (; *hay; hay++) {
+        size_t i = 0;
+        while (i < nl && hay[i] &&
+               mp_to_lower((unsigned char)hay[i]) == mp_to_lower((unsigned char)needle[i]))
+            i++;
+        if (i == nl)
+            return hay;
+    }
+    return NULL;
+}
+
+bool mp_str_iends(const char *s, const char *suffix)
+{
+    size_t sl = strlen(s), xl = strlen(suffix);
+    return sl >= xl && mp_str_ieq(s + sl - xl, suffix);
+}
+
+bool mp_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    if (!s || !*s)
+        return false;
+    uint64_t v = 0;
+    for (; *s; s++) {
+        if (!mp_is_digit((unsigned char)*s))
+            return false;
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool mp_parse_duration_ms(const char *s, uint64_t *out_ms)
+{
+    char num[32];
+    size_t i = 0;
+    while (s[i] && mp_is_digit((unsigned char)s[i]) && i < sizeof num - 1) {
+        num[i] = s[i];
+        i++;
+    }
+    num[i] = '\0';
+    uint64_t v;
+    if (!mp_parse_uint(num, 0, UINT64_MAX / 3600000u, &v))
+        return false;
+    const char *unit = s + i;
+    uint64_t mul;
+    if (!*unit || strcmp(unit, "s") == 0)
+        mul = 1000;
+    else if (strcmp(unit, "ms") == 0)
+        mul = 1;
+    else if (strcmp(unit, "m") == 0)
+        mul = 60000;
+    else if (strcmp(unit, "h") == 0)
+        mul = 3600000;
+    else
+        return false;
+    *out_ms = v * mul;
+    return true;
+}
+
+char *mp_str_trim(char *s)
+{
+    size_t n = strlen(s);
+    while (n && mp_is_space((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    size_t i = 0;
+    while (s[i] && mp_is_space((unsigned char)s[i]))
+        i++;
+    if (i)
+        memmove(s, s + i, n - i + 1);
+    return s;
+}
