@@ -1,2 +1,59 @@
+/*
+ * main.c - `mailprobe COMMAND ...`: dispatch to the sub-commands.
+ */
+#include <stdarg.h>
 #include <stdio.h>
-int main(void) { puts("mailprobe: under construction"); return 0; }
+#include <string.h>
+
+#include "cli/cli.h"
+
+#ifndef MP_VERSION
+#define MP_VERSION "dev"
+#endif
+
+int cli_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("mailprobe: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return EXIT_USAGE;
+}
+
+static void usage(FILE *out)
+{
+    fputs("usage: mailprobe COMMAND [options] ...\n"
+          "\n"
+          "Tell whether email addresses can receive mail, without sending any.\n"
+          "\n"
+          "commands:\n"
+          "  check [options] ADDRESS... | -   check addresses ('-' reads stdin, one a line)\n"
+          "  explain [--stage S] REPLY        show how an SMTP reply is read\n"
+          "  help                             this text; `mailprobe check --help` for options\n"
+          "  version                          print the version\n",
+          out);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "check") == 0)
+        return cli_check(argc - 1, argv + 1);
+    if (strcmp(cmd, "explain") == 0)
+        return cli_explain(argc - 1, argv + 1);
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("mailprobe %s\n", MP_VERSION);
+        return 0;
+    }
+    return cli_usage_error("unknown command '%s' (try 'mailprobe help')", cmd);
+}

@@ -1,0 +1,28 @@
+/*
+ * cli.h - the mailprobe command: shared pieces of its sub-commands.
+ */
+#ifndef MP_CLI_H
+#define MP_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "sched/engine.h"
+
+/* Exit codes (documented in the README). */
+enum {
+    EXIT_ALL_DELIVERABLE = 0,
+    EXIT_UNDELIVERABLE = 1, /* at least one address is undeliverable */
+    EXIT_USAGE = 2,         /* bad command line or configuration */
+    EXIT_UNKNOWN = 3,       /* at least one unknown, none undeliverable */
+    EXIT_RISKY = 4,         /* at least one risky, none undeliverable or unknown */
+    EXIT_RUNTIME = 5        /* mailprobe itself failed (resolver, memory, I/O) */
+};
+
+/** Print "mailprobe: <message>" to stderr and return EXIT_USAGE. */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+int cli_check(int argc, char **argv);
+int cli_explain(int argc, char **argv);
+
+#endif

@@ -1,0 +1,209 @@
+/*
+ * explain.c - `mailprobe explain REPLY`: how one SMTP reply is read, step by step.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "classify/classify.h"
+#include "cli/cli.h"
+#include "smtp/reply.h"
+#include "util/buf.h"
+#include "util/str.h"
+#include "verdict/verdict.h"
+
+/* RFC 3463 (and RFC 7505, 7372, 8098) subject.detail names. */
+static const struct {
+    const char *sd;
+    const char *name;
+} enh_names[] = {
+    {"0.0", "other undefined status"},
+    {"1.0", "other address status"},
+    {"1.1", "bad destination mailbox address"},
+    {"1.2", "bad destination system address"},
+    {"1.3", "bad destination mailbox address syntax"},
+    {"1.4", "destination mailbox address ambiguous"},
+    {"1.5", "destination address valid"},
+    {"1.6", "destination mailbox has moved"},
+    {"1.7", "bad sender's mailbox address syntax"},
+    {"1.8", "bad sender's system address"},
+    {"1.10", "recipient address has null MX"},
+    {"2.0", "other or undefined mailbox status"},
+    {"2.1", "mailbox disabled, not accepting messages"},
+    {"2.2", "mailbox full"},
+    {"2.3", "message length exceeds administrative limit"},
+    {"2.4", "mailing list expansion problem"},
+    {"3.0", "other or undefined mail system status"},
+    {"3.1", "mail system full"},
+    {"3.2", "system not accepting network messages"},
+    {"3.3", "system not capable of selected features"},
+    {"3.4", "message too big for system"},
+    {"3.5", "system incorrectly configured"},
+    {"4.0", "other or undefined network or routing status"},
+    {"4.1", "no answer from host"},
+    {"4.2", "bad connection"},
+    {"4.3", "directory server failure"},
+    {"4.4", "unable to route"},
+    {"4.5", "mail system congestion"},
+    {"4.6", "routing loop detected"},
+    {"4.7", "delivery time expired"},
+    {"5.0", "other or undefined protocol status"},
+    {"5.1", "invalid command"},
+    {"5.2", "syntax error"},
+    {"5.3", "too many recipients"},
+    {"5.4", "invalid command arguments"},
+    {"5.5", "wrong protocol version"},
+    {"6.0", "other or undefined media error"},
+    {"7.0", "other or undefined security status"},
+    {"7.1", "delivery not authorized, message refused"},
+    {"7.2", "mailing list expansion prohibited"},
+    {"7.3", "security conversion required but not possible"},
+    {"7.4", "security features not supported"},
+    {"7.5", "cryptographic failure"},
+    {"7.7", "message integrity failure"},
+    {"7.8", "authentication credentials invalid"},
+    {"7.9", "authentication mechanism is too weak"},
+    {"7.10", "encryption needed"},
+    {"7.13", "user account disabled"},
+    {"7.17", "mailbox owner has changed"},
+    {"7.18", "domain owner has changed"},
+    {"7.20", "no passing DKIM signature found"},
+    {"7.23", "SPF validation failed"},
+    {"7.25", "reverse DNS validation failed"},
+    {"7.26", "multiple authentication checks failed"},
+    {"7.27", "sender address has null MX"},
+};
+
+static const char *enh_name(const char *enh)
+{
+    const char *dot = strchr(enh, '.');
+    if (!dot)
+        return NULL;
+    for (size_t i = 0; i < sizeof enh_names / sizeof enh_names[0]; i++)
+        if (strcmp(dot + 1, enh_names[i].sd) == 0)
+            return enh_names[i].name;
+    return NULL;
+}
+
+static const char *code_class(int code)
+{
+    switch (code / 100) {
+    case 2: return "positive completion";
+    case 3: return "positive intermediate";
+    case 4: return "transient negative: try again later";
+    case 5: return "permanent negative";
+    }
+    return "invalid";
+}
+
+static bool parse_stage(const char *s, cl_stage_t *out)
+{
+    static const struct {
+        const char *name;
+        cl_stage_t st;
+    } stages[] = {{"banner", CL_STAGE_BANNER}, {"connect", CL_STAGE_BANNER},
+                  {"ehlo", CL_STAGE_EHLO},     {"helo", CL_STAGE_EHLO},
+                  {"starttls", CL_STAGE_STARTTLS}, {"mail", CL_STAGE_MAIL},
+                  {"rcpt", CL_STAGE_RCPT}};
+    for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++)
+        if (mp_str_ieq(s, stages[i].name)) {
+            *out = stages[i].st;
+            return true;
+        }
+    return false;
+}
+
+int cli_explain(int argc, char **argv)
+{
+    static const struct option opts[] = {{"stage", required_argument, NULL, 's'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    cl_stage_t stage = CL_STAGE_RCPT;
+    bool json = false;
+    int c;
+    opterr = 0;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            if (!parse_stage(optarg, &stage))
+                return cli_usage_error("explain: --stage must be banner, ehlo, starttls, "
+                                       "mail or rcpt, not '%s'", optarg);
+            break;
+        case 'j': json = true; break;
+        case 'h':
+            puts("usage: mailprobe explain [--stage banner|ehlo|starttls|mail|rcpt] [--json] "
+                 "REPLY\n"
+                 "Show how mailprobe reads an SMTP reply (default stage: rcpt).\n"
+                 "Example: mailprobe explain \"550 5.1.1 <x@example.com>: Recipient address "
+                 "rejected: User unknown\"");
+            return 0;
+        case ':': return cli_usage_error("explain: option needs a value");
+        default: return cli_usage_error("explain: unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return cli_usage_error("explain: no reply given, e.g. mailprobe explain \"550 5.1.1 "
+                               "User unknown\"");
+    /* several arguments are one reply split by the shell */
+    mp_buf_t in;
+    mp_buf_init(&in, SMTP_REPLY_TOTAL_MAX);
+    for (int i = optind; i < argc; i++) {
+        if ((i > optind && mp_buf_adds(&in, " ")) || mp_buf_adds(&in, argv[i])) {
+            mp_buf_cleanup(&in);
+            return cli_usage_error("explain: reply too long");
+        }
+    }
+    smtp_reply_t rp;
+    const char *err = NULL;
+    if (!smtp_reply_from_string(mp_buf_str(&in), &rp, &err)) {
+        int rc = cli_usage_error("explain: not an SMTP reply: %s", err ? err : "bad syntax");
+        mp_buf_cleanup(&in);
+        return rc;
+    }
+    mp_buf_cleanup(&in);
+
+    cl_result_t cl;
+    cl_outcome_t o = classify_reply(stage, rp.code, rp.enh, rp.text, &cl);
+    vd_reason_t reason = vd_reason_from_outcome(o);
+    vd_verdict_t verdict = vd_reason_verdict(reason);
+    const char *ename = rp.enh[0] ? enh_name(rp.enh) : NULL;
+
+    if (json) {
+        json_t *j = json_object();
+        json_object_set_new(j, "code", json_integer(rp.code));
+        json_object_set_new(j, "enhanced", rp.enh[0] ? json_string(rp.enh) : json_null());
+        json_object_set_new(j, "text", json_string(rp.text));
+        json_object_set_new(j, "stage", json_string(classify_stage_name(stage)));
+        json_object_set_new(j, "outcome", json_string(classify_outcome_name(o)));
+        json_object_set_new(j, "verdict", json_string(vd_verdict_name(verdict)));
+        json_object_set_new(j, "reason", json_string(vd_reason_name(reason)));
+        json_object_set_new(j, "smtp_result",
+                            json_string(vd_smtp_result_name(vd_smtp_result_from_outcome(o))));
+        json_object_set_new(j, "rule", json_string(cl.rule ? cl.rule : ""));
+        json_object_set_new(j, "why", json_string(cl.why ? cl.why : ""));
+        char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (s)
+            puts(s);
+        free(s);
+        json_decref(j);
+        return 0;
+    }
+    printf("Reply:     %d%s%s %s\n", rp.code, rp.enh[0] ? " " : "", rp.enh, rp.text);
+    printf("Stage:     answer to %s\n", classify_stage_name(stage));
+    printf("Code:      %d (%s)\n", rp.code, code_class(rp.code));
+    if (rp.enh[0])
+        printf("Enhanced:  %s (%s)\n", rp.enh, ename ? ename : "not a registered code");
+    else
+        printf("Enhanced:  none\n");
+    printf("Outcome:   %s\n", classify_outcome_name(o));
+    printf("Verdict:   %s (%s)", vd_verdict_name(verdict), vd_reason_name(reason));
+    if (o == CL_GREYLISTED || o == CL_TEMPORARY)
+        printf(" if still refused after retrying for the greylist wait");
+    printf("\nRule:      %s\n", cl.rule ? cl.rule : "-");
+    printf("Why:       %s\n", cl.why ? cl.why : "-");
+    return 0;
+}

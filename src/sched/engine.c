@@ -1,0 +1,855 @@
+/*
+ * engine.c - one check per address: the flow between the pure modules and the network.
+ *
+ *   new -> (syntax invalid | offline) -> finish
+ *       -> DNS look-up -> targets (MX by preference, each address in turn)
+ *       -> for each target: wait for a slot -> SMTP session -> read the RCPT reply
+ *            accepted / absent / full / policy ...      -> finish
+ *            refused connection, timeout, 421, 4xx before RCPT, bad protocol -> next target
+ *            4xx at RCPT (greylisting), or only temporary failures on every target
+ *                                                       -> retry after a backoff while the
+ *                                                          greylist wait lasts
+ *       -> finish: verdict, score, callback (from the event loop, exactly once)
+ *
+ * Politeness: a server address never has more than per_ip_limit of our sessions open,
+ * and the engine never more than max_sessions. Waiting checks queue in arrival order.
+ * A job cancels every operation it started (DNS look-up by id, SMTP session, timers)
+ * before it is freed, and dns/smtp guarantee no callback after a cancel, so a late
+ * answer never reaches a freed job.
+ */
+#include "sched/engine.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "classify/classify.h"
+#include "intel/intel.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/str.h"
+
+#define TARGETS_MAX (DNS_MX_MAX * 4)
+
+/* Delays between attempts after a temporary refusal, seconds. Sized for greylisting:
+ * postgrey's default delay is 300 s, so with the default wait (360 s) the attempts at
+ * 0, 15, 60, 150 and 330 s succeed against it with one attempt to spare. */
+static const unsigned retry_delays_s[] = {15, 45, 90, 180, 300};
+
+typedef struct {
+    char host[256];
+    dns_ip_t ip;
+} target_t;
+
+typedef struct job job_t;
+
+typedef struct dest {
+    char ip[64];
+    unsigned active;
+    struct dest *next;
+} dest_t;
+
+struct job {
+    uint64_t id;
+    engine_t *e;
+    vd_result_t *res;
+    engine_done_cb cb;
+    void *arg;
+    uint64_t start_ms;
+    uint64_t grey_end_ms;   /* last moment a retry may start */
+    uint64_t dns_id;
+    target_t targets[TARGETS_MAX];
+    unsigned ntargets, cur;
+    unsigned round_start;   /* target a new round starts at (the greylisting server) */
+    unsigned retry_no;      /* retries done after temporary refusals */
+    bool round_temp;        /* this round saw a temporary refusal before RCPT */
+    bool no_tls_for_cur;    /* the current target failed TLS: retry it in clear */
+    bool finish_now;        /* the pending timer finishes the job */
+    bool tls_failed_seen;
+    smtp_sess_t *sess;
+    dest_t *dest;           /* holds a slot here while a session runs */
+    bool queued;
+    struct event *timer;    /* retry delay and deferred finish */
+    struct event *deadline; /* max_time */
+    int fail_rank;          /* strength of the failure recorded so far */
+    job_t *next_wait, *next_all, *prev_all;
+};
+
+struct engine {
+    struct event_base *base;
+    engine_opts_t o;
+    dns_resolver_t *dns;
+    SSL_CTX *ssl;
+    uint64_t next_id;
+    unsigned pending;
+    unsigned active_sessions;
+    dest_t *dests;
+    job_t *all;                   /* every live job */
+    job_t *wait_head, *wait_tail; /* jobs waiting for a session slot */
+};
+
+static void job_try_target(job_t *j);
+static void job_finish(job_t *j);
+
+void engine_opts_default(engine_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->helo = "localhost";
+    o->mail_from = "";
+    smtp_timeouts_default(&o->to);
+    o->max_time_ms = 600000;
+    o->greylist_wait_ms = 360000;
+    o->starttls = true;
+    o->per_ip_limit = 2;
+    o->max_sessions = 20;
+    o->port = 25;
+}
+
+bool engine_addr_unroutable(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        uint32_t a = ntohl(s4->sin_addr.s_addr);
+        return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 ||
+               (a >> 16) == 0xa9fe ||            /* 169.254/16 link-local */
+               (a >> 20) == 0xac1 ||             /* 172.16/12 */
+               (a >> 16) == 0xc0a8 ||            /* 192.168/16 */
+               (a >> 22) == (100u << 2 | 1) ||   /* 100.64/10 shared */
+               (a >> 28) >= 0xe;                 /* 224/4 multicast, 240/4 reserved */
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        const unsigned char *b = s6->sin6_addr.s6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+            struct sockaddr_in s4;
+            memset(&s4, 0, sizeof s4);
+            s4.sin_family = AF_INET;
+            memcpy(&s4.sin_addr, b + 12, 4);
+            return engine_addr_unroutable((const struct sockaddr *)&s4);
+        }
+        return IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr) || IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) ||
+               (b[0] & 0xfe) == 0xfc ||             /* fc00::/7 unique local */
+               (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || /* fe80::/10 */
+               b[0] == 0xff;                        /* multicast */
+    }
+    return true;
+}
+
+/* ---- failures: keep the most telling one across targets ----------------------- */
+
+static int reason_rank(vd_reason_t r)
+{
+    switch (r) {
+    case VR_CONNECT_FAILED: return 1;
+    case VR_TIMEOUT: return 2;
+    case VR_TLS_FAILED: return 3;
+    case VR_PROTOCOL_ERROR: return 4;
+    case VR_TEMPORARY_FAILURE:
+    case VR_GREYLISTED: return 5;
+    case VR_RATE_LIMITED: return 6;
+    case VR_POLICY_BLOCKED:
+    case VR_SENDER_REJECTED: return 7;
+    default: return 8;
+    }
+}
+
+/* Record a failure unless a more telling one is already recorded. */
+static void job_fail(job_t *j, vd_reason_t reason, const char *detail)
+{
+    int rank = reason_rank(reason);
+    if (rank < j->fail_rank)
+        return;
+    j->fail_rank = rank;
+    vd_set(j->res, reason, "%s", detail);
+}
+
+static uint64_t job_elapsed(const job_t *j)
+{
+    return mp_now_ms() - j->start_ms;
+}
+
+/* ---- slots: per server address and global ------------------------------------- */
+
+static dest_t *dest_get(engine_t *e, const char *ip)
+{
+    for (dest_t *d = e->dests; d; d = d->next)
+        if (strcmp(d->ip, ip) == 0)
+            return d;
+    dest_t *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    mp_strlcpy(d->ip, ip, sizeof d->ip);
+    d->next = e->dests;
+    e->dests = d;
+    return d;
+}
+
+static bool slot_free(engine_t *e, const char *ip)
+{
+    if (e->active_sessions >= e->o.max_sessions)
+        return false;
+    dest_t *d = dest_get(e, ip);
+    return !d || d->active < e->o.per_ip_limit;
+}
+
+static void wait_remove(engine_t *e, job_t *j)
+{
+    if (!j->queued)
+        return;
+    job_t **pp = &e->wait_head, *prev = NULL;
+    while (*pp && *pp != j) {
+        prev = *pp;
+        pp = &(*pp)->next_wait;
+    }
+    if (*pp) {
+        *pp = j->next_wait;
+        if (e->wait_tail == j)
+            e->wait_tail = prev;
+    }
+    j->next_wait = NULL;
+    j->queued = false;
+}
+
+static void job_start_session(job_t *j);
+
+/* Start every waiting job whose server has a free slot, in arrival order. */
+static void slots_dispatch(engine_t *e)
+{
+    job_t *j = e->wait_head;
+    while (j && e->active_sessions < e->o.max_sessions) {
+        job_t *next = j->next_wait;
+        if (slot_free(e, j->targets[j->cur].ip.text)) {
+            wait_remove(e, j);
+            job_start_session(j);
+        }
+        j = next;
+    }
+}
+
+static void slot_release(job_t *j)
+{
+    if (!j->dest)
+        return;
+    j->dest->active--;
+    j->e->active_sessions--;
+    j->dest = NULL;
+}
+
+/* ---- finishing --------------------------------------------------------------- */
+
+static void job_unlink(job_t *j)
+{
+    engine_t *e = j->e;
+    wait_remove(e, j);
+    if (j->prev_all)
+        j->prev_all->next_all = j->next_all;
+    else
+        e->all = j->next_all;
+    if (j->next_all)
+        j->next_all->prev_all = j->prev_all;
+    j->prev_all = j->next_all = NULL;
+}
+
+/* Cancel everything the job started, then free it. */
+static void job_free(job_t *j)
+{
+    if (j->sess)
+        smtp_sess_cancel(j->sess);
+    j->sess = NULL;
+    slot_release(j);
+    if (j->dns_id)
+        dns_cancel(j->e->dns, j->dns_id);
+    if (j->timer)
+        event_free(j->timer);
+    if (j->deadline)
+        event_free(j->deadline);
+    vd_result_free(j->res);
+    free(j);
+}
+
+static void job_finish(job_t *j)
+{
+    engine_t *e = j->e;
+    vd_result_t *res = j->res;
+    j->res = NULL;
+    res->duration_ms = job_elapsed(j);
+    vd_finish(res, &e->o.vd);
+    job_unlink(j);
+    e->pending--;
+    engine_done_cb cb = j->cb;
+    void *arg = j->arg;
+    job_free(j);
+    slots_dispatch(e);
+    cb(res, arg);
+}
+
+static void on_job_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    job_t *j = arg;
+    if (j->finish_now)
+        job_finish(j);
+    else
+        job_try_target(j);
+}
+
+/* Run the job's next step from the event loop after delay_ms: a target attempt, or the
+ * finish when finish is true (callbacks never run inside engine_check). */
+static void job_later(job_t *j, uint64_t delay_ms, bool finish)
+{
+    struct timeval tv = {(time_t)(delay_ms / 1000), (suseconds_t)((delay_ms % 1000) * 1000)};
+    if (!j->timer)
+        j->timer = evtimer_new(j->e->base, on_job_timer, j);
+    if (!j->timer)
+        mp_panic("cannot create a timer");
+    j->finish_now = finish;
+    evtimer_add(j->timer, &tv);
+}
+
+static void on_job_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    job_t *j = arg;
+    if (j->fail_rank < 5) {
+        char why[160];
+        snprintf(why, sizeof why, "gave up after %llu s (the per-address time limit)",
+                 (unsigned long long)(j->e->o.max_time_ms / 1000));
+        j->fail_rank = 0;
+        job_fail(j, VR_TIMEOUT, why);
+    }
+    job_finish(j);
+}
+
+/* ---- the per-address flow ---------------------------------------------------- */
+
+/* Every target of this round was tried: retry after a backoff while the greylist wait
+ * lasts if the round saw a temporary refusal, else finish with what was recorded. */
+static void job_round_over(job_t *j)
+{
+    uint64_t now = mp_now_ms();
+    j->cur = j->round_start;
+    j->no_tls_for_cur = false;
+    if (j->round_temp && now < j->grey_end_ms) {
+        unsigned n = sizeof retry_delays_s / sizeof retry_delays_s[0];
+        uint64_t delay = (uint64_t)retry_delays_s[j->retry_no < n ? j->retry_no : n - 1] * 1000;
+        if (now + delay > j->grey_end_ms)
+            delay = j->grey_end_ms - now;
+        j->retry_no++;
+        j->round_temp = false;
+        mp_log(MP_LOG_DEBUG, "%s: temporary refusal, retry %u in %llu ms", j->res->email,
+               j->retry_no, (unsigned long long)delay);
+        job_later(j, delay, false);
+        return;
+    }
+    job_finish(j);
+}
+
+static void job_next_target(job_t *j)
+{
+    j->cur++;
+    j->no_tls_for_cur = false;
+    job_try_target(j);
+}
+
+static void job_try_target(job_t *j)
+{
+    engine_t *e = j->e;
+    if (j->cur >= j->ntargets) {
+        job_round_over(j);
+        return;
+    }
+    if (!e->wait_head && slot_free(e, j->targets[j->cur].ip.text)) {
+        job_start_session(j);
+        return;
+    }
+    j->queued = true;
+    j->next_wait = NULL;
+    if (e->wait_tail)
+        e->wait_tail->next_wait = j;
+    else
+        e->wait_head = j;
+    e->wait_tail = j;
+}
+
+static void on_smtp_done(const smtp_result_t *sr, void *arg);
+
+static void job_start_session(job_t *j)
+{
+    engine_t *e = j->e;
+    target_t *t = &j->targets[j->cur];
+    dest_t *d = dest_get(e, t->ip.text);
+    if (!d)
+        mp_panic("out of memory");
+    d->active++;
+    e->active_sessions++;
+    j->dest = d;
+
+    struct sockaddr_storage ss;
+    memcpy(&ss, &t->ip.sa, sizeof ss);
+    if (ss.ss_family == AF_INET)
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)e->o.port);
+    else
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)e->o.port);
+
+    smtp_opts_t so;
+    memset(&so, 0, sizeof so);
+    so.helo = e->o.helo;
+    so.mail_from = e->o.mail_from;
+    so.to = e->o.to;
+    so.starttls = e->o.starttls && !j->no_tls_for_cur && e->ssl;
+    so.smtputf8 = j->res->addr.local_utf8;
+    so.ssl_ctx = e->ssl;
+    so.sni = t->host;
+    const char *rcpt = j->res->addr.normalized;
+    j->res->attempts++;
+    mp_log(MP_LOG_DEBUG, "%s: session %u to %s [%s]", j->res->email, j->res->attempts,
+           t->host, t->ip.text);
+    if (smtp_sess_start(e->base, &so, (struct sockaddr *)&ss, t->ip.salen, &rcpt, 1,
+                        on_smtp_done, j, &j->sess) != 0) {
+        j->sess = NULL;
+        slot_release(j);
+        char why[400];
+        snprintf(why, sizeof why, "could not open a connection to %s [%s]", t->host,
+                 t->ip.text);
+        job_fail(j, VR_CONNECT_FAILED, why);
+        job_next_target(j);
+    }
+}
+
+static void record_session(job_t *j, const smtp_result_t *sr)
+{
+    vd_result_t *r = j->res;
+    const target_t *t = &j->targets[j->cur];
+    mp_strlcpy(r->mx_host, t->host, sizeof r->mx_host);
+    mp_strlcpy(r->mx_ip, t->ip.text, sizeof r->mx_ip);
+    r->tls = sr->tls;
+    r->tls_verified = sr->tls_verified;
+    if (j->e->o.keep_transcript) {
+        uint64_t now = job_elapsed(j);
+        uint64_t base = now >= sr->duration_ms ? now - sr->duration_ms : 0;
+        for (size_t i = 0; i < sr->nlines; i++)
+            vd_add_line(r, t->ip.text, sr->lines[i].from_client ? '>' : '<',
+                        base + sr->lines[i].at_ms, sr->lines[i].line);
+    }
+}
+
+static cl_stage_t stage_of(smtp_state_t st)
+{
+    switch (st) {
+    case SMTP_ST_CONNECT:
+    case SMTP_ST_BANNER: return CL_STAGE_BANNER;
+    case SMTP_ST_EHLO:
+    case SMTP_ST_HELO: return CL_STAGE_EHLO;
+    case SMTP_ST_STARTTLS:
+    case SMTP_ST_TLS_HANDSHAKE: return CL_STAGE_STARTTLS;
+    case SMTP_ST_MAIL: return CL_STAGE_MAIL;
+    case SMTP_ST_RCPT: return CL_STAGE_RCPT;
+    default: return CL_STAGE_OTHER;
+    }
+}
+
+/* The session reached RCPT and our recipient got an answer. */
+static void job_on_rcpt_reply(job_t *j, const smtp_result_t *sr, const smtp_reply_t *rp)
+{
+    vd_result_t *r = j->res;
+    const target_t *t = &j->targets[j->cur];
+    char why[600];
+    cl_result_t cl;
+    cl_outcome_t o = classify_reply(CL_STAGE_RCPT, rp->code, rp->enh, rp->text, &cl);
+    vd_set_reply(r, CL_STAGE_RCPT, rp->code, rp->enh, rp->text, &cl);
+    r->smtp_result = vd_smtp_result_from_outcome(o);
+
+    if (o == CL_ACCEPTED && r->addr.local_utf8 && !sr->smtputf8_offered) {
+        /* RFC 6531 §3.4: a UTF-8 mailbox cannot be reached through a server that does
+         * not offer SMTPUTF8, whatever it answered. */
+        r->smtp_result = VS_UNAVAILABLE;
+        j->fail_rank = 9;
+        vd_set(r, VR_NOT_CHECKED, "%s does not offer SMTPUTF8, so this UTF-8 mailbox "
+               "cannot be reached through it (RFC 6531)", t->host);
+        job_finish(j);
+        return;
+    }
+    if (classify_is_temporary(o)) {
+        /* Greylisting and other 4xx at RCPT: this server knows the mailbox's fate;
+         * ask it again later rather than its backups. */
+        snprintf(why, sizeof why, "%s [%s] still refused temporarily at RCPT after %u "
+                 "attempt(s) over %llu s: %s", t->host, t->ip.text, r->attempts,
+                 (unsigned long long)(job_elapsed(j) / 1000), cl.why ? cl.why : "");
+        j->fail_rank = 0;
+        job_fail(j, vd_reason_from_outcome(o), why);
+        j->round_temp = true;
+        j->round_start = j->cur; /* same server again on the next round */
+        job_round_over(j);
+        return;
+    }
+    if (o == CL_RATE_LIMITED) {
+        snprintf(why, sizeof why, "%s [%s] asked us to slow down at RCPT", t->host,
+                 t->ip.text);
+        j->round_temp = true;
+        job_fail(j, VR_RATE_LIMITED, why);
+        job_next_target(j);
+        return;
+    }
+    j->fail_rank = 9;
+    vd_set(r, vd_reason_from_outcome(o), "%s", cl.why ? cl.why : vd_reason_text(r->reason));
+    job_finish(j);
+}
+
+/* A reply before RCPT ended the session. */
+static void job_on_early_reply(job_t *j, const smtp_result_t *sr)
+{
+    vd_result_t *r = j->res;
+    const target_t *t = &j->targets[j->cur];
+    const smtp_reply_t *rp = &sr->reply;
+    cl_stage_t stage = stage_of(sr->end_state);
+    cl_result_t cl;
+    cl_outcome_t o = classify_reply(stage, rp->code, rp->enh, rp->text, &cl);
+    vd_reason_t reason = vd_reason_from_outcome(o);
+    char why[600];
+
+    if (stage == CL_STAGE_MAIL && rp->code >= 500 && o != CL_POLICY_BLOCKED &&
+        o != CL_RATE_LIMITED)
+        reason = VR_SENDER_REJECTED; /* a 5xx to MAIL FROM is about our sender */
+    if (rp->code == 530 && j->tls_failed_seen)
+        reason = VR_TLS_FAILED;      /* it demands TLS and TLS did not work with it */
+    if (reason == VR_MAILBOX_ABSENT || reason == VR_MAILBOX_DISABLED ||
+        reason == VR_ACCEPTED || reason == VR_ANTI_ENUMERATION || reason == VR_MAILBOX_FULL)
+        reason = stage == CL_STAGE_MAIL ? VR_SENDER_REJECTED : VR_POLICY_BLOCKED;
+
+    snprintf(why, sizeof why, "%s [%s] answered %s with %d%s%s: %s", t->host, t->ip.text,
+             classify_stage_name(stage), rp->code, rp->enh[0] ? " " : "", rp->enh,
+             cl.why ? cl.why : "");
+    if (reason_rank(reason) >= j->fail_rank)
+        vd_set_reply(r, stage, rp->code, rp->enh, rp->text, &cl);
+    job_fail(j, reason, why);
+    r->smtp_result = VS_UNAVAILABLE;
+
+    if (classify_is_temporary(o) || o == CL_RATE_LIMITED || rp->code == 421)
+        j->round_temp = true;
+    /* A refusal of our sender is the same on every MX of the domain: stop there. */
+    if (reason == VR_SENDER_REJECTED || (stage == CL_STAGE_MAIL && reason == VR_POLICY_BLOCKED)) {
+        job_finish(j);
+        return;
+    }
+    job_next_target(j);
+}
+
+static void on_smtp_done(const smtp_result_t *sr, void *arg)
+{
+    job_t *j = arg;
+    const target_t *t = &j->targets[j->cur];
+    char why[600];
+    j->sess = NULL; /* it frees itself after this callback */
+    slot_release(j);
+    record_session(j, sr);
+
+    switch (sr->end) {
+    case SMTP_END_OK:
+        if (sr->nrcpt >= 1 && sr->rcpt[0].has_reply) {
+            job_on_rcpt_reply(j, sr, &sr->rcpt[0].reply);
+            return;
+        }
+        snprintf(why, sizeof why, "%s [%s] gave no answer to RCPT", t->host, t->ip.text);
+        job_fail(j, VR_PROTOCOL_ERROR, why);
+        job_next_target(j);
+        return;
+    case SMTP_END_REPLY:
+        if (sr->has_reply) {
+            job_on_early_reply(j, sr);
+            return;
+        }
+        snprintf(why, sizeof why, "%s [%s]: %s", t->host, t->ip.text, sr->detail);
+        job_fail(j, VR_PROTOCOL_ERROR, why);
+        job_next_target(j);
+        return;
+    case SMTP_END_TLS:
+        j->tls_failed_seen = true;
+        snprintf(why, sizeof why, "TLS with %s [%s] failed: %s", t->host, t->ip.text,
+                 sr->detail);
+        job_fail(j, VR_TLS_FAILED, why);
+        if (!j->no_tls_for_cur) {
+            /* opportunistic TLS failed: try the same server once in clear (Postfix) */
+            j->no_tls_for_cur = true;
+            job_try_target(j);
+            return;
+        }
+        job_next_target(j);
+        return;
+    case SMTP_END_CONNECT:
+        snprintf(why, sizeof why, "could not connect to %s [%s] port %u: %s%s", t->host,
+                 t->ip.text, j->e->o.port, sr->detail,
+                 " (outbound port 25 may be blocked on this network)");
+        job_fail(j, VR_CONNECT_FAILED, why);
+        job_next_target(j);
+        return;
+    case SMTP_END_TIMEOUT:
+        snprintf(why, sizeof why, "%s [%s] did not answer in time (%s): %s", t->host,
+                 t->ip.text, smtp_state_name(sr->end_state), sr->detail);
+        job_fail(j, VR_TIMEOUT, why);
+        job_next_target(j);
+        return;
+    case SMTP_END_CLOSED:
+        snprintf(why, sizeof why, "%s [%s] closed the connection during %s", t->host,
+                 t->ip.text, smtp_state_name(sr->end_state));
+        job_fail(j, VR_PROTOCOL_ERROR, why);
+        job_next_target(j);
+        return;
+    case SMTP_END_PROTOCOL:
+        snprintf(why, sizeof why, "%s [%s] sent an invalid reply during %s: %s", t->host,
+                 t->ip.text, smtp_state_name(sr->end_state), sr->detail);
+        job_fail(j, VR_PROTOCOL_ERROR, why);
+        job_next_target(j);
+        return;
+    case SMTP_END_LOCAL:
+        snprintf(why, sizeof why, "local failure talking to %s: %s", t->host, sr->detail);
+        job_fail(j, VR_NOT_CHECKED, why);
+        job_next_target(j);
+        return;
+    }
+}
+
+/* ---- DNS ---------------------------------------------------------------------- */
+
+static void add_target(job_t *j, const char *host, const dns_ip_t *ip)
+{
+    if (j->ntargets >= TARGETS_MAX)
+        return;
+    target_t *t = &j->targets[j->ntargets++];
+    mp_strlcpy(t->host, host, sizeof t->host);
+    t->ip = *ip;
+}
+
+static void on_dns(const dns_mail_t *m, void *arg)
+{
+    job_t *j = arg;
+    vd_result_t *r = j->res;
+    char why[600];
+    j->dns_id = 0;
+    r->dns_checked = true;
+    r->null_mx = m->null_mx;
+    r->implicit_mx = m->implicit_mx;
+    r->spf = m->spf;
+    r->dmarc = m->dmarc;
+    r->domain_exists = m->status != DNS_NXDOMAIN;
+    if (m->nmx) {
+        r->mx = calloc(m->nmx, sizeof *r->mx);
+        if (r->mx) {
+            r->nmx = (unsigned)m->nmx;
+            for (size_t i = 0; i < m->nmx; i++) {
+                vd_mx_t *x = &r->mx[i];
+                mp_strlcpy(x->host, m->mx[i].host, sizeof x->host);
+                x->pref = m->mx[i].pref;
+                for (size_t k = 0; k < m->mx[i].nip && x->nip < 16; k++)
+                    mp_strlcpy(x->ip[x->nip++], m->mx[i].ip[k].text, sizeof x->ip[0]);
+            }
+        }
+    }
+    switch (m->status) {
+    case DNS_OK: break;
+    case DNS_NXDOMAIN:
+        vd_set(r, VR_NO_SUCH_DOMAIN, "the domain %s does not exist (NXDOMAIN)",
+               r->addr.domain_ascii);
+        job_finish(j);
+        return;
+    case DNS_NODATA:
+        vd_set(r, VR_NO_MAIL_SERVER, "%s has no MX record and no address", r->addr.domain_ascii);
+        job_finish(j);
+        return;
+    default:
+        vd_set(r, VR_DNS_FAILURE, "DNS could not answer for %s: %s", r->addr.domain_ascii,
+               m->detail[0] ? m->detail : dns_status_name(m->status));
+        job_finish(j);
+        return;
+    }
+    if (m->null_mx) {
+        vd_set(r, VR_NO_MAIL_SERVER, "%s publishes a null MX (RFC 7505): it accepts no mail",
+               r->addr.domain_ascii);
+        job_finish(j);
+        return;
+    }
+    unsigned unroutable = 0, failed_hosts = 0, with_ip = 0;
+    const char *unroutable_ip = "";
+    for (size_t i = 0; i < m->nmx; i++) {
+        const dns_mx_t *x = &m->mx[i];
+        if (x->nip)
+            with_ip++;
+        else if (x->status != DNS_NXDOMAIN && x->status != DNS_NODATA && x->status != DNS_OK)
+            failed_hosts++;
+        for (size_t k = 0; k < x->nip; k++) {
+            if (!j->e->o.allow_private_mx &&
+                engine_addr_unroutable((const struct sockaddr *)&x->ip[k].sa)) {
+                unroutable++;
+                unroutable_ip = x->ip[k].text;
+                continue;
+            }
+            add_target(j, x->host, &x->ip[k]);
+        }
+    }
+    if (j->ntargets == 0) {
+        if (failed_hosts)
+            vd_set(r, VR_DNS_FAILURE, "the addresses of %s's mail servers could not be "
+                   "looked up (%u host(s) failed)", r->addr.domain_ascii, failed_hosts);
+        else if (with_ip == 0)
+            vd_set(r, VR_NO_MAIL_SERVER, "none of %s's %u MX host(s) has an address",
+                   r->addr.domain_ascii, (unsigned)m->nmx);
+        else
+            vd_set(r, VR_UNROUTABLE_MX, "every mail server address of %s is loopback, "
+                   "private, link-local or multicast (e.g. %s); --allow-private-mx checks "
+                   "them anyway", r->addr.domain_ascii, unroutable_ip);
+        job_finish(j);
+        return;
+    }
+    if (unroutable)
+        mp_log(MP_LOG_INFO, "%s: skipped %u unroutable MX address(es)", r->email, unroutable);
+    snprintf(why, sizeof why, "no mail server of %s could be reached", r->addr.domain_ascii);
+    vd_set(r, VR_CONNECT_FAILED, "%s", why);
+    job_try_target(j);
+}
+
+/* ---- public ------------------------------------------------------------------- */
+
+engine_t *engine_new(struct event_base *base, const engine_opts_t *opts, mp_status_t *st)
+{
+    engine_t *e = calloc(1, sizeof *e);
+    if (!e) {
+        *st = MP_ERR_NOMEM;
+        return NULL;
+    }
+    e->base = base;
+    e->o = *opts;
+    if (!e->o.per_ip_limit)
+        e->o.per_ip_limit = 2;
+    if (!e->o.max_sessions)
+        e->o.max_sessions = 20;
+    if (!e->o.port)
+        e->o.port = 25;
+    if (!e->o.offline) {
+        e->dns = dns_resolver_new(base, &e->o.dns, st);
+        if (!e->dns) {
+            free(e);
+            return NULL;
+        }
+        if (e->o.starttls) {
+            e->ssl = smtp_tls_ctx_new();
+            if (!e->ssl) {
+                dns_resolver_free(e->dns);
+                free(e);
+                *st = MP_ERR_TLS_INIT;
+                return NULL;
+            }
+        }
+    }
+    *st = MP_OK;
+    return e;
+}
+
+void engine_free(engine_t *e)
+{
+    if (!e)
+        return;
+    while (e->all) {
+        job_t *j = e->all;
+        job_unlink(j);
+        job_free(j);
+    }
+    while (e->dests) {
+        dest_t *d = e->dests;
+        e->dests = d->next;
+        free(d);
+    }
+    if (e->dns)
+        dns_resolver_free(e->dns);
+    if (e->ssl)
+        SSL_CTX_free(e->ssl);
+    free(e);
+}
+
+unsigned engine_pending(const engine_t *e)
+{
+    return e->pending;
+}
+
+mp_status_t engine_check(engine_t *e, const char *email, engine_done_cb cb, void *arg)
+{
+    job_t *j = calloc(1, sizeof *j);
+    if (!j)
+        return MP_ERR_NOMEM;
+    j->res = vd_result_new(email);
+    if (!j->res) {
+        free(j);
+        return MP_ERR_NOMEM;
+    }
+    j->e = e;
+    j->id = ++e->next_id;
+    j->cb = cb;
+    j->arg = arg;
+    j->start_ms = mp_now_ms();
+    j->next_all = e->all;
+    if (e->all)
+        e->all->prev_all = j;
+    e->all = j;
+    e->pending++;
+
+    vd_result_t *r = j->res;
+    mp_str_trim(r->email);
+    addr_parse(r->email, strlen(r->email), &r->addr);
+    if (r->addr.err != ADDR_OK) {
+        vd_set(r, VR_INVALID_SYNTAX, "%s (%s)", addr_err_text(r->addr.err),
+               addr_err_rule(r->addr.err));
+        job_later(j, 0, true);
+        return MP_OK;
+    }
+    intel_analyze(&r->addr, &r->intel);
+    r->intel_done = true;
+    if (e->o.offline) {
+        vd_set(r, VR_NOT_CHECKED, "offline: syntax and address signals only, no DNS or "
+               "SMTP");
+        job_later(j, 0, true);
+        return MP_OK;
+    }
+    uint64_t grey = e->o.greylist_wait_ms;
+    j->grey_end_ms = j->start_ms + (grey < e->o.max_time_ms ? grey : e->o.max_time_ms);
+    j->deadline = evtimer_new(e->base, on_job_deadline, j);
+    if (!j->deadline)
+        mp_panic("cannot create a timer");
+    struct timeval tv = {(time_t)(e->o.max_time_ms / 1000),
+                         (suseconds_t)((e->o.max_time_ms % 1000) * 1000)};
+    evtimer_add(j->deadline, &tv);
+
+    if (r->addr.literal) {
+        /* an address literal names the server itself (RFC 5321 §4.1.3) */
+        dns_ip_t ip;
+        memset(&ip, 0, sizeof ip);
+        char lit[ADDR_DOMAIN_MAX + 1];
+        const char *in = r->addr.domain_ascii;
+        size_t n = strlen(in);
+        mp_strlcpyn(lit, in + 1, n >= 2 ? n - 2 : 0, sizeof lit);
+        const char *txt = strncmp(lit, "IPv6:", 5) == 0 ? lit + 5 : lit;
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ip.sa;
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ip.sa;
+        if (inet_pton(AF_INET, txt, &s4->sin_addr) == 1) {
+            s4->sin_family = AF_INET;
+            ip.salen = sizeof *s4;
+        } else if (inet_pton(AF_INET6, txt, &s6->sin6_addr) == 1) {
+            s6->sin6_family = AF_INET6;
+            ip.salen = sizeof *s6;
+        }
+        mp_strlcpy(ip.text, txt, sizeof ip.text);
+        if (!ip.salen || (!e->o.allow_private_mx &&
+                          engine_addr_unroutable((const struct sockaddr *)&ip.sa))) {
+            vd_set(r, VR_UNROUTABLE_MX, "the address literal %s is not a routable address",
+                   in);
+            job_later(j, 0, true);
+            return MP_OK;
+        }
+        add_target(j, in, &ip);
+        vd_set(r, VR_CONNECT_FAILED, "the server %s could not be reached", in);
+        job_later(j, 0, false);
+        return MP_OK;
+    }
+    j->dns_id = dns_mail_lookup(e->dns, r->addr.domain_ascii, on_dns, j);
+    return MP_OK;
+}

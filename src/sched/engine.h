@@ -1,0 +1,65 @@
+/*
+ * engine.h - checks addresses: syntax -> intel -> DNS -> SMTP sessions -> verdict.
+ *
+ * The engine owns the resolver and every SMTP session. Per address it walks the MX
+ * targets in preference order (each host's addresses in turn), moving to the next on a
+ * refused connection, a timeout, a 421 or a 4xx before RCPT; it retries temporary
+ * refusals (greylisting) on a backoff schedule within the greylist wait; it keeps at most
+ * per_ip_limit sessions open to one server address and max_sessions in all.
+ *
+ * It does not print; results go to the caller's callback, which owns them.
+ */
+#ifndef MP_SCHED_ENGINE_H
+#define MP_SCHED_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "dns/dns.h"
+#include "mailprobe.h"
+#include "smtp/session.h"
+#include "verdict/verdict.h"
+
+typedef struct {
+    const char *helo;            /* EHLO name (required) */
+    const char *mail_from;       /* "" = null sender */
+    smtp_timeouts_t to;          /* per-step deadlines */
+    uint64_t max_time_ms;        /* cap per address, all attempts and waits included */
+    uint64_t greylist_wait_ms;   /* how long temporary refusals are retried */
+    dns_opts_t dns;
+    bool allow_private_mx;       /* allow MX targets on loopback/private/... addresses */
+    bool starttls;               /* STARTTLS when offered */
+    unsigned per_ip_limit;       /* concurrent sessions per server address (default 2) */
+    unsigned max_sessions;       /* concurrent sessions in all (default 20) */
+    unsigned port;               /* SMTP port (25) */
+    bool keep_transcript;        /* record the SMTP transcript in results */
+    bool offline;                /* syntax and intel only: no DNS, no SMTP */
+    vd_opts_t vd;
+} engine_opts_t;
+
+/** Defaults: HELO and MAIL FROM still must be set by the caller. */
+void engine_opts_default(engine_opts_t *o);
+
+typedef struct engine engine_t;
+
+/** Done callback: the result is handed over; free it with vd_result_free. */
+typedef void (*engine_done_cb)(vd_result_t *res, void *arg);
+
+/** Create an engine on base (opts copied, strings must outlive the engine). */
+engine_t *engine_new(struct event_base *base, const engine_opts_t *opts, mp_status_t *st);
+
+/** Free the engine; checks still running are dropped without callbacks. */
+void engine_free(engine_t *e);
+
+/** Start checking one address; the callback runs later from the event loop. */
+mp_status_t engine_check(engine_t *e, const char *email, engine_done_cb cb, void *arg);
+
+/** Checks not finished yet. */
+unsigned engine_pending(const engine_t *e);
+
+/** True for loopback, private, link-local, multicast, unspecified, reserved addresses. */
+bool engine_addr_unroutable(const struct sockaddr *sa);
+
+#endif

@@ -1,0 +1,126 @@
+/* test_sched.c - engine pieces that need no network: unroutable addresses, offline and
+ * invalid-syntax checks through the real event loop. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <cmocka.h>
+
+#include "sched/engine.h"
+
+static bool unroutable(const char *ip)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1)
+        s4->sin_family = AF_INET;
+    else if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1)
+        s6->sin6_family = AF_INET6;
+    else
+        fail_msg("bad test address %s", ip);
+    return engine_addr_unroutable((struct sockaddr *)&ss);
+}
+
+static void test_unroutable(void **state)
+{
+    (void)state;
+    const char *bad[] = {"127.0.0.1", "127.9.9.9", "10.1.2.3", "172.16.0.1", "172.31.255.255",
+                         "192.168.1.1", "169.254.3.4", "0.0.0.0", "224.0.0.1", "239.1.1.1",
+                         "255.255.255.255", "100.64.0.1", "::1", "::", "fe80::1", "fd00::5",
+                         "fc00::1", "ff02::1", "::ffff:10.0.0.1", "::ffff:127.0.0.1"};
+    const char *good[] = {"8.8.8.8", "172.15.255.255", "172.32.0.1", "192.0.2.1",
+                          "100.63.255.255", "100.128.0.1", "2001:db8::1", "2a00:1450::1",
+                          "::ffff:8.8.4.4", "11.0.0.1", "223.255.255.255"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_true(unroutable(bad[i]));
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        assert_false(unroutable(good[i]));
+}
+
+typedef struct {
+    vd_result_t *res[8];
+    unsigned n;
+} collect_t;
+
+static void on_done(vd_result_t *res, void *arg)
+{
+    collect_t *c = arg;
+    c->res[c->n++] = res;
+}
+
+static void run_until(struct event_base *base, engine_t *e)
+{
+    while (engine_pending(e) > 0)
+        event_base_loop(base, EVLOOP_ONCE);
+}
+
+static void test_offline_and_invalid(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    engine_opts_t o;
+    engine_opts_default(&o);
+    o.offline = true;
+    mp_status_t st;
+    engine_t *e = engine_new(base, &o, &st);
+    assert_non_null(e);
+    collect_t c = {0};
+    assert_int_equal(engine_check(e, "  alice@example.com ", on_done, &c), MP_OK);
+    assert_int_equal(engine_check(e, "alice@@example.com", on_done, &c), MP_OK);
+    /* the callback never runs inside engine_check */
+    assert_int_equal(c.n, 0);
+    run_until(base, e);
+    assert_int_equal(c.n, 2);
+    for (unsigned i = 0; i < c.n; i++) {
+        vd_result_t *r = c.res[i];
+        if (strcmp(r->email, "alice@example.com") == 0) {
+            assert_int_equal(r->reason, VR_NOT_CHECKED);
+            assert_int_equal(r->smtp_result, VS_NOT_CHECKED);
+            assert_true(r->intel_done);
+        } else {
+            assert_int_equal(r->reason, VR_INVALID_SYNTAX);
+            assert_int_equal(r->verdict, VD_UNDELIVERABLE);
+            assert_int_equal(r->attempts, 0);
+        }
+        vd_result_free(r);
+    }
+    engine_free(e);
+    event_base_free(base);
+}
+
+static void test_literal_unroutable_refused_without_network(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    engine_opts_t o;
+    engine_opts_default(&o);
+    o.dns.server = "127.0.0.1:9"; /* never asked: literals need no DNS */
+    mp_status_t st;
+    engine_t *e = engine_new(base, &o, &st);
+    assert_non_null(e);
+    collect_t c = {0};
+    assert_int_equal(engine_check(e, "bob@[10.0.0.1]", on_done, &c), MP_OK);
+    run_until(base, e);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.res[0]->reason, VR_UNROUTABLE_MX);
+    assert_int_equal(c.res[0]->attempts, 0);
+    vd_result_free(c.res[0]);
+    engine_free(e);
+    event_base_free(base);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_unroutable),
+        cmocka_unit_test(test_offline_and_invalid),
+        cmocka_unit_test(test_literal_unroutable_refused_without_network),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
