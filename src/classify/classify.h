@@ -12,6 +12,7 @@
 #define MP_CLASSIFY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /** The command whose reply is being read. */
 typedef enum {
@@ -68,7 +69,16 @@ const char *classify_outcome_name(cl_outcome_t o);
 /** Stable identifier of a stage, e.g. "rcpt". */
 const char *classify_stage_name(cl_stage_t s);
 
-/** True for outcomes that are temporary (worth retrying later). */
+/** True for outcomes that are temporary (worth retrying later): rate_limited, greylisted,
+ *  temporary. A 4xx "mailbox full" is reported as CL_MAILBOX_FULL and is not retried. */
 bool classify_is_temporary(cl_outcome_t o);
+
+/** Number of rules in the tables (exceptions, enhanced codes, text hints), for tests and
+ *  for explaining a reading (`mailprobe explain`). */
+size_t classify_rule_count(void);
+
+/** Id of rule i (0 <= i < classify_rule_count()), in the order they are tried within
+ *  each table; NULL past the end. */
+const char *classify_rule_id(size_t i);
 
 #endif

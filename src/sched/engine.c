@@ -472,6 +472,14 @@ static void job_on_rcpt_reply(job_t *j, const smtp_result_t *sr, const smtp_repl
         job_finish(j);
         return;
     }
+    if (o == CL_RATE_LIMITED) {
+        snprintf(why, sizeof why, "%s [%s] asked us to slow down at RCPT", t->host,
+                 t->ip.text);
+        j->round_temp = true;
+        job_fail(j, VR_RATE_LIMITED, why);
+        job_next_target(j);
+        return;
+    }
     if (classify_is_temporary(o)) {
         /* Greylisting and other 4xx at RCPT: this server knows the mailbox's fate;
          * ask it again later rather than its backups. */
@@ -483,14 +491,6 @@ static void job_on_rcpt_reply(job_t *j, const smtp_result_t *sr, const smtp_repl
         j->round_temp = true;
         j->round_start = j->cur; /* same server again on the next round */
         job_round_over(j);
-        return;
-    }
-    if (o == CL_RATE_LIMITED) {
-        snprintf(why, sizeof why, "%s [%s] asked us to slow down at RCPT", t->host,
-                 t->ip.text);
-        j->round_temp = true;
-        job_fail(j, VR_RATE_LIMITED, why);
-        job_next_target(j);
         return;
     }
     j->fail_rank = 9;
