@@ -26,7 +26,9 @@ typedef struct {
     int code;                          /* 200..599 */
     char enh[16];                      /* "5.1.1" or "" */
     char text[SMTP_REPLY_TEXT_MAX];    /* lines' text after code (and enhanced code of the
-                                          first line), joined with '\n' */
+                                          first line, and the same code opening a later
+                                          line), joined with '\n'; other control bytes
+                                          become spaces */
     bool truncated;                    /* text was cut at SMTP_REPLY_TEXT_MAX - 1 */
     unsigned nlines;
 } smtp_reply_t;

@@ -59,7 +59,8 @@ typedef enum {
 
 const char *smtp_end_name(smtp_end_t e);
 
-/** Per-step deadlines in milliseconds (RFC 5321 §4.5.3.2 gives the classic values). */
+/** Per-step deadlines in milliseconds (RFC 5321 §4.5.3.2 gives the classic values).
+ *  A field left at 0 takes the default of smtp_timeouts_default(). */
 typedef struct {
     unsigned connect_ms;  /* default 30 s */
     unsigned banner_ms;   /* default 300 s per RFC; we default to 60 s */
@@ -95,7 +96,11 @@ typedef struct {
 /** The outcome of a session, passed to the done callback (borrowed). */
 typedef struct {
     smtp_end_t end;
-    smtp_state_t end_state;       /* state in which the session ended */
+    smtp_state_t end_state;       /* state in which the session ended: for END_OK the last
+                                     state reached (DONE after a clean QUIT; RSET/QUIT when
+                                     those polite steps failed, which does not change end);
+                                     for END_REPLY the state of the stopping reply (the
+                                     polite QUIT that follows is not counted) */
     char detail[256];             /* human detail for failures, e.g. "connection refused" */
     bool has_reply;               /* reply that stopped the session (SMTP_END_REPLY) */
     smtp_reply_t reply;
@@ -110,9 +115,11 @@ typedef struct {
     bool tls_verified;            /* certificate verified against system CAs and SNI */
     char tls_verify_error[128];   /* why not, when tls && !tls_verified */
     uint64_t duration_ms;
-    unsigned round_trips;         /* times we waited for the server */
+    unsigned round_trips;         /* writes after which we waited for the server (the
+                                     banner is not counted; pipelined RCPTs count once) */
     size_t nlines;
     const smtp_line_t *lines;     /* transcript */
+    bool lines_truncated;         /* the transcript hit its cap (500 lines) */
 } smtp_result_t;
 
 typedef struct smtp_sess smtp_sess_t;
@@ -127,14 +134,20 @@ typedef void (*smtp_done_cb)(const smtp_result_t *res, void *arg);
  * @param sa,salen the server address and port
  * @param rcpts,nrcpt recipients (copied), at least one
  * @param cb,arg  done callback
- * @param out     the new session (only for smtp_sess_cancel)
+ * @param out     the new session (only for smtp_sess_cancel); may be NULL
+ * @return MP_OK (0) when started: the callback will come, even for a connect that fails
+ *         at once; MP_ERR_ARG (missing HELO name, no recipient, a CR/LF/control byte or
+ *         more than 512 bytes in a name or address, not AF_INET/AF_INET6) or
+ *         MP_ERR_NOMEM, and then no callback.
  */
 int smtp_sess_start(struct event_base *base, const smtp_opts_t *opts,
                     const struct sockaddr *sa, socklen_t salen,
                     const char *const *rcpts, size_t nrcpt,
                     smtp_done_cb cb, void *arg, smtp_sess_t **out);
 
-/** Stop and free a session without calling its callback. */
+/** Stop and free a session without calling its callback. NULL is ignored; called from
+ *  inside the session's own done callback it does nothing (the session is freed when
+ *  the callback returns). */
 void smtp_sess_cancel(smtp_sess_t *s);
 
 /** Default timeouts. */
