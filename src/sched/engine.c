@@ -106,32 +106,32 @@ void engine_opts_default(engine_opts_t *o)
     o->port = 25;
 }
 
+static bool ipv4_unroutable(uint32_t a)
+{
+    return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 ||
+           (a >> 16) == 0xa9fe ||          /* 169.254/16 link-local */
+           (a >> 20) == 0xac1 ||           /* 172.16/12 */
+           (a >> 16) == 0xc0a8 ||          /* 192.168/16 */
+           (a >> 22) == (100u << 2 | 1) || /* 100.64/10 shared address space */
+           (a >> 28) >= 0xe;               /* 224/4 multicast, 240/4 reserved */
+}
+
 bool engine_addr_unroutable(const struct sockaddr *sa)
 {
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-        uint32_t a = ntohl(s4->sin_addr.s_addr);
-        return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 ||
-               (a >> 16) == 0xa9fe ||            /* 169.254/16 link-local */
-               (a >> 20) == 0xac1 ||             /* 172.16/12 */
-               (a >> 16) == 0xc0a8 ||            /* 192.168/16 */
-               (a >> 22) == (100u << 2 | 1) ||   /* 100.64/10 shared */
-               (a >> 28) >= 0xe;                 /* 224/4 multicast, 240/4 reserved */
+        return ipv4_unroutable(ntohl(s4->sin_addr.s_addr));
     }
     if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
         const unsigned char *b = s6->sin6_addr.s6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-            struct sockaddr_in s4;
-            memset(&s4, 0, sizeof s4);
-            s4.sin_family = AF_INET;
-            memcpy(&s4.sin_addr, b + 12, 4);
-            return engine_addr_unroutable((const struct sockaddr *)&s4);
-        }
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+            return ipv4_unroutable((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
+                                   (uint32_t)b[14] << 8 | b[15]);
         return IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr) || IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) ||
-               (b[0] & 0xfe) == 0xfc ||             /* fc00::/7 unique local */
-               (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || /* fe80::/10 */
-               b[0] == 0xff;                        /* multicast */
+               (b[0] & 0xfe) == 0xfc ||                   /* fc00::/7 unique local */
+               (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || /* fe80::/10 link-local */
+               b[0] == 0xff;                              /* multicast */
     }
     return true;
 }
