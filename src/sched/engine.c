@@ -433,6 +433,13 @@ static void record_session(job_t *j, const smtp_result_t *sr)
         for (size_t i = 0; i < sr->nlines; i++)
             vd_add_line(r, t->ip.text, sr->lines[i].from_client ? '>' : '<',
                         base + sr->lines[i].at_ms, sr->lines[i].line);
+        if (sr->end != SMTP_END_OK && sr->end != SMTP_END_REPLY) {
+            /* a note ('*') for what has no line of its own: refused, timed out, TLS */
+            char note[400];
+            snprintf(note, sizeof note, "%s %s during %s: %s", t->host,
+                     smtp_end_name(sr->end), smtp_state_name(sr->end_state), sr->detail);
+            vd_add_line(r, t->ip.text, '*', now, note);
+        }
     }
 }
 
