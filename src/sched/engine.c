@@ -427,6 +427,7 @@ static void record_session(job_t *j, const smtp_result_t *sr)
     mp_strlcpy(r->mx_ip, t->ip.text, sizeof r->mx_ip);
     r->tls = sr->tls;
     r->tls_verified = sr->tls_verified;
+    r->round_trips = sr->round_trips;
     if (j->e->o.keep_transcript) {
         uint64_t now = job_elapsed(j);
         uint64_t base = now >= sr->duration_ms ? now - sr->duration_ms : 0;

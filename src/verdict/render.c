@@ -102,6 +102,7 @@ char *vd_to_json(const vd_result_t *r, bool with_transcript)
     json_object_set_new(smtp, "tls", json_boolean(r->tls));
     json_object_set_new(smtp, "tls_verified", json_boolean(r->tls_verified));
     json_object_set_new(smtp, "attempts", json_integer(r->attempts));
+    json_object_set_new(smtp, "round_trips", json_integer(r->round_trips));
     json_object_set_new(o, "smtp", smtp);
 
     json_t *fl = json_object();

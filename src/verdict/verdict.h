@@ -111,6 +111,7 @@ typedef struct {
     bool tls;
     bool tls_verified;
     unsigned attempts;         /* SMTP sessions opened for this address */
+    unsigned round_trips;      /* times the last session waited for the server */
 
     /* address signals */
     intel_t intel;
