@@ -638,9 +638,11 @@ static void on_rcpt_reply(smtp_sess_t *s, const smtp_reply_t *r)
     rr->has_reply = true;
     rr->reply = *r;
     if (s->rcpt_replied == s->nrcpt) {
-        /* Every recipient has its answer: the session has done its job. */
+        /* Every recipient has its answer: the session has done its job. QUIT ends the
+         * open transaction too (RFC 5321 §4.1.1.10), so no RSET is spent on it: RSET is
+         * for a session that starts another transaction. */
         sess_decidef(s, SMTP_END_OK, "%s", "");
-        smtp_sess_enter(s, r->code == 421 ? SMTP_ST_DONE : SMTP_ST_RSET);
+        smtp_sess_enter(s, r->code == 421 ? SMTP_ST_DONE : SMTP_ST_QUIT);
     } else if (r->code == 421) {
         sess_stop(s, r, "RCPT TO");
     } else if (s->rcpt_replied < s->rcpt_sent) {

@@ -526,8 +526,6 @@ static void test_sess_pipelining(void **state)
         SS_SEND_("250 2.1.5 Ok\r\n550 5.1.1 <b@x.test>: Recipient address rejected: User "
                  "unknown in virtual mailbox table\r\n"),
         SS_READ_(1),
-        SS_SEND_("250 2.0.0 Ok\r\n"),
-        SS_READ_(1),
         SS_SEND_("221 2.0.0 Bye\r\n"),
         SS_END_(),
     };
@@ -546,8 +544,6 @@ static void test_sess_pipelining(void **state)
                "S: 250 2.1.5 Ok\n"
                "S: 550 5.1.1 <b@x.test>: Recipient address rejected: User unknown in virtual "
                "mailbox table\n"
-               "C: RSET\n"
-               "S: 250 2.0.0 Ok\n"
                "C: QUIT\n"
                "S: 221 2.0.0 Bye\n");
     assert_int_equal(d->recv_chunks_rcpt, 1); /* one write carried both RCPTs */
@@ -569,7 +565,7 @@ static void test_sess_pipelining(void **state)
     assert_string_equal(o.rcpt[1].enh, "5.1.1");
     assert_string_equal(o.rcpt[1].text, "<b@x.test>: Recipient address rejected: User unknown "
                                         "in virtual mailbox table");
-    assert_int_equal(o.round_trips, 5); /* EHLO, MAIL, RCPT x2 at once, RSET, QUIT */
+    assert_int_equal(o.round_trips, 4); /* EHLO, MAIL, RCPT x2 at once, QUIT */
     smtpd_free(d);
 }
 
@@ -586,8 +582,6 @@ static void test_sess_no_pipelining(void **state)
         SS_SEND_("550 5.1.1 No such user\r\n"),
         SS_READ_(1),
         SS_SEND_("250 2.1.5 Ok\r\n"),
-        SS_READ_(1),
-        SS_SEND_("250 Ok\r\n"),
         SS_READ_(1),
         SS_SEND_("221 Bye\r\n"),
         SS_END_(),
@@ -608,8 +602,6 @@ static void test_sess_no_pipelining(void **state)
                "S: 550 5.1.1 No such user\n"
                "C: RCPT TO:<b@x.test>\n"
                "S: 250 2.1.5 Ok\n"
-               "C: RSET\n"
-               "S: 250 Ok\n"
                "C: QUIT\n"
                "S: 221 Bye\n");
     assert_int_equal(d->recv_chunks_rcpt, 2);
@@ -617,7 +609,7 @@ static void test_sess_no_pipelining(void **state)
     assert_false(o.pipelining);
     assert_int_equal(o.rcpt[0].code, 550);
     assert_int_equal(o.rcpt[1].code, 250);
-    assert_int_equal(o.round_trips, 6);
+    assert_int_equal(o.round_trips, 5); /* EHLO, MAIL, RCPT, RCPT, QUIT */
     smtpd_free(d);
 }
 
@@ -634,8 +626,6 @@ static void test_sess_helo_fallback(void **state)
         SS_SEND_("250 Sender ok\r\n"),
         SS_READ_(1),
         SS_SEND_("250 Recipient ok\r\n"),
-        SS_READ_(1),
-        SS_SEND_("250 Reset state\r\n"),
         SS_READ_(1),
         SS_SEND_("221 closing\r\n"),
         SS_CLOSE_(),
@@ -655,8 +645,6 @@ static void test_sess_helo_fallback(void **state)
                "S: 250 Sender ok\n"
                "C: RCPT TO:<a@x.test>\n"
                "S: 250 Recipient ok\n"
-               "C: RSET\n"
-               "S: 250 Reset state\n"
                "C: QUIT\n"
                "S: 221 closing\n");
     assert_int_equal(o.end, SMTP_END_OK);
@@ -756,8 +744,6 @@ static void test_sess_split_bytes(void **state)
         SS_READ_(1),
         SS_BYTES_("550-5.1.1 no\n550 5.1.1 such user\r\n", 0),
         SS_READ_(1),
-        SS_SEND_("250 Ok\r\n"),
-        SS_READ_(1),
         SS_BYTES_("221 Bye\r\n", 0),
         SS_END_(),
     };
@@ -773,8 +759,6 @@ static void test_sess_split_bytes(void **state)
                "S: 250 2.1.0 Ok\n"
                "C: RCPT TO:<a@x.test>\n"
                "S: 550-5.1.1 no\nS: 550 5.1.1 such user\n"
-               "C: RSET\n"
-               "S: 250 Ok\n"
                "C: QUIT\n"
                "S: 221 Bye\n");
     assert_int_equal(o.end, SMTP_END_OK);
@@ -996,7 +980,7 @@ static void test_sess_quit_failure_keeps_ok(void **state)
         SS_READ_(1),
         SS_SEND_("250 Ok\r\n"),
         SS_READ_(1),
-        SS_SEND_("garbage after RSET\r\n"),
+        SS_SEND_("garbage after QUIT\r\n"),
         SS_END_(),
     };
     smtp_opts_t opts;
@@ -1004,7 +988,7 @@ static void test_sess_quit_failure_keeps_ok(void **state)
     out_t o;
     smtpd_t *d = run(steps, &opts, one_rcpt, 1, &o);
     assert_int_equal(o.end, SMTP_END_OK);
-    assert_int_equal(o.end_state, SMTP_ST_RSET);
+    assert_int_equal(o.end_state, SMTP_ST_QUIT);
     assert_int_equal(o.rcpt[0].code, 250);
     smtpd_free(d);
 }
@@ -1115,8 +1099,6 @@ static void test_sess_starttls(void **state)
         SS_READ_(1),
         SS_SEND_("250 2.1.5 Ok\r\n"),
         SS_READ_(1),
-        SS_SEND_("250 2.0.0 Ok\r\n"),
-        SS_READ_(1),
         SS_SEND_("221 2.0.0 Bye\r\n"),
         SS_END_(),
     };
@@ -1140,8 +1122,6 @@ static void test_sess_starttls(void **state)
                "S: 250 2.1.0 Ok\n"
                "C: RCPT TO:<a@x.test>\n"
                "S: 250 2.1.5 Ok\n"
-               "C: RSET\n"
-               "S: 250 2.0.0 Ok\n"
                "C: QUIT\n"
                "S: 221 2.0.0 Bye\n");
     assert_int_equal(o.end, SMTP_END_OK);
@@ -1176,8 +1156,6 @@ static void test_sess_tls_demanded_at_mail(void **state)
         SS_READ_(1),
         SS_SEND_("550 5.1.1 unknown\r\n"),
         SS_READ_(1),
-        SS_SEND_("250 2.0.0 Ok\r\n"),
-        SS_READ_(1),
         SS_SEND_("221 2.0.0 Bye\r\n"),
         SS_END_(),
     };
@@ -1201,8 +1179,6 @@ static void test_sess_tls_demanded_at_mail(void **state)
                "S: 250 2.1.0 Ok\n"
                "C: RCPT TO:<a@x.test>\n"
                "S: 550 5.1.1 unknown\n"
-               "C: RSET\n"
-               "S: 250 2.0.0 Ok\n"
                "C: QUIT\n"
                "S: 221 2.0.0 Bye\n");
     assert_int_equal(o.end, SMTP_END_OK);
@@ -1230,8 +1206,6 @@ static void test_sess_tls_demanded_at_ehlo(void **state)
         SS_READ_(1),
         SS_SEND_("250 Ok\r\n"),
         SS_READ_(1),
-        SS_SEND_("250 Ok\r\n"),
-        SS_READ_(1),
         SS_SEND_("221 Bye\r\n"),
         SS_END_(),
     };
@@ -1251,8 +1225,6 @@ static void test_sess_tls_demanded_at_ehlo(void **state)
                "C: MAIL FROM:<check@probe.example>\n"
                "S: 250 Ok\n"
                "C: RCPT TO:<a@x.test>\n"
-               "S: 250 Ok\n"
-               "C: RSET\n"
                "S: 250 Ok\n"
                "C: QUIT\n"
                "S: 221 Bye\n");
@@ -1277,8 +1249,6 @@ static void test_sess_starttls_refused_clear(void **state)
         SS_READ_(1),
         SS_SEND_("250 Ok\r\n"),
         SS_READ_(1),
-        SS_SEND_("250 Ok\r\n"),
-        SS_READ_(1),
         SS_SEND_("221 Bye\r\n"),
         SS_END_(),
     };
@@ -1297,8 +1267,6 @@ static void test_sess_starttls_refused_clear(void **state)
                "C: MAIL FROM:<check@probe.example>\n"
                "S: 250 Ok\n"
                "C: RCPT TO:<a@x.test>\n"
-               "S: 250 Ok\n"
-               "C: RSET\n"
                "S: 250 Ok\n"
                "C: QUIT\n"
                "S: 221 Bye\n");
