@@ -25,7 +25,7 @@ enum {
     O_JSON = 1000, O_TRACE, O_DNS, O_HELO, O_FROM, O_TIMEOUT, O_CONNECT_TIMEOUT,
     O_MAX_TIME, O_GREYLIST_WAIT, O_ALLOW_PRIVATE, O_NO_STARTTLS, O_MAX_SESSIONS,
     O_PER_SERVER, O_PORT, O_OFFLINE, O_ROLE_RISKY, O_CONFIG, O_COLOR, O_NO_COLOR,
-    O_VERBOSE, O_HELP
+    O_VERBOSE, O_HELP, O_NO_PROBE, O_GEOIP, O_DENY, O_ALLOW
 };
 
 static const struct option long_opts[] = {
@@ -50,6 +50,10 @@ static const struct option long_opts[] = {
     {"no-color", no_argument, NULL, O_NO_COLOR},
     {"verbose", no_argument, NULL, O_VERBOSE},
     {"help", no_argument, NULL, O_HELP},
+    {"no-catch-all-probe", no_argument, NULL, O_NO_PROBE},
+    {"geoip", required_argument, NULL, O_GEOIP},
+    {"deny-list", required_argument, NULL, O_DENY},
+    {"allow-list", required_argument, NULL, O_ALLOW},
     {NULL, 0, NULL, 0},
 };
 
@@ -62,7 +66,29 @@ typedef struct {
     char dns[128];
     char config[1024];
     bool config_given;
+#define CFG_FILES_MAX 8
+    const char *geoip[CFG_FILES_MAX];
+    size_t ngeoip;
+    const char *deny[CFG_FILES_MAX];
+    size_t ndeny;
+    const char *allow[CFG_FILES_MAX];
+    size_t nallow;
 } check_cfg_t;
+
+/* Keep a copy of a file name option (config-file values live in a reused buffer). */
+static int add_file(const char **arr, size_t *n, const char *v, const char *opt,
+                    const char *where)
+{
+    if (!*v)
+        return cli_usage_error("%s: %s needs a file name", where, opt);
+    if (*n >= CFG_FILES_MAX)
+        return cli_usage_error("%s: %s given more than %d times", where, opt, CFG_FILES_MAX);
+    char *copy = strdup(v);
+    if (!copy)
+        return cli_usage_error("out of memory");
+    arr[(*n)++] = copy;
+    return 0;
+}
 
 typedef struct {
     check_cfg_t *cfg;
@@ -101,6 +127,14 @@ static void print_help(void)
         "  --port N               SMTP port (default 25; for test set-ups)\n"
         "  --offline              syntax and address signals only: no DNS, no SMTP\n"
         "  --role-risky           report role accounts (info@, sales@) as risky\n"
+        "  --no-catch-all-probe   do not probe a random address to detect accept-all\n"
+        "                         domains (one RCPT per address)\n"
+        "  --deny-list FILE       addresses/domains that are undeliverable for you (spam\n"
+        "                         traps, past bounces); repeatable\n"
+        "  --allow-list FILE      addresses/domains that are deliverable for you; wins\n"
+        "                         over the deny list; repeatable\n"
+        "  --geoip FILE.mmdb      MaxMind-format database(s) for the MX's country, city\n"
+        "                         and network; repeatable (e.g. a City and an ASN file)\n"
         "  --config FILE          read options from FILE (default: $MAILPROBE_CONFIG,\n"
         "                         else ~/.config/mailprobe/config if it exists)\n"
         "  --color, --no-color    force colour on or off (default: on a terminal)\n"
@@ -186,6 +220,10 @@ static int apply_opt(check_cfg_t *c, int id, const char *v, const char *where)
             return cli_usage_error("%s: --port needs a number 1..65535", where);
         c->eo.port = (unsigned)n;
         break;
+    case O_NO_PROBE: c->eo.catch_all_probe = false; break;
+    case O_GEOIP: return add_file(c->geoip, &c->ngeoip, v, "--geoip", where);
+    case O_DENY: return add_file(c->deny, &c->ndeny, v, "--deny-list", where);
+    case O_ALLOW: return add_file(c->allow, &c->nallow, v, "--allow-list", where);
     case O_CONFIG:
         break; /* handled before */
     default:
@@ -478,6 +516,37 @@ int cli_check(int argc, char **argv)
     cfg.eo.keep_transcript = cfg.trace;
     mp_log_set(log_to_stderr, cfg.verbose ? MP_LOG_DEBUG : MP_LOG_WARN, NULL);
 
+    userlist_t *allow = NULL, *deny = NULL;
+    geo_db_t *geo = NULL;
+    char err[1024];
+    rc = 0;
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        const char **files = pass ? cfg.deny : cfg.allow;
+        size_t n = pass ? cfg.ndeny : cfg.nallow;
+        userlist_t **ul = pass ? &deny : &allow;
+        for (size_t i = 0; i < n && !rc; i++) {
+            if (!*ul && userlist_new(ul) != MP_OK) {
+                rc = cli_usage_error("out of memory");
+                break;
+            }
+            if (userlist_load(*ul, files[i], err, sizeof err) != MP_OK)
+                rc = cli_usage_error("%s list: %s", pass ? "deny" : "allow", err);
+        }
+    }
+    if (!rc && cfg.ngeoip) {
+        geo = geo_open(cfg.geoip, cfg.ngeoip, err, sizeof err);
+        if (!geo)
+            rc = cli_usage_error("%s", err);
+    }
+    if (rc) {
+        userlist_free(allow);
+        userlist_free(deny);
+        return rc;
+    }
+    cfg.eo.allow = allow;
+    cfg.eo.deny = deny;
+    cfg.eo.geo = geo;
+
     check_run_t run;
     memset(&run, 0, sizeof run);
     run.cfg = &cfg;
@@ -548,6 +617,9 @@ int cli_check(int argc, char **argv)
     }
     free(run.addrs);
     free(run.res);
+    userlist_free(allow);
+    userlist_free(deny);
+    geo_close(geo);
     if (run.failed || interrupted)
         return interrupted ? 130 : EXIT_RUNTIME;
     return run.worst;

@@ -23,8 +23,10 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "classify/classify.h"
+#include "classify/provider.h"
 #include "intel/intel.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -65,7 +67,7 @@ struct job {
     unsigned retry_no;      /* retries done after temporary refusals */
     bool round_temp;        /* this round saw a temporary refusal before RCPT */
     bool no_tls_for_cur;    /* the current target failed TLS: retry it in clear */
-    bool finish_now;        /* the pending timer finishes the job */
+    int next_act;           /* what the pending timer does (ACT_*) */
     bool tls_failed_seen;
     smtp_sess_t *sess;
     dest_t *dest;           /* holds a slot here while a session runs */
@@ -73,8 +75,25 @@ struct job {
     struct event *timer;    /* retry delay and deferred finish */
     struct event *deadline; /* max_time */
     int fail_rank;          /* strength of the failure recorded so far */
+    const provider_t *provider;
+    char probe_rcpt[320];   /* the catch-all probe address for this domain */
+    bool probe_in_session;  /* the running session carries the probe RCPT */
+    bool probe_alone;       /* the running/next session carries only the probe */
+    bool need_probe_alone;  /* the server refused a second RCPT (452 4.5.3) */
+    bool waiting_fact;      /* accepted; waiting for another check's probe */
     job_t *next_wait, *next_all, *prev_all;
+    job_t *next_waiter;
 };
+
+enum { ACT_TARGET, ACT_FINISH, ACT_ACCEPTED };
+
+/* A domain whose catch-all probe is running in some check's session. */
+typedef struct probing {
+    char domain[256];
+    job_t *prober;
+    job_t *waiters;         /* accepted checks waiting for the answer */
+    struct probing *next;
+} probing_t;
 
 struct engine {
     struct event_base *base;
@@ -86,11 +105,18 @@ struct engine {
     unsigned active_sessions;
     dest_t *dests;
     job_t *all;                   /* every live job */
+    facts_t *facts;               /* domain facts (catch-all) */
+    bool own_facts;
+    probing_t *probing;           /* probes in flight, by domain */
     job_t *wait_head, *wait_tail; /* jobs waiting for a session slot */
 };
 
 static void job_try_target(job_t *j);
 static void job_finish(job_t *j);
+static void job_later(job_t *j, uint64_t delay_ms, int act);
+static void job_accepted(job_t *j);
+static void probing_release(engine_t *e, job_t *prober);
+static void waiter_remove(engine_t *e, job_t *j);
 
 void engine_opts_default(engine_opts_t *o)
 {
@@ -104,6 +130,9 @@ void engine_opts_default(engine_opts_t *o)
     o->per_ip_limit = 2;
     o->max_sessions = 20;
     o->port = 25;
+    o->catch_all_probe = true;
+    o->catch_all_ttl_ms = 24ull * 3600 * 1000;
+    o->not_catch_all_ttl_ms = 6ull * 3600 * 1000;
 }
 
 static bool ipv4_unroutable(uint32_t a)
@@ -260,6 +289,8 @@ static void job_free(job_t *j)
     slot_release(j);
     if (j->dns_id)
         dns_cancel(j->e->dns, j->dns_id);
+    waiter_remove(j->e, j);
+    probing_release(j->e, j);
     if (j->timer)
         event_free(j->timer);
     if (j->deadline)
@@ -289,22 +320,24 @@ static void on_job_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     job_t *j = arg;
-    if (j->finish_now)
-        job_finish(j);
-    else
-        job_try_target(j);
+    switch (j->next_act) {
+    case ACT_FINISH: job_finish(j); break;
+    case ACT_ACCEPTED: job_accepted(j); break;
+    default: job_try_target(j); break;
+    }
 }
 
-/* Run the job's next step from the event loop after delay_ms: a target attempt, or the
- * finish when finish is true (callbacks never run inside engine_check). */
-static void job_later(job_t *j, uint64_t delay_ms, bool finish)
+/* Run the job's next step from the event loop after delay_ms: a target attempt, the
+ * finish, or the end of a wait for catch-all evidence (callbacks never run inside
+ * engine_check). */
+static void job_later(job_t *j, uint64_t delay_ms, int act)
 {
     struct timeval tv = {(time_t)(delay_ms / 1000), (suseconds_t)((delay_ms % 1000) * 1000)};
     if (!j->timer)
         j->timer = evtimer_new(j->e->base, on_job_timer, j);
     if (!j->timer)
         mp_panic("cannot create a timer");
-    j->finish_now = finish;
+    j->next_act = act;
     evtimer_add(j->timer, &tv);
 }
 
@@ -341,7 +374,7 @@ static void job_round_over(job_t *j)
         j->round_temp = false;
         mp_log(MP_LOG_DEBUG, "%s: temporary refusal, retry %u in %llu ms", j->res->email,
                j->retry_no, (unsigned long long)delay);
-        job_later(j, delay, false);
+        job_later(j, delay, ACT_TARGET);
         return;
     }
     job_finish(j);
@@ -374,6 +407,207 @@ static void job_try_target(job_t *j)
     e->wait_tail = j;
 }
 
+/* ---- catch-all probe and domain facts ----------------------------------------- */
+
+static probing_t *probing_find(engine_t *e, const char *domain)
+{
+    for (probing_t *p = e->probing; p; p = p->next)
+        if (strcmp(p->domain, domain) == 0)
+            return p;
+    return NULL;
+}
+
+/* Take the wait list of a finished probe and let each waiter read the fact (or its
+ * absence) from the event loop. */
+static void probing_release(engine_t *e, job_t *prober)
+{
+    probing_t **pp = &e->probing;
+    while (*pp && (*pp)->prober != prober)
+        pp = &(*pp)->next;
+    probing_t *p = *pp;
+    if (!p)
+        return;
+    *pp = p->next;
+    for (job_t *w = p->waiters, *next; w; w = next) {
+        next = w->next_waiter;
+        w->next_waiter = NULL;
+        w->waiting_fact = false;
+        job_later(w, 0, ACT_ACCEPTED);
+    }
+    free(p);
+}
+
+static void waiter_remove(engine_t *e, job_t *j)
+{
+    if (!j->waiting_fact)
+        return;
+    for (probing_t *p = e->probing; p; p = p->next) {
+        for (job_t **wp = &p->waiters; *wp; wp = &(*wp)->next_waiter)
+            if (*wp == j) {
+                *wp = j->next_waiter;
+                j->next_waiter = NULL;
+                j->waiting_fact = false;
+                return;
+            }
+    }
+}
+
+/* A local part that cannot exist: 20 random letters and digits, starting with a letter,
+ * from the kernel's CSPRNG, so it is never a real-looking name and never guessable. */
+static void probe_make_rcpt(job_t *j)
+{
+    static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char rnd[20];
+    char local[21];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+        uint64_t x = mp_now_ms() ^ (j->id * 0x9e3779b97f4a7c15ull);
+        for (size_t i = 0; i < sizeof rnd; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            rnd[i] = (unsigned char)x;
+        }
+    }
+    for (size_t i = 0; i < sizeof rnd; i++)
+        local[i] = alnum[i == 0 ? rnd[i] % 26 : rnd[i] % 36];
+    local[20] = '\0';
+    snprintf(j->probe_rcpt, sizeof j->probe_rcpt, "%s@%s", local, j->res->addr.domain_ascii);
+}
+
+/* Does the next session of this job carry the probe? Only when no fact is known and no
+ * other check is probing the domain right now (then this one becomes the prober). */
+static bool probe_wanted(job_t *j)
+{
+    engine_t *e = j->e;
+    if (!e->o.catch_all_probe)
+        return false;
+    facts_domain_t f;
+    const char *d = j->res->addr.domain_ascii;
+    if (facts_get(e->facts, d, &f))
+        return false;
+    probing_t *p = probing_find(e, d);
+    if (p)
+        return p->prober == j;
+    p = calloc(1, sizeof *p);
+    if (!p)
+        return false;
+    mp_strlcpy(p->domain, d, sizeof p->domain);
+    p->prober = j;
+    p->next = e->probing;
+    e->probing = p;
+    return true;
+}
+
+static bool too_many_recipients(const smtp_reply_t *rp)
+{
+    /* RFC 5321 §4.5.3.1.10: 452 "too many recipients"; RFC 3463 X.5.3 */
+    return (rp->code == 452 || strcmp(rp->enh + (rp->enh[0] ? 1 : 0), ".5.3") == 0 ||
+            mp_str_icase_find(rp->text, "too many recipients") != NULL) &&
+           rp->code >= 400;
+}
+
+/* Read the probe's reply, if the session got one, into the result and the facts. */
+static void probe_evaluate(job_t *j, const smtp_result_t *sr)
+{
+    engine_t *e = j->e;
+    vd_result_t *r = j->res;
+    size_t idx = j->probe_alone ? 0 : 1;
+    if (idx < sr->nrcpt && sr->rcpt[idx].has_reply) {
+        const smtp_reply_t *rp = &sr->rcpt[idx].reply;
+        r->probed = true;
+        r->probe_cached = false;
+        mp_strlcpy(r->probe_rcpt, j->probe_rcpt, sizeof r->probe_rcpt);
+        r->probe_code = rp->code;
+        mp_strlcpy(r->probe_enh, rp->enh, sizeof r->probe_enh);
+        mp_strlcpy(r->probe_text, rp->text, sizeof r->probe_text);
+        if (!j->probe_alone && too_many_recipients(rp)) {
+            /* one recipient per transaction: not catch-all evidence either way */
+            j->need_probe_alone = true;
+        } else {
+            cl_result_t cl;
+            cl_outcome_t o = classify_reply(CL_STAGE_RCPT, rp->code, rp->enh, rp->text, &cl);
+            int v = o == CL_ACCEPTED ? 1
+                    : (o == CL_MAILBOX_ABSENT || o == CL_MAILBOX_DISABLED) ? 0 : -1;
+            r->catch_all = v;
+            if (v >= 0) {
+                facts_domain_t f;
+                memset(&f, 0, sizeof f);
+                f.catch_all = v == 1;
+                mp_strlcpy(f.mx_host, j->targets[j->cur].host, sizeof f.mx_host);
+                mp_strlcpy(f.probe_rcpt, j->probe_rcpt, sizeof f.probe_rcpt);
+                f.probe_code = rp->code;
+                mp_strlcpy(f.probe_enh, rp->enh, sizeof f.probe_enh);
+                mp_strlcpy(f.probe_text, rp->text, sizeof f.probe_text);
+                facts_put(e->facts, r->addr.domain_ascii, &f,
+                          v ? e->o.catch_all_ttl_ms : e->o.not_catch_all_ttl_ms);
+            }
+        }
+    }
+    j->probe_in_session = false;
+    if (!j->need_probe_alone)
+        probing_release(e, j);
+}
+
+/* The real recipient was accepted: decide with the catch-all evidence. */
+static void job_accepted(job_t *j)
+{
+    engine_t *e = j->e;
+    vd_result_t *r = j->res;
+    const char *d = r->addr.domain_ascii;
+    char why[700];
+
+    if (j->need_probe_alone) {
+        /* the server takes one recipient per transaction: probe in a session of its own */
+        j->need_probe_alone = false;
+        j->probe_alone = true;
+        job_try_target(j);
+        return;
+    }
+    facts_domain_t f;
+    if (r->catch_all < 0 && facts_get(e->facts, d, &f)) {
+        r->catch_all = f.catch_all ? 1 : 0;
+        if (!r->probed) {
+            r->probed = true;
+            r->probe_cached = true;
+            mp_strlcpy(r->probe_rcpt, f.probe_rcpt, sizeof r->probe_rcpt);
+            r->probe_code = f.probe_code;
+            mp_strlcpy(r->probe_enh, f.probe_enh, sizeof r->probe_enh);
+            mp_strlcpy(r->probe_text, f.probe_text, sizeof r->probe_text);
+        }
+    }
+    if (r->catch_all < 0 && e->o.catch_all_probe) {
+        probing_t *p = probing_find(e, d);
+        if (p && p->prober != j) {
+            j->waiting_fact = true;
+            j->next_waiter = p->waiters;
+            p->waiters = j;
+            return; /* probing_release() resumes us */
+        }
+    }
+    const char *pname = j->provider ? j->provider->name : "";
+    if (r->catch_all == 1) {
+        r->smtp_result = VS_UNAVAILABLE;
+        snprintf(why, sizeof why, "%s accepted this address and also %s, an address that "
+                 "cannot exist, so its yes proves nothing%s%s%s", r->mx_host, r->probe_rcpt,
+                 j->provider ? " (" : "", pname, j->provider ? ")" : "");
+        vd_set(r, VR_ACCEPT_ALL, "%s", why);
+    } else if (r->catch_all < 0 && j->provider &&
+               (j->provider->behaviour & (PROVIDER_ACCEPTS_ALL_AT_EDGE | PROVIDER_HIDES_MAILBOX))) {
+        r->smtp_result = VS_UNAVAILABLE;
+        vd_set(r, VR_ACCEPT_ALL, "%s is known to accept every recipient at RCPT and reject "
+               "later, so its yes proves nothing", pname);
+    } else if (r->catch_all == 0) {
+        vd_set(r, VR_ACCEPTED, "%s accepted this address and rejected %s, an address that "
+               "cannot exist, so its yes is meaningful", r->mx_host, r->probe_rcpt);
+    } else {
+        vd_set(r, VR_ACCEPTED, "%s accepted this address; whether it accepts any address "
+               "could not be tested%s", r->mx_host,
+               e->o.catch_all_probe ? " (the probe got no clear answer)" : "");
+    }
+    j->fail_rank = 9;
+    job_finish(j);
+}
+
 static void on_smtp_done(const smtp_result_t *sr, void *arg);
 
 static void job_start_session(job_t *j)
@@ -403,12 +637,24 @@ static void job_start_session(job_t *j)
     so.smtputf8 = j->res->addr.local_utf8;
     so.ssl_ctx = e->ssl;
     so.sni = t->host;
-    const char *rcpt = j->res->addr.normalized;
+    const char *rcpts[2] = {j->res->addr.normalized, NULL};
+    size_t nrcpt = 1;
+    if (j->probe_alone) {
+        rcpts[0] = j->probe_rcpt;
+    } else if (probe_wanted(j)) {
+        if (!j->probe_rcpt[0])
+            probe_make_rcpt(j);
+        rcpts[nrcpt++] = j->probe_rcpt; /* after the real one: a tarpit that slows down
+                                           after an unknown recipient cannot touch it */
+        j->probe_in_session = true;
+    }
     j->res->attempts++;
-    mp_log(MP_LOG_DEBUG, "%s: session %u to %s [%s]", j->res->email, j->res->attempts,
-           t->host, t->ip.text);
-    if (smtp_sess_start(e->base, &so, (struct sockaddr *)&ss, t->ip.salen, &rcpt, 1,
+    mp_log(MP_LOG_DEBUG, "%s: session %u to %s [%s]%s", j->res->email, j->res->attempts,
+           t->host, t->ip.text, nrcpt > 1 ? " with catch-all probe" : "");
+    if (smtp_sess_start(e->base, &so, (struct sockaddr *)&ss, t->ip.salen, rcpts, nrcpt,
                         on_smtp_done, j, &j->sess) != 0) {
+        j->probe_in_session = false;
+        probing_release(e, j);
         j->sess = NULL;
         slot_release(j);
         char why[400];
@@ -428,6 +674,8 @@ static void record_session(job_t *j, const smtp_result_t *sr)
     r->tls = sr->tls;
     r->tls_verified = sr->tls_verified;
     r->round_trips = sr->round_trips;
+    if (j->e->o.geo)
+        r->has_geo = geo_lookup(j->e->o.geo, (const struct sockaddr *)&t->ip.sa, &r->geo);
     if (j->e->o.keep_transcript) {
         uint64_t now = job_elapsed(j);
         uint64_t base = now >= sr->duration_ms ? now - sr->duration_ms : 0;
@@ -503,6 +751,10 @@ static void job_on_rcpt_reply(job_t *j, const smtp_result_t *sr, const smtp_repl
     }
     j->fail_rank = 9;
     vd_set(r, vd_reason_from_outcome(o), "%s", cl.why ? cl.why : vd_reason_text(r->reason));
+    if (o == CL_ACCEPTED) {
+        job_accepted(j);
+        return;
+    }
     job_finish(j);
 }
 
@@ -553,6 +805,15 @@ static void on_smtp_done(const smtp_result_t *sr, void *arg)
     j->sess = NULL; /* it frees itself after this callback */
     slot_release(j);
     record_session(j, sr);
+    if (j->probe_alone) {
+        /* a probe-only session after "too many recipients": the real answer is known */
+        probe_evaluate(j, sr);
+        j->probe_alone = false;
+        job_accepted(j);
+        return;
+    }
+    if (j->probe_in_session)
+        probe_evaluate(j, sr);
 
     switch (sr->end) {
     case SMTP_END_OK:
@@ -678,6 +939,20 @@ static void on_dns(const dns_mail_t *m, void *arg)
         job_finish(j);
         return;
     }
+    if (m->nmx) {
+        const char *hosts[DNS_MX_MAX];
+        unsigned prefs[DNS_MX_MAX];
+        for (size_t i = 0; i < m->nmx; i++) {
+            hosts[i] = m->mx[i].host;
+            prefs[i] = m->mx[i].pref;
+        }
+        j->provider = provider_for_mx_set(hosts, prefs, m->nmx, NULL);
+        if (j->provider) {
+            r->provider = j->provider->id;
+            r->gateway = provider_is_gateway(j->provider);
+            r->provider_flags = j->provider->behaviour;
+        }
+    }
     unsigned unroutable = 0, failed_hosts = 0, with_ip = 0;
     const char *unroutable_ip = "";
     for (size_t i = 0; i < m->nmx; i++) {
@@ -734,9 +1009,21 @@ engine_t *engine_new(struct event_base *base, const engine_opts_t *opts, mp_stat
         e->o.max_sessions = 20;
     if (!e->o.port)
         e->o.port = 25;
+    e->facts = e->o.facts;
+    if (!e->facts) {
+        e->facts = facts_mem_new(4096);
+        e->own_facts = true;
+        if (!e->facts) {
+            free(e);
+            *st = MP_ERR_NOMEM;
+            return NULL;
+        }
+    }
     if (!e->o.offline) {
         e->dns = dns_resolver_new(base, &e->o.dns, st);
         if (!e->dns) {
+            if (e->own_facts)
+                facts_free(e->facts);
             free(e);
             return NULL;
         }
@@ -744,6 +1031,8 @@ engine_t *engine_new(struct event_base *base, const engine_opts_t *opts, mp_stat
             e->ssl = smtp_tls_ctx_new();
             if (!e->ssl) {
                 dns_resolver_free(e->dns);
+                if (e->own_facts)
+                    facts_free(e->facts);
                 free(e);
                 *st = MP_ERR_TLS_INIT;
                 return NULL;
@@ -772,6 +1061,8 @@ void engine_free(engine_t *e)
         dns_resolver_free(e->dns);
     if (e->ssl)
         SSL_CTX_free(e->ssl);
+    if (e->own_facts)
+        facts_free(e->facts);
     free(e);
 }
 
@@ -807,15 +1098,34 @@ mp_status_t engine_check(engine_t *e, const char *email, engine_done_cb cb, void
     if (r->addr.err != ADDR_OK) {
         vd_set(r, VR_INVALID_SYNTAX, "%s (%s)", addr_err_text(r->addr.err),
                addr_err_rule(r->addr.err));
-        job_later(j, 0, true);
+        job_later(j, 0, ACT_FINISH);
         return MP_OK;
     }
     intel_analyze(&r->addr, &r->intel);
     r->intel_done = true;
+    userlist_match_t m;
+    const char *which = NULL;
+    vd_reason_t lr = VR_NOT_CHECKED;
+    if (e->o.allow && userlist_match(e->o.allow, &r->addr, &m)) {
+        which = "allow";
+        lr = VR_ALLOW_LISTED;
+    } else if (e->o.deny && userlist_match(e->o.deny, &r->addr, &m)) {
+        which = "deny";
+        lr = VR_DENY_LISTED;
+    }
+    if (which) {
+        /* the user's own lists decide before any network call; allow wins over deny */
+        snprintf(r->list_match, sizeof r->list_match, "%s list %s:%u (%s %s)", which, m.file,
+                 m.line, m.is_domain ? "domain" : "address", m.entry);
+        vd_set(r, lr, "on your %s list: %s line %u, %s entry '%s'", which, m.file, m.line,
+               m.is_domain ? "domain" : "address", m.entry);
+        job_later(j, 0, ACT_FINISH);
+        return MP_OK;
+    }
     if (e->o.offline) {
         vd_set(r, VR_NOT_CHECKED, "offline: syntax and address signals only, no DNS or "
                "SMTP");
-        job_later(j, 0, true);
+        job_later(j, 0, ACT_FINISH);
         return MP_OK;
     }
     uint64_t grey = e->o.greylist_wait_ms;
@@ -850,12 +1160,12 @@ mp_status_t engine_check(engine_t *e, const char *email, engine_done_cb cb, void
                           engine_addr_unroutable((const struct sockaddr *)&ip.sa))) {
             vd_set(r, VR_UNROUTABLE_MX, "the address literal %s is not a routable address",
                    in);
-            job_later(j, 0, true);
+            job_later(j, 0, ACT_FINISH);
             return MP_OK;
         }
         add_target(j, in, &ip);
         vd_set(r, VR_CONNECT_FAILED, "the server %s could not be reached", in);
-        job_later(j, 0, false);
+        job_later(j, 0, ACT_TARGET);
         return MP_OK;
     }
     j->dns_id = dns_mail_lookup(e->dns, r->addr.domain_ascii, on_dns, j);

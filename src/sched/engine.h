@@ -7,6 +7,11 @@
  * refusals (greylisting) on a backoff schedule within the greylist wait; it keeps at most
  * per_ip_limit sessions open to one server address and max_sessions in all.
  *
+ * Catch-all: in the same session as the real RCPT, one RCPT for a random local part that
+ * cannot exist tells whether the server's 250 means anything. The answer is a fact about
+ * the domain, cached (facts.h), and probed once per domain: other checks of the domain
+ * that run meanwhile wait for the prober's answer instead of probing again.
+ *
  * It does not print; results go to the caller's callback, which owns them.
  */
 #ifndef MP_SCHED_ENGINE_H
@@ -18,7 +23,10 @@
 #include <event2/event.h>
 
 #include "dns/dns.h"
+#include "geo/geo.h"
+#include "intel/userlist.h"
 #include "mailprobe.h"
+#include "sched/facts.h"
 #include "smtp/session.h"
 #include "verdict/verdict.h"
 
@@ -37,6 +45,13 @@ typedef struct {
     bool keep_transcript;        /* record the SMTP transcript in results */
     bool offline;                /* syntax and intel only: no DNS, no SMTP */
     vd_opts_t vd;
+    const userlist_t *allow;     /* the user's allow list (wins over deny), or NULL */
+    const userlist_t *deny;      /* the user's deny list, or NULL */
+    bool catch_all_probe;        /* probe one random recipient per domain (default on) */
+    uint64_t catch_all_ttl_ms;   /* how long "catch-all" is remembered (default 24 h) */
+    uint64_t not_catch_all_ttl_ms; /* how long "not catch-all" is remembered (6 h) */
+    facts_t *facts;              /* domain facts store; NULL: the engine keeps its own */
+    const geo_db_t *geo;         /* --geoip databases, or NULL */
 } engine_opts_t;
 
 /** Defaults: HELO and MAIL FROM still must be set by the caller. */

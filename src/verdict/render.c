@@ -46,6 +46,14 @@ char *vd_to_json(const vd_result_t *r, bool with_transcript)
     json_object_set_new(o, "reason_text", wire_string(r->detail[0] ? r->detail
                                                                      : vd_reason_text(r->reason)));
     json_object_set_new(o, "score", json_integer(r->score));
+    json_t *fac = json_array();
+    for (unsigned i = 0; i < r->nfactors; i++) {
+        json_t *x = json_object();
+        json_object_set_new(x, "factor", json_string(r->factors[i].factor));
+        json_object_set_new(x, "points", json_integer(r->factors[i].points));
+        json_array_append_new(fac, x);
+    }
+    json_object_set_new(o, "score_factors", fac);
 
     json_t *syn = json_object();
     json_object_set_new(syn, "valid", json_boolean(valid));
@@ -97,12 +105,35 @@ char *vd_to_json(const vd_result_t *r, bool with_transcript)
     json_object_set_new(smtp, "rule", str_or_null(r->rule));
     json_object_set_new(smtp, "catch_all", r->catch_all < 0 ? json_null()
                                                             : json_boolean(r->catch_all));
+    if (r->probed) {
+        json_t *pr = json_object();
+        json_object_set_new(pr, "rcpt", wire_string(r->probe_rcpt));
+        json_object_set_new(pr, "code", json_integer(r->probe_code));
+        json_object_set_new(pr, "enhanced", str_or_null(r->probe_enh));
+        json_object_set_new(pr, "message", wire_string(r->probe_text));
+        json_object_set_new(pr, "cached", json_boolean(r->probe_cached));
+        json_object_set_new(smtp, "probe", pr);
+    } else {
+        json_object_set_new(smtp, "probe", json_null());
+    }
     json_object_set_new(smtp, "mx_host", str_or_null(r->mx_host));
     json_object_set_new(smtp, "mx_ip", str_or_null(r->mx_ip));
     json_object_set_new(smtp, "tls", json_boolean(r->tls));
     json_object_set_new(smtp, "tls_verified", json_boolean(r->tls_verified));
     json_object_set_new(smtp, "attempts", json_integer(r->attempts));
     json_object_set_new(smtp, "round_trips", json_integer(r->round_trips));
+    if (r->has_geo) {
+        json_t *g = json_object();
+        json_object_set_new(g, "country_code", str_or_null(r->geo.country_code));
+        json_object_set_new(g, "country", str_or_null(r->geo.country));
+        json_object_set_new(g, "city", str_or_null(r->geo.city));
+        json_object_set_new(g, "asn", r->geo.asn ? json_integer(r->geo.asn) : json_null());
+        json_object_set_new(g, "as_org", str_or_null(r->geo.as_org));
+        json_object_set_new(g, "isp", str_or_null(r->geo.isp));
+        json_object_set_new(smtp, "mx_geo", g);
+    } else {
+        json_object_set_new(smtp, "mx_geo", json_null());
+    }
     json_object_set_new(o, "smtp", smtp);
 
     json_t *fl = json_object();
@@ -178,11 +209,24 @@ void vd_print_human(const vd_result_t *r, FILE *out, bool colour)
     else if (r->dns_checked && r->nmx)
         fprintf(out, "  MX: %s (pref %u)%s\n", r->mx[0].host, r->mx[0].pref,
                 r->implicit_mx ? " (implicit: the domain's own address)" : "");
+    if (r->provider)
+        fprintf(out, "  Provider: %s%s\n", r->provider, r->gateway ? " (security gateway)" : "");
+    if (r->has_geo && (r->geo.country_code[0] || r->geo.asn))
+        fprintf(out, "  MX location: %s%s%s, AS%u %s\n", r->geo.city, r->geo.city[0] ? ", " : "",
+                r->geo.country_code, r->geo.asn, r->geo.as_org);
     if (r->has_reply) {
         fprintf(out, "  Reply to %s: %d%s%s ", r->stage ? r->stage : "?", r->code,
                 r->enhanced[0] ? " " : "", r->enhanced);
         print_oneline(out, r->message);
         fputc('\n', out);
+    }
+    if (r->probed) {
+        fprintf(out, "  Catch-all probe%s: %d%s%s ", r->probe_cached ? " (cached)" : "",
+                r->probe_code, r->probe_enh[0] ? " " : "", r->probe_enh);
+        print_oneline(out, r->probe_text);
+        fprintf(out, " -> %s\n", r->catch_all == 1 ? "accepts any address"
+                                  : r->catch_all == 0 ? "rejects unknown addresses"
+                                                      : "inconclusive");
     }
     if (r->intel_done) {
         const intel_t *in = &r->intel;

@@ -236,31 +236,54 @@ void vd_add_line(vd_result_t *r, const char *ip, char dir, uint64_t t_ms, const 
     r->nlines++;
 }
 
-int vd_score(const vd_result_t *r)
+static void factor(vd_factor_t *f, unsigned *nf, const char *name, int points)
 {
+    if (f && *nf < VD_FACTORS_MAX)
+        f[(*nf)++] = (vd_factor_t){name, points};
+}
+
+int vd_score_explain(const vd_result_t *r, vd_factor_t *f, unsigned *nf)
+{
+    unsigned dummy = 0;
+    if (!nf)
+        nf = &dummy;
+    *nf = 0;
     int s = (unsigned)r->reason < VR__COUNT ? reasons[r->reason].score : 40;
+    factor(f, nf, vd_reason_name(r->reason), s);
     if (r->verdict == VD_UNDELIVERABLE)
-        return s; /* nothing raises a proven failure */
-    /* Signals only ever lower the score, each by a fixed documented amount. */
+        return s; /* nothing moves a proven failure */
+    /* Signals only ever lower the score, each by a fixed documented amount, and only
+     * when the signal is not already the reason (its base score then says it). */
+    int adj = 0;
+#define ADJ(cond, name, pts)                                                                   \
+    do {                                                                                       \
+        if (cond) {                                                                            \
+            adj += (pts);                                                                      \
+            factor(f, nf, name, pts);                                                          \
+        }                                                                                      \
+    } while (0)
     if (r->intel_done) {
-        if (r->intel.disposable && r->reason != VR_DISPOSABLE)
-            s -= 30;
-        if (r->intel.role && r->reason != VR_ROLE_ACCOUNT)
-            s -= 10;
-        if (r->intel.gibberish)
-            s -= 10;
-        if (r->intel.has_suggestion)
-            s -= 25;
-        if (r->intel.free)
-            s -= 0; /* free providers are as deliverable as any: flagged, not scored */
+        ADJ(r->intel.disposable && r->reason != VR_DISPOSABLE, "disposable", -30);
+        ADJ(r->intel.has_suggestion, "likely_typo", -25);
+        ADJ(r->intel.role && r->reason != VR_ROLE_ACCOUNT, "role", -10);
+        ADJ(r->intel.gibberish, "gibberish", -10);
+        ADJ(r->intel.free, "free_provider", -5);
     }
-    if (r->catch_all == 1 && r->reason != VR_ACCEPT_ALL)
-        s -= 20;
+    ADJ(r->catch_all == 1 && r->reason != VR_ACCEPT_ALL, "catch_all", -20);
+    ADJ(r->reason == VR_ACCEPTED && r->catch_all < 0, "catch_all_untested", -15);
+    ADJ(r->reason == VR_ACCEPTED && r->gateway, "security_gateway", -5);
+#undef ADJ
+    s += adj;
     if (s < 0)
         s = 0;
     if (s > 100)
         s = 100;
     return s;
+}
+
+int vd_score(const vd_result_t *r)
+{
+    return vd_score_explain(r, NULL, NULL);
 }
 
 void vd_finish(vd_result_t *r, const vd_opts_t *o)
@@ -274,5 +297,5 @@ void vd_finish(vd_result_t *r, const vd_opts_t *o)
         else if (o && o->role_risky && r->intel.role && r->verdict == VD_DELIVERABLE)
             vd_set(r, VR_ROLE_ACCOUNT, "%s", vd_reason_text(VR_ROLE_ACCOUNT));
     }
-    r->score = vd_score(r);
+    r->score = vd_score_explain(r, r->factors, &r->nfactors);
 }

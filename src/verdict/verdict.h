@@ -18,6 +18,7 @@
 
 #include "addr/addr.h"
 #include "classify/classify.h"
+#include "geo/geo.h"
 #include "intel/intel.h"
 
 typedef enum {
@@ -80,6 +81,14 @@ typedef struct {
     char *line;
 } vd_line_t;
 
+/* One signal that moved the score, for the result's explanation. */
+typedef struct {
+    const char *factor;        /* static id, e.g. "accepted", "role", "catch_all_untested" */
+    int points;                /* the base for the reason, then signed adjustments */
+} vd_factor_t;
+
+#define VD_FACTORS_MAX 10
+
 typedef struct {
     char *email;               /* the input, trimmed */
     addr_t addr;
@@ -105,13 +114,22 @@ typedef struct {
     char message[2048];
     const char *stage;         /* classify_stage_name of the deciding reply, or NULL */
     const char *rule;          /* classify rule that decided, or NULL */
-    int catch_all;             /* -1 unknown (not probed), 0 no, 1 yes */
+    int catch_all;             /* -1 unknown (not probed or inconclusive), 0 no, 1 yes */
+    bool probed;               /* a catch-all probe reply is known (now or cached) */
+    bool probe_cached;         /* ... and it came from the domain-facts cache */
+    char probe_rcpt[320];      /* the probe address */
+    int probe_code;            /* its reply */
+    char probe_enh[16];
+    char probe_text[512];
+    unsigned provider_flags;   /* PROVIDER_* behaviour of domain.provider */
     char mx_host[256];
     char mx_ip[64];
     bool tls;
     bool tls_verified;
     unsigned attempts;         /* SMTP sessions opened for this address */
     unsigned round_trips;      /* times the last session waited for the server */
+    bool has_geo;              /* geo facts for mx_ip (--geoip) */
+    geo_info_t geo;
 
     /* address signals */
     intel_t intel;
@@ -119,6 +137,8 @@ typedef struct {
     char list_match[512];      /* "deny list FILE:LINE" when a user list decided */
 
     uint64_t duration_ms;
+    unsigned nfactors;
+    vd_factor_t factors[VD_FACTORS_MAX]; /* how the score was reached (vd_finish) */
 
     unsigned nlines, cap_lines;
     vd_line_t *lines;          /* transcript, when tracing */
@@ -161,7 +181,9 @@ typedef struct {
 /** Apply address signals (intel must be set) and compute the score. */
 void vd_finish(vd_result_t *r, const vd_opts_t *o);
 
-/** The score for a verdict/reason and flags; documented in docs/verdicts.md. */
+/** The score for a verdict/reason and flags; documented in docs/verdicts.md.
+ *  When f is not NULL it receives up to VD_FACTORS_MAX factors and *nf their count. */
+int vd_score_explain(const vd_result_t *r, vd_factor_t *f, unsigned *nf);
 int vd_score(const vd_result_t *r);
 
 /** One NDJSON line (no newline). Returned string is malloc'd; NULL on failure.

@@ -11,6 +11,8 @@
 #include <cmocka.h>
 
 #include "sched/engine.h"
+#include "sched/facts.h"
+#include "util/clock.h"
 
 static bool unroutable(const char *ip)
 {
@@ -115,10 +117,59 @@ static void test_literal_unroutable_refused_without_network(void **state)
     event_base_free(base);
 }
 
+static uint64_t fake_now;
+static uint64_t fake_clock(void *arg)
+{
+    (void)arg;
+    return fake_now;
+}
+
+static void test_facts_ttl_and_eviction(void **state)
+{
+    (void)state;
+    mp_clock_set(fake_clock, NULL);
+    fake_now = 1000;
+    facts_t *f = facts_mem_new(2);
+    assert_non_null(f);
+    facts_domain_t d, out;
+    memset(&d, 0, sizeof d);
+    d.catch_all = true;
+    d.probe_code = 250;
+    assert_false(facts_get(f, "a.test", &out));
+    facts_put(f, "a.test", &d, 500);
+    assert_true(facts_get(f, "A.TEST", &out)); /* domains compare case-insensitively */
+    assert_true(out.catch_all);
+    assert_int_equal(out.probe_code, 250);
+    fake_now = 1499;
+    assert_true(facts_get(f, "a.test", &out));
+    fake_now = 1500; /* expired exactly at its TTL */
+    assert_false(facts_get(f, "a.test", &out));
+    /* negative and positive facts keep their own TTLs */
+    d.catch_all = false;
+    facts_put(f, "neg.test", &d, 100);
+    d.catch_all = true;
+    facts_put(f, "pos.test", &d, 10000);
+    fake_now += 200;
+    assert_false(facts_get(f, "neg.test", &out));
+    assert_true(facts_get(f, "pos.test", &out));
+    /* bounded: the oldest entry goes first */
+    facts_put(f, "b.test", &d, 10000);
+    facts_put(f, "c.test", &d, 10000);
+    assert_false(facts_get(f, "pos.test", &out));
+    assert_true(facts_get(f, "b.test", &out));
+    assert_true(facts_get(f, "c.test", &out));
+    /* a zero TTL stores nothing */
+    facts_put(f, "zero.test", &d, 0);
+    assert_false(facts_get(f, "zero.test", &out));
+    facts_free(f);
+    mp_clock_set(NULL, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unroutable),
+        cmocka_unit_test(test_facts_ttl_and_eviction),
         cmocka_unit_test(test_offline_and_invalid),
         cmocka_unit_test(test_literal_unroutable_refused_without_network),
     };
