@@ -1,0 +1,526 @@
+#!/bin/bash
+# mailprobe test lab: real DNS and mail servers inside a network namespace.
+#
+#   tests/lab/lab.sh up     [DIR]   (re)create the namespace and start everything
+#   tests/lab/lab.sh down   [DIR]   stop what `up` started (by pid) and delete the namespace
+#   tests/lab/lab.sh status [DIR]   show what runs; exit 0 only if all of it does
+#
+# Namespace name: $MP_LAB_NS (default mplab). Lab dir (configs, state, logs, pid files):
+# DIR, else $MP_LAB_DIR, else /tmp/mplab-$NS. Everything listens on 127.x addresses inside
+# the namespace, whose only interface is lo: nothing here can reach the real internet.
+# The address/domain table is in docs/internals/lab.md and in zone_data below.
+set -euo pipefail
+export PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
+
+NS=${MP_LAB_NS:-mplab}
+CMD=${1:-status}
+LAB=${2:-${MP_LAB_DIR:-/tmp/mplab-$NS}}
+HERE=$(cd "$(dirname "$0")" && pwd)
+EXIM_CACHE=${MP_LAB_EXIM_CACHE:-/var/cache/mailprobe-lab/exim}
+EXIM=$EXIM_CACHE/root/usr/sbin/exim4
+PY=/usr/bin/python3
+GREY_DELAY=${MP_LAB_GREYLIST_DELAY:-5}
+PROXY_DELAY_MS=${MP_LAB_PROXY_DELAY_MS:-25}
+# Services started by `up`, in start order; each has $LAB/run/NAME.pid.
+SERVICES="dnsstub unbound postgrey postfix exim smtpscript delayproxy"
+
+die() { echo "lab: $*" >&2; exit 1; }
+say() { echo "lab: $*"; }
+nsx() { ip netns exec "$NS" "$@"; }
+now_ms() { date +%s%3N; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (network namespaces, port 25)"
+case $LAB in /|/tmp|/tmp/|/var|/usr|/etc|"") die "refusing lab dir '$LAB'" ;; esac
+
+# ---------------------------------------------------------------------------------------
+# process handling: every daemon runs in the foreground under `ip netns exec`, detached
+# into its own session, stdin/stdout/stderr away from the caller (ctest waits for pipes).
+start_bg() { # NAME CMD...
+  local name=$1; shift
+  setsid ip netns exec "$NS" "$@" </dev/null >"$LAB/log/$name.out" 2>&1 &
+  echo $! >"$LAB/run/$name.pid"
+}
+
+running() { # PID -> 0 if it exists and is not a zombie (an orphan waits for init to reap it)
+  local st
+  st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+pid_alive() { # PID -> 0 if it runs inside our namespace
+  local pid=$1
+  [ -n "$pid" ] && running "$pid" || return 1
+  [ "$(ip netns identify "$pid" 2>/dev/null)" = "$NS" ]
+}
+
+stop_pid() { # PID: TERM, wait up to 3 s, KILL
+  local pid=$1
+  pid_alive "$pid" || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 60); do
+    running "$pid" || return 0
+    sleep 0.05
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+do_down() {
+  local name pid
+  if [ -d "$LAB/run" ]; then
+    for name in $(echo "$SERVICES" | tr ' ' '\n' | tac); do
+      if [ -f "$LAB/run/$name.pid" ]; then
+        pid=$(cat "$LAB/run/$name.pid")
+        stop_pid "$pid"
+        rm -f "$LAB/run/$name.pid"
+      fi
+    done
+  fi
+  if ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$NS"; then
+    # what our daemons forked (postfix smtpd, exim children) dies with its parent; any
+    # straggler left in the namespace is ours: end it by pid, then remove the namespace.
+    for pid in $(ip netns pids "$NS" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null || true; done
+    sleep 0.2
+    for pid in $(ip netns pids "$NS" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+    ip netns del "$NS"
+  fi
+  rm -rf "/etc/netns/$NS"
+  rmdir /etc/netns 2>/dev/null || true  # only if empty
+}
+
+# ---------------------------------------------------------------------------------------
+# DNS data. One record per line: NAME TYPE DATA (TTL 300). NAME relative to nothing: full.
+zone_data() {
+cat <<'EOF'
+lab.test A 127.0.0.10
+lab.test MX 10 mx.lab.test.
+mx.lab.test A 127.0.0.10
+probe.lab.test A 127.0.0.1
+postfix.test MX 10 mx.postfix.test.
+postfix.test TXT "v=spf1 mx -all"
+_dmarc.postfix.test TXT "v=DMARC1; p=reject"
+mx.postfix.test A 127.0.1.10
+catchall.test MX 10 mx.catchall.test.
+mx.catchall.test A 127.0.1.11
+greylist.test MX 10 mx.greylist.test.
+mx.greylist.test A 127.0.1.12
+access.test MX 10 mx.access.test.
+mx.access.test A 127.0.1.13
+tls.test MX 10 mx.tls.test.
+mx.tls.test A 127.0.1.14
+sender.test MX 10 mx.sender.test.
+mx.sender.test A 127.0.1.15
+relay.test MX 10 mx.postfix.test.
+multi.test MX 20 mx2.multi.test.
+multi.test MX 10 mx1.multi.test.
+multi.test MX 30 mx3.multi.test.
+mx1.multi.test A 127.0.1.99
+mx2.multi.test A 127.0.1.10
+mx3.multi.test A 127.0.1.10
+allrefused.test MX 10 mx1.allrefused.test.
+allrefused.test MX 20 mx2.allrefused.test.
+mx1.allrefused.test A 127.0.1.99
+mx2.allrefused.test A 127.0.1.98
+twoip.test MX 10 mx.twoip.test.
+mx.twoip.test A 127.0.1.98
+mx.twoip.test A 127.0.1.10
+cname.test MX 10 mxalias.cname.test.
+mxalias.cname.test CNAME mx.postfix.test.
+nullmx.test MX 0 .
+implicit.test A 127.0.1.10
+noaddr.test MX 10 ghost.noaddr.test.
+ghost.noaddr.test TXT "this MX host has no address"
+xn--bcher-kva.test MX 10 mx.postfix.test.
+private.test MX 10 mx.private.test.
+mx.private.test A 10.11.12.13
+exim.test MX 10 mx.exim.test.
+mx.exim.test A 127.0.2.10
+delay.test MX 10 mx.delay.test.
+mx.delay.test A 127.0.4.10
+fallover.test MX 10 mx.cap421.script.test.
+fallover.test MX 20 mx.catchall.test.
+tempmail.test MX 10 mx.mail451.script.test.
+tempmail.test MX 20 mx.catchall.test.
+slowfall.test MX 10 mx.silent.script.test.
+slowfall.test MX 20 mx.catchall.test.
+EOF
+# the scripted server: one domain per behaviour (see smtpscript.py BEHAVIOURS)
+"$PY" - "$HERE/smtpscript.py" <<'EOF'
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("smtpscript", sys.argv[1])
+m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+for ip, b in m.BEHAVIOURS.items():
+    print("%s.script.test MX 10 mx.%s.script.test." % (b, b))
+    print("mx.%s.script.test A %s" % (b, ip))
+EOF
+}
+
+# zones delegated (stub-zone) to dnsstub.py: NAME IP BEHAVIOUR
+STUBS="servfail.test 127.0.0.54 servfail
+lame.test 127.0.0.55 lame
+dnstimeout.test 127.0.0.56 silent"
+
+# Postfix virtual mailbox domains and their users
+PF_DOMAINS="postfix.test multi.test twoip.test cname.test implicit.test xn--bcher-kva.test
+delay.test greylist.test access.test tls.test sender.test fallover.test tempmail.test slowfall.test"
+PF_USERS="alice bob postmaster first.last"
+
+# ---------------------------------------------------------------------------------------
+write_unbound() {
+  local d=$LAB/unbound
+  mkdir -p "$d"
+  rm -f "$d/unbound.log"
+  {
+    echo "\$TTL 300"
+    echo 'test. 300 IN SOA ns.test. hostmaster.lab.test. 1 3600 600 86400 5'
+    echo 'test. 300 IN NS ns.test.'
+    echo 'ns.test. 300 IN A 127.0.0.53'
+    zone_data | while read -r name type data; do
+      [ -n "$name" ] || continue
+      printf '%s. 300 IN %s %s\n' "$name" "$type" "$data"
+    done
+    echo "$STUBS" | while read -r name ip _; do
+      printf '%s. 300 IN NS ns.%s.\nns.%s. 300 IN A %s\n' "$name" "$name" "$name" "$ip"
+    done
+  } >"$d/test.zone"
+  {
+    cat <<EOF
+server:
+  interface: 127.0.0.53
+  port: 53
+  do-ip4: yes
+  do-ip6: no
+  do-udp: yes
+  do-tcp: yes
+  do-daemonize: no
+  chroot: ""
+  username: ""
+  directory: "$d"
+  pidfile: "$d/unbound.pid"
+  logfile: "$d/unbound.log"
+  use-syslog: no
+  log-time-ascii: yes
+  log-queries: yes
+  log-replies: yes
+  log-servfail: yes
+  verbosity: 1
+  num-threads: 1
+  so-reuseport: no
+  access-control: 127.0.0.0/8 allow
+  do-not-query-localhost: no
+  module-config: "iterator"
+  qname-minimisation: no
+  rrset-roundrobin: no
+  minimal-responses: no
+  harden-referral-path: no
+  cache-max-ttl: 300
+  cache-max-negative-ttl: 5
+  infra-host-ttl: 5
+  outbound-msg-retry: 1
+  # unbound answers NXDOMAIN for the reserved "test." itself unless told otherwise
+  local-zone: "test." nodefault
+EOF
+    # the .test zone is an authoritative zone that the iterator uses as its upstream
+    # (for-upstream): answers are built like a real recursive resolver builds them (CNAME
+    # chains followed, delegations to the broken servers of dnsstub.py followed).
+    printf 'auth-zone:\n  name: "test."\n  zonefile: "%s/test.zone"\n' "$d"
+    printf '  for-downstream: no\n  for-upstream: yes\n  fallback-enabled: no\n'
+    printf 'remote-control:\n  control-enable: no\n'
+  } >"$d/unbound.conf"
+}
+
+# ---------------------------------------------------------------------------------------
+write_tls() {
+  local d=$LAB/tls
+  mkdir -p "$d"
+  if [ ! -s "$d/cert.pem" ] || [ ! -s "$d/key.pem" ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+      -subj "/CN=mx.lab.test" -keyout "$d/key.pem" -out "$d/cert.pem" >/dev/null 2>&1
+  fi
+  chmod 644 "$d/cert.pem"; chmod 640 "$d/key.pem"
+}
+
+# ---------------------------------------------------------------------------------------
+write_postfix() {
+  local c=$LAB/postfix/etc dom u
+  mkdir -p "$c" "$LAB/postfix/spool" "$LAB/postfix/data" "$LAB/postfix/mail"
+  : >"$c/vmailbox"
+  for dom in $PF_DOMAINS; do
+    for u in $PF_USERS full disabled blocked busy temp over; do
+      echo "$u@$dom $dom/$u/" >>"$c/vmailbox"
+    done
+  done
+  cat >"$c/valias" <<'EOF'
+@catchall.test alice@postfix.test
+@greylist.test alice@postfix.test
+EOF
+  cat >"$c/rcpt_access" <<'EOF'
+full@access.test 452 4.2.2 Mailbox full
+over@access.test 552 5.2.2 Mailbox quota exceeded
+disabled@access.test 550 5.2.1 account disabled
+blocked@access.test 550 5.7.1 Service unavailable; Client host [127.0.0.1] blocked using zen.spamhaus.org; https://www.spamhaus.org/query/ip/127.0.0.1
+busy@access.test 421 4.7.0 Too many connections, try again later
+temp@access.test 451 4.3.0 Temporary lookup failure
+EOF
+  cat >"$c/sender_access" <<'EOF'
+lab.test 553 5.7.1 domain lab.test is not allowed to send here
+EOF
+  cat >"$c/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $LAB/postfix/spool
+data_directory = $LAB/postfix/data
+mail_owner = postfix
+myhostname = mx.postfix.test
+mydomain = postfix.test
+myorigin = \$myhostname
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+relay_domains =
+mynetworks = 127.255.255.254/32
+inet_interfaces = all
+inet_protocols = ipv4
+smtputf8_enable = yes
+biff = no
+append_dot_mydomain = no
+in_flow_delay = 0
+smtpd_delay_reject = yes
+smtpd_peername_lookup = no
+smtpd_error_sleep_time = 0
+smtpd_soft_error_limit = 100
+smtpd_hard_error_limit = 200
+smtpd_banner = \$myhostname ESMTP Postfix (lab)
+disable_vrfy_command = yes
+smtpd_relay_restrictions = reject_unauth_destination
+smtpd_recipient_restrictions =
+smtpd_data_restrictions = reject
+virtual_mailbox_domains = $(echo "$PF_DOMAINS" catchall.test | tr '\n' ' ')
+virtual_mailbox_maps = texthash:$c/vmailbox
+virtual_alias_maps = texthash:$c/valias
+virtual_mailbox_base = $LAB/postfix/mail
+smtpd_tls_cert_file = $LAB/tls/cert.pem
+smtpd_tls_key_file = $LAB/tls/key.pem
+smtpd_tls_security_level = none
+smtpd_tls_loglevel = 1
+maillog_file = $LAB/postfix/postfix.log
+maillog_file_prefixes = $LAB
+EOF
+  cat >"$c/master.cf" <<EOF
+# service type private unpriv chroot wakeup maxproc command
+127.0.1.10:smtp inet n - n - - smtpd -o syslog_name=postfix/mbox -o smtpd_tls_security_level=may
+127.0.1.11:smtp inet n - n - - smtpd -o syslog_name=postfix/catchall -o myhostname=mx.catchall.test
+127.0.1.12:smtp inet n - n - - smtpd -o syslog_name=postfix/greylist -o myhostname=mx.greylist.test
+  -o smtpd_recipient_restrictions=reject_unauth_destination,check_policy_service,inet:127.0.0.60:10023
+127.0.1.13:smtp inet n - n - - smtpd -o syslog_name=postfix/access -o myhostname=mx.access.test
+  -o smtpd_recipient_restrictions=reject_unauth_destination,check_recipient_access,texthash:$c/rcpt_access
+127.0.1.14:smtp inet n - n - - smtpd -o syslog_name=postfix/tls -o myhostname=mx.tls.test
+  -o smtpd_tls_security_level=encrypt
+127.0.1.15:smtp inet n - n - - smtpd -o syslog_name=postfix/sender -o myhostname=mx.sender.test
+  -o unknown_address_reject_code=550
+  -o smtpd_sender_restrictions=reject_unknown_sender_domain,check_sender_access,texthash:$c/sender_access
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+virtual   unix  -       n       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+EOF
+  # queue layout and permissions, as `postfix start` would make them
+  if [ ! -d "$LAB/postfix/spool/maildrop" ] || [ ! -d "$LAB/postfix/spool/pid" ]; then
+    postfix -c "$c" post-install create-missing >/dev/null 2>&1 \
+      || /usr/lib/postfix/sbin/post-install config_directory="$c" create-missing >/dev/null
+    postfix -c "$c" set-permissions >/dev/null 2>&1 || true
+  fi
+  : >"$LAB/postfix/postfix.log"
+}
+
+# ---------------------------------------------------------------------------------------
+write_exim() {
+  local d=$LAB/exim
+  mkdir -p "$d/spool" "$d/log"
+  rm -f "$d"/log/*
+  chown -R Debian-exim:Debian-exim "$d/spool" "$d/log"
+  cat >"$d/exim.conf" <<EOF
+# Exim, second dialect of the lab: accepts alice/bob/postmaster@exim.test, refuses others
+# with Exim's usual "550 Unrouteable address"; DATA is refused and logged.
+primary_hostname = mx.exim.test
+smtp_banner = \$primary_hostname ESMTP Exim \$version_number \$tod_full
+local_interfaces = 127.0.2.10
+daemon_smtp_ports = 25
+spool_directory = $d/spool
+log_file_path = $d/log/%slog
+pid_file_path = $d/exim.pid
+log_selector = +smtp_connection +smtp_protocol_error +smtp_syntax_error +incoming_port +received_recipients +smtp_no_mail
+keep_environment =
+host_lookup =
+rfc1413_hosts =
+tls_advertise_hosts =
+smtp_accept_max = 50
+smtp_accept_queue_per_connection = 0
+queue_only = true
+domainlist local_domains = exim.test
+acl_smtp_rcpt = acl_check_rcpt
+acl_smtp_predata = acl_check_predata
+acl_smtp_data = acl_check_data
+
+begin acl
+
+acl_check_rcpt:
+  deny    domains = !+local_domains
+          message = relay not permitted
+  require verify = recipient
+  accept
+
+acl_check_predata:
+  deny    message = DATA is never allowed in the lab
+
+acl_check_data:
+  deny    message = no messages in the lab
+
+begin routers
+
+known_users:
+  driver = accept
+  domains = +local_domains
+  local_parts = alice : bob : postmaster : first.last
+  transport = devnull
+
+begin transports
+
+devnull:
+  driver = appendfile
+  file = /dev/null
+  user = Debian-exim
+
+begin retry
+*  *  F,1h,15m
+
+begin rewrite
+EOF
+  chmod 644 "$d/exim.conf"
+}
+
+# ---------------------------------------------------------------------------------------
+write_postgrey() {
+  local d=$LAB/postgrey
+  mkdir -p "$d/db"
+  rm -f "$d"/db/*
+  : >"$d/whitelist_clients"; : >"$d/whitelist_recipients"
+  chown -R postgrey:postgrey "$d/db" 2>/dev/null || chmod 777 "$d/db"
+}
+
+# ---------------------------------------------------------------------------------------
+wait_ready() { # wait for every listener; fail with the first one missing
+  nsx "$PY" - "$HERE/smtpscript.py" <<'EOF'
+import importlib.util, socket, sys, time
+spec = importlib.util.spec_from_file_location("smtpscript", sys.argv[1])
+m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+tcp = [("127.0.0.53", 53), ("127.0.0.60", 10023), ("127.0.2.10", 25), ("127.0.4.10", 25)]
+tcp += [("127.0.1.%d" % i, 25) for i in range(10, 16)]
+tcp += [(ip, 25) for ip in m.BEHAVIOURS]
+deadline = time.time() + 20
+for host, port in tcp:
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            break
+        except OSError as e:
+            if time.time() > deadline:
+                sys.exit("lab: %s:%d not listening (%s)" % (host, port, e))
+            time.sleep(0.05)
+# unbound answers from its local zones
+q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07postfix\x04test\x00\x00\x0f\x00\x01"
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.5)
+while True:
+    try:
+        s.sendto(q, ("127.0.0.53", 53))
+        r = s.recv(512)
+        if r[:2] == b"\x12\x34" and (r[3] & 0x0f) == 0 and r[6:8] != b"\x00\x00":
+            break
+    except OSError:
+        pass
+    if time.time() > deadline:
+        sys.exit("lab: unbound does not answer postfix.test MX")
+    time.sleep(0.05)
+EOF
+}
+
+do_up() {
+  local t0 pf=$LAB/postfix/etc
+  t0=$(now_ms)
+  if ! command -v unbound >/dev/null || ! command -v postfix >/dev/null \
+    || ! command -v postgrey >/dev/null; then
+    die "missing packages: run scripts/lab-deps"
+  fi
+  [ -x "$EXIM" ] || die "exim not unpacked in $EXIM_CACHE: run scripts/lab-deps"
+  do_down
+  mkdir -p "$LAB/run" "$LAB/log"
+  rm -f "$LAB"/run/* "$LAB"/log/* "$LAB/smtpscript.jsonl"
+  ip netns add "$NS" || die "cannot create network namespace $NS"
+  nsx ip link set lo up || die "cannot bring lo up in $NS"
+  # programs in the namespace (Postfix's resolver) use the lab's unbound
+  mkdir -p "/etc/netns/$NS"
+  echo "nameserver 127.0.0.53" >"/etc/netns/$NS/resolv.conf"
+  printf '127.0.0.1 localhost\n' >"/etc/netns/$NS/hosts"
+
+  write_unbound; write_tls; write_postfix; write_exim; write_postgrey
+
+  local stubargs
+  stubargs=$(echo "$STUBS" | awk '{printf "%s=%s ", $2, $3}')
+  # shellcheck disable=SC2086
+  start_bg dnsstub "$PY" "$HERE/dnsstub.py" $stubargs
+  start_bg unbound unbound -d -c "$LAB/unbound/unbound.conf"
+  start_bg postgrey postgrey --inet=127.0.0.60:10023 --dbdir="$LAB/postgrey/db" \
+    --delay="$GREY_DELAY" --auto-whitelist-clients=0 --max-age=1 --retry-window=1 \
+    --whitelist-clients="$LAB/postgrey/whitelist_clients" \
+    --whitelist-recipients="$LAB/postgrey/whitelist_recipients" --hostname=mx.greylist.test
+  postfix -c "$pf" check >"$LAB/log/postfix-check.out" 2>&1 || {
+    cat "$LAB/log/postfix-check.out" >&2; die "postfix check failed"; }
+  start_bg postfix /usr/lib/postfix/sbin/master -c "$pf" -d
+  start_bg exim "$EXIM" -C "$LAB/exim/exim.conf" -bdf
+  start_bg smtpscript "$PY" "$HERE/smtpscript.py" "$LAB/smtpscript.jsonl"
+  start_bg delayproxy "$PY" "$HERE/delayproxy.py" 127.0.4.10:25 127.0.1.10:25 "$PROXY_DELAY_MS"
+
+  if ! wait_ready; then
+    do_status || true
+    for f in "$LAB"/log/*.out; do echo "== $f"; tail -5 "$f"; done >&2
+    die "lab did not come up"
+  fi
+  say "up in $(( $(now_ms) - t0 )) ms: namespace $NS, lab dir $LAB"
+}
+
+do_status() {
+  local name pid rc=0
+  if ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$NS"; then
+    say "namespace $NS exists"
+  else
+    say "namespace $NS absent"; rc=1
+  fi
+  for name in $SERVICES; do
+    pid=$(cat "$LAB/run/$name.pid" 2>/dev/null || true)
+    if pid_alive "$pid"; then
+      say "$name running (pid $pid)"
+    else
+      say "$name NOT running"; rc=1
+    fi
+  done
+  return $rc
+}
+
+case $CMD in
+  up) do_up ;;
+  down) do_down; say "down: namespace $NS removed" ;;
+  status) do_status ;;
+  *) echo "usage: $0 up|down|status [DIR]" >&2; exit 2 ;;
+esac

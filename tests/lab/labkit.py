@@ -1,0 +1,445 @@
+"""labkit: helpers for the lab scenario tests (stdlib only; run with /usr/bin/python3).
+
+The lab (tests/lab/lab.sh up) must be running: ctest's fixture `lab` starts it. A test
+that finds no lab, or does not run as root, FAILS: the lab label means "against real
+servers", and a silently skipped lab would hide that nothing was checked.
+
+    import labkit
+    class T(labkit.LabCase):
+        def test_x(self):
+            r = self.check("alice@postfix.test")
+            self.assertVerdict(r, "deliverable", "accepted")
+            self.assertEqual(labkit.client_commands(r), [...])
+
+Environment: MAILPROBE (the binary, set by ctest), MP_LAB_NS (default mplab),
+MP_LAB_DIR (default /tmp/mplab-$NS), MAILPROBE_WRAPPER (a command put in front of the
+binary, e.g. "valgrind -q --leak-check=full --errors-for-leak-kinds=definite
+--error-exitcode=99"; exit code 99 then fails the test). Sanitizer reports (ASan, LSan,
+UBSan) on mailprobe's stderr fail the test in any build.
+"""
+import json
+import os
+import re
+import shlex
+import subprocess
+import time
+import unittest
+
+NS = os.environ.get("MP_LAB_NS", "mplab")
+LAB = os.environ.get("MP_LAB_DIR", "/tmp/mplab-" + NS)
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+SCRIPT_LOG = os.path.join(LAB, "smtpscript.jsonl")
+POSTFIX_LOG = os.path.join(LAB, "postfix", "postfix.log")
+EXIM_LOG = os.path.join(LAB, "exim", "log", "mainlog")
+UNBOUND_LOG = os.path.join(LAB, "unbound", "unbound.log")
+
+HELO = "probe.lab.test"
+FROM = "verify@lab.test"
+DNS = "127.0.0.53"
+
+# listener addresses (see docs/internals/lab.md)
+PF = {"mbox": "127.0.1.10", "catchall": "127.0.1.11", "greylist": "127.0.1.12",
+      "access": "127.0.1.13", "tls": "127.0.1.14", "sender": "127.0.1.15"}
+EXIM = "127.0.2.10"
+SCRIPT = {"normal": "127.0.3.10", "r252": "127.0.3.11", "split": "127.0.3.12",
+          "slowbanner": "127.0.3.13", "silent": "127.0.3.14", "droprcpt": "127.0.3.15",
+          "garbage": "127.0.3.16", "oversize": "127.0.3.17", "cap421": "127.0.3.18",
+          "nonnumeric": "127.0.3.19", "noehlo": "127.0.3.20", "mail451": "127.0.3.21",
+          "tlsbroken": "127.0.3.22", "banner554": "127.0.3.23"}
+DELAY_PROXY = "127.0.4.10"
+REFUSED_IPS = ("127.0.1.98", "127.0.1.99")  # nothing listens there
+
+
+class LabError(AssertionError):
+    pass
+
+
+def require_lab():
+    """Fail (never skip) unless we are root and the lab namespace is up."""
+    if os.geteuid() != 0:
+        raise LabError("lab tests must run as root (network namespace)")
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+    if out.returncode != 0 or NS not in [l.split()[0] for l in out.stdout.splitlines() if l]:
+        raise LabError("lab namespace %r is not up: run tests/lab/lab.sh up" % NS)
+    st = subprocess.run([os.path.join(HERE, "lab.sh"), "status", LAB],
+                        capture_output=True, text=True)
+    if st.returncode != 0:
+        raise LabError("lab is not healthy:\n" + st.stdout + st.stderr)
+
+
+def nsexec(argv, **kw):
+    return subprocess.run(["ip", "netns", "exec", NS] + list(argv), **kw)
+
+
+# --------------------------------------------------------------------------- mailprobe
+def mailprobe_path():
+    p = os.environ.get("MAILPROBE")
+    if not p:
+        raise LabError("MAILPROBE is not set (ctest sets it to the built binary)")
+    if not os.access(p, os.X_OK):
+        raise LabError("MAILPROBE=%s is not an executable" % p)
+    return p
+
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                     ": runtime error: ", "WARNING: ThreadSanitizer")
+
+
+class Run:
+    """One mailprobe invocation: results (list of dicts, input order), rc, stderr."""
+
+    def __init__(self, argv, proc, elapsed):
+        self.argv = argv
+        self.rc = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        self.elapsed = elapsed
+        self.results = []
+        for line in proc.stdout.splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                self.results.append(json.loads(line))
+            except ValueError as e:
+                raise LabError("mailprobe printed a non-JSON line %r (%s)\nstderr:\n%s"
+                               % (line, e, proc.stderr)) from None
+
+    def __repr__(self):
+        return "Run(%s rc=%s)\nstdout:\n%s\nstderr:\n%s" % (
+            " ".join(self.argv), self.rc, self.stdout, self.stderr[-4000:])
+
+
+def run_mailprobe(addresses, extra=(), allow_private=True, helo=HELO, sender=FROM,
+                  timeout=180, stdin=None):
+    argv = shlex.split(os.environ.get("MAILPROBE_WRAPPER", ""))
+    argv += [mailprobe_path(), "check", "--json", "--trace", "--dns", DNS]
+    if allow_private:
+        argv.append("--allow-private-mx")
+    if helo is not None:
+        argv += ["--helo", helo]
+    if sender is not None:
+        argv += ["--from", sender]
+    argv += list(extra)
+    argv += list(addresses)
+    t0 = time.monotonic()
+    try:
+        proc = nsexec(argv, capture_output=True, text=True, timeout=timeout, input=stdin,
+                      errors="replace")
+    except subprocess.TimeoutExpired as e:
+        raise LabError("mailprobe did not finish within %d s: %s\nstderr so far:\n%s"
+                       % (timeout, " ".join(argv), (e.stderr or b"")[-4000:])) from None
+    run = Run(argv, proc, time.monotonic() - t0)
+    for marker in SANITIZER_MARKERS:
+        if marker in proc.stderr:
+            raise LabError("mailprobe reported %r:\n%s" % (marker, proc.stderr[-8000:]))
+    if os.environ.get("MAILPROBE_WRAPPER") and proc.returncode == 99:
+        raise LabError("the wrapper reported errors (exit 99):\n" + proc.stderr[-8000:])
+    for r in run.results:
+        assert_no_data_in(r)
+    return run
+
+
+def check(address, *extra, **kw):
+    """Check one address; returns its result dict (with ._run for debugging)."""
+    run = run_mailprobe([address], extra, **kw)
+    if len(run.results) != 1:
+        raise LabError("expected one result for %s, got %d\n%r"
+                       % (address, len(run.results), run))
+    r = run.results[0]
+    r["_run"] = repr(run)
+    return r
+
+
+def transcript(result):
+    return result.get("transcript") or []
+
+
+def client_commands(result, ip=None):
+    """Lines our client sent (dir '>'), optionally only those to one server IP."""
+    return [t["line"] for t in transcript(result)
+            if t.get("dir") == ">" and (ip is None or t.get("ip") == ip)]
+
+
+def server_lines(result, ip=None):
+    return [t["line"] for t in transcript(result)
+            if t.get("dir") == "<" and (ip is None or t.get("ip") == ip)]
+
+
+def ips_contacted(result):
+    seen = []
+    for t in transcript(result):
+        ip = t.get("ip")
+        if ip and ip not in seen:
+            seen.append(ip)
+    return seen
+
+
+def verbs(lines):
+    """['EHLO x', 'MAIL FROM:<..>'] -> ['EHLO', 'MAIL']"""
+    return [l.split(" ", 1)[0].split(":", 1)[0].upper() for l in lines]
+
+
+def assert_no_data_in(result):
+    for line in client_commands(result):
+        v = line.strip().upper()
+        if v == "DATA" or v.startswith("DATA ") or v.startswith("BDAT"):
+            raise LabError("the client sent %r (DATA is never sent)" % line)
+
+
+# --------------------------------------------------------------------------- logs
+class LogMark:
+    """Remember the size of a log file; read only what was appended after."""
+
+    def __init__(self, path):
+        self.path = path
+        try:
+            self.offset = os.path.getsize(path)
+        except OSError:
+            self.offset = 0
+
+    def new_text(self, settle=0.3):
+        time.sleep(settle)  # let servers flush what they log at disconnect
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+
+def script_mark():
+    return LogMark(SCRIPT_LOG)
+
+
+def script_events(mark=None, ip=None):
+    text = mark.new_text() if mark else _read(SCRIPT_LOG)
+    out = []
+    for line in text.splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if ip is None or e.get("ip") == ip:
+            out.append(e)
+    return out
+
+
+def script_commands(mark=None, ip=None):
+    """{conn id: [commands...]} received by the scripted server (connections in order)."""
+    conns = {}
+    for e in script_events(mark, ip):
+        if e["event"] == "connect":
+            conns.setdefault(e["conn"], [])
+        elif e["event"] == "cmd":
+            conns.setdefault(e["conn"], []).append(e["cmd"])
+    return conns
+
+
+def postfix_mark():
+    return LogMark(POSTFIX_LOG)
+
+
+PF_CONNECT = re.compile(r"postfix/(\w+)/smtpd\[\d+\]: connect from ")
+PF_DISCONNECT = re.compile(r"postfix/(\w+)/smtpd\[\d+\]: disconnect from \S+ (.*)$")
+
+
+def postfix_sessions(mark=None, listener=None):
+    """Number of smtpd connections (per listener name: mbox, access, ...) since mark."""
+    text = mark.new_text() if mark else _read(POSTFIX_LOG)
+    counts = {}
+    for line in text.splitlines():
+        m = PF_CONNECT.search(line)
+        if m:
+            counts[m.group(1)] = counts.get(m.group(1), 0) + 1
+    return counts.get(listener, 0) if listener else counts
+
+
+def postfix_disconnect_stats(mark=None, listener=None):
+    """[{'ehlo': '1', 'mail': '1', 'rcpt': '0/1', 'rset': '1', 'quit': '1', ...}, ...]"""
+    text = mark.new_text() if mark else _read(POSTFIX_LOG)
+    out = []
+    for line in text.splitlines():
+        m = PF_DISCONNECT.search(line)
+        if m and (listener is None or m.group(1) == listener):
+            out.append(dict(kv.split("=", 1) for kv in m.group(2).split() if "=" in kv))
+    return out
+
+
+def postfix_rejects(mark=None, rcpt=None):
+    """NOQUEUE reject lines (RCPT stage) since mark, optionally for one recipient."""
+    text = mark.new_text() if mark else _read(POSTFIX_LOG)
+    out = []
+    for line in text.splitlines():
+        if "NOQUEUE: reject: RCPT" in line and (rcpt is None or "to=<%s>" % rcpt in line):
+            out.append(line)
+    return out
+
+
+def exim_mark():
+    return LogMark(EXIM_LOG)
+
+
+def unbound_mark():
+    return LogMark(UNBOUND_LOG)
+
+
+UB_QUERY = re.compile(r"info: (\S+) (\S+)\. (\S+) IN$")
+
+
+def unbound_queries(mark=None):
+    """[(name, type)] asked of unbound since mark (query log lines, not replies)."""
+    text = mark.new_text() if mark else _read(UNBOUND_LOG)
+    out = []
+    for line in text.splitlines():
+        m = UB_QUERY.search(line)
+        if m:
+            out.append((m.group(2).lower(), m.group(3)))
+    return out
+
+
+def _read(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def assert_no_data_anywhere():
+    """No server in the lab ever received DATA (or BDAT)."""
+    bad = []
+    for e in script_events():
+        if e["event"] == "cmd" and e["cmd"].split(" ", 1)[0].upper() in ("DATA", "BDAT"):
+            bad.append("smtpscript %s conn %s: %s" % (e["ip"], e["conn"], e["cmd"]))
+    for st in postfix_disconnect_stats():
+        if "data" in st or "bdat" in st:
+            bad.append("postfix session with data: %r" % st)
+    pf = _read(POSTFIX_LOG)
+    bad += [l for l in pf.splitlines() if "reject: DATA from" in l or "reject: BDAT" in l]
+    ex = _read(EXIM_LOG)
+    bad += [l for l in ex.splitlines() if "DATA is never allowed" in l or "rejected DATA" in l]
+    if bad:
+        raise LabError("DATA reached a lab server:\n" + "\n".join(bad))
+
+
+# --------------------------------------------------------------------------- raw clients
+def dig(name, rtype="A", server=DNS, timeout=3):
+    """(status, [(name, type, data)]) from dig in the namespace."""
+    p = nsexec(["dig", "+time=%d" % timeout, "+tries=1", "@" + server, name, rtype],
+               capture_output=True, text=True, timeout=timeout + 10)
+    status = None
+    m = re.search(r"status: (\w+)", p.stdout)
+    if m:
+        status = m.group(1)
+    elif "timed out" in p.stdout or "no servers could be reached" in p.stdout:
+        status = "TIMEOUT"
+    answers = []
+    sec = None
+    for line in p.stdout.splitlines():
+        if line.startswith(";; ANSWER SECTION"):
+            sec = "answer"
+            continue
+        if line.startswith(";;"):
+            sec = None if line.strip() != ";;" else sec
+            continue
+        if sec == "answer" and line.strip():
+            f = line.split(None, 4)
+            answers.append((f[0].rstrip(".").lower(), f[3], f[4]))
+    return status, answers
+
+
+class Smtp:
+    """A plain SMTP client for lab smoke tests, run inside the namespace via a helper
+    process (this test process lives outside the namespace). Each call of talk() is one
+    whole conversation: send commands one at a time, read each full (multi-line) reply."""
+
+    HELPER = r'''
+import json, socket, ssl, sys, time
+ip, port, cmds, timeout, starttls_at = json.loads(sys.argv[1])
+out = []
+s = socket.create_connection((ip, port), timeout=timeout)
+f = s.makefile("rb")
+def reply():
+    lines = []
+    while True:
+        l = f.readline(200000)
+        if not l:
+            lines.append(None); break
+        t = l.decode("latin-1").rstrip("\r\n")
+        lines.append(t)
+        if len(t) < 4 or t[3] != "-":
+            break
+    return lines
+try:
+    out.append(["<", reply()])
+    for c in cmds:
+        if c == "!STARTTLS":
+            s.sendall(b"STARTTLS\r\n"); out.append([">", ["STARTTLS"]])
+            out.append(["<", reply()])
+            ctx = ssl.create_default_context(); ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            s = ctx.wrap_socket(s, server_hostname=ip); f = s.makefile("rb")
+            out.append(["tls", [s.version()]])
+            continue
+        s.sendall(c.encode() + b"\r\n"); out.append([">", [c]])
+        out.append(["<", reply()])
+except Exception as e:
+    out.append(["error", [type(e).__name__ + ": " + str(e)]])
+print(json.dumps(out))
+'''
+
+    @staticmethod
+    def talk(ip, cmds, port=25, timeout=10):
+        arg = json.dumps([ip, port, list(cmds), timeout, None])
+        p = nsexec(["/usr/bin/python3", "-c", Smtp.HELPER, arg], capture_output=True,
+                   text=True, timeout=timeout * (len(cmds) + 2) + 10)
+        if p.returncode != 0:
+            raise LabError("smtp helper failed: " + p.stderr)
+        return json.loads(p.stdout)
+
+    @staticmethod
+    def replies(conv):
+        """Only the server replies, each as its list of lines."""
+        return [lines for d, lines in conv if d == "<"]
+
+    @staticmethod
+    def codes(conv):
+        out = []
+        for lines in Smtp.replies(conv):
+            last = lines[-1]
+            out.append(last[:3] if last else None)
+        return out
+
+
+# --------------------------------------------------------------------------- unittest
+class LabCase(unittest.TestCase):
+    maxDiff = None
+
+    @classmethod
+    def setUpClass(cls):
+        require_lab()
+
+    def check(self, address, *extra, **kw):
+        return check(address, *extra, **kw)
+
+    def assertVerdict(self, r, verdict, reason):
+        msg = "%s: got %s/%s, want %s/%s\n%s" % (
+            r.get("email"), r.get("verdict"), r.get("reason"), verdict, reason,
+            json.dumps({k: v for k, v in r.items() if k != "_run"}, indent=1)[:6000])
+        self.assertEqual((r.get("verdict"), r.get("reason")), (verdict, reason), msg)
+
+    def assertCommands(self, r, expected, ip=None):
+        """The exact client commands (all of them, or those to one IP)."""
+        self.assertEqual(client_commands(r, ip), expected,
+                         "transcript:\n" + "\n".join(
+                             "%s %s %s" % (t.get("ip"), t.get("dir"), t.get("line"))
+                             for t in transcript(r)))
+
+    def assertNoConnection(self, r):
+        self.assertEqual(transcript(r), [], "expected no SMTP connection")
+
+
+def main():
+    unittest.main(verbosity=2)

@@ -1,0 +1,186 @@
+#!/usr/bin/python3
+"""Scripted-server scenarios (tests/lab/smtpscript.py): what no real MTA does on demand.
+Each asserts the verdict, the reason, and the exact commands the server received."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import labkit  # noqa: E402
+from labkit import SCRIPT, client_commands  # noqa: E402
+
+EHLO = "EHLO probe.lab.test"
+MAIL = "MAIL FROM:<verify@lab.test>"
+MAILBOX_REASONS = {"accepted", "mailbox_absent", "mailbox_disabled", "mailbox_full",
+                   "accept_all", "domain_not_served"}
+
+
+def rcpt(a):
+    return "RCPT TO:<%s>" % a
+
+
+class Script(labkit.LabCase):
+    def run_one(self, behaviour, local="alice", *extra, domain=None):
+        ip = SCRIPT[behaviour]
+        addr = "%s@%s" % (local, domain or behaviour + ".script.test")
+        mark = labkit.script_mark()
+        r = self.check(addr, *extra)
+        conns = labkit.script_commands(mark, ip)
+        return r, addr, list(conns.values())
+
+    def assertServerSaw(self, conns, expected):
+        self.assertEqual(conns, expected)
+
+    def test_normal(self):
+        r, a, conns = self.run_one("normal")
+        self.assertVerdict(r, "deliverable", "accepted")
+        self.assertServerSaw(conns, [[EHLO, MAIL, rcpt(a), "RSET", "QUIT"]])
+        self.assertEqual(client_commands(r), conns[0])
+
+    def test_252_every_rcpt(self):
+        r, a, conns = self.run_one("r252", "zed")
+        self.assertIn(r["verdict"], ("risky", "unknown"))
+        self.assertEqual(r["reason"], "anti_enumeration")
+        self.assertEqual(r["smtp"]["code"], 252)
+        self.assertServerSaw(conns, [[EHLO, MAIL, rcpt(a), "RSET", "QUIT"]])
+
+    def test_split_multiline_accept(self):
+        r, a, conns = self.run_one("split")
+        self.assertVerdict(r, "deliverable", "accepted")
+        self.assertServerSaw(conns, [[EHLO, MAIL, rcpt(a), "RSET", "QUIT"]])
+        # the 3-line banner and the EHLO reply were read whole, cut where they were cut
+        lines = labkit.server_lines(r)
+        self.assertEqual(lines[:3], ["220-split.script.test ESMTP", "220-lab scripted server",
+                                     "220 ready"])
+        self.assertIn("250-PIPELINING", lines)
+
+    def test_split_multiline_reject(self):
+        r, a, conns = self.run_one("split", "zed")
+        self.assertVerdict(r, "undeliverable", "mailbox_absent")
+        self.assertEqual((r["smtp"]["code"], r["smtp"]["enhanced"]), (550, "5.1.1"))
+        self.assertIn("does not exist", r["smtp"]["message"])
+        self.assertIn("unnecessary spaces", r["smtp"]["message"])
+        self.assertServerSaw(conns, [[EHLO, MAIL, rcpt(a), "RSET", "QUIT"]])
+
+    def test_silent_server_times_out(self):
+        r, a, conns = self.run_one("silent", "alice", "--timeout", "2")
+        self.assertVerdict(r, "unknown", "timeout")
+        self.assertServerSaw(conns, [[]])
+
+    def test_max_time_per_address(self):
+        r, a, conns = self.run_one("silent", "bob", "--max-time", "2")
+        self.assertVerdict(r, "unknown", "timeout")
+        self.assertServerSaw(conns, [[]])
+
+    def test_drop_after_rcpt(self):
+        r, a, conns = self.run_one("droprcpt")
+        self.assertEqual(r["verdict"], "unknown")
+        self.assertIn(r["reason"], ("protocol_error", "connect_failed", "temporary_failure"))
+        self.assertServerSaw(conns, [[EHLO, MAIL, rcpt(a)]])
+
+    def check_garbage(self, behaviour):
+        r, a, conns = self.run_one(behaviour)
+        self.assertVerdict(r, "unknown", "protocol_error")
+        self.assertEqual(len(conns), 1)
+        self.assertIn(conns[0], ([EHLO], [EHLO, "QUIT"]))  # nothing after the garbage
+
+    def test_garbage_binary(self):
+        self.check_garbage("garbage")
+
+    def test_garbage_non_numeric(self):
+        self.check_garbage("nonnumeric")
+
+    def test_oversized_reply_line(self):
+        self.check_garbage("oversize")
+
+    def test_connection_cap_421(self):
+        # (with the default --greylist-wait the client keeps retrying a 421 for minutes)
+        r, a, conns = self.run_one("cap421", "alice", "--greylist-wait", "0")
+        self.assertVerdict(r, "unknown", "rate_limited")
+        self.assertEqual(r["smtp"]["code"], 421)
+        self.assertTrue(conns and all(c in ([], ["QUIT"]) for c in conns), conns)
+
+    def test_banner_554(self):
+        r, a, conns = self.run_one("banner554")
+        self.assertEqual(r["verdict"], "unknown")
+        self.assertEqual(r["reason"], "policy_blocked")
+        self.assertIn(conns, ([[]], [["QUIT"]]))
+
+    def test_helo_fallback(self):
+        r, a, conns = self.run_one("noehlo")
+        self.assertVerdict(r, "deliverable", "accepted")
+        self.assertServerSaw(conns, [[EHLO, "HELO probe.lab.test", MAIL, rcpt(a), "RSET",
+                                      "QUIT"]])
+
+    def test_next_mx_after_421_banner(self):
+        # fallover.test: MX 10 -> cap421 script, MX 20 -> Postfix catch-all listener
+        mark = labkit.script_mark()
+        r = self.check("alice@fallover.test")
+        self.assertVerdict(r, "deliverable", "accepted")
+        self.assertEqual(r["smtp"]["mx_ip"], labkit.PF["catchall"])
+        self.assertEqual(labkit.ips_contacted(r), [SCRIPT["cap421"], labkit.PF["catchall"]])
+        seen = list(labkit.script_commands(mark, SCRIPT["cap421"]).values())
+        self.assertTrue(seen and all(c in ([], ["QUIT"]) for c in seen), seen)
+        self.assertEqual(client_commands(r, labkit.PF["catchall"]),
+                         [EHLO, MAIL, rcpt("alice@fallover.test"), "RSET", "QUIT"])
+
+    def test_next_mx_after_4xx_on_mail(self):
+        # tempmail.test: MX 10 -> mail451 script, MX 20 -> Postfix catch-all listener
+        mark = labkit.script_mark()
+        r = self.check("alice@tempmail.test")
+        self.assertVerdict(r, "deliverable", "accepted")
+        self.assertEqual(labkit.ips_contacted(r), [SCRIPT["mail451"], labkit.PF["catchall"]])
+        conns = list(labkit.script_commands(mark, SCRIPT["mail451"]).values())
+        self.assertEqual(len(conns), 1)
+        self.assertIn(conns[0], ([EHLO, MAIL], [EHLO, MAIL, "QUIT"], [EHLO, MAIL, "RSET",
+                                                                      "QUIT"]))
+        self.assertEqual(client_commands(r, labkit.PF["catchall"]),
+                         [EHLO, MAIL, rcpt("alice@tempmail.test"), "RSET", "QUIT"])
+
+    def test_next_mx_after_timeout(self):
+        # slowfall.test: MX 10 -> silent script, MX 20 -> Postfix catch-all listener
+        mark = labkit.script_mark()
+        r = self.check("alice@slowfall.test", "--timeout", "2")
+        self.assertVerdict(r, "deliverable", "accepted")
+        self.assertEqual(r["smtp"]["mx_ip"], labkit.PF["catchall"])
+        self.assertEqual(list(labkit.script_commands(mark, SCRIPT["silent"]).values()), [[]])
+        self.assertEqual(client_commands(r, labkit.PF["catchall"]),
+                         [EHLO, MAIL, rcpt("alice@slowfall.test"), "RSET", "QUIT"])
+
+    def test_polite_per_server_concurrency(self):
+        # ARCHITECTURE.md: per-MX-IP concurrency 2 by default
+        ip = SCRIPT["normal"]
+        addrs = ["u%d@normal.script.test" % i for i in range(8)] + ["alice@normal.script.test"]
+        mark = labkit.script_mark()
+        run = labkit.run_mailprobe(addrs)
+        self.assertEqual([r["email"] for r in run.results], addrs)
+        self.assertEqual([r["reason"] for r in run.results],
+                         ["mailbox_absent"] * 8 + ["accepted"])
+        events = labkit.script_events(mark, ip)
+        order = sorted(((e["t"], 0 if e["event"] == "close" else 1) for e in events
+                        if e["event"] in ("connect", "close")))
+        open_now = peak = 0
+        for _, kind in order:
+            open_now += 1 if kind else -1
+            peak = max(peak, open_now)
+        self.assertLessEqual(peak, 2, "simultaneous connections to one MX IP")
+        rcpts = [e["cmd"] for e in events if e["event"] == "cmd" and e["cmd"].startswith("RCPT")]
+        self.assertEqual(sorted(rcpts), sorted(rcpt(a) for a in addrs))
+
+    def test_broken_starttls_is_no_verdict_on_the_mailbox(self):
+        r, a, conns = self.run_one("tlsbroken")
+        # either an honest unknown, or a plaintext retry on a new connection that succeeds
+        if r["verdict"] == "unknown":
+            self.assertIn(r["reason"], ("tls_failed", "protocol_error"))
+            self.assertEqual(conns[0], [EHLO, "STARTTLS"])
+        else:
+            self.assertVerdict(r, "deliverable", "accepted")
+            self.assertEqual(conns[-1], [EHLO, MAIL, rcpt(a), "RSET", "QUIT"])
+
+
+class NoData(labkit.LabCase):
+    def test_zz_no_data_anywhere(self):
+        labkit.assert_no_data_anywhere()
+
+
+if __name__ == "__main__":
+    labkit.main()
