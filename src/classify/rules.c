@@ -71,6 +71,28 @@ const cl_rule_t cl_exceptions[] = {
      NULL, CL_RATE_LIMITED,
      "the server limits how fast we may send; slow down and try again later"},
 
+    /* Sender rules come before the DNSBL/auth/policy texts: a reply that names our
+     * sender address ("553 5.7.1 <verify@lab.test>: Sender address rejected: domain
+     * lab.test is not allowed to send here", Postfix check_sender_access) is about the
+     * sender, whatever else its text says. */
+    /* Replies about OUR envelope sender, even when they say "user unknown" or carry
+     * 5.1.1, and even at RCPT: Postfix evaluates smtpd_sender_restrictions at RCPT by
+     * default (smtpd_delay_reject=yes).
+     *   550 5.1.0 <probe@example.org>: Sender address rejected: User unknown in local
+     *       recipient table (Postfix reject_unlisted_sender)
+     *   450 4.1.8 <x@example.jp>: Sender address rejected: Domain not found (iCloud)
+     *   550-Verification failed for <probe@example.org> / 550 Sender verify failed (Exim)
+     *   553 5.1.8 <probe@example.org>... Domain of sender address probe@example.org does
+     *       not exist (Sendmail)
+     *   550 5.1.0 Sender denied (Exchange)  550 5.1.7 Unknown sender address (Exchange) */
+    {"text:sender", S_ANY, CL_C45, 0, NULL,
+     "sender address rejected|sender verify failed|sender verification failed|"
+     "domain of sender address|sender denied|unknown sender|invalid sender|"
+     "sender rejected|sender address is not valid|sender domain must exist|"
+     "sender domain does not exist|sender address unknown|outbound sender",
+     NULL, CL_SENDER_REJECTED,
+     "the server refused our envelope sender (MAIL FROM), not the recipient"},
+
     /* Refusals of US (our IP, host name, HELO, domain or message): they say nothing
      * about the mailbox even when sent as 550 or 5.1.1, at any stage, 4xx or 5xx.
      * Several rules only so that the explanation names the cause; all mean the same.
@@ -141,24 +163,6 @@ const cl_rule_t cl_exceptions[] = {
      "blocked|not in whitelist|whitelisted|rejected due to policy|denied by policy|"
      "rejected by policy|policy reasons|due to local policy|policy violation",
      NULL, CL_POLICY_BLOCKED, "the server blocked us by its policy, not for the mailbox"},
-
-    /* Replies about OUR envelope sender, even when they say "user unknown" or carry
-     * 5.1.1, and even at RCPT: Postfix evaluates smtpd_sender_restrictions at RCPT by
-     * default (smtpd_delay_reject=yes).
-     *   550 5.1.0 <probe@example.org>: Sender address rejected: User unknown in local
-     *       recipient table (Postfix reject_unlisted_sender)
-     *   450 4.1.8 <x@example.jp>: Sender address rejected: Domain not found (iCloud)
-     *   550-Verification failed for <probe@example.org> / 550 Sender verify failed (Exim)
-     *   553 5.1.8 <probe@example.org>... Domain of sender address probe@example.org does
-     *       not exist (Sendmail)
-     *   550 5.1.0 Sender denied (Exchange)  550 5.1.7 Unknown sender address (Exchange) */
-    {"text:sender", S_ANY, CL_C45, 0, NULL,
-     "sender address rejected|sender verify failed|sender verification failed|"
-     "domain of sender address|sender denied|unknown sender|invalid sender|"
-     "sender rejected|sender address is not valid|sender domain must exist|"
-     "sender domain does not exist|sender address unknown|outbound sender",
-     NULL, CL_SENDER_REJECTED,
-     "the server refused our envelope sender (MAIL FROM), not the recipient"},
 
     /* A temporary "access denied": our IP is restricted for a while.
      *   451 4.7.500 Access denied, please try again later. AS(8561) (Exchange Online,

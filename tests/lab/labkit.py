@@ -112,9 +112,13 @@ class Run:
 
 
 def run_mailprobe(addresses, extra=(), allow_private=True, helo=HELO, sender=FROM,
-                  timeout=180, stdin=None):
+                  timeout=180, stdin=None, probe=False):
+    """probe=False adds --no-catch-all-probe: the engine scenarios assert one RCPT per
+    session; t_catch_all.py runs with the probe."""
     argv = shlex.split(os.environ.get("MAILPROBE_WRAPPER", ""))
     argv += [mailprobe_path(), "check", "--json", "--trace", "--dns", DNS]
+    if not probe:
+        argv.append("--no-catch-all-probe")
     if allow_private:
         argv.append("--allow-private-mx")
     if helo is not None:

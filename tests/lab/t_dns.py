@@ -14,7 +14,7 @@ SESSION = ["EHLO probe.lab.test", "STARTTLS", "EHLO probe.lab.test",
 
 
 def session(rcpt):
-    return SESSION + ["RCPT TO:<%s>" % rcpt, "RSET", "QUIT"]
+    return SESSION + ["RCPT TO:<%s>" % rcpt, "QUIT"]
 
 
 class Dns(labkit.LabCase):

@@ -20,7 +20,7 @@ def fresh(tag):
 
 class Greylist(labkit.LabCase):
     def session(self, addr):
-        return ONE + ["RCPT TO:<%s>" % addr, "RSET", "QUIT"]
+        return ONE + ["RCPT TO:<%s>" % addr, "QUIT"]
 
     def test_retried_then_accepted(self):
         addr = fresh("wait")

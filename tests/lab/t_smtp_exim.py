@@ -22,7 +22,7 @@ class Exim(labkit.LabCase):
         self.assertVerdict(r, "deliverable", "accepted")
         self.assertEqual(r["smtp"]["code"], 250)
         self.assertEqual(r["smtp"]["mx_ip"], labkit.EXIM)
-        self.assertCommands(r, PLAIN + ["RCPT TO:<alice@exim.test>", "RSET", "QUIT"])
+        self.assertCommands(r, PLAIN + ["RCPT TO:<alice@exim.test>", "QUIT"])
         self.assertEqual(self.sessions(mark), 1)
 
     def test_unrouteable_is_absent(self):
@@ -31,7 +31,7 @@ class Exim(labkit.LabCase):
         self.assertVerdict(r, "undeliverable", "mailbox_absent")
         self.assertEqual((r["smtp"]["code"], r["smtp"]["message"]),
                          (550, "Unrouteable address"))
-        self.assertCommands(r, PLAIN + ["RCPT TO:<nobody@exim.test>", "RSET", "QUIT"])
+        self.assertCommands(r, PLAIN + ["RCPT TO:<nobody@exim.test>", "QUIT"])
         log = mark.new_text()
         self.assertIn("rejected RCPT <nobody@exim.test>: Unrouteable address", log)
 
@@ -41,7 +41,7 @@ class Exim(labkit.LabCase):
         self.assertVerdict(r, "undeliverable", "mailbox_absent")
         self.assertCommands(r, ["EHLO probe.lab.test",
                                 "MAIL FROM:<verify@lab.test> SMTPUTF8",
-                                "RCPT TO:<%s>" % addr, "RSET", "QUIT"])
+                                "RCPT TO:<%s>" % addr, "QUIT"])
 
     def test_two_recipients_two_verdicts(self):
         run = labkit.run_mailprobe(["alice@exim.test", "nobody@exim.test"])
