@@ -731,7 +731,6 @@ static void job_on_rcpt_reply(job_t *j, const smtp_result_t *sr, const smtp_repl
     if (o == CL_RATE_LIMITED) {
         snprintf(why, sizeof why, "%s [%s] asked us to slow down at RCPT", t->host,
                  t->ip.text);
-        j->round_temp = true;
         job_fail(j, VR_RATE_LIMITED, why);
         job_next_target(j);
         return;
@@ -787,7 +786,10 @@ static void job_on_early_reply(job_t *j, const smtp_result_t *sr)
     job_fail(j, reason, why);
     r->smtp_result = VS_UNAVAILABLE;
 
-    if (classify_is_temporary(o) || o == CL_RATE_LIMITED || rp->code == 421)
+    /* 4xx before RCPT may be greylisting at MAIL or EHLO: retried like one. A 421 (or
+     * another "slow down") is not: it moves on to the next MX and, at the end, is
+     * reported as rate_limited at once rather than hammered for the greylist wait. */
+    if ((o == CL_GREYLISTED || o == CL_TEMPORARY) && rp->code != 421)
         j->round_temp = true;
     /* A refusal of our sender is the same on every MX of the domain: stop there. */
     if (reason == VR_SENDER_REJECTED || (stage == CL_STAGE_MAIL && reason == VR_POLICY_BLOCKED)) {
