@@ -129,7 +129,11 @@ class Dns(labkit.LabCase):
             self.assertVerdict(r, "undeliverable", "invalid_syntax")
             self.assertTrue(r["syntax"]["rule"], r["email"])
             self.assertNoConnection(r)
-        self.assertEqual(labkit.unbound_queries(mark), [])
+        # other scenarios run concurrently and query unbound too: look only at names
+        # these addresses could have caused
+        ours = ("postfix.test", "bad-.test", "postfix..test", "a" * 64 + ".test")
+        self.assertEqual([q for q in labkit.unbound_queries(mark)
+                          if q[0].rstrip(".").endswith(ours)], [])
 
     def test_answers_cached(self):
         # three addresses at one domain in one run: the MX is asked for once
