@@ -69,15 +69,15 @@ struct job {
     bool no_tls_for_cur;    /* the current target failed TLS: retry it in clear */
     int next_act;           /* what the pending timer does (ACT_*) */
     bool tls_failed_seen;
-    smtp_sess_t *sess;
-    dest_t *dest;           /* holds a slot here while a session runs */
+    struct batch *batch;    /* the session this job's RCPT rides in, if one runs */
+    size_t batch_idx;       /* its RCPT's index in that session */
+    bool solo;              /* the server refused several RCPTs at once: go alone */
     bool queued;
     struct event *timer;    /* retry delay and deferred finish */
     struct event *deadline; /* max_time */
     int fail_rank;          /* strength of the failure recorded so far */
     const provider_t *provider;
     char probe_rcpt[320];   /* the catch-all probe address for this domain */
-    bool probe_in_session;  /* the running session carries the probe RCPT */
     bool probe_alone;       /* the running/next session carries only the probe */
     bool need_probe_alone;  /* the server refused a second RCPT (452 4.5.3) */
     bool waiting_fact;      /* accepted; waiting for another check's probe */
@@ -86,6 +86,22 @@ struct job {
 };
 
 enum { ACT_TARGET, ACT_FINISH, ACT_ACCEPTED };
+
+#define BATCH_MAX 100
+
+/* One SMTP session: the RCPTs of up to max_rcpt checks of one domain on one server
+ * address, plus at most one catch-all probe, holding one slot of that server. */
+typedef struct batch {
+    engine_t *e;
+    job_t *jobs[BATCH_MAX];  /* NULL once a job was dropped while the session ran */
+    size_t n, live;
+    job_t *prober;           /* the job whose probe rides along, or NULL */
+    size_t probe_idx;
+    dest_t *dest;
+    smtp_sess_t *sess;
+    char host[256];
+    char ip[64];
+} batch_t;
 
 /* A domain whose catch-all probe is running in some check's session. */
 typedef struct probing {
@@ -109,6 +125,8 @@ struct engine {
     bool own_facts;
     probing_t *probing;           /* probes in flight, by domain */
     job_t *wait_head, *wait_tail; /* jobs waiting for a session slot */
+    struct event *dispatch_ev;    /* starts sessions for waiting jobs, once per loop turn */
+    bool dispatch_pending;
 };
 
 static void job_try_target(job_t *j);
@@ -131,6 +149,7 @@ void engine_opts_default(engine_opts_t *o)
     o->max_sessions = 20;
     o->port = 25;
     o->catch_all_probe = true;
+    o->max_rcpt = 25;
     o->catch_all_ttl_ms = 24ull * 3600 * 1000;
     o->not_catch_all_ttl_ms = 6ull * 3600 * 1000;
 }
@@ -240,29 +259,71 @@ static void wait_remove(engine_t *e, job_t *j)
     j->queued = false;
 }
 
-static void job_start_session(job_t *j);
+static void batch_start(job_t *j);
 
-/* Start every waiting job whose server has a free slot, in arrival order. */
+/* Start sessions for waiting jobs whose server has a free slot, in arrival order; each
+ * session takes along the waiting jobs of the same domain on the same server. */
 static void slots_dispatch(engine_t *e)
 {
-    job_t *j = e->wait_head;
-    while (j && e->active_sessions < e->o.max_sessions) {
-        job_t *next = j->next_wait;
-        if (slot_free(e, j->targets[j->cur].ip.text)) {
-            wait_remove(e, j);
-            job_start_session(j);
+    bool started = true;
+    while (started && e->active_sessions < e->o.max_sessions) {
+        started = false;
+        for (job_t *j = e->wait_head; j; j = j->next_wait) {
+            if (slot_free(e, j->targets[j->cur].ip.text)) {
+                wait_remove(e, j);
+                batch_start(j);
+                started = true;
+                break; /* the queue changed: scan again from its head */
+            }
         }
-        j = next;
     }
 }
 
-static void slot_release(job_t *j)
+static void on_dispatch(evutil_socket_t fd, short what, void *arg)
 {
-    if (!j->dest)
+    (void)fd;
+    (void)what;
+    engine_t *e = arg;
+    e->dispatch_pending = false;
+    slots_dispatch(e);
+}
+
+/* Dispatch at the end of this loop turn, so that checks whose DNS answers arrive together
+ * (one coalesced query) can share a session. */
+static void dispatch_soon(engine_t *e)
+{
+    if (!e->dispatch_pending) {
+        e->dispatch_pending = true;
+        event_active(e->dispatch_ev, EV_TIMEOUT, 0);
+    }
+}
+
+static void batch_release_slot(batch_t *b)
+{
+    if (!b->dest)
         return;
-    j->dest->active--;
-    j->e->active_sessions--;
-    j->dest = NULL;
+    b->dest->active--;
+    b->e->active_sessions--;
+    b->dest = NULL;
+}
+
+/* A job leaves the session it rides in (the job is being freed); the last one out
+ * cancels the session. */
+static void batch_leave(job_t *j)
+{
+    batch_t *b = j->batch;
+    if (!b)
+        return;
+    b->jobs[j->batch_idx] = NULL;
+    if (b->prober == j)
+        b->prober = NULL;
+    j->batch = NULL;
+    if (--b->live == 0) {
+        if (b->sess)
+            smtp_sess_cancel(b->sess);
+        batch_release_slot(b);
+        free(b);
+    }
 }
 
 /* ---- finishing --------------------------------------------------------------- */
@@ -283,10 +344,7 @@ static void job_unlink(job_t *j)
 /* Cancel everything the job started, then free it. */
 static void job_free(job_t *j)
 {
-    if (j->sess)
-        smtp_sess_cancel(j->sess);
-    j->sess = NULL;
-    slot_release(j);
+    batch_leave(j);
     if (j->dns_id)
         dns_cancel(j->e->dns, j->dns_id);
     waiter_remove(j->e, j);
@@ -311,7 +369,7 @@ static void job_finish(job_t *j)
     engine_done_cb cb = j->cb;
     void *arg = j->arg;
     job_free(j);
-    slots_dispatch(e);
+    dispatch_soon(e);
     cb(res, arg);
 }
 
@@ -394,10 +452,6 @@ static void job_try_target(job_t *j)
         job_round_over(j);
         return;
     }
-    if (!e->wait_head && slot_free(e, j->targets[j->cur].ip.text)) {
-        job_start_session(j);
-        return;
-    }
     j->queued = true;
     j->next_wait = NULL;
     if (e->wait_tail)
@@ -405,6 +459,7 @@ static void job_try_target(job_t *j)
     else
         e->wait_head = j;
     e->wait_tail = j;
+    dispatch_soon(e);
 }
 
 /* ---- catch-all probe and domain facts ----------------------------------------- */
@@ -500,18 +555,19 @@ static bool probe_wanted(job_t *j)
 
 static bool too_many_recipients(const smtp_reply_t *rp)
 {
-    /* RFC 5321 §4.5.3.1.10: 452 "too many recipients"; RFC 3463 X.5.3 */
-    return (rp->code == 452 || strcmp(rp->enh + (rp->enh[0] ? 1 : 0), ".5.3") == 0 ||
-            mp_str_icase_find(rp->text, "too many recipients") != NULL) &&
-           rp->code >= 400;
+    /* RFC 3463 X.5.3 "too many recipients", or the words; a bare 452 is not enough
+     * (452 4.2.2 is a full mailbox). */
+    if (rp->code < 400 || rp->code >= 600)
+        return false;
+    return (rp->enh[0] && strcmp(rp->enh + 1, ".5.3") == 0) ||
+           mp_str_icase_find(rp->text, "too many recipients") != NULL;
 }
 
 /* Read the probe's reply, if the session got one, into the result and the facts. */
-static void probe_evaluate(job_t *j, const smtp_result_t *sr)
+static void probe_evaluate(job_t *j, const smtp_result_t *sr, size_t idx)
 {
     engine_t *e = j->e;
     vd_result_t *r = j->res;
-    size_t idx = j->probe_alone ? 0 : 1;
     if (idx < sr->nrcpt && sr->rcpt[idx].has_reply) {
         const smtp_reply_t *rp = &sr->rcpt[idx].reply;
         r->probed = true;
@@ -543,7 +599,6 @@ static void probe_evaluate(job_t *j, const smtp_result_t *sr)
             }
         }
     }
-    j->probe_in_session = false;
     if (!j->need_probe_alone)
         probing_release(e, j);
 }
@@ -609,17 +664,88 @@ static void job_accepted(job_t *j)
 }
 
 static void on_smtp_done(const smtp_result_t *sr, void *arg);
+static void job_on_session(job_t *j, const smtp_result_t *sr, size_t idx);
 
-static void job_start_session(job_t *j)
+static bool batch_add(batch_t *b, job_t *j)
+{
+    if (b->n >= BATCH_MAX)
+        return false;
+    j->batch = b;
+    j->batch_idx = b->n;
+    b->jobs[b->n++] = j;
+    b->live++;
+    j->res->attempts++;
+    return true;
+}
+
+static void batch_start(job_t *j)
 {
     engine_t *e = j->e;
     target_t *t = &j->targets[j->cur];
+    batch_t *b = calloc(1, sizeof *b);
     dest_t *d = dest_get(e, t->ip.text);
-    if (!d)
+    if (!b || !d)
         mp_panic("out of memory");
+    b->e = e;
+    mp_strlcpy(b->host, t->host, sizeof b->host);
+    mp_strlcpy(b->ip, t->ip.text, sizeof b->ip);
+    batch_add(b, j);
+    const char *domain = j->res->addr.domain_ascii;
+    unsigned max = e->o.max_rcpt ? e->o.max_rcpt : 1;
+    if (max > BATCH_MAX - 1)
+        max = BATCH_MAX - 1;
+    /* take along waiting checks of the same domain for the same server address */
+    if (!j->probe_alone && !j->solo) {
+        for (job_t *w = e->wait_head, *next; w && b->n < max; w = next) {
+            next = w->next_wait;
+            if (w->probe_alone || w->solo || w->no_tls_for_cur != j->no_tls_for_cur ||
+                strcmp(w->targets[w->cur].ip.text, t->ip.text) != 0 ||
+                strcmp(w->res->addr.domain_ascii, domain) != 0)
+                continue;
+            bool dup = false; /* the same mailbox twice in one transaction: no */
+            for (size_t i = 0; i < b->n && !dup; i++)
+                dup = strcmp(b->jobs[i]->res->addr.normalized, w->res->addr.normalized) == 0;
+            if (dup)
+                continue;
+            wait_remove(e, w);
+            batch_add(b, w);
+        }
+    }
+    /* RCPTs in submission order, whatever order the DNS answers came in */
+    for (size_t i = 1; i < b->n; i++)
+        for (size_t k = i; k > 0 && b->jobs[k - 1]->id > b->jobs[k]->id; k--) {
+            job_t *tmp = b->jobs[k - 1];
+            b->jobs[k - 1] = b->jobs[k];
+            b->jobs[k] = tmp;
+        }
+    for (size_t i = 0; i < b->n; i++)
+        b->jobs[i]->batch_idx = i;
+    const char *rcpts[BATCH_MAX];
+    size_t nrcpt = 0;
+    bool utf8 = false;
+    for (size_t i = 0; i < b->n; i++) {
+        job_t *x = b->jobs[i];
+        rcpts[nrcpt++] = x->probe_alone ? x->probe_rcpt : x->res->addr.normalized;
+        utf8 |= x->res->addr.local_utf8;
+    }
+    if (!j->probe_alone) {
+        for (size_t i = 0; i < b->n; i++) {
+            job_t *x = b->jobs[i];
+            if (probe_wanted(x)) {
+                if (!x->probe_rcpt[0])
+                    probe_make_rcpt(x);
+                b->prober = x;
+                b->probe_idx = nrcpt;
+                /* after the real ones: a tarpit that slows down after an unknown
+                 * recipient cannot touch their answers */
+                rcpts[nrcpt++] = x->probe_rcpt;
+                break;
+            }
+        }
+    }
     d->active++;
     e->active_sessions++;
-    j->dest = d;
+    b->dest = d;
 
     struct sockaddr_storage ss;
     memcpy(&ss, &t->ip.sa, sizeof ss);
@@ -627,41 +753,36 @@ static void job_start_session(job_t *j)
         ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)e->o.port);
     else
         ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)e->o.port);
-
     smtp_opts_t so;
     memset(&so, 0, sizeof so);
     so.helo = e->o.helo;
     so.mail_from = e->o.mail_from;
     so.to = e->o.to;
     so.starttls = e->o.starttls && !j->no_tls_for_cur && e->ssl;
-    so.smtputf8 = j->res->addr.local_utf8;
+    so.smtputf8 = utf8;
     so.ssl_ctx = e->ssl;
     so.sni = t->host;
-    const char *rcpts[2] = {j->res->addr.normalized, NULL};
-    size_t nrcpt = 1;
-    if (j->probe_alone) {
-        rcpts[0] = j->probe_rcpt;
-    } else if (probe_wanted(j)) {
-        if (!j->probe_rcpt[0])
-            probe_make_rcpt(j);
-        rcpts[nrcpt++] = j->probe_rcpt; /* after the real one: a tarpit that slows down
-                                           after an unknown recipient cannot touch it */
-        j->probe_in_session = true;
-    }
-    j->res->attempts++;
-    mp_log(MP_LOG_DEBUG, "%s: session %u to %s [%s]%s", j->res->email, j->res->attempts,
-           t->host, t->ip.text, nrcpt > 1 ? " with catch-all probe" : "");
+    mp_log(MP_LOG_DEBUG, "session to %s [%s]: %zu recipient(s)%s", t->host, t->ip.text, b->n,
+           b->prober ? " + catch-all probe" : "");
     if (smtp_sess_start(e->base, &so, (struct sockaddr *)&ss, t->ip.salen, rcpts, nrcpt,
-                        on_smtp_done, j, &j->sess) != 0) {
-        j->probe_in_session = false;
-        probing_release(e, j);
-        j->sess = NULL;
-        slot_release(j);
+                        on_smtp_done, b, &b->sess) != 0) {
+        /* our own failure (bad argument, memory): every job moves on */
+        b->sess = NULL;
+        batch_release_slot(b);
+        job_t *jobs[BATCH_MAX];
+        size_t n = b->n;
+        memcpy(jobs, b->jobs, n * sizeof jobs[0]);
+        for (size_t i = 0; i < n; i++) {
+            jobs[i]->batch = NULL;
+            probing_release(e, jobs[i]);
+        }
+        free(b);
         char why[400];
-        snprintf(why, sizeof why, "could not open a connection to %s [%s]", t->host,
-                 t->ip.text);
-        job_fail(j, VR_CONNECT_FAILED, why);
-        job_next_target(j);
+        snprintf(why, sizeof why, "could not open a session to %s [%s]", t->host, t->ip.text);
+        for (size_t i = 0; i < n; i++) {
+            job_fail(jobs[i], VR_NOT_CHECKED, why);
+            job_next_target(jobs[i]);
+        }
     }
 }
 
@@ -726,6 +847,13 @@ static void job_on_rcpt_reply(job_t *j, const smtp_result_t *sr, const smtp_repl
         vd_set(r, VR_NOT_CHECKED, "%s does not offer SMTPUTF8, so this UTF-8 mailbox "
                "cannot be reached through it (RFC 6531)", t->host);
         job_finish(j);
+        return;
+    }
+    if (too_many_recipients(rp) && !j->solo) {
+        /* the server takes fewer recipients per transaction than this session carried:
+         * ask again in a session of our own (not a verdict, not a retry round) */
+        j->solo = true;
+        job_try_target(j);
         return;
     }
     if (o == CL_RATE_LIMITED) {
@@ -801,28 +929,62 @@ static void job_on_early_reply(job_t *j, const smtp_result_t *sr)
 
 static void on_smtp_done(const smtp_result_t *sr, void *arg)
 {
-    job_t *j = arg;
+    batch_t *b = arg;
+    engine_t *e = b->e;
+    job_t *jobs[BATCH_MAX];
+    size_t n = b->n;
+    memcpy(jobs, b->jobs, n * sizeof jobs[0]);
+    job_t *prober = b->prober;
+    size_t probe_idx = b->probe_idx;
+    b->sess = NULL; /* it frees itself after this callback */
+    batch_release_slot(b);
+    free(b);
+    for (size_t i = 0; i < n; i++)
+        if (jobs[i]) {
+            jobs[i]->batch = NULL;
+            record_session(jobs[i], sr);
+        }
+    if (prober) {
+        probe_evaluate(prober, sr, probe_idx);
+        /* the others of this session saw the same probe */
+        for (size_t i = 0; i < n; i++)
+            if (jobs[i] && jobs[i] != prober && prober->res->probed) {
+                vd_result_t *r = jobs[i]->res, *p = prober->res;
+                r->probed = true;
+                r->probe_cached = false;
+                r->catch_all = p->catch_all;
+                mp_strlcpy(r->probe_rcpt, p->probe_rcpt, sizeof r->probe_rcpt);
+                r->probe_code = p->probe_code;
+                mp_strlcpy(r->probe_enh, p->probe_enh, sizeof r->probe_enh);
+                mp_strlcpy(r->probe_text, p->probe_text, sizeof r->probe_text);
+                if (prober->need_probe_alone)
+                    jobs[i]->res->catch_all = -1;
+            }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (jobs[i])
+            job_on_session(jobs[i], sr, i);
+    dispatch_soon(e);
+}
+
+/* What one session meant for one of its jobs, whose RCPT had index idx. */
+static void job_on_session(job_t *j, const smtp_result_t *sr, size_t idx)
+{
     const target_t *t = &j->targets[j->cur];
     char why[600];
-    j->sess = NULL; /* it frees itself after this callback */
-    slot_release(j);
-    record_session(j, sr);
     if (j->probe_alone) {
         /* a probe-only session after "too many recipients": the real answer is known */
-        probe_evaluate(j, sr);
+        probe_evaluate(j, sr, 0);
         j->probe_alone = false;
         job_accepted(j);
         return;
     }
-    if (j->probe_in_session)
-        probe_evaluate(j, sr);
-
+    if (idx < sr->nrcpt && sr->rcpt[idx].has_reply) {
+        job_on_rcpt_reply(j, sr, &sr->rcpt[idx].reply);
+        return;
+    }
     switch (sr->end) {
     case SMTP_END_OK:
-        if (sr->nrcpt >= 1 && sr->rcpt[0].has_reply) {
-            job_on_rcpt_reply(j, sr, &sr->rcpt[0].reply);
-            return;
-        }
         snprintf(why, sizeof why, "%s [%s] gave no answer to RCPT", t->host, t->ip.text);
         job_fail(j, VR_PROTOCOL_ERROR, why);
         job_next_target(j);
@@ -1011,11 +1173,18 @@ engine_t *engine_new(struct event_base *base, const engine_opts_t *opts, mp_stat
         e->o.max_sessions = 20;
     if (!e->o.port)
         e->o.port = 25;
+    e->dispatch_ev = event_new(base, -1, 0, on_dispatch, e);
+    if (!e->dispatch_ev) {
+        free(e);
+        *st = MP_ERR_NOMEM;
+        return NULL;
+    }
     e->facts = e->o.facts;
     if (!e->facts) {
         e->facts = facts_mem_new(4096);
         e->own_facts = true;
         if (!e->facts) {
+            event_free(e->dispatch_ev);
             free(e);
             *st = MP_ERR_NOMEM;
             return NULL;
@@ -1026,6 +1195,7 @@ engine_t *engine_new(struct event_base *base, const engine_opts_t *opts, mp_stat
         if (!e->dns) {
             if (e->own_facts)
                 facts_free(e->facts);
+            event_free(e->dispatch_ev);
             free(e);
             return NULL;
         }
@@ -1035,6 +1205,7 @@ engine_t *engine_new(struct event_base *base, const engine_opts_t *opts, mp_stat
                 dns_resolver_free(e->dns);
                 if (e->own_facts)
                     facts_free(e->facts);
+                event_free(e->dispatch_ev);
                 free(e);
                 *st = MP_ERR_TLS_INIT;
                 return NULL;
@@ -1065,6 +1236,7 @@ void engine_free(engine_t *e)
         SSL_CTX_free(e->ssl);
     if (e->own_facts)
         facts_free(e->facts);
+    event_free(e->dispatch_ev);
     free(e);
 }
 

@@ -48,6 +48,8 @@ typedef struct {
     const userlist_t *allow;     /* the user's allow list (wins over deny), or NULL */
     const userlist_t *deny;      /* the user's deny list, or NULL */
     bool catch_all_probe;        /* probe one random recipient per domain (default on) */
+    unsigned max_rcpt;           /* recipients one session may carry (default 25): waiting
+                                    checks of one domain on one server share a session */
     uint64_t catch_all_ttl_ms;   /* how long "catch-all" is remembered (default 24 h) */
     uint64_t not_catch_all_ttl_ms; /* how long "not catch-all" is remembered (6 h) */
     facts_t *facts;              /* domain facts store; NULL: the engine keeps its own */

@@ -73,6 +73,25 @@ class Mailboxes(labkit.LabCase):
                          ["mailbox_absent", "accepted", "accepted", "invalid_syntax",
                           "no_such_domain"])
 
+    def test_one_session_carries_a_domains_addresses(self):
+        # checks of one domain on one server share a session: one connection, one
+        # MAIL FROM, every RCPT in one (pipelined) transaction, one QUIT
+        addrs = ["alice@postfix.test", "bob@postfix.test", "nobody@postfix.test",
+                 "first.last@postfix.test", "ghost@postfix.test"]
+        mark = labkit.postfix_mark()
+        run = run_mailprobe(addrs)
+        self.assertEqual([r["reason"] for r in run.results],
+                         ["accepted", "accepted", "mailbox_absent", "accepted",
+                          "mailbox_absent"])
+        self.assertEqual(labkit.postfix_sessions(mark, "mbox"), 1)
+        st = labkit.postfix_disconnect_stats(mark, "mbox")
+        self.assertEqual(len(st), 1)
+        self.assertEqual((st[0].get("mail"), st[0].get("rcpt"), st[0].get("quit")),
+                         ("1", "3/5", "1"))
+        for r in run.results:
+            self.assertEqual(r["smtp"]["attempts"], 1)
+            self.assertCommands(r, TLS + [MAIL] + [rcpt(a) for a in addrs] + ["QUIT"])
+
     def test_stdin(self):
         run = run_mailprobe(["-"], stdin="alice@postfix.test\nnobody@postfix.test\n")
         self.assertEqual([(r["email"], r["reason"]) for r in run.results],
