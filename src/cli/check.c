@@ -25,7 +25,7 @@ enum {
     O_JSON = 1000, O_TRACE, O_DNS, O_HELO, O_FROM, O_TIMEOUT, O_CONNECT_TIMEOUT,
     O_MAX_TIME, O_GREYLIST_WAIT, O_ALLOW_PRIVATE, O_NO_STARTTLS, O_MAX_SESSIONS,
     O_PER_SERVER, O_PORT, O_OFFLINE, O_ROLE_RISKY, O_CONFIG, O_COLOR, O_NO_COLOR,
-    O_VERBOSE, O_HELP, O_NO_PROBE, O_GEOIP, O_DENY, O_ALLOW
+    O_VERBOSE, O_HELP, O_NO_PROBE, O_GEOIP, O_DENY, O_ALLOW, O_RCPT_PER_SESSION
 };
 
 static const struct option long_opts[] = {
@@ -51,6 +51,7 @@ static const struct option long_opts[] = {
     {"verbose", no_argument, NULL, O_VERBOSE},
     {"help", no_argument, NULL, O_HELP},
     {"no-catch-all-probe", no_argument, NULL, O_NO_PROBE},
+    {"rcpt-per-session", required_argument, NULL, O_RCPT_PER_SESSION},
     {"geoip", required_argument, NULL, O_GEOIP},
     {"deny-list", required_argument, NULL, O_DENY},
     {"allow-list", required_argument, NULL, O_ALLOW},
@@ -124,6 +125,7 @@ static void print_help(void)
         "                         the check is unknown/tls_failed)\n"
         "  --max-sessions N       SMTP sessions open at once in all (default 20)\n"
         "  --per-server N         SMTP sessions open at once per server address (default 2)\n"
+        "  --rcpt-per-session N   addresses of one domain one session may carry (default 25)\n"
         "  --port N               SMTP port (default 25; for test set-ups)\n"
         "  --offline              syntax and address signals only: no DNS, no SMTP\n"
         "  --role-risky           report role accounts (info@, sales@) as risky\n"
@@ -221,6 +223,11 @@ static int apply_opt(check_cfg_t *c, int id, const char *v, const char *where)
         c->eo.port = (unsigned)n;
         break;
     case O_NO_PROBE: c->eo.catch_all_probe = false; break;
+    case O_RCPT_PER_SESSION:
+        if (!mp_parse_uint(v, 1, 99, &n))
+            return cli_usage_error("%s: --rcpt-per-session needs a number 1..99", where);
+        c->eo.max_rcpt = (unsigned)n;
+        break;
     case O_GEOIP: return add_file(c->geoip, &c->ngeoip, v, "--geoip", where);
     case O_DENY: return add_file(c->deny, &c->ndeny, v, "--deny-list", where);
     case O_ALLOW: return add_file(c->allow, &c->nallow, v, "--allow-list", where);
