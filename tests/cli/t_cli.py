@@ -1,0 +1,222 @@
+#!/usr/bin/python3
+"""The mailprobe command line without the network: usage errors, config files, exit
+codes, explain, stdin, the user's allow/deny lists, --offline. MAILPROBE is the binary."""
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+BIN = os.environ.get("MAILPROBE", "build/mailprobe")
+
+
+def mp(*args, stdin=None, env=None):
+    e = dict(os.environ)
+    e.pop("MAILPROBE_CONFIG", None)
+    e["HOME"] = tempfile.gettempdir() + "/mp-cli-home-none"
+    if env:
+        e.update(env)
+    return subprocess.run([BIN] + list(args), input=stdin, capture_output=True, text=True,
+                          env=e, timeout=60)
+
+
+def results(p):
+    return [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+
+
+class Usage(unittest.TestCase):
+    def assertUsage(self, p, words):
+        self.assertEqual(p.returncode, 2, p)
+        self.assertEqual(p.stdout, "")
+        lines = p.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, p.stderr)
+        self.assertTrue(lines[0].startswith("mailprobe: "), lines[0])
+        self.assertIn(words, lines[0])
+
+    def test_no_command(self):
+        p = mp()
+        self.assertEqual(p.returncode, 2)
+
+    def test_unknown_command(self):
+        self.assertUsage(mp("frobnicate"), "unknown command")
+
+    def test_unknown_option(self):
+        self.assertUsage(mp("check", "--nope", "a@b.test"), "unknown option")
+
+    def test_missing_value(self):
+        self.assertUsage(mp("check", "a@b.test", "--helo"), "needs a value")
+
+    def test_bad_values(self):
+        self.assertUsage(mp("check", "--timeout", "soon", "a@b.test"), "--timeout")
+        self.assertUsage(mp("check", "--max-sessions", "0", "a@b.test"), "--max-sessions")
+        self.assertUsage(mp("check", "--from", "not an address", "a@b.test"), "--from")
+        self.assertUsage(mp("check", "--helo", "bad name", "a@b.test"), "--helo")
+        self.assertUsage(mp("check", "--port", "70000", "a@b.test"), "--port")
+
+    def test_no_address(self):
+        self.assertUsage(mp("check"), "no address")
+        self.assertUsage(mp("check", "-", stdin="\n\n"), "no address on stdin")
+
+    def test_missing_list_file(self):
+        self.assertUsage(mp("check", "--offline", "--deny-list", "/nonexistent/x",
+                            "a@b.test"), "/nonexistent/x")
+
+    def test_bad_geoip_file(self):
+        with tempfile.NamedTemporaryFile(suffix=".mmdb") as f:
+            f.write(b"not a database")
+            f.flush()
+            self.assertUsage(mp("check", "--offline", "--geoip", f.name, "a@b.test"), f.name)
+
+    def test_help_and_version(self):
+        for args in (["help"], ["check", "--help"], ["explain", "--help"], ["version"]):
+            p = mp(*args)
+            self.assertEqual(p.returncode, 0, args)
+            self.assertTrue(p.stdout)
+
+
+class Config(unittest.TestCase):
+    def write(self, text):
+        f = tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False)
+        f.write(text)
+        f.close()
+        self.addCleanup(os.unlink, f.name)
+        return f.name
+
+    def test_config_applies(self):
+        path = self.write("# comment\noffline\njson = yes\n")
+        p = mp("check", "--config", path, "alice@example.org")
+        self.assertEqual(results(p)[0]["reason"], "not_checked")
+
+    def test_env_config(self):
+        path = self.write("offline\njson\n")
+        p = mp("check", "alice@example.org", env={"MAILPROBE_CONFIG": path})
+        self.assertEqual(results(p)[0]["reason"], "not_checked")
+
+    def test_flags_win_over_file(self):
+        # the file's value is bad; the flag replaces it before it is used
+        path = self.write("offline\njson\nrcpt-per-session = 5\n")
+        p = mp("check", "--config", path, "--rcpt-per-session", "7", "alice@example.org")
+        self.assertEqual(p.returncode, 3, p.stderr)
+
+    def test_config_errors_name_file_and_line(self):
+        for text, words in (("offline\nbogus = 1\n", ":2: unknown option 'bogus'"),
+                            ("timeout\n", ":1: 'timeout' needs a value"),
+                            ("offline = maybe\n", ":1: 'offline' takes no value"),
+                            ("greylist-wait = forever\n", ":1: --greylist-wait")):
+            path = self.write(text)
+            p = mp("check", "--config", path, "a@b.test")
+            self.assertEqual(p.returncode, 2, text)
+            self.assertIn(path + words, p.stderr)
+
+    def test_missing_config_file(self):
+        p = mp("check", "--config", "/nonexistent/mp.conf", "a@b.test")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("/nonexistent/mp.conf", p.stderr)
+
+
+class Offline(unittest.TestCase):
+    def test_exit_codes_and_order(self):
+        # undeliverable (invalid) > unknown (not checked) > risky (disposable)
+        self.assertEqual(mp("check", "--offline", "a@b@c").returncode, 1)
+        self.assertEqual(mp("check", "--offline", "alice@example.org").returncode, 3)
+        self.assertEqual(mp("check", "--offline", "x@mailinator.com").returncode, 4)
+        p = mp("check", "--offline", "--json", "x@mailinator.com", "a@b@c", "alice@example.org")
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual([r["email"] for r in results(p)],
+                         ["x@mailinator.com", "a@b@c", "alice@example.org"])
+
+    def test_stdin_mixed_with_args(self):
+        p = mp("check", "--offline", "--json", "first@example.org", "-", "last@example.org",
+               stdin="  second@example.org\r\n\nthird@example.org\n")
+        self.assertEqual([r["email"] for r in results(p)],
+                         ["first@example.org", "second@example.org", "third@example.org",
+                          "last@example.org"])
+
+    def test_invalid_is_a_result(self):
+        p = mp("check", "--offline", "--json", "john..doe@example.org")
+        r = results(p)[0]
+        self.assertEqual((r["verdict"], r["reason"]), ("undeliverable", "invalid_syntax"))
+        self.assertEqual(r["syntax"]["rule"], "local_dot")
+        self.assertEqual(r["smtp"]["attempts"], 0)
+
+    def test_signals(self):
+        p = mp("check", "--offline", "--json", "bob@gmial.com", "info@example.org",
+               "--role-risky")
+        typo, role = results(p)
+        self.assertEqual(typo["suggestion"], "bob@gmail.com")
+        self.assertTrue(role["flags"]["role"])
+
+    def test_human_output_has_no_colour_when_piped(self):
+        p = mp("check", "--offline", "alice@example.org")
+        self.assertIn("alice@example.org: unknown (not_checked)", p.stdout)
+        self.assertNotIn("\033[", p.stdout)
+        p = mp("check", "--offline", "--color", "alice@example.org")
+        self.assertIn("\033[", p.stdout)
+
+
+class Lists(unittest.TestCase):
+    def setUp(self):
+        d = tempfile.mkdtemp()
+        self.deny = os.path.join(d, "deny.txt")
+        self.allow = os.path.join(d, "allow.txt")
+        with open(self.deny, "w") as f:
+            f.write("# traps\ntrap@example.org\nbounces.example\n")
+        with open(self.allow, "w") as f:
+            f.write("partner.example\n")
+
+    def test_deny_and_allow(self):
+        p = mp("check", "--json", "--offline", "--deny-list", self.deny, "--allow-list",
+               self.allow, "trap@example.org", "x@sub.bounces.example", "y@partner.example")
+        trap, sub, partner = results(p)
+        self.assertEqual((trap["verdict"], trap["reason"]), ("undeliverable", "deny_listed"))
+        self.assertIn(self.deny + ":2", trap["list_match"])
+        self.assertEqual(sub["reason"], "deny_listed")
+        self.assertIn(self.deny + ":3", sub["list_match"])
+        self.assertEqual((partner["verdict"], partner["reason"]), ("deliverable", "allow_listed"))
+
+    def test_allow_wins(self):
+        with open(self.allow, "a") as f:
+            f.write("trap@example.org\n")
+        p = mp("check", "--json", "--offline", "--deny-list", self.deny, "--allow-list",
+               self.allow, "trap@example.org")
+        self.assertEqual(results(p)[0]["reason"], "allow_listed")
+
+    def test_bad_line_is_an_error(self):
+        with open(self.deny, "a") as f:
+            f.write("not a valid entry @@\n")
+        p = mp("check", "--offline", "--deny-list", self.deny, "a@b.test")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn(self.deny + ":4", p.stderr)
+
+
+class Explain(unittest.TestCase):
+    def test_user_unknown(self):
+        p = mp("explain", "550 5.1.1 <x@y>: Recipient address rejected: User unknown")
+        self.assertEqual(p.returncode, 0)
+        self.assertIn("Outcome:   mailbox_absent", p.stdout)
+        self.assertIn("Verdict:   undeliverable (mailbox_absent)", p.stdout)
+        self.assertIn("bad destination mailbox address", p.stdout)
+
+    def test_policy_is_not_absent(self):
+        p = mp("explain", "--json", "550 5.7.1 Service unavailable; Client host [192.0.2.1] "
+               "blocked using zen.spamhaus.org")
+        r = json.loads(p.stdout)
+        self.assertEqual((r["verdict"], r["reason"]), ("unknown", "policy_blocked"))
+
+    def test_stage_and_multiline(self):
+        p = mp("explain", "--json", "--stage", "mail",
+               "550-5.1.1 sender unknown\n550 5.1.1 <probe@x.test>: Sender address rejected")
+        r = json.loads(p.stdout)
+        self.assertEqual(r["stage"], "mail")
+        self.assertEqual(r["reason"], "sender_rejected")
+
+    def test_not_a_reply(self):
+        for bad in ("hello", "999 what", "25 short"):
+            p = mp("explain", bad)
+            self.assertEqual(p.returncode, 2, bad)
+            self.assertEqual(len(p.stderr.strip().splitlines()), 1)
+        self.assertEqual(mp("explain", "--stage", "data", "250 ok").returncode, 2)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
