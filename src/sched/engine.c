@@ -363,6 +363,17 @@ static void job_finish(job_t *j)
     vd_result_t *res = j->res;
     j->res = NULL;
     res->duration_ms = job_elapsed(j);
+    facts_domain_t f;
+    if (res->dns_checked && !res->probed && facts_get(e->facts, res->addr.domain_ascii, &f)) {
+        /* whatever decided this address, report what is known of its domain */
+        res->catch_all = f.catch_all ? 1 : 0;
+        res->probed = true;
+        res->probe_cached = true;
+        mp_strlcpy(res->probe_rcpt, f.probe_rcpt, sizeof res->probe_rcpt);
+        res->probe_code = f.probe_code;
+        mp_strlcpy(res->probe_enh, f.probe_enh, sizeof res->probe_enh);
+        mp_strlcpy(res->probe_text, f.probe_text, sizeof res->probe_text);
+    }
     vd_finish(res, &e->o.vd);
     job_unlink(j);
     e->pending--;

@@ -142,6 +142,14 @@ tempmail.test MX 10 mx.mail451.script.test.
 tempmail.test MX 20 mx.catchall.test.
 slowfall.test MX 10 mx.silent.script.test.
 slowfall.test MX 20 mx.catchall.test.
+catchall-exim.test MX 10 mx.catchall-exim.test.
+mx.catchall-exim.test A 127.0.2.10
+pp-catchall.test MX 10 mx0a-001.pphosted.com.
+pp-verify.test MX 10 mx0a-001.pphosted.com.
+mc-verify.test MX 10 eu-smtp-inbound-1.mimecast.com.
+ms-verify.test MX 0 ms-verify-test.mail.protection.outlook.com.
+gs-verify.test MX 1 aspmx.l.google.com.
+yh-edge.test MX 1 mta7.am0.yahoodns.net.
 EOF
 # the scripted server: one domain per behaviour (see smtpscript.py BEHAVIOURS)
 "$PY" - "$HERE/smtpscript.py" <<'EOF'
@@ -154,6 +162,20 @@ for ip, b in m.BEHAVIOURS.items():
 EOF
 }
 
+# Names of real providers' MX hosts, served by unbound inside the namespace only (they
+# never leave it): Postfix listeners dressed as those providers (see write_postfix).
+# One auth-zone per PROVIDER_ZONES entry; records as in zone_data.
+PROVIDER_ZONES="pphosted.com mimecast.com outlook.com google.com yahoodns.net"
+provider_zone_data() {
+cat <<'EOF'
+mx0a-001.pphosted.com A 127.0.1.16
+eu-smtp-inbound-1.mimecast.com A 127.0.1.17
+ms-verify-test.mail.protection.outlook.com A 127.0.1.18
+aspmx.l.google.com A 127.0.1.19
+mta7.am0.yahoodns.net A 127.0.1.20
+EOF
+}
+
 # zones delegated (stub-zone) to dnsstub.py: NAME IP BEHAVIOUR
 STUBS="servfail.test 127.0.0.54 servfail
 lame.test 127.0.0.55 lame
@@ -163,6 +185,10 @@ dnstimeout.test 127.0.0.56 silent"
 PF_DOMAINS="postfix.test multi.test twoip.test cname.test implicit.test xn--bcher-kva.test
 delay.test greylist.test access.test tls.test sender.test fallover.test tempmail.test slowfall.test"
 PF_USERS="alice bob postmaster first.last"
+# domains of the provider-dressed listeners: mailboxes as above (refusals worded by the
+# listener's check_recipient_access, see provider_rcpt) and catch-alls (@domain aliased)
+PF_DRESSED_DOMAINS="pp-verify.test mc-verify.test ms-verify.test gs-verify.test"
+PF_DRESSED_CATCHALL="pp-catchall.test yh-edge.test"
 
 # ---------------------------------------------------------------------------------------
 write_unbound() {
@@ -182,6 +208,17 @@ write_unbound() {
       printf '%s. 300 IN NS ns.%s.\nns.%s. 300 IN A %s\n' "$name" "$name" "$name" "$ip"
     done
   } >"$d/test.zone"
+  local z
+  for z in $PROVIDER_ZONES; do
+    {
+      echo "\$TTL 300"
+      echo "$z. 300 IN SOA ns.test. hostmaster.lab.test. 1 3600 600 86400 5"
+      echo "$z. 300 IN NS ns.test."
+      provider_zone_data | while read -r name type data; do
+        case $name in *."$z") printf '%s. 300 IN %s %s\n' "$name" "$type" "$data" ;; esac
+      done
+    } >"$d/$z.zone"
+  done
   {
     cat <<EOF
 server:
@@ -224,6 +261,10 @@ EOF
     # chains followed, delegations to the broken servers of dnsstub.py followed).
     printf 'auth-zone:\n  name: "test."\n  zonefile: "%s/test.zone"\n' "$d"
     printf '  for-downstream: no\n  for-upstream: yes\n  fallback-enabled: no\n'
+    for z in $PROVIDER_ZONES; do
+      printf 'auth-zone:\n  name: "%s."\n  zonefile: "%s/%s.zone"\n' "$z" "$d" "$z"
+      printf '  for-downstream: no\n  for-upstream: yes\n  fallback-enabled: no\n'
+    done
     printf 'remote-control:\n  control-enable: no\n'
   } >"$d/unbound.conf"
 }
@@ -249,10 +290,30 @@ write_postfix() {
       echo "$u@$dom $dom/$u/" >>"$c/vmailbox"
     done
   done
+  for dom in $PF_DRESSED_DOMAINS; do
+    for u in $PF_USERS; do echo "$u@$dom $dom/$u/" >>"$c/vmailbox"; done
+  done
   cat >"$c/valias" <<'EOF'
 @catchall.test alice@postfix.test
 @greylist.test alice@postfix.test
 EOF
+  for dom in $PF_DRESSED_CATCHALL; do echo "@$dom alice@postfix.test" >>"$c/valias"; done
+  # the dressed listeners refuse unknown recipients in their provider's words: known
+  # users DUNNO (on to the mailbox table), anything else at the domain the reply below
+  # (Postfix puts "<rcpt>: Recipient address rejected: " before the text, and 5.7.1
+  # when the text has no enhanced code: hence the explicit ones)
+  {
+    for dom in $PF_DRESSED_DOMAINS; do
+      for u in $PF_USERS; do echo "$u@$dom DUNNO"; done
+    done
+    cat <<'EOF'
+pp-verify.test 550 5.1.1 User Unknown
+gone@pp-catchall.test 550 5.1.1 User Unknown
+mc-verify.test 550 5.1.1 Invalid Recipient - https://community.mimecast.com/docs/DOC-1369#550 [lab-mc-1.eu1]
+ms-verify.test 550 5.4.1 Access denied. AS(201806281) [AM4PEPF0000LAB1.eurprd04.prod.outlook.com]
+gs-verify.test 550 5.1.1 The email account that you tried to reach does not exist. Please try double-checking the recipient's email address for typos or unnecessary spaces. https://support.google.com/mail/?p=NoSuchUser lab1-20020a05 - gsmtp
+EOF
+  } >"$c/provider_rcpt"
   cat >"$c/rcpt_access" <<'EOF'
 full@access.test 452 4.2.2 Mailbox full
 over@access.test 552 5.2.2 Mailbox quota exceeded
@@ -294,7 +355,7 @@ disable_vrfy_command = yes
 smtpd_relay_restrictions = reject_unauth_destination
 smtpd_recipient_restrictions =
 smtpd_data_restrictions = reject
-virtual_mailbox_domains = $(echo "$PF_DOMAINS" catchall.test | tr '\n' ' ')
+virtual_mailbox_domains = $(echo "$PF_DOMAINS" catchall.test "$PF_DRESSED_DOMAINS" "$PF_DRESSED_CATCHALL" | tr '\n' ' ')
 virtual_mailbox_maps = texthash:$c/vmailbox
 virtual_alias_maps = texthash:$c/valias
 virtual_mailbox_base = $LAB/postfix/mail
@@ -318,6 +379,21 @@ EOF
 127.0.1.15:smtp inet n - n - - smtpd -o syslog_name=postfix/sender -o myhostname=mx.sender.test
   -o unknown_address_reject_code=550
   -o smtpd_sender_restrictions=reject_unknown_sender_domain,check_sender_access,texthash:$c/sender_access
+# dressed as providers/gateways (MX names in PROVIDER_ZONES): their host name and banner
+127.0.1.16:smtp inet n - n - - smtpd -o syslog_name=postfix/pphosted -o myhostname=mx0a-001.pphosted.com
+  -o { smtpd_banner = \$myhostname ESMTP mfa-m0001001 }
+  -o smtpd_recipient_restrictions=reject_unauth_destination,check_recipient_access,texthash:$c/provider_rcpt
+127.0.1.17:smtp inet n - n - - smtpd -o syslog_name=postfix/mimecast -o myhostname=eu-smtp-inbound-1.mimecast.com
+  -o { smtpd_banner = \$myhostname ESMTP Mimecast }
+  -o smtpd_recipient_restrictions=reject_unauth_destination,check_recipient_access,texthash:$c/provider_rcpt
+127.0.1.18:smtp inet n - n - - smtpd -o syslog_name=postfix/outlook -o myhostname=AM4PEPF0000LAB1.mail.protection.outlook.com
+  -o { smtpd_banner = \$myhostname Microsoft ESMTP MAIL Service ready }
+  -o smtpd_recipient_restrictions=reject_unauth_destination,check_recipient_access,texthash:$c/provider_rcpt
+127.0.1.19:smtp inet n - n - - smtpd -o syslog_name=postfix/google -o myhostname=mx.google.com
+  -o { smtpd_banner = \$myhostname ESMTP lab1-20020a05 - gsmtp }
+  -o smtpd_recipient_restrictions=reject_unauth_destination,check_recipient_access,texthash:$c/provider_rcpt
+127.0.1.20:smtp inet n - n - - smtpd -o syslog_name=postfix/yahoo -o myhostname=mta7.am0.yahoodns.net
+  -o { smtpd_banner = \$myhostname ESMTP ready }
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
 tlsmgr    unix  -       -       n       1000?   1       tlsmgr
@@ -353,7 +429,8 @@ write_exim() {
   chown -R Debian-exim:Debian-exim "$d/spool" "$d/log"
   cat >"$d/exim.conf" <<EOF
 # Exim, second dialect of the lab: accepts alice/bob/postmaster@exim.test, refuses others
-# with Exim's usual "550 Unrouteable address"; DATA is refused and logged.
+# with Exim's usual "550 Unrouteable address"; catchall-exim.test accepts any local part
+# (catch-all router); DATA is refused and logged.
 primary_hostname = mx.exim.test
 smtp_banner = \$primary_hostname ESMTP Exim \$version_number \$tod_full
 local_interfaces = 127.0.2.10
@@ -361,7 +438,7 @@ daemon_smtp_ports = 25
 spool_directory = $d/spool
 log_file_path = $d/log/%slog
 pid_file_path = $d/exim.pid
-log_selector = +smtp_connection +smtp_protocol_error +smtp_syntax_error +incoming_port +received_recipients +smtp_no_mail
+log_selector = +smtp_connection +smtp_protocol_error +smtp_syntax_error +incoming_port +received_recipients +smtp_no_mail +smtp_incomplete_transaction
 keep_environment =
 host_lookup =
 rfc1413_hosts =
@@ -369,7 +446,7 @@ tls_advertise_hosts =
 smtp_accept_max = 50
 smtp_accept_queue_per_connection = 0
 queue_only = true
-domainlist local_domains = exim.test
+domainlist local_domains = exim.test : catchall-exim.test
 acl_smtp_rcpt = acl_check_rcpt
 acl_smtp_predata = acl_check_predata
 acl_smtp_data = acl_check_data
@@ -394,6 +471,12 @@ known_users:
   driver = accept
   domains = +local_domains
   local_parts = alice : bob : postmaster : first.last
+  transport = devnull
+
+# catchall-exim.test: a catch-all router, every local part accepted
+catchall_router:
+  driver = accept
+  domains = catchall-exim.test
   transport = devnull
 
 begin transports
@@ -427,7 +510,7 @@ import importlib.util, socket, sys, time
 spec = importlib.util.spec_from_file_location("smtpscript", sys.argv[1])
 m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
 tcp = [("127.0.0.53", 53), ("127.0.0.60", 10023), ("127.0.2.10", 25), ("127.0.4.10", 25)]
-tcp += [("127.0.1.%d" % i, 25) for i in range(10, 16)]
+tcp += [("127.0.1.%d" % i, 25) for i in range(10, 21)]
 tcp += [(ip, 25) for ip in m.BEHAVIOURS]
 deadline = time.time() + 20
 for host, port in tcp:

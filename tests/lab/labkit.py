@@ -40,13 +40,17 @@ DNS = "127.0.0.53"
 
 # listener addresses (see docs/internals/lab.md)
 PF = {"mbox": "127.0.1.10", "catchall": "127.0.1.11", "greylist": "127.0.1.12",
-      "access": "127.0.1.13", "tls": "127.0.1.14", "sender": "127.0.1.15"}
+      "access": "127.0.1.13", "tls": "127.0.1.14", "sender": "127.0.1.15",
+      # dressed as providers / gateways (t_catch_all.py); key = syslog name
+      "pphosted": "127.0.1.16", "mimecast": "127.0.1.17", "outlook": "127.0.1.18",
+      "google": "127.0.1.19", "yahoo": "127.0.1.20"}
 EXIM = "127.0.2.10"
 SCRIPT = {"normal": "127.0.3.10", "r252": "127.0.3.11", "split": "127.0.3.12",
           "slowbanner": "127.0.3.13", "silent": "127.0.3.14", "droprcpt": "127.0.3.15",
           "garbage": "127.0.3.16", "oversize": "127.0.3.17", "cap421": "127.0.3.18",
           "nonnumeric": "127.0.3.19", "noehlo": "127.0.3.20", "mail451": "127.0.3.21",
-          "tlsbroken": "127.0.3.22", "banner554": "127.0.3.23"}
+          "tlsbroken": "127.0.3.22", "banner554": "127.0.3.23", "onercpt": "127.0.3.24",
+          "greyprobe": "127.0.3.25"}
 DELAY_PROXY = "127.0.4.10"
 REFUSED_IPS = ("127.0.1.98", "127.0.1.99")  # nothing listens there
 
@@ -180,6 +184,32 @@ def ips_contacted(result):
     return seen
 
 
+# the catch-all probe's local part: 20 random letters and digits, starting with a letter
+PROBE_LOCAL = re.compile(r"^[a-z][a-z0-9]{19}$")
+
+
+def is_probe_address(addr):
+    """True for 'x7...(20)@domain': what the engine sends as its catch-all probe."""
+    local, _, domain = (addr or "").rpartition("@")
+    return bool(domain) and bool(PROBE_LOCAL.match(local))
+
+
+def rcpt_address(line):
+    """'RCPT TO:<a@b> X=Y' -> 'a@b' (None for other commands)."""
+    m = re.match(r"RCPT TO:<([^>]*)>", line, re.I)
+    return m.group(1) if m else None
+
+
+def probe_rcpts(result):
+    """The catch-all probe RCPTs our client sent (addresses), in order."""
+    out = []
+    for line in client_commands(result):
+        a = rcpt_address(line)
+        if a is not None and is_probe_address(a):
+            out.append(a)
+    return out
+
+
 def verbs(lines):
     """['EHLO x', 'MAIL FROM:<..>'] -> ['EHLO', 'MAIL']"""
     return [l.split(" ", 1)[0].split(":", 1)[0].upper() for l in lines]
@@ -281,8 +311,51 @@ def postfix_rejects(mark=None, rcpt=None):
     return out
 
 
+PF_RCPT_REJECT = re.compile(r": (?:NOQUEUE|[0-9A-F]+): reject: RCPT from ")
+
+
+def postfix_rcpt_rejects(mark=None, rcpt=None, listener=None):
+    """RCPT rejects since mark, also those logged with a queue id (once a RCPT of the
+    transaction was accepted Postfix names the queue file, not NOQUEUE)."""
+    text = mark.new_text() if mark else _read(POSTFIX_LOG)
+    out = []
+    for line in text.splitlines():
+        if not PF_RCPT_REJECT.search(line):
+            continue
+        if rcpt is not None and "to=<%s>" % rcpt not in line:
+            continue
+        if listener is not None and "postfix/%s/smtpd[" % listener not in line:
+            continue
+        out.append(line)
+    return out
+
+
 def exim_mark():
     return LogMark(EXIM_LOG)
+
+
+EXIM_INCOMPLETE = re.compile(r"incomplete transaction \((\w+)\) from <([^>]*)> for (.*)$")
+
+
+def exim_incomplete(mark=None):
+    """[(how, sender, [recipients])]: Exim's +smtp_incomplete_transaction lines, i.e.
+    the recipients it accepted in transactions ended without DATA (QUIT, RSET, ...)."""
+    text = mark.new_text() if mark else _read(EXIM_LOG)
+    out = []
+    for line in text.splitlines():
+        m = EXIM_INCOMPLETE.search(line)
+        if m:
+            out.append((m.group(1), m.group(2), m.group(3).split()))
+    return out
+
+
+def postfix_rcpt_total(mark=None, listener=None):
+    """RCPT commands a Postfix listener received since mark (sum of the 'rcpt=' counts
+    of its disconnect lines; '0/2' counts 2)."""
+    total = 0
+    for st in postfix_disconnect_stats(mark, listener):
+        total += int(st.get("rcpt", "0").split("/")[-1])
+    return total
 
 
 def unbound_mark():

@@ -35,6 +35,8 @@ BEHAVIOURS = {
     "127.0.3.21": "mail451",     # MAIL FROM -> 451 4.3.0 (4xx before RCPT)
     "127.0.3.22": "tlsbroken",   # offers STARTTLS, says 220, then garbage instead of TLS
     "127.0.3.23": "banner554",   # "554 5.7.1" banner: no service for you
+    "127.0.3.24": "onercpt",     # one RCPT per transaction: the 2nd gets 452 4.5.3
+    "127.0.3.25": "greyprobe",   # known users 250, any other local part 451 4.7.1 greylisted
 }
 
 USERS = {"alice", "bob", "postmaster"}
@@ -142,6 +144,7 @@ class Session:
             await self.send("220 %s ESMTP lab\r\n" % self.name)
 
         helo_done = False
+        rcpts = 0  # RCPTs in the current transaction (onercpt)
         while True:
             cmd = await self.readline()
             if cmd is None:
@@ -192,13 +195,19 @@ class Session:
                     await self.send("451 4.3.0 <%s>: Temporary lookup failure\r\n"
                                     % local_part(arg)[1])
                 else:
+                    rcpts = 0
                     await self.send("250 2.1.0 Ok\r\n")
             elif verb == "RCPT":
                 lp, addr = local_part(arg)
+                rcpts += 1
                 if b == "droprcpt":
                     self.writer.close()
                     return
-                if b == "r252":
+                if b == "onercpt" and rcpts > 1:
+                    await self.send("452 4.5.3 Error: too many recipients\r\n")
+                elif b == "greyprobe" and lp not in USERS:
+                    await self.send("451 4.7.1 Greylisted, try again later\r\n")
+                elif b == "r252":
                     await self.send("252 2.1.5 Cannot VRFY user, but will accept message"
                                     " and attempt delivery\r\n")
                 elif b == "split":
@@ -218,6 +227,7 @@ class Session:
                     await self.send("550 5.1.1 <%s>: Recipient address rejected: User unknown"
                                     "\r\n" % addr)
             elif verb == "RSET":
+                rcpts = 0
                 await self.send("250 2.0.0 Ok\r\n")
             elif verb == "NOOP":
                 await self.send("250 2.0.0 Ok\r\n")
