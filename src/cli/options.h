@@ -1,0 +1,71 @@
+/*
+ * options.h - the options shared by mailprobe's commands: engine settings, output,
+ * the config file (flags win over it), and what they load (lists, GeoIP databases).
+ *
+ * Each option says which commands take it (CMD_CHECK, CMD_BULK); a command refuses the
+ * others with a one-line usage error. Owner: the command; cli_cfg_cleanup frees.
+ */
+#ifndef MP_CLI_OPTIONS_H
+#define MP_CLI_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "geo/geo.h"
+#include "intel/userlist.h"
+#include "sched/engine.h"
+
+enum { CMD_CHECK = 1, CMD_BULK = 2 };
+
+#define CFG_FILES_MAX 8
+
+typedef struct {
+    unsigned cmd;              /* CMD_CHECK or CMD_BULK */
+    engine_opts_t eo;
+    bool json, trace, verbose, help;
+    int colour;                /* -1 auto */
+    char helo[256];
+    char from[512];
+    char dns[128];
+    char config[1024];
+    bool config_given;
+    const char *geoip[CFG_FILES_MAX];
+    size_t ngeoip;
+    const char *deny[CFG_FILES_MAX];
+    size_t ndeny;
+    const char *allow[CFG_FILES_MAX];
+    size_t nallow;
+    /* bulk */
+    char output[1024];
+    char format[16];           /* "", "csv" or "ndjson" */
+    char column[256];
+    char split_dir[1024];
+    char store[1024];
+    char resume[64];
+    uint64_t max_age_ms;       /* reuse earlier results this fresh (0: never) */
+    bool no_progress;
+    /* loaded by cli_cfg_finish */
+    userlist_t *allow_list, *deny_list;
+    geo_db_t *geo;
+} cli_cfg_t;
+
+/**
+ * Parse the config file then argv (so flags win) for command cmd ("check" or "bulk" in
+ * messages). On success *first_arg is the index of the first operand.
+ * @return 0, or an exit code (EXIT_USAGE after a one-line message); -1 when --help was
+ *         given (the caller prints its help and exits 0)
+ */
+int cli_cfg_parse(cli_cfg_t *c, unsigned cmd, const char *name, int argc, char **argv,
+                  int *first_arg);
+
+/** Defaults that need the environment (HELO), logging, and the files options name
+ *  (lists, GeoIP): 0 or EXIT_USAGE after a one-line message. */
+int cli_cfg_finish(cli_cfg_t *c);
+
+/** Free what parse/finish allocated. */
+void cli_cfg_cleanup(cli_cfg_t *c);
+
+/** Help lines for the shared options. */
+void cli_cfg_help(unsigned cmd);
+
+#endif
