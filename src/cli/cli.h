@@ -24,5 +24,7 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 int cli_check(int argc, char **argv);
 int cli_explain(int argc, char **argv);
+int cli_bulk(int argc, char **argv);
+int cli_jobs(int argc, char **argv);
 
 #endif

@@ -30,6 +30,8 @@ static void usage(FILE *out)
           "\n"
           "commands:\n"
           "  check [options] ADDRESS... | -   check addresses ('-' reads stdin, one a line)\n"
+          "  bulk [options] INPUT [-o OUTPUT] check a CSV or NDJSON list (resumable)\n"
+          "  jobs [--store PATH]              list bulk jobs and their progress\n"
           "  explain [--stage S] REPLY        show how an SMTP reply is read\n"
           "  help                             this text; `mailprobe check --help` for options\n"
           "  version                          print the version\n",
@@ -45,6 +47,10 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "check") == 0)
         return cli_check(argc - 1, argv + 1);
+    if (strcmp(cmd, "bulk") == 0)
+        return cli_bulk(argc - 1, argv + 1);
+    if (strcmp(cmd, "jobs") == 0)
+        return cli_jobs(argc - 1, argv + 1);
     if (strcmp(cmd, "explain") == 0)
         return cli_explain(argc - 1, argv + 1);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

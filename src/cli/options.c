@@ -309,7 +309,7 @@ int cli_cfg_parse(cli_cfg_t *c, unsigned cmd, const char *name, int argc, char *
     opterr = 0;
     optind = 0;
     int id;
-    while ((id = getopt_long(argc, argv, "+v", long_opts, NULL)) != -1) {
+    while ((id = getopt_long(argc, argv, "+vo:", long_opts, NULL)) != -1) {
         if (id == O_CONFIG) {
             mp_strlcpy(c->config, optarg, sizeof c->config);
             c->config_given = true;
@@ -330,13 +330,15 @@ int cli_cfg_parse(cli_cfg_t *c, unsigned cmd, const char *name, int argc, char *
 
     opterr = 0;
     optind = 0;
-    while ((id = getopt_long(argc, argv, ":v", long_opts, NULL)) != -1) {
+    while ((id = getopt_long(argc, argv, ":vo:", long_opts, NULL)) != -1) {
         if (id == '?')
             return cli_usage_error("%s: unknown option '%s' (try --help)", name, argv[optind - 1]);
         if (id == ':')
             return cli_usage_error("%s: option '%s' needs a value", name, argv[optind - 1]);
         if (id == 'v')
             id = O_VERBOSE;
+        else if (id == 'o')
+            id = O_OUTPUT;
         if ((rc = apply_opt(c, id, optarg ? optarg : "", name)) != 0)
             return rc;
     }

@@ -124,6 +124,7 @@ struct engine {
     facts_t *facts;               /* domain facts (catch-all) */
     bool own_facts;
     probing_t *probing;           /* probes in flight, by domain */
+    engine_stats_t stats;
     job_t *wait_head, *wait_tail; /* jobs waiting for a session slot */
     struct event *dispatch_ev;    /* starts sessions for waiting jobs, once per loop turn */
     bool dispatch_pending;
@@ -377,6 +378,7 @@ static void job_finish(job_t *j)
     vd_finish(res, &e->o.vd);
     job_unlink(j);
     e->pending--;
+    e->stats.checks++;
     engine_done_cb cb = j->cb;
     void *arg = j->arg;
     job_free(j);
@@ -440,6 +442,7 @@ static void job_round_over(job_t *j)
         if (now + delay > j->grey_end_ms)
             delay = j->grey_end_ms - now;
         j->retry_no++;
+        j->e->stats.retries++;
         j->round_temp = false;
         mp_log(MP_LOG_DEBUG, "%s: temporary refusal, retry %u in %llu ms", j->res->email,
                j->retry_no, (unsigned long long)delay);
@@ -757,6 +760,9 @@ static void batch_start(job_t *j)
     d->active++;
     e->active_sessions++;
     b->dest = d;
+    e->stats.sessions++;
+    e->stats.rcpts += b->n - (j->probe_alone ? 1 : 0);
+    e->stats.probes += (b->prober || j->probe_alone) ? 1 : 0;
 
     struct sockaddr_storage ss;
     memcpy(&ss, &t->ip.sa, sizeof ss);
@@ -1249,6 +1255,11 @@ void engine_free(engine_t *e)
         facts_free(e->facts);
     event_free(e->dispatch_ev);
     free(e);
+}
+
+void engine_stats(const engine_t *e, engine_stats_t *out)
+{
+    *out = e->stats;
 }
 
 unsigned engine_pending(const engine_t *e)

@@ -73,6 +73,17 @@ void engine_free(engine_t *e);
 /** Start checking one address; the callback runs later from the event loop. */
 mp_status_t engine_check(engine_t *e, const char *email, engine_done_cb cb, void *arg);
 
+/** What the engine did since it was created. */
+typedef struct {
+    uint64_t sessions;      /* SMTP sessions opened */
+    uint64_t rcpts;         /* RCPT commands sent for checks (probes not counted) */
+    uint64_t probes;        /* catch-all probe RCPTs sent */
+    uint64_t retries;       /* retry rounds after temporary refusals */
+    uint64_t checks;        /* checks finished */
+} engine_stats_t;
+
+void engine_stats(const engine_t *e, engine_stats_t *out);
+
 /** Checks not finished yet. */
 unsigned engine_pending(const engine_t *e);
 
