@@ -115,6 +115,22 @@ class Run:
             " ".join(self.argv), self.rc, self.stdout, self.stderr[-4000:])
 
 
+def mailprobe_argv_prefix():
+    """The wrapper (MAILPROBE_WRAPPER, e.g. valgrind) and the binary."""
+    return shlex.split(os.environ.get("MAILPROBE_WRAPPER", "")) + [mailprobe_path()]
+
+
+def nspopen(argv, **kw):
+    return subprocess.Popen(["ip", "netns", "exec", NS] + list(argv), **kw)
+
+
+def assert_clean_stderr(stderr):
+    """Fail on sanitizer reports and on the wrapper's error exit in mailprobe's stderr."""
+    for marker in SANITIZER_MARKERS:
+        if marker in stderr:
+            raise LabError("mailprobe reported %r:\n%s" % (marker, stderr[-8000:]))
+
+
 def run_mailprobe(addresses, extra=(), allow_private=True, helo=HELO, sender=FROM,
                   timeout=180, stdin=None, probe=False):
     """probe=False adds --no-catch-all-probe: the engine scenarios assert one RCPT per
