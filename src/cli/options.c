@@ -21,7 +21,7 @@ enum {
     O_MAX_TIME, O_GREYLIST_WAIT, O_ALLOW_PRIVATE, O_NO_STARTTLS, O_MAX_SESSIONS,
     O_PER_SERVER, O_PORT, O_OFFLINE, O_ROLE_RISKY, O_CONFIG, O_COLOR, O_NO_COLOR,
     O_VERBOSE, O_HELP, O_NO_PROBE, O_GEOIP, O_DENY, O_ALLOW, O_RCPT_PER_SESSION,
-    O_OUTPUT, O_FORMAT, O_COLUMN, O_SPLIT, O_STORE, O_RESUME, O_MAX_AGE, O_NO_PROGRESS
+    O_MIN_INTERVAL, O_OUTPUT, O_FORMAT, O_COLUMN, O_SPLIT, O_STORE, O_RESUME, O_MAX_AGE, O_NO_PROGRESS
 };
 
 static const struct option long_opts[] = {
@@ -51,6 +51,7 @@ static const struct option long_opts[] = {
     {"geoip", required_argument, NULL, O_GEOIP},
     {"deny-list", required_argument, NULL, O_DENY},
     {"allow-list", required_argument, NULL, O_ALLOW},
+    {"min-interval", required_argument, NULL, O_MIN_INTERVAL},
     {"output", required_argument, NULL, O_OUTPUT},
     {"format", required_argument, NULL, O_FORMAT},
     {"column", required_argument, NULL, O_COLUMN},
@@ -185,6 +186,11 @@ static int apply_opt(cli_cfg_t *c, int id, const char *v, const char *where)
     case O_GEOIP: return add_file(c->geoip, &c->ngeoip, v, "--geoip", where);
     case O_DENY: return add_file(c->deny, &c->ndeny, v, "--deny-list", where);
     case O_ALLOW: return add_file(c->allow, &c->nallow, v, "--allow-list", where);
+    case O_MIN_INTERVAL:
+        if (!mp_parse_duration_ms(v, &n) || n > 3600000)
+            return cli_usage_error("%s: --min-interval needs a duration (e.g. 100ms)", where);
+        c->eo.min_interval_ms = (unsigned)n;
+        break;
     case O_OUTPUT:
         if (!*v || mp_strlcpy(c->output, v, sizeof c->output) >= sizeof c->output)
             return cli_usage_error("%s: --output needs a file name", where);
@@ -424,6 +430,9 @@ void cli_cfg_help(unsigned cmd)
         "  --max-sessions N       SMTP sessions open at once in all (default 20)\n"
         "  --per-server N         SMTP sessions open at once per server address (default 2)\n"
         "  --rcpt-per-session N   addresses of one domain one session may carry (default 25)\n"
+        "  --min-interval D       between two connections to one server (default 100ms);\n"
+        "                         a 421 halves that server's sessions and waits 1 s,\n"
+        "                         doubling up to 60 s\n"
         "  --port N               SMTP port (default 25; for test set-ups)\n"
         "  --offline              syntax and address signals only: no DNS, no SMTP\n"
         "  --role-risky           report role accounts (info@, sales@) as risky\n"

@@ -30,6 +30,7 @@
 #include "intel/intel.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "sched/window.h"
 #include "util/str.h"
 
 #define TARGETS_MAX (DNS_MX_MAX * 4)
@@ -48,7 +49,7 @@ typedef struct job job_t;
 
 typedef struct dest {
     char ip[64];
-    unsigned active;
+    window_t win;           /* sessions allowed now, and when the next may start */
     struct dest *next;
 } dest_t;
 
@@ -72,6 +73,7 @@ struct job {
     struct batch *batch;    /* the session this job's RCPT rides in, if one runs */
     size_t batch_idx;       /* its RCPT's index in that session */
     bool solo;              /* the server refused several RCPTs at once: go alone */
+    unsigned throttled;     /* times a server's 421 sent this check back to it */
     bool queued;
     struct event *timer;    /* retry delay and deferred finish */
     struct event *deadline; /* max_time */
@@ -127,6 +129,8 @@ struct engine {
     engine_stats_t stats;
     job_t *wait_head, *wait_tail; /* jobs waiting for a session slot */
     struct event *dispatch_ev;    /* starts sessions for waiting jobs, once per loop turn */
+    struct event *wake_ev;        /* dispatch again when a server's wait is over */
+    window_cfg_t wcfg;
     bool dispatch_pending;
 };
 
@@ -151,6 +155,10 @@ void engine_opts_default(engine_opts_t *o)
     o->port = 25;
     o->catch_all_probe = true;
     o->max_rcpt = 25;
+    o->min_interval_ms = 100;
+    o->penalty_ms = 1000;
+    o->penalty_cap_ms = 60000;
+    o->throttle_retries = 2;
     o->catch_all_ttl_ms = 24ull * 3600 * 1000;
     o->not_catch_all_ttl_ms = 6ull * 3600 * 1000;
 }
@@ -229,6 +237,7 @@ static dest_t *dest_get(engine_t *e, const char *ip)
     if (!d)
         return NULL;
     mp_strlcpy(d->ip, ip, sizeof d->ip);
+    window_init(&d->win, &e->wcfg);
     d->next = e->dests;
     e->dests = d;
     return d;
@@ -239,7 +248,7 @@ static bool slot_free(engine_t *e, const char *ip)
     if (e->active_sessions >= e->o.max_sessions)
         return false;
     dest_t *d = dest_get(e, ip);
-    return !d || d->active < e->o.per_ip_limit;
+    return !d || window_can_start(&d->win, mp_now_ms());
 }
 
 static void wait_remove(engine_t *e, job_t *j)
@@ -280,6 +289,24 @@ static void slots_dispatch(engine_t *e)
     }
 }
 
+/* Some waiting job's server is in its minimum interval or penalty: dispatch again when
+ * the earliest such wait is over. */
+static void wake_arm(engine_t *e)
+{
+    uint64_t now = mp_now_ms(), earliest = UINT64_MAX;
+    for (job_t *j = e->wait_head; j; j = j->next_wait) {
+        dest_t *d = dest_get(e, j->targets[j->cur].ip.text);
+        if (d && d->win.active < window_allowed(&d->win) && d->win.next_start_ms > now &&
+            d->win.next_start_ms < earliest)
+            earliest = d->win.next_start_ms;
+    }
+    if (earliest == UINT64_MAX)
+        return;
+    uint64_t ms = earliest - now;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    evtimer_add(e->wake_ev, &tv);
+}
+
 static void on_dispatch(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -287,6 +314,8 @@ static void on_dispatch(evutil_socket_t fd, short what, void *arg)
     engine_t *e = arg;
     e->dispatch_pending = false;
     slots_dispatch(e);
+    if (e->wait_head)
+        wake_arm(e);
 }
 
 /* Dispatch at the end of this loop turn, so that checks whose DNS answers arrive together
@@ -299,11 +328,11 @@ static void dispatch_soon(engine_t *e)
     }
 }
 
-static void batch_release_slot(batch_t *b)
+static void batch_release_slot(batch_t *b, window_outcome_t o)
 {
     if (!b->dest)
         return;
-    b->dest->active--;
+    window_on_end(&b->dest->win, &b->e->wcfg, mp_now_ms(), o);
     b->e->active_sessions--;
     b->dest = NULL;
 }
@@ -322,7 +351,7 @@ static void batch_leave(job_t *j)
     if (--b->live == 0) {
         if (b->sess)
             smtp_sess_cancel(b->sess);
-        batch_release_slot(b);
+        batch_release_slot(b, WIN_NEUTRAL);
         free(b);
     }
 }
@@ -757,7 +786,7 @@ static void batch_start(job_t *j)
             }
         }
     }
-    d->active++;
+    window_on_start(&d->win, &e->wcfg, mp_now_ms());
     e->active_sessions++;
     b->dest = d;
     e->stats.sessions++;
@@ -785,7 +814,7 @@ static void batch_start(job_t *j)
                         on_smtp_done, b, &b->sess) != 0) {
         /* our own failure (bad argument, memory): every job moves on */
         b->sess = NULL;
-        batch_release_slot(b);
+        batch_release_slot(b, WIN_NEUTRAL);
         job_t *jobs[BATCH_MAX];
         size_t n = b->n;
         memcpy(jobs, b->jobs, n * sizeof jobs[0]);
@@ -877,6 +906,12 @@ static void job_on_rcpt_reply(job_t *j, const smtp_result_t *sr, const smtp_repl
         snprintf(why, sizeof why, "%s [%s] asked us to slow down at RCPT", t->host,
                  t->ip.text);
         job_fail(j, VR_RATE_LIMITED, why);
+        if (j->throttled < j->e->o.throttle_retries) {
+            /* back to the same server once its penalty is over (window.h) */
+            j->throttled++;
+            job_try_target(j);
+            return;
+        }
         job_next_target(j);
         return;
     }
@@ -936,12 +971,37 @@ static void job_on_early_reply(job_t *j, const smtp_result_t *sr)
      * reported as rate_limited at once rather than hammered for the greylist wait. */
     if ((o == CL_GREYLISTED || o == CL_TEMPORARY) && rp->code != 421)
         j->round_temp = true;
+    if (rp->code == 421 && j->throttled < j->e->o.throttle_retries) {
+        /* the server is busy or limits us: back to it after its penalty (window.h) */
+        j->throttled++;
+        job_try_target(j);
+        return;
+    }
     /* A refusal of our sender is the same on every MX of the domain: stop there. */
     if (reason == VR_SENDER_REJECTED || (stage == CL_STAGE_MAIL && reason == VR_POLICY_BLOCKED)) {
         job_finish(j);
         return;
     }
     job_next_target(j);
+}
+
+/* What a session says about its server's capacity: a 421 or a "slow down" anywhere is
+ * a throttle; a conversation that went its course is a success. */
+static window_outcome_t session_outcome(const smtp_result_t *sr)
+{
+    if (sr->has_reply && sr->reply.code == 421)
+        return WIN_THROTTLE;
+    for (size_t i = 0; i < sr->nrcpt; i++) {
+        const smtp_reply_t *rp = &sr->rcpt[i].reply;
+        cl_result_t cl;
+        if (sr->rcpt[i].has_reply && rp->code >= 400 &&
+            (rp->code == 421 ||
+             classify_reply(CL_STAGE_RCPT, rp->code, rp->enh, rp->text, &cl) == CL_RATE_LIMITED))
+            return WIN_THROTTLE;
+    }
+    if (sr->end == SMTP_END_OK || sr->end == SMTP_END_REPLY)
+        return WIN_OK;
+    return WIN_NEUTRAL;
 }
 
 static void on_smtp_done(const smtp_result_t *sr, void *arg)
@@ -954,7 +1014,7 @@ static void on_smtp_done(const smtp_result_t *sr, void *arg)
     job_t *prober = b->prober;
     size_t probe_idx = b->probe_idx;
     b->sess = NULL; /* it frees itself after this callback */
-    batch_release_slot(b);
+    batch_release_slot(b, session_outcome(sr));
     free(b);
     for (size_t i = 0; i < n; i++)
         if (jobs[i]) {
@@ -1190,47 +1250,40 @@ engine_t *engine_new(struct event_base *base, const engine_opts_t *opts, mp_stat
         e->o.max_sessions = 20;
     if (!e->o.port)
         e->o.port = 25;
+    e->wcfg.limit = e->o.per_ip_limit;
+    e->wcfg.min_interval_ms = e->o.min_interval_ms;
+    e->wcfg.penalty_ms = e->o.penalty_ms ? e->o.penalty_ms : 1000;
+    e->wcfg.penalty_cap_ms = e->o.penalty_cap_ms ? e->o.penalty_cap_ms : 60000;
+
+    *st = MP_ERR_NOMEM;
     e->dispatch_ev = event_new(base, -1, 0, on_dispatch, e);
-    if (!e->dispatch_ev) {
-        free(e);
-        *st = MP_ERR_NOMEM;
-        return NULL;
-    }
+    e->wake_ev = evtimer_new(base, on_dispatch, e);
+    if (!e->dispatch_ev || !e->wake_ev)
+        goto fail;
     e->facts = e->o.facts;
     if (!e->facts) {
         e->facts = facts_mem_new(4096);
         e->own_facts = true;
-        if (!e->facts) {
-            event_free(e->dispatch_ev);
-            free(e);
-            *st = MP_ERR_NOMEM;
-            return NULL;
-        }
+        if (!e->facts)
+            goto fail;
     }
     if (!e->o.offline) {
         e->dns = dns_resolver_new(base, &e->o.dns, st);
-        if (!e->dns) {
-            if (e->own_facts)
-                facts_free(e->facts);
-            event_free(e->dispatch_ev);
-            free(e);
-            return NULL;
-        }
+        if (!e->dns)
+            goto fail;
         if (e->o.starttls) {
             e->ssl = smtp_tls_ctx_new();
             if (!e->ssl) {
-                dns_resolver_free(e->dns);
-                if (e->own_facts)
-                    facts_free(e->facts);
-                event_free(e->dispatch_ev);
-                free(e);
                 *st = MP_ERR_TLS_INIT;
-                return NULL;
+                goto fail;
             }
         }
     }
     *st = MP_OK;
     return e;
+fail:
+    engine_free(e);
+    return NULL;
 }
 
 void engine_free(engine_t *e)
@@ -1253,7 +1306,10 @@ void engine_free(engine_t *e)
         SSL_CTX_free(e->ssl);
     if (e->own_facts)
         facts_free(e->facts);
-    event_free(e->dispatch_ev);
+    if (e->dispatch_ev)
+        event_free(e->dispatch_ev);
+    if (e->wake_ev)
+        event_free(e->wake_ev);
     free(e);
 }
 

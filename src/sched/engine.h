@@ -48,6 +48,10 @@ typedef struct {
     const userlist_t *allow;     /* the user's allow list (wins over deny), or NULL */
     const userlist_t *deny;      /* the user's deny list, or NULL */
     bool catch_all_probe;        /* probe one random recipient per domain (default on) */
+    unsigned min_interval_ms;    /* between two connections to one server address (100) */
+    unsigned penalty_ms;         /* wait after a 421, doubling per consecutive one (1 s) */
+    unsigned penalty_cap_ms;     /* longest such wait (60 s) */
+    unsigned throttle_retries;   /* times a check goes back to a server that said 421 (2) */
     unsigned max_rcpt;           /* recipients one session may carry (default 25): waiting
                                     checks of one domain on one server share a session */
     uint64_t catch_all_ttl_ms;   /* how long "catch-all" is remembered (default 24 h) */

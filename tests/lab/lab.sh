@@ -144,6 +144,14 @@ slowfall.test MX 10 mx.silent.script.test.
 slowfall.test MX 20 mx.catchall.test.
 catchall-exim.test MX 10 mx.catchall-exim.test.
 mx.catchall-exim.test A 127.0.2.10
+cap2-a.test MX 10 mx.cap2.script.test.
+cap2-b.test MX 10 mx.cap2.script.test.
+cap2-c.test MX 10 mx.cap2.script.test.
+cap2-d.test MX 10 mx.cap2.script.test.
+cap2-e.test MX 10 mx.cap2.script.test.
+cap2-f.test MX 10 mx.cap2.script.test.
+cap2-g.test MX 10 mx.cap2.script.test.
+cap2-h.test MX 10 mx.cap2.script.test.
 pp-catchall.test MX 10 mx0a-001.pphosted.com.
 pp-verify.test MX 10 mx0a-001.pphosted.com.
 mc-verify.test MX 10 eu-smtp-inbound-1.mimecast.com.

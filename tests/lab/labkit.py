@@ -50,7 +50,7 @@ SCRIPT = {"normal": "127.0.3.10", "r252": "127.0.3.11", "split": "127.0.3.12",
           "garbage": "127.0.3.16", "oversize": "127.0.3.17", "cap421": "127.0.3.18",
           "nonnumeric": "127.0.3.19", "noehlo": "127.0.3.20", "mail451": "127.0.3.21",
           "tlsbroken": "127.0.3.22", "banner554": "127.0.3.23", "onercpt": "127.0.3.24",
-          "greyprobe": "127.0.3.25"}
+          "greyprobe": "127.0.3.25", "cap2": "127.0.3.26"}
 DELAY_PROXY = "127.0.4.10"
 REFUSED_IPS = ("127.0.1.98", "127.0.1.99")  # nothing listens there
 

@@ -36,6 +36,8 @@ BEHAVIOURS = {
     "127.0.3.22": "tlsbroken",   # offers STARTTLS, says 220, then garbage instead of TLS
     "127.0.3.23": "banner554",   # "554 5.7.1" banner: no service for you
     "127.0.3.24": "onercpt",     # one RCPT per transaction: the 2nd gets 452 4.5.3
+    "127.0.3.26": "cap2",        # like normal, but holds each session 0.3 s and says 421
+                                 # to a third concurrent connection (politeness checks)
     "127.0.3.25": "greyprobe",   # known users 250, any other local part 451 4.7.1 greylisted
 }
 
@@ -46,6 +48,9 @@ OVERSIZE = 100 * 1024
 
 _conn_counter = 0
 _log = None
+
+
+CAP2_ACTIVE = {}
 
 
 def log(ip, conn, event, cmd=None):
@@ -137,6 +142,19 @@ class Session:
                 await self.send("503 5.5.1 Error: no SMTP service\r\n")
         if b == "slowbanner":
             await asyncio.sleep(SLOW_BANNER_S)
+        if b == "cap2":
+            CAP2_ACTIVE[self.ip] = CAP2_ACTIVE.get(self.ip, 0) + 1
+            log(self.ip, self.conn, "concurrency", str(CAP2_ACTIVE[self.ip]))
+            try:
+                if CAP2_ACTIVE[self.ip] > 2:
+                    await self.send("421 4.7.0 cap2.script.test too many connections\r\n")
+                    return
+                await asyncio.sleep(0.3)
+                self.behaviour = "normal"
+                await self.run()
+            finally:
+                CAP2_ACTIVE[self.ip] -= 1
+            return
         if b == "split":
             await self.split_send("220-split.script.test ESMTP\r\n220-lab scripted server\r\n"
                                   "220 ready\r\n")

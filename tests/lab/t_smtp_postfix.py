@@ -131,8 +131,20 @@ class Access(labkit.LabCase):
         self.assertIn("zen.spamhaus.org", r["smtp"]["message"])
 
     def test_421_rate_limited(self):
-        # Postfix says 421 and hangs up: nothing more can be sent
-        self.one("busy", "unknown", "rate_limited", 421, "4.7.0", tail=())
+        # Postfix says 421 and hangs up: nothing more can be sent. The check goes back to
+        # the server twice, each time after a longer penalty (1 s, then 2 s), then says
+        # rate_limited.
+        addr = "busy@access.test"
+        mark = labkit.postfix_mark()
+        r = self.check(addr, "--greylist-wait", "0")
+        self.assertVerdict(r, "unknown", "rate_limited")
+        self.assertEqual((r["smtp"]["code"], r["smtp"]["enhanced"]), (421, "4.7.0"))
+        self.assertEqual(r["smtp"]["attempts"], 3)
+        self.assertCommands(r, (PLAIN + [MAIL, rcpt(addr)]) * 3)
+        self.assertEqual(labkit.postfix_sessions(mark, "access"), 3)
+        starts = [l["t_ms"] for l in labkit.transcript(r) if l["line"].startswith("EHLO")]
+        self.assertGreaterEqual(starts[1] - starts[0], 1000)
+        self.assertGreaterEqual(starts[2] - starts[1], 2000)
 
     def test_451_temporary(self):
         self.one("temp", "unknown", "temporary_failure", 451, "4.3.0")

@@ -175,6 +175,21 @@ class Script(labkit.LabCase):
             self.assertEqual(conns[-1], [EHLO, MAIL, rcpt(a), "QUIT"])
 
 
+
+class Politeness(labkit.LabCase):
+    def test_never_more_than_two_sessions_per_server(self):
+        # eight domains on one server that says 421 to a third concurrent connection and
+        # holds each session 0.3 s: mailprobe keeps to its default of 2 per server address
+        addrs = ["alice@cap2-%s.test" % c for c in "abcdefgh"]
+        mark = labkit.script_mark()
+        run = labkit.run_mailprobe(addrs)
+        self.assertEqual([r["reason"] for r in run.results], ["accepted"] * 8)
+        events = labkit.script_events(mark, SCRIPT["cap2"])
+        conc = [int(e["cmd"]) for e in events if e["event"] == "concurrency"]
+        self.assertEqual(len(conc), 8, events)
+        self.assertLessEqual(max(conc), 2)
+        self.assertEqual([r["smtp"]["attempts"] for r in run.results], [1] * 8)
+
 class NoData(labkit.LabCase):
     def test_zz_no_data_anywhere(self):
         labkit.assert_no_data_anywhere()

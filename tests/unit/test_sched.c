@@ -12,6 +12,7 @@
 
 #include "sched/engine.h"
 #include "sched/facts.h"
+#include "sched/window.h"
 #include "util/clock.h"
 
 static bool unroutable(const char *ip)
@@ -165,11 +166,66 @@ static void test_facts_ttl_and_eviction(void **state)
     mp_clock_set(NULL, NULL);
 }
 
+static void test_window_aimd(void **state)
+{
+    (void)state;
+    window_cfg_t c = {.limit = 4, .min_interval_ms = 100, .penalty_ms = 1000,
+                      .penalty_cap_ms = 5000};
+    window_t w;
+    window_init(&w, &c);
+    assert_int_equal(window_allowed(&w), 4);
+    /* the minimum interval between two starts */
+    assert_true(window_can_start(&w, 0));
+    window_on_start(&w, &c, 0);
+    assert_false(window_can_start(&w, 99));
+    assert_true(window_can_start(&w, 100));
+    window_on_start(&w, &c, 100);
+    window_on_start(&w, &c, 200);
+    window_on_start(&w, &c, 300);
+    assert_false(window_can_start(&w, 10000)); /* 4 running: the limit */
+    /* a throttle halves the window and waits the penalty */
+    window_on_end(&w, &c, 1000, WIN_THROTTLE);
+    assert_int_equal(window_allowed(&w), 2);
+    assert_int_equal(w.active, 3);
+    assert_int_equal(w.next_start_ms, 2000);
+    window_on_end(&w, &c, 1100, WIN_NEUTRAL);
+    window_on_end(&w, &c, 1200, WIN_NEUTRAL);
+    assert_int_equal(w.active, 1);
+    assert_false(window_can_start(&w, 1999));
+    assert_true(window_can_start(&w, 2000));
+    /* consecutive throttles double the penalty up to the cap; never below one session */
+    window_on_end(&w, &c, 3000, WIN_THROTTLE); /* window 1, penalty 2000 */
+    assert_int_equal(window_allowed(&w), 1);
+    assert_int_equal(w.next_start_ms, 5000);
+    window_on_end(&w, &c, 5000, WIN_THROTTLE); /* penalty 4000 */
+    assert_int_equal(w.next_start_ms, 9000);
+    window_on_end(&w, &c, 9000, WIN_THROTTLE); /* 8000, capped at 5000 */
+    assert_int_equal(w.next_start_ms, 14000);
+    assert_int_equal(window_allowed(&w), 1);
+    /* success grows it back slowly (about a window's worth of successes per step), never
+     * above the limit, and resets the penalty */
+    window_on_end(&w, &c, 20000, WIN_OK);
+    assert_int_equal(window_allowed(&w), 2);
+    assert_int_equal(w.throttles, 0);
+    unsigned oks = 0;
+    while (window_allowed(&w) < 3) {
+        window_on_end(&w, &c, 20000, WIN_OK);
+        oks++;
+    }
+    assert_int_equal(oks, 3); /* 2 -> 2.5 -> 2.9 -> 3.24 */
+    for (int i = 0; i < 100; i++)
+        window_on_end(&w, &c, 20000, WIN_OK);
+    assert_int_equal(window_allowed(&w), 4);
+    window_on_end(&w, &c, 30000, WIN_THROTTLE); /* first throttle again: 1 s */
+    assert_int_equal(w.next_start_ms, 31000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unroutable),
         cmocka_unit_test(test_facts_ttl_and_eviction),
+        cmocka_unit_test(test_window_aimd),
         cmocka_unit_test(test_offline_and_invalid),
         cmocka_unit_test(test_literal_unroutable_refused_without_network),
     };
