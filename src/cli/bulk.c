@@ -184,7 +184,10 @@ static void print_progress(bulk_t *b, bool final)
         double left = (double)((uint64_t)total - b->rows_skipped - done) / rate;
         snprintf(eta, sizeof eta, ", ETA %.0fs", left > 0 ? left : 0);
     }
+    if (b->tty && !final && now - b->last_line_ms < 500)
+        return;
     if (b->tty) {
+        b->last_line_ms = now;
         fprintf(stderr, "\r\033[Kmailprobe: %llu/%s rows, %.0f addresses/s, %zu in flight%s",
                 (unsigned long long)(done + b->rows_skipped),
                 total > 0 ? "" : "?", rate, b->inflight, eta);
@@ -585,8 +588,8 @@ int cli_bulk(int argc, char **argv)
     b.start_ms = mp_now_ms();
     b.last_line_ms = b.start_ms;
     b.progress_ev = event_new(b.base, -1, EV_PERSIST, on_progress, &b);
-    struct timeval one = {1, 0};
-    event_add(b.progress_ev, &one);
+    struct timeval tick = {0, 200000}; /* commits idle stretches too (store_tick) */
+    event_add(b.progress_ev, &tick);
 
     bool checked = phase_check(&b, rd);
     print_progress(&b, true);

@@ -1,0 +1,1017 @@
+/*
+ * store.c - the SQLite job store; see store.h and docs/internals/store.md.
+ *
+ * Every statement is prepared once at open (persistent). Writes of results and cache
+ * entries go into one open transaction (BEGIN IMMEDIATE at the first write of a batch)
+ * that store_flush() commits, together with the per-job counter deltas gathered in
+ * memory. Job metadata changes commit any batch first and then run on their own, so a
+ * state change is durable when the call returns.
+ *
+ * Results are keyed by one integer, (job number << 32) | row_no, the table's rowid:
+ * rows of a job are contiguous and ordered, with no second index.
+ *
+ * Does not: interpret results, read input rows, or share a connection between threads.
+ */
+#include "store/store.h"
+
+#include "util/clock.h"
+#include "util/str.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define APP_ID 0x4d50524a /* "MPRJ" */
+#define BUSY_MS 5000
+#define MAX_DELTA_JOBS 8
+
+/* ---- schema and migrations ---------------------------------------------------------- */
+
+/* migrations[v] takes a store from user_version v to v + 1. Never edit a released one. */
+static const char *const migrations[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE jobs("
+    " num INTEGER PRIMARY KEY,"
+    " id TEXT NOT NULL UNIQUE,"
+    " created INTEGER NOT NULL,"
+    " updated INTEGER NOT NULL,"
+    " input_path TEXT NOT NULL,"
+    " fingerprint TEXT NOT NULL,"
+    " options TEXT NOT NULL,"
+    " output_path TEXT,"
+    " state TEXT NOT NULL CHECK(state IN ('queued','running','done','failed','interrupted')),"
+    " message TEXT,"
+    " total_rows INTEGER NOT NULL DEFAULT -1,"
+    " done_rows INTEGER NOT NULL DEFAULT 0,"
+    " n_deliverable INTEGER NOT NULL DEFAULT 0,"
+    " n_undeliverable INTEGER NOT NULL DEFAULT 0,"
+    " n_risky INTEGER NOT NULL DEFAULT 0,"
+    " n_unknown INTEGER NOT NULL DEFAULT 0,"
+    " n_error INTEGER NOT NULL DEFAULT 0,"
+    " ckpt_row INTEGER NOT NULL DEFAULT 0,"
+    " ckpt_offset INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX jobs_by_fingerprint ON jobs(fingerprint, options, created);"
+    "CREATE TABLE results("
+    " key INTEGER PRIMARY KEY," /* (job num << 32) | row_no */
+    " job INTEGER GENERATED ALWAYS AS (key >> 32) VIRTUAL,"
+    " row_no INTEGER GENERATED ALWAYS AS (key & 4294967295) VIRTUAL,"
+    " address TEXT NOT NULL,"
+    " row_error TEXT,"
+    " verdict TEXT,"
+    " reason TEXT,"
+    " score INTEGER,"
+    " result TEXT,"
+    " checked_at INTEGER NOT NULL);"
+    "CREATE TABLE cache("
+    " address TEXT PRIMARY KEY,"
+    " verdict TEXT,"
+    " result TEXT NOT NULL,"
+    " checked_at INTEGER NOT NULL);"
+    "CREATE INDEX cache_by_age ON cache(checked_at);",
+};
+#define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
+
+enum {
+    S_BEGIN, S_COMMIT, S_ROLLBACK,
+    S_JOB_NUM, S_JOB_INSERT, S_JOB_FIND, S_JOB_GET, S_JOB_LIST, S_JOB_STATE, S_JOB_TOTAL,
+    S_JOB_CKPT, S_JOB_DELTA, S_JOB_DEL, S_JOB_DEL_RESULTS,
+    S_RES_PUT, S_RES_KEYS, S_RES_ITER,
+    S_CACHE_GET, S_CACHE_PUT, S_CACHE_PRUNE,
+    S__COUNT
+};
+
+#define JOB_COLS "id, created, updated, input_path, fingerprint, options, output_path, state, " \
+                 "message, total_rows, done_rows, n_deliverable, n_undeliverable, n_risky, " \
+                 "n_unknown, n_error, ckpt_row, ckpt_offset"
+
+static const char *const sql[S__COUNT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_JOB_NUM] = "SELECT num FROM jobs WHERE id = ?1",
+    [S_JOB_INSERT] = "INSERT INTO jobs(id, created, updated, input_path, fingerprint, options,"
+                     " output_path, state, total_rows) VALUES(?1, ?2, ?2, ?3, ?4, ?5, ?6,"
+                     " 'queued', ?7)",
+    [S_JOB_FIND] = "SELECT " JOB_COLS " FROM jobs WHERE fingerprint = ?1 AND options = ?2"
+                   " ORDER BY created DESC, num DESC LIMIT 1",
+    [S_JOB_GET] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?1",
+    [S_JOB_LIST] = "SELECT " JOB_COLS " FROM jobs ORDER BY created DESC, num DESC",
+    [S_JOB_STATE] = "UPDATE jobs SET state = ?2, message = ?3, updated = ?4 WHERE id = ?1",
+    [S_JOB_TOTAL] = "UPDATE jobs SET total_rows = ?2, updated = ?3 WHERE id = ?1",
+    [S_JOB_CKPT] = "UPDATE jobs SET ckpt_row = ?2, ckpt_offset = ?3 WHERE id = ?1",
+    [S_JOB_DELTA] = "UPDATE jobs SET done_rows = done_rows + ?2, n_deliverable = n_deliverable + ?3,"
+                    " n_undeliverable = n_undeliverable + ?4, n_risky = n_risky + ?5,"
+                    " n_unknown = n_unknown + ?6, n_error = n_error + ?7, updated = ?8"
+                    " WHERE num = ?1",
+    [S_JOB_DEL] = "DELETE FROM jobs WHERE num = ?1",
+    [S_JOB_DEL_RESULTS] = "DELETE FROM results WHERE key BETWEEN ?1 AND ?2",
+    [S_RES_PUT] = "INSERT INTO results(key, address, row_error, verdict, reason, score, result,"
+                  " checked_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                  " ON CONFLICT(key) DO NOTHING",
+    [S_RES_KEYS] = "SELECT key FROM results WHERE key BETWEEN ?1 AND ?2 ORDER BY key",
+    [S_RES_ITER] = "SELECT key, address, row_error, verdict, reason, score, result, checked_at"
+                   " FROM results WHERE key BETWEEN ?1 AND ?2 ORDER BY key",
+    [S_CACHE_GET] = "SELECT verdict, result, checked_at FROM cache WHERE address = ?1"
+                    " AND checked_at >= ?2",
+    [S_CACHE_PUT] = "INSERT INTO cache(address, verdict, result, checked_at) VALUES(?1, ?2, ?3, ?4)"
+                    " ON CONFLICT(address) DO UPDATE SET verdict = excluded.verdict,"
+                    " result = excluded.result, checked_at = excluded.checked_at"
+                    " WHERE excluded.checked_at >= cache.checked_at",
+    [S_CACHE_PRUNE] = "DELETE FROM cache WHERE checked_at < ?1",
+};
+
+typedef struct {
+    int64_t num;
+    int64_t d[6]; /* done, deliverable, undeliverable, risky, unknown, error */
+} delta_t;
+
+struct store {
+    sqlite3 *db;
+    sqlite3_stmt *s[S__COUNT];
+    char path[1024];
+    int version;
+    /* the open batch */
+    bool in_tx;
+    unsigned pending;
+    uint64_t tx_start_ms;
+    unsigned batch_rows, batch_ms;
+    delta_t delta[MAX_DELTA_JOBS];
+    size_t ndelta;
+    /* last id -> num lookup */
+    char last_id[STORE_ID_MAX];
+    int64_t last_num;
+    bool iterating;
+    char err[STORE_ERR_MAX];
+};
+
+static store_wall_fn wall_fn;
+static void *wall_arg;
+
+void store_wall_set(store_wall_fn fn, void *arg)
+{
+    wall_fn = fn;
+    wall_arg = arg;
+}
+
+static int64_t wall_now(void)
+{
+    return wall_fn ? wall_fn(wall_arg) : mp_wall_s();
+}
+
+static void set_err(char *dst, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(char *dst, size_t size, const char *fmt, ...)
+{
+    if (!dst || !size)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dst, size, fmt, ap);
+    va_end(ap);
+}
+
+/* Record an SQLite failure and map it to a status. */
+static mp_status_t db_fail(store_t *st, int rc, const char *what)
+{
+    set_err(st->err, sizeof st->err, "%s: %s: %s", st->path, what,
+            st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+    return (rc & 0xff) == SQLITE_NOMEM ? MP_ERR_NOMEM : MP_ERR_IO;
+}
+
+const char *store_job_state_name(store_job_state_t s)
+{
+    switch (s) {
+    case STORE_JOB_QUEUED: return "queued";
+    case STORE_JOB_RUNNING: return "running";
+    case STORE_JOB_DONE: return "done";
+    case STORE_JOB_FAILED: return "failed";
+    case STORE_JOB_INTERRUPTED: return "interrupted";
+    }
+    return "unknown";
+}
+
+static store_job_state_t state_parse(const char *s)
+{
+    for (int i = STORE_JOB_QUEUED; i <= STORE_JOB_INTERRUPTED; i++)
+        if (s && strcmp(s, store_job_state_name((store_job_state_t)i)) == 0)
+            return (store_job_state_t)i;
+    return STORE_JOB_FAILED;
+}
+
+/* ---- paths and fingerprints --------------------------------------------------------- */
+
+static mp_status_t mkdir_p(char *path, mode_t mode)
+{
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        int rc = mkdir(path, mode);
+        *p = '/';
+        if (rc != 0 && errno != EEXIST)
+            return MP_ERR_IO;
+    }
+    if (mkdir(path, mode) != 0 && errno != EEXIST)
+        return MP_ERR_IO;
+    return MP_OK;
+}
+
+mp_status_t store_default_path(char *out, size_t size)
+{
+    const char *xdg = getenv("XDG_DATA_HOME");
+    const char *home = getenv("HOME");
+    size_t pos = 0;
+    bool ok;
+    if (xdg && xdg[0] == '/')
+        ok = mp_appendf(out, size, &pos, "%s/mailprobe", xdg);
+    else if (home && *home)
+        ok = mp_appendf(out, size, &pos, "%s/.local/share/mailprobe", home);
+    else
+        return MP_ERR_ARG;
+    if (!ok)
+        return MP_ERR_LIMIT;
+    if (mkdir_p(out, 0700))
+        return MP_ERR_IO;
+    return mp_appendf(out, size, &pos, "/jobs.sqlite") ? MP_OK : MP_ERR_LIMIT;
+}
+
+mp_status_t store_fingerprint(const char *path, char *out, size_t size, char *err, size_t errsize)
+{
+    struct stat sb;
+    unsigned char *head = NULL, md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    mp_status_t st = MP_ERR_IO;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        set_err(err, errsize, "%s: %s", path, strerror(errno));
+        goto done;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        set_err(err, errsize, "%s: not a regular file: it cannot be resumed", path);
+        st = MP_ERR_ARG;
+        goto done;
+    }
+    head = malloc(STORE_FP_HEAD);
+    if (!head) {
+        st = MP_ERR_NOMEM;
+        goto done;
+    }
+    size_t n = 0;
+    while (n < STORE_FP_HEAD) {
+        ssize_t k = read(fd, head + n, STORE_FP_HEAD - n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            set_err(err, errsize, "%s: %s", path, strerror(errno));
+            goto done;
+        }
+        if (k == 0)
+            break;
+        n += (size_t)k;
+    }
+    if (!EVP_Digest(head, n, md, &mdlen, EVP_sha256(), NULL)) {
+        set_err(err, errsize, "sha256 failed");
+        st = MP_ERR_INTERNAL;
+        goto done;
+    }
+    size_t pos = 0;
+    bool ok = mp_appendf(out, size, &pos, "v1:%lld:%lld%09ld:", (long long)sb.st_size,
+                         (long long)sb.st_mtim.tv_sec, (long)sb.st_mtim.tv_nsec);
+    for (unsigned i = 0; ok && i < mdlen; i++)
+        ok = mp_appendf(out, size, &pos, "%02x", md[i]);
+    st = ok ? MP_OK : MP_ERR_LIMIT;
+done:
+    if (fd >= 0)
+        close(fd);
+    free(head);
+    return st;
+}
+
+/* ---- open / close ------------------------------------------------------------------- */
+
+static mp_status_t exec(store_t *st, const char *q)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(st->db, q, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        set_err(st->err, sizeof st->err, "%s: %s", st->path, msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return (rc & 0xff) == SQLITE_NOMEM ? MP_ERR_NOMEM : MP_ERR_IO;
+    }
+    return MP_OK;
+}
+
+static int64_t pragma_int(store_t *st, const char *q)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(st->db, q, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+/* Bring the schema to STORE_SCHEMA_VERSION, inside one write transaction (so two
+ * processes opening a new store at once do not both migrate). */
+static mp_status_t migrate(store_t *st)
+{
+    mp_status_t rc = exec(st, "BEGIN IMMEDIATE");
+    if (rc)
+        return rc;
+    int64_t app = pragma_int(st, "PRAGMA application_id");
+    int64_t ver = pragma_int(st, "PRAGMA user_version");
+    int64_t ntab = pragma_int(st, "SELECT count(*) FROM sqlite_master");
+    if (app < 0 || ver < 0 || ntab < 0) {
+        rc = db_fail(st, sqlite3_errcode(st->db), "reading the schema");
+        goto fail;
+    }
+    if ((app != 0 && app != APP_ID) || (app == 0 && ntab > 0)) {
+        set_err(st->err, sizeof st->err, "%s: not a mailprobe job store", st->path);
+        rc = MP_ERR_IO;
+        goto fail;
+    }
+    if (ver > STORE_SCHEMA_VERSION) {
+        set_err(st->err, sizeof st->err,
+                "%s: written by a newer mailprobe (schema %lld, this one knows %d)", st->path,
+                (long long)ver, STORE_SCHEMA_VERSION);
+        rc = MP_ERR_IO;
+        goto fail;
+    }
+    for (int64_t v = ver; v < STORE_SCHEMA_VERSION && (size_t)v < NMIGRATIONS; v++) {
+        if ((rc = exec(st, migrations[v])) != MP_OK)
+            goto fail;
+        char q[64];
+        snprintf(q, sizeof q, "PRAGMA user_version = %lld", (long long)v + 1);
+        if ((rc = exec(st, q)) != MP_OK)
+            goto fail;
+    }
+    if (app == 0) {
+        char q[64];
+        snprintf(q, sizeof q, "PRAGMA application_id = %d", APP_ID);
+        if ((rc = exec(st, q)) != MP_OK)
+            goto fail;
+    }
+    if ((rc = exec(st, "COMMIT")) != MP_OK)
+        goto fail;
+    st->version = STORE_SCHEMA_VERSION;
+    return MP_OK;
+fail:
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+mp_status_t store_open(const char *path, store_t **out, char *err, size_t errsize)
+{
+    mp_status_t rc = MP_ERR_NOMEM;
+    *out = NULL;
+    if (err && errsize)
+        err[0] = '\0';
+    store_t *st = calloc(1, sizeof *st);
+    if (!st) {
+        set_err(err, errsize, "out of memory");
+        return MP_ERR_NOMEM;
+    }
+    mp_strlcpy(st->path, path, sizeof st->path);
+    st->batch_rows = STORE_BATCH_ROWS;
+    st->batch_ms = STORE_BATCH_MS;
+    int src = sqlite3_open_v2(path, &st->db,
+                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                              NULL);
+    if (src != SQLITE_OK) {
+        rc = db_fail(st, src, "cannot open the job store");
+        goto fail;
+    }
+    sqlite3_busy_timeout(st->db, BUSY_MS);
+    sqlite3_extended_result_codes(st->db, 1);
+    /* WAL: readers (mailprobe jobs) never block the writer; NORMAL: a commit is not
+     * fsync'd until checkpoint, so a power cut may lose the last batches but never
+     * corrupts; a killed process loses nothing committed. */
+    sqlite3_stmt *s = NULL;
+    const unsigned char *mode = NULL;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode=WAL", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        mode = sqlite3_column_text(s, 0);
+    bool wal = mode && strcmp((const char *)mode, "wal") == 0;
+    sqlite3_finalize(s);
+    if (!wal) {
+        rc = db_fail(st, sqlite3_errcode(st->db), "cannot open the job store (WAL mode)");
+        goto fail;
+    }
+    if ((rc = exec(st, "PRAGMA synchronous=NORMAL")) != MP_OK)
+        goto fail;
+    if ((rc = migrate(st)) != MP_OK)
+        goto fail;
+    for (int i = 0; i < S__COUNT; i++) {
+        src = sqlite3_prepare_v3(st->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->s[i], NULL);
+        if (src != SQLITE_OK) {
+            rc = db_fail(st, src, "preparing statements");
+            goto fail;
+        }
+    }
+    *out = st;
+    return MP_OK;
+fail:
+    set_err(err, errsize, "%s", st->err[0] ? st->err : "cannot open the job store");
+    for (int i = 0; i < S__COUNT; i++)
+        sqlite3_finalize(st->s[i]);
+    sqlite3_close(st->db);
+    free(st);
+    return rc;
+}
+
+mp_status_t store_close(store_t *st)
+{
+    if (!st)
+        return MP_OK;
+    if (st->iterating)
+        store_results_close(st);
+    mp_status_t rc = store_flush(st);
+    for (int i = 0; i < S__COUNT; i++)
+        sqlite3_finalize(st->s[i]);
+    sqlite3_close(st->db);
+    free(st);
+    return rc;
+}
+
+const char *store_errmsg(const store_t *st)
+{
+    return st->err;
+}
+
+int store_schema_version(const store_t *st)
+{
+    return st->version;
+}
+
+void store_set_batch(store_t *st, unsigned rows, unsigned ms)
+{
+    st->batch_rows = rows ? rows : STORE_BATCH_ROWS;
+    st->batch_ms = ms ? ms : STORE_BATCH_MS;
+}
+
+/* ---- statements --------------------------------------------------------------------- */
+
+static sqlite3_stmt *stmt(store_t *st, int which)
+{
+    sqlite3_stmt *s = st->s[which];
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return s;
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, i);
+}
+
+/* Step a statement that returns no rows. */
+static mp_status_t run(store_t *st, sqlite3_stmt *s, const char *what)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return db_fail(st, rc, what);
+    return MP_OK;
+}
+
+/* Job number for an id (cached for the last id). */
+static mp_status_t job_num(store_t *st, const char *id, int64_t *num)
+{
+    if (!id || !*id) {
+        set_err(st->err, sizeof st->err, "no job id");
+        return MP_ERR_ARG;
+    }
+    if (st->last_id[0] && strcmp(st->last_id, id) == 0) {
+        *num = st->last_num;
+        return MP_OK;
+    }
+    sqlite3_stmt *s = stmt(st, S_JOB_NUM);
+    bind_text(s, 1, id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *num = sqlite3_column_int64(s, 0);
+        sqlite3_reset(s);
+        mp_strlcpy(st->last_id, id, sizeof st->last_id);
+        st->last_num = *num;
+        return MP_OK;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return db_fail(st, rc, "looking up a job");
+    set_err(st->err, sizeof st->err, "%s: no job %s", st->path, id);
+    return MP_ERR_ARG;
+}
+
+/* ---- batches ------------------------------------------------------------------------ */
+
+static mp_status_t batch_begin(store_t *st)
+{
+    if (st->in_tx)
+        return MP_OK;
+    mp_status_t rc = run(st, stmt(st, S_BEGIN), "starting a batch");
+    if (rc)
+        return rc;
+    st->in_tx = true;
+    st->pending = 0;
+    st->tx_start_ms = mp_now_ms();
+    return MP_OK;
+}
+
+mp_status_t store_flush(store_t *st)
+{
+    mp_status_t rc = MP_OK;
+    if (!st->in_tx)
+        return MP_OK;
+    int64_t now = wall_now();
+    for (size_t i = 0; i < st->ndelta && !rc; i++) {
+        sqlite3_stmt *s = stmt(st, S_JOB_DELTA);
+        sqlite3_bind_int64(s, 1, st->delta[i].num);
+        for (int k = 0; k < 6; k++)
+            sqlite3_bind_int64(s, 2 + k, st->delta[i].d[k]);
+        sqlite3_bind_int64(s, 8, now);
+        rc = run(st, s, "updating job progress");
+    }
+    if (!rc)
+        rc = run(st, stmt(st, S_COMMIT), "committing");
+    if (rc) {
+        /* The batch is lost (as if killed); the rows will be checked again on resume. */
+        sqlite3_step(stmt(st, S_ROLLBACK));
+        sqlite3_reset(st->s[S_ROLLBACK]);
+    }
+    st->in_tx = false;
+    st->pending = 0;
+    st->ndelta = 0;
+    return rc;
+}
+
+mp_status_t store_tick(store_t *st)
+{
+    if (st->in_tx && (st->pending >= st->batch_rows || mp_now_ms() - st->tx_start_ms >= st->batch_ms))
+        return store_flush(st);
+    return MP_OK;
+}
+
+static delta_t *delta_for(store_t *st, int64_t num)
+{
+    for (size_t i = 0; i < st->ndelta; i++)
+        if (st->delta[i].num == num)
+            return &st->delta[i];
+    if (st->ndelta == MAX_DELTA_JOBS)
+        return NULL;
+    delta_t *d = &st->delta[st->ndelta++];
+    memset(d, 0, sizeof *d);
+    d->num = num;
+    return d;
+}
+
+mp_status_t store_result_put(store_t *st, const char *job_id, const store_result_t *r)
+{
+    int64_t num;
+    mp_status_t rc;
+    if (r->row_no < 1 || r->row_no > (int64_t)UINT32_MAX || !r->address) {
+        set_err(st->err, sizeof st->err, "bad result row %lld", (long long)r->row_no);
+        return MP_ERR_ARG;
+    }
+    if ((rc = job_num(st, job_id, &num)) != MP_OK)
+        return rc;
+    if ((rc = batch_begin(st)) != MP_OK)
+        return rc;
+    delta_t *d = delta_for(st, num);
+    if (!d) { /* many jobs in one batch: commit what we have */
+        if ((rc = store_flush(st)) != MP_OK || (rc = batch_begin(st)) != MP_OK)
+            return rc;
+        d = delta_for(st, num);
+    }
+    sqlite3_stmt *s = stmt(st, S_RES_PUT);
+    sqlite3_bind_int64(s, 1, (num << 32) | r->row_no);
+    bind_text(s, 2, r->address);
+    bind_text(s, 3, r->row_error && *r->row_error ? r->row_error : NULL);
+    bind_text(s, 4, r->verdict);
+    bind_text(s, 5, r->reason);
+    if (r->verdict)
+        sqlite3_bind_int(s, 6, r->score);
+    bind_text(s, 7, r->result_json);
+    sqlite3_bind_int64(s, 8, r->checked_at ? r->checked_at : wall_now());
+    if ((rc = run(st, s, "storing a result")) != MP_OK)
+        return rc;
+    if (sqlite3_changes(st->db) == 1) {
+        d->d[0]++;
+        if (r->row_error && *r->row_error)
+            d->d[5]++;
+        else if (r->verdict) {
+            static const char *const v[] = {"deliverable", "undeliverable", "risky", "unknown"};
+            for (int k = 0; k < 4; k++)
+                if (strcmp(r->verdict, v[k]) == 0)
+                    d->d[1 + k]++;
+        }
+    }
+    st->pending++;
+    return store_tick(st);
+}
+
+mp_status_t store_rows_done(store_t *st, const char *job_id, store_bitmap_t *out)
+{
+    int64_t num;
+    mp_status_t rc;
+    memset(out, 0, sizeof *out);
+    if ((rc = job_num(st, job_id, &num)) != MP_OK)
+        return rc;
+    sqlite3_stmt *s = stmt(st, S_RES_KEYS);
+    sqlite3_bind_int64(s, 1, num << 32);
+    sqlite3_bind_int64(s, 2, (num << 32) | UINT32_MAX);
+    int src;
+    size_t nwords = 0;
+    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+        uint64_t row = (uint64_t)sqlite3_column_int64(s, 0) & UINT32_MAX;
+        size_t w = (size_t)(row >> 6);
+        if (w >= nwords) {
+            size_t nn = nwords ? nwords : 256;
+            while (nn <= w)
+                nn *= 2;
+            uint64_t *nw = realloc(out->words, nn * sizeof *nw);
+            if (!nw) {
+                sqlite3_reset(s);
+                store_bitmap_free(out);
+                return MP_ERR_NOMEM;
+            }
+            memset(nw + nwords, 0, (nn - nwords) * sizeof *nw);
+            out->words = nw;
+            nwords = nn;
+        }
+        out->words[w] |= (uint64_t)1 << (row & 63);
+        if (row + 1 > out->nbits)
+            out->nbits = row + 1;
+        out->count++;
+    }
+    sqlite3_reset(s);
+    if (src != SQLITE_DONE) {
+        store_bitmap_free(out);
+        return db_fail(st, src, "reading done rows");
+    }
+    return MP_OK;
+}
+
+void store_bitmap_free(store_bitmap_t *b)
+{
+    free(b->words);
+    memset(b, 0, sizeof *b);
+}
+
+mp_status_t store_results_open(store_t *st, const char *job_id, int64_t from_row)
+{
+    int64_t num;
+    mp_status_t rc;
+    if (st->iterating) {
+        set_err(st->err, sizeof st->err, "an iteration is already open");
+        return MP_ERR_ARG;
+    }
+    if ((rc = job_num(st, job_id, &num)) != MP_OK)
+        return rc;
+    if (from_row < 1)
+        from_row = 1;
+    if (from_row > (int64_t)UINT32_MAX)
+        from_row = UINT32_MAX;
+    sqlite3_stmt *s = stmt(st, S_RES_ITER);
+    sqlite3_bind_int64(s, 1, (num << 32) | from_row);
+    sqlite3_bind_int64(s, 2, (num << 32) | UINT32_MAX);
+    st->iterating = true;
+    return MP_OK;
+}
+
+static const char *col_text(sqlite3_stmt *s, int i)
+{
+    return (const char *)sqlite3_column_text(s, i);
+}
+
+mp_status_t store_results_next(store_t *st, store_result_t *out, bool *have)
+{
+    *have = false;
+    memset(out, 0, sizeof *out);
+    if (!st->iterating)
+        return MP_OK;
+    sqlite3_stmt *s = st->s[S_RES_ITER];
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) {
+        store_results_close(st);
+        return MP_OK;
+    }
+    if (rc != SQLITE_ROW) {
+        store_results_close(st);
+        return db_fail(st, rc, "reading results");
+    }
+    out->row_no = sqlite3_column_int64(s, 0) & UINT32_MAX;
+    out->address = col_text(s, 1);
+    out->row_error = col_text(s, 2);
+    out->verdict = col_text(s, 3);
+    out->reason = col_text(s, 4);
+    out->score = sqlite3_column_int(s, 5);
+    out->result_json = col_text(s, 6);
+    out->checked_at = sqlite3_column_int64(s, 7);
+    if (!out->address)
+        out->address = "";
+    *have = true;
+    return MP_OK;
+}
+
+void store_results_close(store_t *st)
+{
+    sqlite3_reset(st->s[S_RES_ITER]);
+    st->iterating = false;
+}
+
+/* ---- jobs --------------------------------------------------------------------------- */
+
+static char *dup_col(sqlite3_stmt *s, int i)
+{
+    const char *t = col_text(s, i);
+    return t ? strdup(t) : NULL;
+}
+
+static mp_status_t read_job(sqlite3_stmt *s, store_job_t *j)
+{
+    memset(j, 0, sizeof *j);
+    mp_strlcpy(j->id, col_text(s, 0) ? col_text(s, 0) : "", sizeof j->id);
+    j->created = sqlite3_column_int64(s, 1);
+    j->updated = sqlite3_column_int64(s, 2);
+    j->input_path = dup_col(s, 3);
+    j->fingerprint = dup_col(s, 4);
+    j->options = dup_col(s, 5);
+    j->output_path = dup_col(s, 6);
+    j->state = state_parse(col_text(s, 7));
+    j->message = dup_col(s, 8);
+    j->total_rows = sqlite3_column_int64(s, 9);
+    j->done_rows = sqlite3_column_int64(s, 10);
+    j->n_deliverable = sqlite3_column_int64(s, 11);
+    j->n_undeliverable = sqlite3_column_int64(s, 12);
+    j->n_risky = sqlite3_column_int64(s, 13);
+    j->n_unknown = sqlite3_column_int64(s, 14);
+    j->n_error = sqlite3_column_int64(s, 15);
+    j->ckpt_row = sqlite3_column_int64(s, 16);
+    j->ckpt_offset = sqlite3_column_int64(s, 17);
+    if (!j->input_path || !j->fingerprint || !j->options) {
+        store_job_cleanup(j);
+        return MP_ERR_NOMEM;
+    }
+    return MP_OK;
+}
+
+void store_job_cleanup(store_job_t *j)
+{
+    free(j->input_path);
+    free(j->fingerprint);
+    free(j->options);
+    free(j->output_path);
+    free(j->message);
+    memset(j, 0, sizeof *j);
+}
+
+void store_jobs_free(store_job_t *jobs, size_t n)
+{
+    for (size_t i = 0; jobs && i < n; i++)
+        store_job_cleanup(&jobs[i]);
+    free(jobs);
+}
+
+/* Query one job: *found false when no row. */
+static mp_status_t one_job(store_t *st, sqlite3_stmt *s, store_job_t *out, bool *found)
+{
+    *found = false;
+    int rc = sqlite3_step(s);
+    mp_status_t r = MP_OK;
+    if (rc == SQLITE_ROW) {
+        r = read_job(s, out);
+        *found = r == MP_OK;
+    } else if (rc != SQLITE_DONE)
+        r = db_fail(st, rc, "reading a job");
+    sqlite3_reset(s);
+    return r;
+}
+
+mp_status_t store_job_create(store_t *st, store_job_t *init)
+{
+    static const char alphabet[] = "23456789abcdefghjkmnpqrstuvwxyz"; /* no 0/1/i/l/o */
+    mp_status_t rc;
+    if (!init->input_path || !init->fingerprint || !init->options) {
+        set_err(st->err, sizeof st->err, "job_create: input_path, fingerprint, options needed");
+        return MP_ERR_ARG;
+    }
+    if ((rc = store_flush(st)) != MP_OK)
+        return rc;
+    for (int tries = 0; tries < 10; tries++) {
+        unsigned char rnd[10];
+        if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+            uint64_t x = mp_now_ms() ^ ((uint64_t)getpid() << 20) ^ (uint64_t)tries;
+            for (size_t i = 0; i < sizeof rnd; i++, x = x * 6364136223846793005u + 1)
+                rnd[i] = (unsigned char)(x >> 33);
+        }
+        for (size_t i = 0; i < sizeof rnd; i++)
+            init->id[i] = alphabet[rnd[i] % (sizeof alphabet - 1)];
+        init->id[sizeof rnd] = '\0';
+        sqlite3_stmt *s = stmt(st, S_JOB_INSERT);
+        bind_text(s, 1, init->id);
+        sqlite3_bind_int64(s, 2, wall_now());
+        bind_text(s, 3, init->input_path);
+        bind_text(s, 4, init->fingerprint);
+        bind_text(s, 5, init->options);
+        bind_text(s, 6, init->output_path);
+        sqlite3_bind_int64(s, 7, init->total_rows ? init->total_rows : -1);
+        int src = sqlite3_step(s);
+        sqlite3_reset(s);
+        if (src == SQLITE_DONE)
+            return MP_OK;
+        if (src != SQLITE_CONSTRAINT_UNIQUE)
+            return db_fail(st, src, "creating a job");
+    }
+    set_err(st->err, sizeof st->err, "cannot find a free job id");
+    return MP_ERR_INTERNAL;
+}
+
+mp_status_t store_job_find(store_t *st, const char *fingerprint, const char *options,
+                           store_job_t *out, bool *found)
+{
+    sqlite3_stmt *s = stmt(st, S_JOB_FIND);
+    bind_text(s, 1, fingerprint);
+    bind_text(s, 2, options);
+    return one_job(st, s, out, found);
+}
+
+mp_status_t store_job_get(store_t *st, const char *id, store_job_t *out, bool *found)
+{
+    sqlite3_stmt *s = stmt(st, S_JOB_GET);
+    bind_text(s, 1, id);
+    return one_job(st, s, out, found);
+}
+
+mp_status_t store_job_list(store_t *st, store_job_t **jobs, size_t *n)
+{
+    sqlite3_stmt *s = stmt(st, S_JOB_LIST);
+    size_t cap = 0;
+    mp_status_t r = MP_OK;
+    int rc;
+    *jobs = NULL;
+    *n = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (*n == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            store_job_t *nj = realloc(*jobs, nc * sizeof *nj);
+            if (!nj) {
+                r = MP_ERR_NOMEM;
+                break;
+            }
+            *jobs = nj;
+            cap = nc;
+        }
+        if ((r = read_job(s, &(*jobs)[*n])) != MP_OK)
+            break;
+        (*n)++;
+    }
+    if (!r && rc != SQLITE_DONE)
+        r = db_fail(st, rc, "listing jobs");
+    sqlite3_reset(s);
+    if (r) {
+        store_jobs_free(*jobs, *n);
+        *jobs = NULL;
+        *n = 0;
+    }
+    return r;
+}
+
+/* Run a one-row job update outside any batch; MP_ERR_ARG when the id is unknown. */
+static mp_status_t job_update(store_t *st, sqlite3_stmt *s, const char *what)
+{
+    mp_status_t rc = run(st, s, what);
+    if (!rc && sqlite3_changes(st->db) == 0) {
+        set_err(st->err, sizeof st->err, "%s: no such job", what);
+        return MP_ERR_ARG;
+    }
+    return rc;
+}
+
+mp_status_t store_job_set_state(store_t *st, const char *id, store_job_state_t state,
+                                const char *message)
+{
+    mp_status_t rc = store_flush(st);
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = stmt(st, S_JOB_STATE);
+    bind_text(s, 1, id);
+    bind_text(s, 2, store_job_state_name(state));
+    bind_text(s, 3, message);
+    sqlite3_bind_int64(s, 4, wall_now());
+    return job_update(st, s, "setting the job state");
+}
+
+mp_status_t store_job_set_total(store_t *st, const char *id, int64_t total_rows)
+{
+    mp_status_t rc = store_flush(st);
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = stmt(st, S_JOB_TOTAL);
+    bind_text(s, 1, id);
+    sqlite3_bind_int64(s, 2, total_rows);
+    sqlite3_bind_int64(s, 3, wall_now());
+    return job_update(st, s, "setting the job total");
+}
+
+mp_status_t store_job_set_checkpoint(store_t *st, const char *id, int64_t row_no, int64_t offset)
+{
+    mp_status_t rc = batch_begin(st); /* goes with the results it describes */
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = stmt(st, S_JOB_CKPT);
+    bind_text(s, 1, id);
+    sqlite3_bind_int64(s, 2, row_no);
+    sqlite3_bind_int64(s, 3, offset);
+    return job_update(st, s, "setting the job checkpoint");
+}
+
+mp_status_t store_job_delete(store_t *st, const char *id)
+{
+    int64_t num;
+    mp_status_t rc;
+    if ((rc = store_flush(st)) != MP_OK || (rc = job_num(st, id, &num)) != MP_OK)
+        return rc;
+    if ((rc = batch_begin(st)) != MP_OK)
+        return rc;
+    sqlite3_stmt *s = stmt(st, S_JOB_DEL_RESULTS);
+    sqlite3_bind_int64(s, 1, num << 32);
+    sqlite3_bind_int64(s, 2, (num << 32) | UINT32_MAX);
+    rc = run(st, s, "deleting results");
+    if (!rc) {
+        s = stmt(st, S_JOB_DEL);
+        sqlite3_bind_int64(s, 1, num);
+        rc = run(st, s, "deleting a job");
+    }
+    st->last_id[0] = '\0';
+    mp_status_t rc2 = store_flush(st);
+    return rc ? rc : rc2;
+}
+
+/* ---- cache -------------------------------------------------------------------------- */
+
+mp_status_t store_cache_get(store_t *st, const char *norm_address, int64_t max_age_s,
+                            store_cached_t *out, bool *found)
+{
+    *found = false;
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s = stmt(st, S_CACHE_GET);
+    bind_text(s, 1, norm_address);
+    sqlite3_bind_int64(s, 2, max_age_s < 0 ? INT64_MIN : wall_now() - max_age_s);
+    int rc = sqlite3_step(s);
+    mp_status_t r = MP_OK;
+    if (rc == SQLITE_ROW) {
+        const char *v = col_text(s, 0), *j = col_text(s, 1);
+        mp_strlcpy(out->verdict, v ? v : "", sizeof out->verdict);
+        out->checked_at = sqlite3_column_int64(s, 2);
+        out->result_json = strdup(j ? j : "");
+        if (!out->result_json)
+            r = MP_ERR_NOMEM;
+        else
+            *found = true;
+    } else if (rc != SQLITE_DONE)
+        r = db_fail(st, rc, "reading the cache");
+    sqlite3_reset(s);
+    return r;
+}
+
+mp_status_t store_cache_put(store_t *st, const char *norm_address, const char *verdict,
+                            const char *result_json, int64_t checked_at)
+{
+    if (!norm_address || !result_json)
+        return MP_ERR_ARG;
+    mp_status_t rc = batch_begin(st);
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = stmt(st, S_CACHE_PUT);
+    bind_text(s, 1, norm_address);
+    bind_text(s, 2, verdict);
+    bind_text(s, 3, result_json);
+    sqlite3_bind_int64(s, 4, checked_at ? checked_at : wall_now());
+    if ((rc = run(st, s, "storing a cache entry")) != MP_OK)
+        return rc;
+    st->pending++;
+    return store_tick(st);
+}
+
+mp_status_t store_cache_prune(store_t *st, int64_t max_age_s, int64_t *deleted)
+{
+    mp_status_t rc = store_flush(st);
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = stmt(st, S_CACHE_PRUNE);
+    sqlite3_bind_int64(s, 1, wall_now() - max_age_s);
+    rc = run(st, s, "pruning the cache");
+    if (!rc && deleted)
+        *deleted = sqlite3_changes(st->db);
+    return rc;
+}

@@ -1,0 +1,562 @@
+/*
+ * test_store.c - unit tests for src/store: jobs, resume, batching and crash loss, row
+ * order, the address cache with injected clocks, schema versions, two handles (WAL).
+ *
+ * Stores live in a fresh mkdtemp() directory removed at the end. A crash is simulated
+ * by a forked child that writes and _exit()s without committing. The million-row insert
+ * is timed and printed, never asserted, and runs only with MP_STORE_BENCH=1.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/store.h"
+#include "util/clock.h"
+
+static char tmpdir[256];
+static int64_t fake_wall = 1700000000;
+static uint64_t fake_mono = 1000;
+
+static int64_t wall_cb(void *arg)
+{
+    (void)arg;
+    return fake_wall;
+}
+
+static uint64_t mono_cb(void *arg)
+{
+    (void)arg;
+    return fake_mono;
+}
+
+static const char *tpath(const char *name)
+{
+    static char p[4][512];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(p[k], sizeof p[k], "%s/%s", tmpdir, name);
+    return p[k];
+}
+
+static store_t *open_store(const char *name)
+{
+    store_t *st = NULL;
+    char err[STORE_ERR_MAX];
+    mp_status_t rc = store_open(tpath(name), &st, err, sizeof err);
+    if (rc)
+        fail_msg("store_open: %s", err);
+    return st;
+}
+
+static void new_job(store_t *st, const char *fp, const char *opts, store_job_t *j)
+{
+    memset(j, 0, sizeof *j);
+    j->input_path = (char *)"/data/list.csv";
+    j->fingerprint = (char *)fp;
+    j->options = (char *)opts;
+    j->output_path = (char *)"/data/out.csv";
+    assert_int_equal(store_job_create(st, j), MP_OK);
+    assert_int_equal(strlen(j->id), 10);
+}
+
+static void put(store_t *st, const char *job, int64_t row, const char *verdict)
+{
+    char addr[64], json[128];
+    snprintf(addr, sizeof addr, "user%lld@x.com", (long long)row);
+    snprintf(json, sizeof json, "{\"email\":\"%s\",\"verdict\":\"%s\"}", addr, verdict);
+    store_result_t r = {.row_no = row, .address = addr, .verdict = verdict, .reason = "accepted",
+                        .score = 90, .result_json = json};
+    assert_int_equal(store_result_put(st, job, &r), MP_OK);
+}
+
+static void test_open_schema(void **state)
+{
+    (void)state;
+    store_t *st = open_store("a.sqlite");
+    assert_int_equal(store_schema_version(st), STORE_SCHEMA_VERSION);
+    assert_int_equal(store_close(st), MP_OK);
+    st = open_store("a.sqlite"); /* reopen: no migration needed */
+    assert_int_equal(store_schema_version(st), STORE_SCHEMA_VERSION);
+    store_close(st);
+
+    /* a newer schema is refused with a clear message */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(tpath("a.sqlite"), &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    char err[STORE_ERR_MAX];
+    st = NULL;
+    assert_int_equal(store_open(tpath("a.sqlite"), &st, err, sizeof err), MP_ERR_IO);
+    assert_null(st);
+    assert_non_null(strstr(err, "newer mailprobe"));
+
+    /* some other SQLite database is not taken over */
+    assert_int_equal(sqlite3_open(tpath("other.sqlite"), &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE t(x)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(store_open(tpath("other.sqlite"), &st, err, sizeof err), MP_ERR_IO);
+    assert_non_null(strstr(err, "not a mailprobe job store"));
+
+    /* not a database at all; an unwritable place */
+    FILE *f = fopen(tpath("text.sqlite"), "w");
+    fputs("hello, this is not SQLite, not at all, no.\n", f);
+    fclose(f);
+    assert_int_equal(store_open(tpath("text.sqlite"), &st, err, sizeof err), MP_ERR_IO);
+    assert_int_equal(store_open(tpath("no/such/dir/x.sqlite"), &st, err, sizeof err), MP_ERR_IO);
+    assert_non_null(strstr(err, "no/such/dir"));
+}
+
+static void test_fingerprint_and_default(void **state)
+{
+    (void)state;
+    char fp1[STORE_FP_MAX], fp2[STORE_FP_MAX], err[STORE_ERR_MAX];
+    FILE *f = fopen(tpath("in.csv"), "w");
+    fputs("email\na@x.com\n", f);
+    fclose(f);
+    assert_int_equal(store_fingerprint(tpath("in.csv"), fp1, sizeof fp1, err, sizeof err), MP_OK);
+    assert_int_equal(strncmp(fp1, "v1:14:", 6), 0);
+    assert_int_equal(store_fingerprint(tpath("in.csv"), fp2, sizeof fp2, err, sizeof err), MP_OK);
+    assert_string_equal(fp1, fp2);
+    f = fopen(tpath("in.csv"), "a");
+    fputs("b@x.com\n", f);
+    fclose(f);
+    assert_int_equal(store_fingerprint(tpath("in.csv"), fp2, sizeof fp2, err, sizeof err), MP_OK);
+    assert_string_not_equal(fp1, fp2);
+    assert_int_equal(store_fingerprint(tmpdir, fp2, sizeof fp2, err, sizeof err), MP_ERR_ARG);
+    assert_int_equal(store_fingerprint(tpath("nope"), fp2, sizeof fp2, err, sizeof err), MP_ERR_IO);
+    assert_int_equal(store_fingerprint(tpath("in.csv"), fp2, 10, err, sizeof err), MP_ERR_LIMIT);
+
+    char p[512];
+    setenv("XDG_DATA_HOME", tpath("xdg/data"), 1);
+    assert_int_equal(store_default_path(p, sizeof p), MP_OK);
+    assert_string_equal(p, tpath("xdg/data/mailprobe/jobs.sqlite"));
+    struct stat sb;
+    assert_int_equal(stat(tpath("xdg/data/mailprobe"), &sb), 0);
+    unsetenv("XDG_DATA_HOME");
+    const char *home = getenv("HOME");
+    char *saved = home ? strdup(home) : NULL;
+    setenv("HOME", tpath("home"), 1);
+    assert_int_equal(store_default_path(p, sizeof p), MP_OK);
+    assert_string_equal(p, tpath("home/.local/share/mailprobe/jobs.sqlite"));
+    assert_int_equal(store_default_path(p, 8), MP_ERR_LIMIT);
+    if (saved)
+        setenv("HOME", saved, 1);
+    free(saved);
+}
+
+static void test_create_find_resume(void **state)
+{
+    (void)state;
+    store_t *st = open_store("jobs.sqlite");
+    store_job_t j, got;
+    bool found;
+    new_job(st, "fp-1", "col=email", &j);
+    assert_int_equal(store_job_find(st, "fp-1", "col=email", &got, &found), MP_OK);
+    assert_true(found);
+    assert_string_equal(got.id, j.id);
+    assert_int_equal(got.state, STORE_JOB_QUEUED);
+    assert_int_equal(got.total_rows, -1);
+    assert_string_equal(got.output_path, "/data/out.csv");
+    store_job_cleanup(&got);
+    assert_int_equal(store_job_find(st, "fp-1", "col=work", &got, &found), MP_OK);
+    assert_false(found);
+    assert_int_equal(store_job_set_state(st, j.id, STORE_JOB_RUNNING, NULL), MP_OK);
+    assert_int_equal(store_job_set_total(st, j.id, 6), MP_OK);
+
+    put(st, j.id, 1, "deliverable");
+    put(st, j.id, 2, "undeliverable");
+    put(st, j.id, 5, "risky");
+    store_result_t bad = {.row_no = 4, .address = "", .row_error = "no_address"};
+    assert_int_equal(store_result_put(st, j.id, &bad), MP_OK);
+    put(st, j.id, 2, "deliverable"); /* a second put for a row is ignored */
+    assert_int_equal(store_job_set_checkpoint(st, j.id, 3, 1234), MP_OK);
+    assert_int_equal(store_job_set_state(st, j.id, STORE_JOB_INTERRUPTED, "SIGINT"), MP_OK);
+    assert_int_equal(store_close(st), MP_OK);
+
+    /* "re-running the same command": find the job again, skip what is done */
+    st = open_store("jobs.sqlite");
+    assert_int_equal(store_job_find(st, "fp-1", "col=email", &got, &found), MP_OK);
+    assert_true(found);
+    assert_string_equal(got.id, j.id);
+    assert_int_equal(got.state, STORE_JOB_INTERRUPTED);
+    assert_string_equal(got.message, "SIGINT");
+    assert_int_equal(got.done_rows, 4);
+    assert_int_equal(got.total_rows, 6);
+    assert_int_equal(got.n_deliverable, 1);
+    assert_int_equal(got.n_undeliverable, 1);
+    assert_int_equal(got.n_risky, 1);
+    assert_int_equal(got.n_unknown, 0);
+    assert_int_equal(got.n_error, 1);
+    assert_int_equal(got.ckpt_row, 3);
+    assert_int_equal(got.ckpt_offset, 1234);
+    store_job_cleanup(&got);
+    store_bitmap_t bm;
+    assert_int_equal(store_rows_done(st, j.id, &bm), MP_OK);
+    assert_int_equal(bm.count, 4);
+    assert_true(store_bitmap_has(&bm, 1));
+    assert_true(store_bitmap_has(&bm, 2));
+    assert_false(store_bitmap_has(&bm, 3));
+    assert_true(store_bitmap_has(&bm, 4));
+    assert_true(store_bitmap_has(&bm, 5));
+    assert_false(store_bitmap_has(&bm, 6));
+    assert_false(store_bitmap_has(&bm, 1000000));
+    store_bitmap_free(&bm);
+
+    assert_int_equal(store_job_get(st, j.id, &got, &found), MP_OK);
+    assert_true(found);
+    store_job_cleanup(&got);
+    assert_int_equal(store_job_get(st, "nosuchjob", &got, &found), MP_OK);
+    assert_false(found);
+    store_result_t r = {.row_no = 1, .address = "a@x.com"};
+    assert_int_equal(store_result_put(st, "nosuchjob", &r), MP_ERR_ARG);
+    r.row_no = 0;
+    assert_int_equal(store_result_put(st, j.id, &r), MP_ERR_ARG);
+    assert_int_equal(store_job_set_state(st, "nosuchjob", STORE_JOB_DONE, NULL), MP_ERR_ARG);
+
+    /* delete */
+    assert_int_equal(store_job_delete(st, j.id), MP_OK);
+    assert_int_equal(store_job_get(st, j.id, &got, &found), MP_OK);
+    assert_false(found);
+    assert_int_equal(store_rows_done(st, j.id, &bm), MP_ERR_ARG);
+    store_close(st);
+}
+
+/* A child process writes, commits some, then dies without committing the rest. */
+static void test_crash(void **state)
+{
+    (void)state;
+    store_t *st = open_store("crash.sqlite");
+    store_job_t j;
+    new_job(st, "fp-crash", "", &j);
+    store_close(st);
+
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        store_t *c = NULL;
+        char err[STORE_ERR_MAX];
+        if (store_open(tpath("crash.sqlite"), &c, err, sizeof err))
+            _exit(2);
+        store_set_batch(c, 4, 60000); /* auto-commit every 4 writes */
+        for (int64_t i = 1; i <= 10; i++) {
+            store_result_t r = {.row_no = i, .address = "a@x.com", .verdict = "unknown"};
+            if (store_result_put(c, j.id, &r))
+                _exit(3);
+        }
+        if (store_flush(c)) /* rows 1..10 committed */
+            _exit(4);
+        for (int64_t i = 11; i <= 17; i++) { /* 11..14 auto-committed, 15..17 in flight */
+            store_result_t r = {.row_no = i, .address = "a@x.com", .verdict = "unknown"};
+            if (store_result_put(c, j.id, &r))
+                _exit(5);
+        }
+        raise(SIGKILL); /* kill -9: no flush, no close */
+        _exit(6);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+        fail_msg("child did not die by SIGKILL (status %d)", status);
+
+    st = open_store("crash.sqlite");
+    store_bitmap_t bm;
+    assert_int_equal(store_rows_done(st, j.id, &bm), MP_OK);
+    assert_int_equal(bm.count, 14);
+    assert_true(store_bitmap_has(&bm, 14));
+    assert_false(store_bitmap_has(&bm, 15));
+    store_bitmap_free(&bm);
+    store_job_t got;
+    bool found;
+    assert_int_equal(store_job_get(st, j.id, &got, &found), MP_OK);
+    assert_int_equal(got.done_rows, 14); /* counters committed with their rows */
+    assert_int_equal(got.n_unknown, 14);
+    store_job_cleanup(&got);
+    store_close(st);
+}
+
+static void test_row_order(void **state)
+{
+    (void)state;
+    store_t *st = open_store("order.sqlite");
+    store_job_t j, k;
+    new_job(st, "fp-o", "", &j);
+    new_job(st, "fp-o2", "", &k);
+    static const int64_t rows[] = {5, 3, 1000000, 1, 4, 2};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        put(st, j.id, rows[i], "deliverable");
+    put(st, k.id, 3, "risky"); /* another job's row 3 is not ours */
+    static const int64_t want[] = {1, 2, 3, 4, 5, 1000000};
+    /* queued (not flushed) results are visible to the iteration too */
+    assert_int_equal(store_results_open(st, j.id, 1), MP_OK);
+    assert_int_equal(store_results_open(st, j.id, 1), MP_ERR_ARG); /* one at a time */
+    store_result_t r;
+    bool have;
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal(store_results_next(st, &r, &have), MP_OK);
+        assert_true(have);
+        assert_int_equal(r.row_no, want[i]);
+        char addr[64];
+        snprintf(addr, sizeof addr, "user%lld@x.com", (long long)want[i]);
+        assert_string_equal(r.address, addr);
+        assert_string_equal(r.verdict, "deliverable");
+        assert_string_equal(r.reason, "accepted");
+        assert_int_equal(r.score, 90);
+        assert_non_null(strstr(r.result_json, addr));
+        assert_null(r.row_error);
+    }
+    assert_int_equal(store_results_next(st, &r, &have), MP_OK);
+    assert_false(have);
+    assert_int_equal(store_flush(st), MP_OK);
+    assert_int_equal(store_results_open(st, j.id, 4), MP_OK);
+    assert_int_equal(store_results_next(st, &r, &have), MP_OK);
+    assert_int_equal(r.row_no, 4);
+    store_results_close(st);
+    store_close(st);
+}
+
+static void test_cache(void **state)
+{
+    (void)state;
+    store_wall_set(wall_cb, NULL);
+    fake_wall = 1700000000;
+    store_t *st = open_store("cache.sqlite");
+    store_cached_t c;
+    bool found;
+    assert_int_equal(store_cache_get(st, "a@x.com", -1, &c, &found), MP_OK);
+    assert_false(found);
+    assert_int_equal(store_cache_put(st, "a@x.com", "deliverable", "{\"v\":1}", 0), MP_OK);
+    fake_wall += 3600;
+    assert_int_equal(store_cache_get(st, "a@x.com", 7200, &c, &found), MP_OK);
+    assert_true(found);
+    assert_string_equal(c.result_json, "{\"v\":1}");
+    assert_string_equal(c.verdict, "deliverable");
+    assert_int_equal(c.checked_at, 1700000000);
+    free(c.result_json);
+    assert_int_equal(store_cache_get(st, "a@x.com", 3600, &c, &found), MP_OK);
+    assert_true(found); /* exactly max_age old: still fresh */
+    free(c.result_json);
+    assert_int_equal(store_cache_get(st, "a@x.com", 3599, &c, &found), MP_OK);
+    assert_false(found);
+    assert_int_equal(store_cache_get(st, "a@x.com", -1, &c, &found), MP_OK);
+    assert_true(found);
+    free(c.result_json);
+
+    /* a newer check replaces, an older one does not */
+    assert_int_equal(store_cache_put(st, "a@x.com", "unknown", "{\"v\":2}", 0), MP_OK);
+    assert_int_equal(store_cache_put(st, "a@x.com", "risky", "{\"v\":0}", 1600000000), MP_OK);
+    assert_int_equal(store_cache_get(st, "a@x.com", 10, &c, &found), MP_OK);
+    assert_true(found);
+    assert_string_equal(c.result_json, "{\"v\":2}");
+    free(c.result_json);
+
+    /* persisted, prunable */
+    assert_int_equal(store_cache_put(st, "old@x.com", "deliverable", "{}", 1600000000), MP_OK);
+    store_close(st);
+    st = open_store("cache.sqlite");
+    int64_t n = 0;
+    assert_int_equal(store_cache_prune(st, 86400, &n), MP_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_cache_get(st, "old@x.com", -1, &c, &found), MP_OK);
+    assert_false(found);
+    store_close(st);
+    store_wall_set(NULL, NULL);
+}
+
+/* The batch age limit uses the monotonic clock (mp_clock_set). */
+static void test_batch_age(void **state)
+{
+    (void)state;
+    mp_clock_set(mono_cb, NULL);
+    fake_mono = 1000;
+    store_t *a = open_store("age.sqlite");
+    store_t *b = open_store("age.sqlite"); /* a second handle sees only commits */
+    store_job_t j;
+    new_job(a, "fp-age", "", &j);
+    put(a, j.id, 1, "deliverable");
+    fake_mono += 100;
+    assert_int_equal(store_tick(a), MP_OK);
+    store_bitmap_t bm;
+    assert_int_equal(store_rows_done(b, j.id, &bm), MP_OK);
+    assert_int_equal(bm.count, 0); /* not committed yet */
+    store_bitmap_free(&bm);
+    fake_mono += 100; /* 200 ms since the batch began */
+    put(a, j.id, 2, "deliverable");
+    assert_int_equal(store_rows_done(b, j.id, &bm), MP_OK);
+    assert_int_equal(bm.count, 2);
+    store_bitmap_free(&bm);
+    put(a, j.id, 3, "deliverable");
+    fake_mono += 250;
+    assert_int_equal(store_tick(a), MP_OK); /* a timer's tick commits an idle batch */
+    assert_int_equal(store_rows_done(b, j.id, &bm), MP_OK);
+    assert_int_equal(bm.count, 3);
+    store_bitmap_free(&bm);
+    store_close(a);
+    store_close(b);
+    mp_clock_set(NULL, NULL);
+}
+
+static void test_two_handles(void **state)
+{
+    (void)state;
+    store_t *a = open_store("two.sqlite");
+    store_t *b = open_store("two.sqlite");
+    store_job_t j, k;
+    new_job(a, "fp-two", "", &j);
+    put(a, j.id, 1, "deliverable"); /* a's batch is open */
+    /* b reads while a writes (WAL) and sees the committed job, not the queued row */
+    store_job_t got;
+    bool found;
+    assert_int_equal(store_job_get(b, j.id, &got, &found), MP_OK);
+    assert_true(found);
+    assert_int_equal(got.done_rows, 0);
+    store_job_cleanup(&got);
+    assert_int_equal(store_flush(a), MP_OK);
+    assert_int_equal(store_job_get(b, j.id, &got, &found), MP_OK);
+    assert_int_equal(got.done_rows, 1);
+    store_job_cleanup(&got);
+    /* both write, one after the other's commit */
+    new_job(b, "fp-two-b", "", &k);
+    put(b, k.id, 1, "risky");
+    assert_int_equal(store_flush(b), MP_OK);
+    put(a, j.id, 2, "risky");
+    assert_int_equal(store_flush(a), MP_OK);
+    store_job_t *jobs;
+    size_t n;
+    assert_int_equal(store_job_list(a, &jobs, &n), MP_OK);
+    assert_int_equal(n, 2);
+    store_jobs_free(jobs, n);
+    store_close(a);
+    store_close(b);
+}
+
+static void test_job_list(void **state)
+{
+    (void)state;
+    store_wall_set(wall_cb, NULL);
+    store_t *st = open_store("list.sqlite");
+    store_job_t *jobs;
+    size_t n;
+    assert_int_equal(store_job_list(st, &jobs, &n), MP_OK);
+    assert_int_equal(n, 0);
+    store_jobs_free(jobs, n);
+    store_job_t j[3];
+    for (int i = 0; i < 3; i++) {
+        fake_wall = 1700000000 + i * 60;
+        char fp[16];
+        snprintf(fp, sizeof fp, "fp-%d", i);
+        new_job(st, fp, "", &j[i]);
+    }
+    assert_int_equal(store_job_set_state(st, j[0].id, STORE_JOB_DONE, NULL), MP_OK);
+    assert_int_equal(store_job_set_state(st, j[1].id, STORE_JOB_FAILED, "disk full"), MP_OK);
+    put(st, j[2].id, 1, "unknown");
+    assert_int_equal(store_job_list(st, &jobs, &n), MP_OK); /* flushes nothing: sees committed */
+    assert_int_equal(n, 3);
+    assert_string_equal(jobs[0].id, j[2].id); /* newest first */
+    assert_string_equal(jobs[1].id, j[1].id);
+    assert_string_equal(jobs[2].id, j[0].id);
+    assert_int_equal(jobs[1].state, STORE_JOB_FAILED);
+    assert_string_equal(jobs[1].message, "disk full");
+    assert_int_equal(jobs[2].state, STORE_JOB_DONE);
+    assert_int_equal(jobs[2].created, 1700000000);
+    assert_string_equal(store_job_state_name(jobs[0].state), "queued");
+    store_jobs_free(jobs, n);
+    store_close(st);
+    store_wall_set(NULL, NULL);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_million(void **state)
+{
+    (void)state;
+    /* a measurement, not a check: 800 MB and 10 s, so only on request */
+    const char *b = getenv("MP_STORE_BENCH");
+    if (!b || strcmp(b, "1") != 0)
+        skip();
+    store_t *st = open_store("million.sqlite");
+    store_job_t j;
+    new_job(st, "fp-m", "", &j);
+    /* a realistic result: ~700 bytes of JSON */
+    char json[1024];
+    size_t pos = (size_t)snprintf(json, sizeof json, "{\"email\":\"user@domain.example\",\"verdict\":"
+                                  "\"deliverable\",\"reason\":\"accepted\",\"score\":95");
+    while (pos < 680)
+        pos += (size_t)snprintf(json + pos, sizeof json - pos, ",\"k%zu\":\"value\"", pos);
+    snprintf(json + pos, sizeof json - pos, "}");
+    const unsigned N = 1000000;
+    double t0 = now_s();
+    for (unsigned i = 1; i <= N; i++) {
+        char addr[64];
+        snprintf(addr, sizeof addr, "user%u@domain%u.example", i, i % 20000);
+        store_result_t r = {.row_no = i, .address = addr, .verdict = "deliverable",
+                            .reason = "accepted", .score = 95, .result_json = json};
+        if (store_result_put(st, j.id, &r))
+            fail_msg("put %u: %s", i, store_errmsg(st));
+    }
+    assert_int_equal(store_flush(st), MP_OK);
+    double t1 = now_s();
+    store_bitmap_t bm;
+    assert_int_equal(store_rows_done(st, j.id, &bm), MP_OK);
+    assert_int_equal(bm.count, N);
+    store_bitmap_free(&bm);
+    double t2 = now_s();
+    assert_int_equal(store_results_open(st, j.id, 1), MP_OK);
+    store_result_t r;
+    bool have;
+    unsigned n = 0;
+    while (store_results_next(st, &r, &have) == MP_OK && have)
+        n++;
+    double t3 = now_s();
+    assert_int_equal(n, N);
+    store_close(st);
+    struct stat sb;
+    stat(tpath("million.sqlite"), &sb);
+    printf("store: 1,000,000 results of %zu B JSON: put+commit %.2f s (%.2f us/row), done-rows "
+           "bitmap %.2f s, iterate %.2f s, file %.0f MB\n",
+           strlen(json), t1 - t0, (t1 - t0) * 1e6 / N, t2 - t1, t3 - t2, (double)sb.st_size / 1e6);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_store.XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_open_schema),     cmocka_unit_test(test_fingerprint_and_default),
+        cmocka_unit_test(test_create_find_resume), cmocka_unit_test(test_crash),
+        cmocka_unit_test(test_row_order),       cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_batch_age),       cmocka_unit_test(test_two_handles),
+        cmocka_unit_test(test_job_list),        cmocka_unit_test(test_million),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
