@@ -58,6 +58,7 @@ typedef struct bulk {
     bool failed;
     char failmsg[STORE_ERR_MAX + 64];
     uint64_t rows_read, rows_skipped, rows_checked_now, rows_reused, rows_error;
+    uint64_t by_verdict[4];  /* rows checked or reused in this run, per vd_verdict_t */
     uint64_t start_ms;
     bool tty;
     struct event *progress_ev;
@@ -138,6 +139,8 @@ static void on_result(vd_result_t *res, void *arg)
         for (size_t i = 0; i < p->nrows; i++)
             put_row(b, p->rows[i], p->addr, NULL, verdict, vd_reason_name(res->reason),
                     res->score, json, 0);
+        if ((unsigned)res->verdict < 4)
+            b->by_verdict[res->verdict] += p->nrows;
         if (store_cache_put(b->st, p->addr, verdict, json, mp_wall_s()) != MP_OK)
             bulk_fail(b, "job store", store_errmsg(b->st));
         b->rows_checked_now += p->nrows;
@@ -164,6 +167,9 @@ static bool reuse_cached(bulk_t *b, int64_t row_no, const char *addr, int64_t ma
     const char *reason = j ? json_string_value(json_object_get(j, "reason")) : NULL;
     int score = j ? (int)json_integer_value(json_object_get(j, "score")) : 0;
     put_row(b, row_no, addr, NULL, c.verdict, reason, score, c.result_json, c.checked_at);
+    for (unsigned v = 0; v < 4; v++)
+        if (strcmp(c.verdict, vd_verdict_name((vd_verdict_t)v)) == 0)
+            b->by_verdict[v]++;
     json_decref(j);
     free(c.result_json);
     b->rows_reused++;
@@ -186,22 +192,34 @@ static void print_progress(bulk_t *b, bool final)
     }
     if (b->tty && !final && now - b->last_line_ms < 500)
         return;
+    char counts[160];
+    snprintf(counts, sizeof counts, "deliverable %llu, undeliverable %llu, risky %llu, "
+             "unknown %llu, errors %llu", (unsigned long long)b->by_verdict[VD_DELIVERABLE],
+             (unsigned long long)b->by_verdict[VD_UNDELIVERABLE],
+             (unsigned long long)b->by_verdict[VD_RISKY],
+             (unsigned long long)b->by_verdict[VD_UNKNOWN], (unsigned long long)b->rows_error);
     if (b->tty) {
         b->last_line_ms = now;
-        fprintf(stderr, "\r\033[Kmailprobe: %llu/%s rows, %.0f addresses/s, %zu in flight%s",
-                (unsigned long long)(done + b->rows_skipped),
-                total > 0 ? "" : "?", rate, b->inflight, eta);
+        char bar[22] = "";
+        if (total > 0) {
+            size_t fill = (size_t)(20.0 * (double)(done + b->rows_skipped) / (double)total);
+            for (size_t i = 0; i < 20; i++)
+                bar[i] = i < fill ? '#' : '.';
+            bar[20] = '\0';
+        }
+        char tot[24] = "?";
         if (total > 0)
-            fprintf(stderr, " (of %lld)", (long long)total);
+            snprintf(tot, sizeof tot, "%lld", (long long)total);
+        fprintf(stderr, "\r\033[K[%s] %llu/%s rows, %.0f/s%s | %s", bar,
+                (unsigned long long)(done + b->rows_skipped), tot, rate, eta, counts);
         if (final)
             fputc('\n', stderr);
     } else if (final || now - b->last_line_ms >= 10000) {
         fprintf(stderr, "mailprobe: progress: %llu rows done (%llu checked now, %llu reused, "
-                "%llu row errors, %llu from an earlier run), %.0f addresses/s%s\n",
+                "%llu from an earlier run), %.0f addresses/s%s; %s\n",
                 (unsigned long long)(done + b->rows_skipped),
                 (unsigned long long)b->rows_checked_now, (unsigned long long)b->rows_reused,
-                (unsigned long long)b->rows_error, (unsigned long long)b->rows_skipped, rate,
-                eta);
+                (unsigned long long)b->rows_skipped, rate, eta, counts);
         b->last_line_ms = now;
     }
 }
@@ -571,6 +589,18 @@ int cli_bulk(int argc, char **argv)
         fprintf(stderr, "mailprobe: job %s started\n", b.job.id);
     }
     store_job_set_state(b.st, b.job.id, STORE_JOB_RUNNING, NULL);
+    if (b.job.total_rows < 0 && !cfg.no_progress) {
+        /* count the rows first (about a second per million) so progress has a total */
+        bulkio_reader_t *cnt = NULL;
+        if (bulkio_reader_open(input, &ro, &cnt, err, sizeof err) == MP_OK) {
+            const bulkio_row_t *row;
+            int64_t n = 0;
+            while (bulkio_reader_next(cnt, &row) == MP_OK && row)
+                n++;
+            b.job.total_rows = n;
+        }
+        bulkio_reader_free(cnt);
+    }
 
     b.base = event_base_new();
     mp_status_t est;

@@ -117,7 +117,8 @@ class Run:
 
 def mailprobe_argv_prefix():
     """The wrapper (MAILPROBE_WRAPPER, e.g. valgrind) and the binary."""
-    return shlex.split(os.environ.get("MAILPROBE_WRAPPER", "")) + [mailprobe_path()]
+    return shlex.split(os.environ.get("MAILPROBE_WRAPPER", "")) + \
+        [os.path.abspath(mailprobe_path())]
 
 
 def nspopen(argv, **kw):

@@ -167,6 +167,60 @@ class Bulk(labkit.LabCase):
         self.assertIn("done", jobs.stdout)
         self.assertIn(" 15 ", jobs.stdout)
 
+    def test_kill_before_anything_was_committed(self):
+        src = self.write("in.csv", "email\nalice@postfix.test\nx@silent.script.test\n")
+        argv = self.bulk_argv(src, "-o", self.path("out.csv"), "--timeout", "6")
+        proc = labkit.nspopen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.05)
+        proc.kill()
+        proc.communicate(timeout=30)
+        self.assertFalse(os.path.exists(self.path("out.csv")))
+        p = self.bulk(src, "-o", self.path("out.csv"), "--timeout", "6")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = self.read_csv("out.csv")
+        self.assertEqual([r[0] for r in rows[1:]], ["alice@postfix.test", "x@silent.script.test"])
+        self.assertEqual([r[2] for r in rows[1:]], ["accepted", "timeout"])
+
+    def test_resume_by_job_id(self):
+        src, code, err = self.run_to_be_stopped(signal.SIGINT)
+        self.assertEqual(code, 130, err)
+        jobs = labkit.nsexec(labkit.mailprobe_argv_prefix() + ["jobs", "--store", self.store],
+                             capture_output=True, text=True)
+        job_id = jobs.stdout.splitlines()[1].split()[0]
+        self.assertIn(job_id, err)
+        # another directory, the job id only: input and output come from the job
+        p = labkit.nsexec(labkit.mailprobe_argv_prefix() +
+                          ["bulk", "--store", self.store, "--resume", job_id, "--timeout", "6"] +
+                          ENGINE, capture_output=True, text=True, timeout=120, cwd="/")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assert_complete_once()
+        p = labkit.nsexec(labkit.mailprobe_argv_prefix() +
+                          ["bulk", "--store", self.store, "--resume", "nosuchjob"] + ENGINE,
+                          capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("nosuchjob", p.stderr)
+
+    def test_greylisting_is_deferred_not_waited(self):
+        # postgrey delays 5 s: the greylisted rows wait on their own timers (retry at 15 s)
+        # while the other rows are checked and committed at once
+        tag = str(int(time.time() * 1000))
+        grey = ["g1-%s@greylist.test" % tag, "g2-%s@greylist.test" % tag]
+        quick = ["alice@postfix.test", "bob@postfix.test", "nobody@postfix.test"]
+        src = self.write("in.csv", "email\n" + "\n".join([grey[0]] + quick + [grey[1]]) + "\n")
+        t0 = time.time()
+        p = self.bulk(src, "-o", self.path("out.csv"), "--greylist-wait", "40",
+                      "--no-catch-all-probe")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertGreaterEqual(time.time() - t0, 14)
+        rows = self.read_csv("out.csv")
+        self.assertEqual([r[2] for r in rows[1:]],
+                         ["accepted", "accepted", "accepted", "mailbox_absent", "accepted"])
+        db = sqlite3.connect(self.store)
+        at = dict(db.execute("SELECT address, checked_at FROM results").fetchall())
+        db.close()
+        self.assertLess(max(at[a] for a in quick), min(at[g] for g in grey) - 10)
+        self.assertIn("retries", p.stderr)
+
     def test_ndjson_and_split(self):
         src = self.write("in.ndjson",
                          '{"id": 1, "email": "alice@postfix.test"}\n'
