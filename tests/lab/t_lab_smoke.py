@@ -137,7 +137,9 @@ class Postfix(labkit.LabCase):
         c = Smtp.talk(labkit.PF["access"], [HELO, MAIL, rcpt("busy@access.test"), "RSET"])
         r = Smtp.replies(c)
         self.assertEqual(r[3][-1][:9], "421 4.7.0")
-        self.assertEqual(r[4], [None])  # connection closed after the 421
+        # the connection is closed after the 421: our RSET finds it closed, or cannot
+        # even be written (which of the two depends on timing)
+        self.assertIn(r[4:], ([], [[None]]))
 
     def test_greylisting(self):
         who = "grey-%d-%d@greylist.test" % (os.getpid(), int(time.time()))
