@@ -21,7 +21,7 @@ enum {
     O_MAX_TIME, O_GREYLIST_WAIT, O_ALLOW_PRIVATE, O_NO_STARTTLS, O_MAX_SESSIONS,
     O_PER_SERVER, O_PORT, O_OFFLINE, O_ROLE_RISKY, O_CONFIG, O_COLOR, O_NO_COLOR,
     O_VERBOSE, O_HELP, O_NO_PROBE, O_GEOIP, O_DENY, O_ALLOW, O_RCPT_PER_SESSION,
-    O_MIN_INTERVAL, O_OUTPUT, O_FORMAT, O_COLUMN, O_SPLIT, O_STORE, O_RESUME, O_MAX_AGE, O_NO_PROGRESS
+    O_MIN_INTERVAL, O_PER_HOST, O_OUTPUT, O_FORMAT, O_COLUMN, O_SPLIT, O_STORE, O_RESUME, O_MAX_AGE, O_NO_PROGRESS
 };
 
 static const struct option long_opts[] = {
@@ -52,6 +52,7 @@ static const struct option long_opts[] = {
     {"deny-list", required_argument, NULL, O_DENY},
     {"allow-list", required_argument, NULL, O_ALLOW},
     {"min-interval", required_argument, NULL, O_MIN_INTERVAL},
+    {"per-host", required_argument, NULL, O_PER_HOST},
     {"output", required_argument, NULL, O_OUTPUT},
     {"format", required_argument, NULL, O_FORMAT},
     {"column", required_argument, NULL, O_COLUMN},
@@ -186,6 +187,11 @@ static int apply_opt(cli_cfg_t *c, int id, const char *v, const char *where)
     case O_GEOIP: return add_file(c->geoip, &c->ngeoip, v, "--geoip", where);
     case O_DENY: return add_file(c->deny, &c->ndeny, v, "--deny-list", where);
     case O_ALLOW: return add_file(c->allow, &c->nallow, v, "--allow-list", where);
+    case O_PER_HOST:
+        if (!mp_parse_uint(v, 1, 1000, &n))
+            return cli_usage_error("%s: --per-host needs a number 1..1000", where);
+        c->eo.per_host_limit = (unsigned)n;
+        break;
     case O_MIN_INTERVAL:
         if (!mp_parse_duration_ms(v, &n) || n > 3600000)
             return cli_usage_error("%s: --min-interval needs a duration (e.g. 100ms)", where);
@@ -429,6 +435,8 @@ void cli_cfg_help(unsigned cmd)
         "                         the check is unknown/tls_failed)\n"
         "  --max-sessions N       SMTP sessions open at once in all (default 20)\n"
         "  --per-server N         SMTP sessions open at once per server address (default 2)\n"
+        "  --per-host N           SMTP sessions open at once per MX host, all its\n"
+        "                         addresses together (default 4)\n"
         "  --rcpt-per-session N   addresses of one domain one session may carry (default 25)\n"
         "  --min-interval D       between two connections to one server (default 100ms);\n"
         "                         a 421 halves that server's sessions and waits 1 s,\n"

@@ -47,6 +47,13 @@ typedef struct {
 
 typedef struct job job_t;
 
+/* Sessions open to one MX host name, whatever its addresses. */
+typedef struct host {
+    char name[256];
+    unsigned active;
+    struct host *next;
+} host_t;
+
 typedef struct dest {
     char ip[64];
     window_t win;           /* sessions allowed now, and when the next may start */
@@ -100,6 +107,7 @@ typedef struct batch {
     job_t *prober;           /* the job whose probe rides along, or NULL */
     size_t probe_idx;
     dest_t *dest;
+    host_t *hostc;
     smtp_sess_t *sess;
     char host[256];
     char ip[64];
@@ -122,6 +130,7 @@ struct engine {
     unsigned pending;
     unsigned active_sessions;
     dest_t *dests;
+    host_t *hosts;
     job_t *all;                   /* every live job */
     facts_t *facts;               /* domain facts (catch-all) */
     bool own_facts;
@@ -151,6 +160,7 @@ void engine_opts_default(engine_opts_t *o)
     o->greylist_wait_ms = 360000;
     o->starttls = true;
     o->per_ip_limit = 2;
+    o->per_host_limit = 4;
     o->max_sessions = 20;
     o->port = 25;
     o->catch_all_probe = true;
@@ -243,11 +253,30 @@ static dest_t *dest_get(engine_t *e, const char *ip)
     return d;
 }
 
-static bool slot_free(engine_t *e, const char *ip)
+static host_t *host_get(engine_t *e, const char *name)
+{
+    for (host_t *h = e->hosts; h; h = h->next)
+        if (strcmp(h->name, name) == 0)
+            return h;
+    host_t *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    mp_strlcpy(h->name, name, sizeof h->name);
+    h->next = e->hosts;
+    e->hosts = h;
+    return h;
+}
+
+/* May a session to this target start now: under the global cap, the MX host's cap and
+ * the server address's window? */
+static bool slot_free(engine_t *e, const target_t *t)
 {
     if (e->active_sessions >= e->o.max_sessions)
         return false;
-    dest_t *d = dest_get(e, ip);
+    host_t *h = host_get(e, t->host);
+    if (h && h->active >= e->o.per_host_limit)
+        return false;
+    dest_t *d = dest_get(e, t->ip.text);
     return !d || window_can_start(&d->win, mp_now_ms());
 }
 
@@ -279,7 +308,7 @@ static void slots_dispatch(engine_t *e)
     while (started && e->active_sessions < e->o.max_sessions) {
         started = false;
         for (job_t *j = e->wait_head; j; j = j->next_wait) {
-            if (slot_free(e, j->targets[j->cur].ip.text)) {
+            if (slot_free(e, &j->targets[j->cur])) {
                 wait_remove(e, j);
                 batch_start(j);
                 started = true;
@@ -335,6 +364,10 @@ static void batch_release_slot(batch_t *b, window_outcome_t o)
     window_on_end(&b->dest->win, &b->e->wcfg, mp_now_ms(), o);
     b->e->active_sessions--;
     b->dest = NULL;
+    if (b->hostc) {
+        b->hostc->active--;
+        b->hostc = NULL;
+    }
 }
 
 /* A job leaves the session it rides in (the job is being freed); the last one out
@@ -789,6 +822,9 @@ static void batch_start(job_t *j)
     window_on_start(&d->win, &e->wcfg, mp_now_ms());
     e->active_sessions++;
     b->dest = d;
+    b->hostc = host_get(e, t->host);
+    if (b->hostc)
+        b->hostc->active++;
     e->stats.sessions++;
     e->stats.rcpts += b->n - (j->probe_alone ? 1 : 0);
     e->stats.probes += (b->prober || j->probe_alone) ? 1 : 0;
@@ -1248,6 +1284,8 @@ engine_t *engine_new(struct event_base *base, const engine_opts_t *opts, mp_stat
         e->o.per_ip_limit = 2;
     if (!e->o.max_sessions)
         e->o.max_sessions = 20;
+    if (!e->o.per_host_limit)
+        e->o.per_host_limit = 4;
     if (!e->o.port)
         e->o.port = 25;
     e->wcfg.limit = e->o.per_ip_limit;
@@ -1299,6 +1337,11 @@ void engine_free(engine_t *e)
         dest_t *d = e->dests;
         e->dests = d->next;
         free(d);
+    }
+    while (e->hosts) {
+        host_t *h = e->hosts;
+        e->hosts = h->next;
+        free(h);
     }
     if (e->dns)
         dns_resolver_free(e->dns);

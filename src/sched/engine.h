@@ -41,6 +41,8 @@ typedef struct {
     bool starttls;               /* STARTTLS when offered */
     unsigned per_ip_limit;       /* concurrent sessions per server address (default 2) */
     unsigned max_sessions;       /* concurrent sessions in all (default 20) */
+    unsigned per_host_limit;     /* concurrent sessions per MX host name, all its addresses
+                                    together (default 4) */
     unsigned port;               /* SMTP port (25) */
     bool keep_transcript;        /* record the SMTP transcript in results */
     bool offline;                /* syntax and intel only: no DNS, no SMTP */

@@ -190,6 +190,17 @@ class Politeness(labkit.LabCase):
         self.assertLessEqual(max(conc), 2)
         self.assertEqual([r["smtp"]["attempts"] for r in run.results], [1] * 8)
 
+    def test_per_host_limit(self):
+        # the same eight domains share one MX host name: --per-host 1 keeps one session
+        # open to it at a time, whatever --per-server allows
+        addrs = ["bob@cap2-%s.test" % c for c in "abcdefgh"]
+        mark = labkit.script_mark()
+        run = labkit.run_mailprobe(addrs, ["--per-host", "1", "--per-server", "2"])
+        self.assertEqual([r["reason"] for r in run.results], ["accepted"] * 8)
+        events = labkit.script_events(mark, SCRIPT["cap2"])
+        conc = [int(e["cmd"]) for e in events if e["event"] == "concurrency"]
+        self.assertEqual(conc, [1] * 8)
+
 class NoData(labkit.LabCase):
     def test_zz_no_data_anywhere(self):
         labkit.assert_no_data_anywhere()
