@@ -35,11 +35,14 @@
 #include "util/str.h"
 
 #define BULK_WINDOW 4096 /* addresses in the engine at once */
+#define BULK_CHUNK 20000 /* distinct addresses read, then sent to the engine by domain */
 #define PEND_BUCKETS 8192
 
 /* One address in the engine, and every row that wants its result. */
 typedef struct pend {
     char *addr;
+    const char *domain;     /* after the last '@' (grouping key) */
+    uint64_t seq;           /* order of first appearance */
     int64_t *rows;
     size_t nrows, cap;
     struct pend *next;
@@ -53,6 +56,9 @@ typedef struct bulk {
     engine_t *engine;
     struct event_base *base;
     pend_t *tab[PEND_BUCKETS];
+    pend_t **chunk;         /* read, not yet sent to the engine */
+    size_t nchunk;
+    uint64_t seq;
     size_t inflight;
     bool stop;          /* Ctrl-C / SIGTERM */
     bool failed;
@@ -250,6 +256,38 @@ static void run_once(bulk_t *b)
         bulk_fail(b, "job store", store_errmsg(b->st));
 }
 
+static int chunk_cmp(const void *a, const void *b)
+{
+    const pend_t *x = *(const pend_t *const *)a, *y = *(const pend_t *const *)b;
+    int c = strcmp(x->domain, y->domain);
+    if (c)
+        return c;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Send the chunk to the engine grouped by domain: a shuffled list then still gives the
+ * engine runs of one domain's addresses, which share SMTP sessions. */
+static void chunk_flush(bulk_t *b)
+{
+    qsort(b->chunk, b->nchunk, sizeof b->chunk[0], chunk_cmp);
+    size_t i = 0;
+    for (; i < b->nchunk && !b->stop && !b->failed; i++) {
+        pend_t *p = b->chunk[i];
+        b->inflight++;
+        mp_status_t st = engine_check(b->engine, p->addr, on_result, p);
+        if (st) {
+            b->inflight--;
+            bulk_fail(b, "engine", mp_strerror(st));
+            i++;
+            break;
+        }
+        while (b->inflight >= BULK_WINDOW && !b->stop && !b->failed)
+            run_once(b);
+    }
+    /* what was not sent (stopped) stays in the table and is freed at the end */
+    b->nchunk = 0;
+}
+
 /* Phase 1. Returns false when stopped or failed. */
 static bool phase_check(bulk_t *b, bulkio_reader_t *rd)
 {
@@ -257,6 +295,12 @@ static bool phase_check(bulk_t *b, bulkio_reader_t *rd)
     memset(&done, 0, sizeof done);
     if (store_rows_done(b->st, b->job.id, &done) != MP_OK) {
         bulk_fail(b, "job store", store_errmsg(b->st));
+        return false;
+    }
+    b->chunk = calloc(BULK_CHUNK, sizeof *b->chunk);
+    if (!b->chunk) {
+        store_bitmap_free(&done);
+        bulk_fail(b, "memory", "out of memory");
         return false;
     }
     int64_t age_s = (int64_t)(b->cfg->max_age_ms / 1000);
@@ -302,20 +346,18 @@ static bool phase_check(bulk_t *b, bulkio_reader_t *rd)
             break;
         }
         p->b = b;
+        const char *at = strrchr(p->addr, '@');
+        p->domain = at ? at + 1 : "";
+        p->seq = ++b->seq;
         size_t h = hash_str(p->addr) % PEND_BUCKETS;
         p->next = b->tab[h];
         b->tab[h] = p;
-        b->inflight++;
-        mp_status_t st = engine_check(b->engine, p->addr, on_result, p);
-        if (st) {
-            b->inflight--;
-            pend_remove(b, p);
-            bulk_fail(b, "engine", mp_strerror(st));
-            break;
-        }
-        while (b->inflight >= BULK_WINDOW && !b->stop && !b->failed)
-            run_once(b);
+        b->chunk[b->nchunk++] = p;
+        if (b->nchunk == BULK_CHUNK)
+            chunk_flush(b);
     }
+    if (b->nchunk && !b->stop && !b->failed)
+        chunk_flush(b);
     store_bitmap_free(&done);
     if (eof && !b->failed) {
         b->job.total_rows = (int64_t)b->rows_read;
@@ -680,6 +722,7 @@ int cli_bulk(int argc, char **argv)
     event_free(sigterm);
 
 done:
+    free(b.chunk);
     for (size_t i = 0; i < PEND_BUCKETS; i++)
         while (b.tab[i])
             pend_remove(&b, b.tab[i]);

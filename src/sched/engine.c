@@ -32,6 +32,7 @@
 #include "util/log.h"
 #include "sched/window.h"
 #include "util/str.h"
+#include "util/strmap.h"
 
 #define TARGETS_MAX (DNS_MX_MAX * 4)
 
@@ -51,13 +52,12 @@ typedef struct job job_t;
 typedef struct host {
     char name[256];
     unsigned active;
-    struct host *next;
 } host_t;
 
 typedef struct dest {
     char ip[64];
     window_t win;           /* sessions allowed now, and when the next may start */
-    struct dest *next;
+    uint64_t blocked_pass;  /* dispatch pass in which it was found full */
 } dest_t;
 
 struct job {
@@ -69,7 +69,7 @@ struct job {
     uint64_t start_ms;
     uint64_t grey_end_ms;   /* last moment a retry may start */
     uint64_t dns_id;
-    target_t targets[TARGETS_MAX];
+    target_t *targets;      /* MX addresses in the order they are tried */
     unsigned ntargets, cur;
     unsigned round_start;   /* target a new round starts at (the greylisting server) */
     unsigned retry_no;      /* retries done after temporary refusals */
@@ -118,7 +118,6 @@ typedef struct probing {
     char domain[256];
     job_t *prober;
     job_t *waiters;         /* accepted checks waiting for the answer */
-    struct probing *next;
 } probing_t;
 
 struct engine {
@@ -129,12 +128,13 @@ struct engine {
     uint64_t next_id;
     unsigned pending;
     unsigned active_sessions;
-    dest_t *dests;
-    host_t *hosts;
+    strmap_t *dests;              /* server address -> dest_t */
+    strmap_t *hosts;              /* MX host name -> host_t */
+    uint64_t pass;                /* dispatch passes so far */
     job_t *all;                   /* every live job */
     facts_t *facts;               /* domain facts (catch-all) */
     bool own_facts;
-    probing_t *probing;           /* probes in flight, by domain */
+    strmap_t *probing;            /* domain -> probing_t: probes in flight */
     engine_stats_t stats;
     job_t *wait_head, *wait_tail; /* jobs waiting for a session slot */
     struct event *dispatch_ev;    /* starts sessions for waiting jobs, once per loop turn */
@@ -240,30 +240,34 @@ static uint64_t job_elapsed(const job_t *j)
 
 static dest_t *dest_get(engine_t *e, const char *ip)
 {
-    for (dest_t *d = e->dests; d; d = d->next)
-        if (strcmp(d->ip, ip) == 0)
-            return d;
-    dest_t *d = calloc(1, sizeof *d);
+    dest_t *d = strmap_get(e->dests, ip);
+    if (d)
+        return d;
+    d = calloc(1, sizeof *d);
     if (!d)
         return NULL;
     mp_strlcpy(d->ip, ip, sizeof d->ip);
     window_init(&d->win, &e->wcfg);
-    d->next = e->dests;
-    e->dests = d;
+    if (!strmap_put(e->dests, ip, d)) {
+        free(d);
+        return NULL;
+    }
     return d;
 }
 
 static host_t *host_get(engine_t *e, const char *name)
 {
-    for (host_t *h = e->hosts; h; h = h->next)
-        if (strcmp(h->name, name) == 0)
-            return h;
-    host_t *h = calloc(1, sizeof *h);
+    host_t *h = strmap_get(e->hosts, name);
+    if (h)
+        return h;
+    h = calloc(1, sizeof *h);
     if (!h)
         return NULL;
     mp_strlcpy(h->name, name, sizeof h->name);
-    h->next = e->hosts;
-    e->hosts = h;
+    if (!strmap_put(e->hosts, name, h)) {
+        free(h);
+        return NULL;
+    }
     return h;
 }
 
@@ -304,17 +308,27 @@ static void batch_start(job_t *j);
  * session takes along the waiting jobs of the same domain on the same server. */
 static void slots_dispatch(engine_t *e)
 {
-    bool started = true;
-    while (started && e->active_sessions < e->o.max_sessions) {
-        started = false;
-        for (job_t *j = e->wait_head; j; j = j->next_wait) {
-            if (slot_free(e, &j->targets[j->cur])) {
-                wait_remove(e, j);
-                batch_start(j);
-                started = true;
-                break; /* the queue changed: scan again from its head */
-            }
+    uint64_t pass = ++e->pass;
+    job_t *j = e->wait_head;
+    while (j && e->active_sessions < e->o.max_sessions) {
+        job_t *next = j->next_wait;
+        const target_t *t = &j->targets[j->cur];
+        dest_t *d = dest_get(e, t->ip.text);
+        if (d && d->blocked_pass == pass) {
+            j = next;
+            continue;
         }
+        if (!slot_free(e, t)) {
+            if (d)
+                d->blocked_pass = pass; /* skip its other waiting jobs in this pass */
+            j = next;
+            continue;
+        }
+        wait_remove(e, j);
+        batch_start(j);
+        /* batch_start may have taken `next` along: then start again from the head, where
+         * every server already found full is skipped at the cost of a comparison */
+        j = (next && next->queued) ? next : e->wait_head;
     }
 }
 
@@ -417,12 +431,16 @@ static void job_free(job_t *j)
     if (j->deadline)
         event_free(j->deadline);
     vd_result_free(j->res);
+    free(j->targets);
     free(j);
 }
 
 static void job_finish(job_t *j)
 {
     engine_t *e = j->e;
+    /* give up the domain's probe (waking its waiters) while the domain is still known */
+    waiter_remove(e, j);
+    probing_release(e, j);
     vd_result_t *res = j->res;
     j->res = NULL;
     res->duration_ms = job_elapsed(j);
@@ -542,23 +560,19 @@ static void job_try_target(job_t *j)
 
 static probing_t *probing_find(engine_t *e, const char *domain)
 {
-    for (probing_t *p = e->probing; p; p = p->next)
-        if (strcmp(p->domain, domain) == 0)
-            return p;
-    return NULL;
+    return strmap_get(e->probing, domain);
 }
 
 /* Take the wait list of a finished probe and let each waiter read the fact (or its
  * absence) from the event loop. */
 static void probing_release(engine_t *e, job_t *prober)
 {
-    probing_t **pp = &e->probing;
-    while (*pp && (*pp)->prober != prober)
-        pp = &(*pp)->next;
-    probing_t *p = *pp;
-    if (!p)
+    if (!prober->res || !prober->res->addr.domain_ascii[0])
         return;
-    *pp = p->next;
+    probing_t *p = probing_find(e, prober->res->addr.domain_ascii);
+    if (!p || p->prober != prober)
+        return;
+    strmap_del(e->probing, p->domain);
     for (job_t *w = p->waiters, *next; w; w = next) {
         next = w->next_waiter;
         w->next_waiter = NULL;
@@ -570,17 +584,17 @@ static void probing_release(engine_t *e, job_t *prober)
 
 static void waiter_remove(engine_t *e, job_t *j)
 {
-    if (!j->waiting_fact)
+    if (!j->waiting_fact || !j->res)
         return;
-    for (probing_t *p = e->probing; p; p = p->next) {
+    probing_t *p = probing_find(e, j->res->addr.domain_ascii);
+    if (p)
         for (job_t **wp = &p->waiters; *wp; wp = &(*wp)->next_waiter)
             if (*wp == j) {
                 *wp = j->next_waiter;
-                j->next_waiter = NULL;
-                j->waiting_fact = false;
-                return;
+                break;
             }
-    }
+    j->next_waiter = NULL;
+    j->waiting_fact = false;
 }
 
 /* A local part that cannot exist: 20 random letters and digits, starting with a letter,
@@ -624,8 +638,10 @@ static bool probe_wanted(job_t *j)
         return false;
     mp_strlcpy(p->domain, d, sizeof p->domain);
     p->prober = j;
-    p->next = e->probing;
-    e->probing = p;
+    if (!strmap_put(e->probing, d, p)) {
+        free(p);
+        return false;
+    }
     return true;
 }
 
@@ -1163,6 +1179,10 @@ static void add_target(job_t *j, const char *host, const dns_ip_t *ip)
 {
     if (j->ntargets >= TARGETS_MAX)
         return;
+    target_t *nt = realloc(j->targets, (j->ntargets + 1) * sizeof *nt);
+    if (!nt)
+        return;
+    j->targets = nt;
     target_t *t = &j->targets[j->ntargets++];
     mp_strlcpy(t->host, host, sizeof t->host);
     t->ip = *ip;
@@ -1294,6 +1314,11 @@ engine_t *engine_new(struct event_base *base, const engine_opts_t *opts, mp_stat
     e->wcfg.penalty_cap_ms = e->o.penalty_cap_ms ? e->o.penalty_cap_ms : 60000;
 
     *st = MP_ERR_NOMEM;
+    e->dests = strmap_new();
+    e->hosts = strmap_new();
+    e->probing = strmap_new();
+    if (!e->dests || !e->hosts || !e->probing)
+        goto fail;
     e->dispatch_ev = event_new(base, -1, 0, on_dispatch, e);
     e->wake_ev = evtimer_new(base, on_dispatch, e);
     if (!e->dispatch_ev || !e->wake_ev)
@@ -1333,16 +1358,9 @@ void engine_free(engine_t *e)
         job_unlink(j);
         job_free(j);
     }
-    while (e->dests) {
-        dest_t *d = e->dests;
-        e->dests = d->next;
-        free(d);
-    }
-    while (e->hosts) {
-        host_t *h = e->hosts;
-        e->hosts = h->next;
-        free(h);
-    }
+    strmap_free(e->dests, free);
+    strmap_free(e->hosts, free);
+    strmap_free(e->probing, free); /* empty once every job released its probe */
     if (e->dns)
         dns_resolver_free(e->dns);
     if (e->ssl)

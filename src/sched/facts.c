@@ -6,52 +6,70 @@
 
 #include "util/clock.h"
 #include "util/str.h"
+#include "util/strmap.h"
 
 typedef struct mem_entry {
-    char domain[256];
+    char domain[256];        /* lower-case */
     facts_domain_t fact;
     uint64_t expires_ms;
-    uint64_t stored_seq;
-    struct mem_entry *next;
+    struct mem_entry *older, *newer; /* storage order, for evicting the oldest */
 } mem_entry_t;
 
 typedef struct {
-    mem_entry_t *head;
-    size_t n, max;
-    uint64_t seq;
+    strmap_t *map;           /* domain -> entry */
+    mem_entry_t *oldest, *newest;
+    size_t max;
 } mem_store_t;
 
-static mem_entry_t *mem_find(mem_store_t *m, const char *domain, mem_entry_t **prev)
+static void key_of(const char *domain, char *key, size_t size)
 {
-    mem_entry_t *p = NULL;
-    for (mem_entry_t *e = m->head; e; p = e, e = e->next)
-        if (mp_str_ieq(e->domain, domain)) {
-            if (prev)
-                *prev = p;
-            return e;
-        }
-    return NULL;
+    mp_strlcpy(key, domain, size);
+    mp_str_lower(key);
 }
 
-static void mem_unlink(mem_store_t *m, mem_entry_t *e, mem_entry_t *prev)
+static void mem_unlink(mem_store_t *m, mem_entry_t *e)
 {
-    if (prev)
-        prev->next = e->next;
+    if (e->older)
+        e->older->newer = e->newer;
     else
-        m->head = e->next;
-    m->n--;
+        m->oldest = e->newer;
+    if (e->newer)
+        e->newer->older = e->older;
+    else
+        m->newest = e->older;
+    e->older = e->newer = NULL;
+}
+
+static void mem_append(mem_store_t *m, mem_entry_t *e)
+{
+    e->older = m->newest;
+    e->newer = NULL;
+    if (m->newest)
+        m->newest->newer = e;
+    else
+        m->oldest = e;
+    m->newest = e;
+}
+
+static void mem_drop(mem_store_t *m, mem_entry_t *e)
+{
+    mem_unlink(m, e);
+    strmap_del(m->map, e->domain);
     free(e);
 }
 
 static bool mem_get(void *ctx, const char *domain, facts_domain_t *out)
 {
     mem_store_t *m = ctx;
-    mem_entry_t *prev = NULL;
-    mem_entry_t *e = mem_find(m, domain, &prev);
+    char key[256];
+    if (strlen(domain) >= sizeof key)
+        return false;
+    key_of(domain, key, sizeof key);
+    mem_entry_t *e = strmap_get(m->map, key);
     if (!e)
         return false;
     if (mp_now_ms() >= e->expires_ms) {
-        mem_unlink(m, e, prev);
+        mem_drop(m, e);
         return false;
     }
     *out = e->fact;
@@ -61,41 +79,34 @@ static bool mem_get(void *ctx, const char *domain, facts_domain_t *out)
 static void mem_put(void *ctx, const char *domain, const facts_domain_t *f, uint64_t ttl_ms)
 {
     mem_store_t *m = ctx;
-    if (strlen(domain) >= sizeof m->head->domain || ttl_ms == 0)
+    char key[256];
+    if (strlen(domain) >= sizeof key || ttl_ms == 0)
         return;
-    mem_entry_t *e = mem_find(m, domain, NULL);
-    if (!e) {
-        if (m->n >= m->max) { /* evict the oldest */
-            mem_entry_t *old = NULL, *oldprev = NULL, *p = NULL;
-            for (mem_entry_t *x = m->head; x; p = x, x = x->next)
-                if (!old || x->stored_seq < old->stored_seq) {
-                    old = x;
-                    oldprev = p;
-                }
-            if (old)
-                mem_unlink(m, old, oldprev);
-        }
+    key_of(domain, key, sizeof key);
+    mem_entry_t *e = strmap_get(m->map, key);
+    if (e) {
+        mem_unlink(m, e);
+    } else {
+        if (strmap_count(m->map) >= m->max && m->oldest)
+            mem_drop(m, m->oldest);
         e = calloc(1, sizeof *e);
         if (!e)
             return;
-        mp_strlcpy(e->domain, domain, sizeof e->domain);
-        e->next = m->head;
-        m->head = e;
-        m->n++;
+        mp_strlcpy(e->domain, key, sizeof e->domain);
+        if (!strmap_put(m->map, key, e)) {
+            free(e);
+            return;
+        }
     }
     e->fact = *f;
     e->expires_ms = mp_now_ms() + ttl_ms;
-    e->stored_seq = ++m->seq;
+    mem_append(m, e);
 }
 
 static void mem_free(void *ctx)
 {
     mem_store_t *m = ctx;
-    while (m->head) {
-        mem_entry_t *e = m->head;
-        m->head = e->next;
-        free(e);
-    }
+    strmap_free(m->map, free);
     free(m);
 }
 
@@ -105,7 +116,7 @@ facts_t *facts_mem_new(size_t max_entries)
 {
     facts_t *f = calloc(1, sizeof *f);
     mem_store_t *m = calloc(1, sizeof *m);
-    if (!f || !m) {
+    if (!f || !m || !(m->map = strmap_new())) {
         free(f);
         free(m);
         return NULL;

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -226,8 +227,15 @@ static void tr_add_reply(smtp_sess_t *s, const unsigned char *p, size_t n)
 
 static void sess_free(smtp_sess_t *s)
 {
-    if (s->bev)
+    if (s->bev) {
+        /* libevent closes a freed bufferevent's socket later, from a finalizer; end the
+         * connection now, so that a server never sees more of our sessions open than the
+         * per-server limit once the owner has counted this one as closed */
+        evutil_socket_t fd = bufferevent_getfd(s->bev);
+        if (fd >= 0)
+            shutdown(fd, SHUT_RDWR);
         bufferevent_free(s->bev); /* CLOSE_ON_FREE: closes the socket, frees SSL */
+    }
     if (s->step_ev)
         event_free(s->step_ev);
     if (s->sess_ev)
