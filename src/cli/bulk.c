@@ -35,7 +35,7 @@
 #include "util/str.h"
 
 #define BULK_WINDOW 4096 /* addresses in the engine at once */
-#define BULK_CHUNK 20000 /* distinct addresses read, then sent to the engine by domain */
+#define BULK_CHUNK 100000 /* distinct addresses read, then sent to the engine by domain */
 #define PEND_BUCKETS 8192
 
 /* One address in the engine, and every row that wants its result. */

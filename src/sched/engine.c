@@ -41,9 +41,12 @@
  * 0, 15, 60, 150 and 330 s succeed against it with one attempt to spare. */
 static const unsigned retry_delays_s[] = {15, 45, 90, 180, 300};
 
+typedef struct dest dest_t;
+
 typedef struct {
     char host[256];
     dns_ip_t ip;
+    dest_t *dest;           /* the server address's record (lives as long as the engine) */
 } target_t;
 
 typedef struct job job_t;
@@ -54,11 +57,11 @@ typedef struct host {
     unsigned active;
 } host_t;
 
-typedef struct dest {
+struct dest {
     char ip[64];
     window_t win;           /* sessions allowed now, and when the next may start */
     uint64_t blocked_pass;  /* dispatch pass in which it was found full */
-} dest_t;
+};
 
 struct job {
     uint64_t id;
@@ -280,7 +283,7 @@ static bool slot_free(engine_t *e, const target_t *t)
     host_t *h = host_get(e, t->host);
     if (h && h->active >= e->o.per_host_limit)
         return false;
-    dest_t *d = dest_get(e, t->ip.text);
+    dest_t *d = t->dest ? t->dest : dest_get(e, t->ip.text);
     return !d || window_can_start(&d->win, mp_now_ms());
 }
 
@@ -308,19 +311,23 @@ static void batch_start(job_t *j);
  * session takes along the waiting jobs of the same domain on the same server. */
 static void slots_dispatch(engine_t *e)
 {
-    uint64_t pass = ++e->pass;
+    uint64_t pass = ++e->pass, now = mp_now_ms(), earliest = UINT64_MAX;
     job_t *j = e->wait_head;
     while (j && e->active_sessions < e->o.max_sessions) {
         job_t *next = j->next_wait;
         const target_t *t = &j->targets[j->cur];
-        dest_t *d = dest_get(e, t->ip.text);
+        dest_t *d = t->dest ? t->dest : dest_get(e, t->ip.text);
         if (d && d->blocked_pass == pass) {
             j = next;
             continue;
         }
         if (!slot_free(e, t)) {
-            if (d)
+            if (d) {
                 d->blocked_pass = pass; /* skip its other waiting jobs in this pass */
+                if (d->win.active < window_allowed(&d->win) && d->win.next_start_ms > now &&
+                    d->win.next_start_ms < earliest)
+                    earliest = d->win.next_start_ms; /* waits for time, not for a slot */
+            }
             j = next;
             continue;
         }
@@ -330,24 +337,12 @@ static void slots_dispatch(engine_t *e)
          * every server already found full is skipped at the cost of a comparison */
         j = (next && next->queued) ? next : e->wait_head;
     }
-}
-
-/* Some waiting job's server is in its minimum interval or penalty: dispatch again when
- * the earliest such wait is over. */
-static void wake_arm(engine_t *e)
-{
-    uint64_t now = mp_now_ms(), earliest = UINT64_MAX;
-    for (job_t *j = e->wait_head; j; j = j->next_wait) {
-        dest_t *d = dest_get(e, j->targets[j->cur].ip.text);
-        if (d && d->win.active < window_allowed(&d->win) && d->win.next_start_ms > now &&
-            d->win.next_start_ms < earliest)
-            earliest = d->win.next_start_ms;
+    if (earliest != UINT64_MAX) {
+        /* dispatch again when the first server's minimum interval or penalty is over */
+        uint64_t ms = earliest - now;
+        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+        evtimer_add(e->wake_ev, &tv);
     }
-    if (earliest == UINT64_MAX)
-        return;
-    uint64_t ms = earliest - now;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    evtimer_add(e->wake_ev, &tv);
 }
 
 static void on_dispatch(evutil_socket_t fd, short what, void *arg)
@@ -357,8 +352,6 @@ static void on_dispatch(evutil_socket_t fd, short what, void *arg)
     engine_t *e = arg;
     e->dispatch_pending = false;
     slots_dispatch(e);
-    if (e->wait_head)
-        wake_arm(e);
 }
 
 /* Dispatch at the end of this loop turn, so that checks whose DNS answers arrive together
@@ -1186,6 +1179,7 @@ static void add_target(job_t *j, const char *host, const dns_ip_t *ip)
     target_t *t = &j->targets[j->ntargets++];
     mp_strlcpy(t->host, host, sizeof t->host);
     t->ip = *ip;
+    t->dest = dest_get(j->e, ip->text);
 }
 
 static void on_dns(const dns_mail_t *m, void *arg)
