@@ -315,6 +315,8 @@ int cli_cfg_parse(cli_cfg_t *c, unsigned cmd, const char *name, int argc, char *
     memset(c, 0, sizeof *c);
     c->cmd = cmd;
     engine_opts_default(&c->eo);
+    if (cmd == CMD_BULK)
+        c->eo.max_sessions = 100; /* lists span many servers; each still gets --per-server */
     c->colour = -1;
 
     /* pass 1: find --config; pass 2 (after the file): every flag, so flags win */
@@ -433,7 +435,8 @@ void cli_cfg_help(unsigned cmd)
         "  --allow-private-mx     also talk to MX hosts on loopback/private addresses\n"
         "  --no-starttls          never use STARTTLS (unless the server demands it: then\n"
         "                         the check is unknown/tls_failed)\n"
-        "  --max-sessions N       SMTP sessions open at once in all (default 20)\n"
+        "  --max-sessions N       SMTP sessions open at once in all (default 20 for check,\n"
+        "                         100 for bulk)\n"
         "  --per-server N         SMTP sessions open at once per server address (default 2)\n"
         "  --per-host N           SMTP sessions open at once per MX host, all its\n"
         "                         addresses together (default 4)\n"
