@@ -34,7 +34,7 @@
 #include "util/log.h"
 #include "util/str.h"
 
-#define BULK_WINDOW 4096 /* addresses in the engine at once */
+#define BULK_WINDOW 2048 /* addresses in the engine at once */
 #define BULK_CHUNK 100000 /* distinct addresses read, then sent to the engine by domain */
 #define PEND_BUCKETS 8192
 

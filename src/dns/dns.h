@@ -24,7 +24,7 @@
 #include "mailprobe.h"
 
 #define DNS_MX_MAX 16   /* MX hosts kept per domain (by preference) */
-#define DNS_IP_MAX 16   /* addresses kept per host */
+#define DNS_IP_MAX 8    /* addresses kept per host (IPv6 keeps at least half) */
 
 /** Result of one query or of a whole look-up. */
 typedef enum {
