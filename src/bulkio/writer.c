@@ -445,7 +445,7 @@ static mp_status_t setup_names(bulkio_writer_t *w, const bulkio_schema_t *s)
         if (!w->names[i])
             return MP_ERR_NOMEM;
     }
-    /* JSON keys: unique (a repeated name gets _2, _3...), never "mailprobe" */
+    /* JSON keys: unique (a repeated name takes _2, _3...), never "mailprobe" */
     for (size_t i = 0; i < w->ncols; i++) {
         mp_buf_t b;
         mp_buf_init(&b, 1u << 20);

@@ -104,7 +104,7 @@ static bool cl_num3(const char **p, int *out)
 }
 
 /* Parse "c.sss.ddd" at s (RFC 3463 §2: class 2/4/5, subject and detail 1-3 digits);
- * *end gets the first byte after it. Returns false when s does not start with one. */
+ * *end is set to the first byte after it. Returns false when s does not start with one. */
 static bool cl_enh_scan(const char *s, cl_enh_t *e, const char **end)
 {
     const char *p = s;
@@ -379,7 +379,7 @@ cl_outcome_t classify_reply(cl_stage_t stage, int code, const char *enh, const c
                           "252: the server will try to deliver but does not verify "
                           "recipients (RFC 5321 §3.5.3)");
         return cl_set(out, CL_PROTOCOL_ERROR, "code:2xx-rcpt",
-                      "a 2xx reply RCPT TO never gets (RFC 5321 §4.3.2)");
+                      "a 2xx reply RCPT TO never receives (RFC 5321 §4.3.2)");
     }
 
     cl_enh_t e = cl_enh_parse(enh);

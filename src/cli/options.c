@@ -316,7 +316,7 @@ int cli_cfg_parse(cli_cfg_t *c, unsigned cmd, const char *name, int argc, char *
     c->cmd = cmd;
     engine_opts_default(&c->eo);
     if (cmd == CMD_BULK)
-        c->eo.max_sessions = 100; /* lists span many servers; each still gets --per-server */
+        c->eo.max_sessions = 100; /* lists span many servers; each still has --per-server */
     c->colour = -1;
 
     /* pass 1: find --config; pass 2 (after the file): every flag, so flags win */

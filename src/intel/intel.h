@@ -5,7 +5,7 @@
  * Pure look-ups in tables compiled into the binary (data/ -> scripts/update-data ->
  * src/intel/gen_*.c), no I/O, no allocation, no global state: every function is
  * thread-safe and re-entrant. It does not decide a verdict (verdict does), and knows
- * nothing of DNS: a typo domain that exists and accepts mail still gets a suggestion.
+ * nothing of DNS: a typo domain that exists and accepts mail still receives a suggestion.
  * The user's own allow/deny lists are a separate module, intel/userlist.h.
  *
  * Domains are expected in A-label, lower-case form (addr_t.domain_ascii); the
@@ -62,7 +62,7 @@ typedef struct {
 } intel_t;
 
 /**
- * Analyse a parsed address. An address with a->err != ADDR_OK gets an all-false result.
+ * Analyse a parsed address. An address with a->err != ADDR_OK receives an all-false result.
  * Flags: disposable (allow list wins), free (exact domain, never when disposable or when
  * the domain itself looks like a typo), role (local part without +tag and separators),
  * gibberish (score >= INTEL_GIBBERISH_THRESHOLD), suggestion (local@corrected-domain).

@@ -589,7 +589,7 @@ static void on_ehlo_reply(smtp_sess_t *s, const smtp_reply_t *r)
         s->tls_demanded = true;
         smtp_sess_enter(s, SMTP_ST_STARTTLS);
     } else if (r->code >= 500) {
-        /* RFC 5321 §3.2: a server that does not know EHLO gets HELO. */
+        /* RFC 5321 §3.2: a server that does not know EHLO receives HELO. */
         smtp_sess_enter(s, SMTP_ST_HELO);
     } else {
         sess_stop(s, r, "EHLO");

@@ -1,7 +1,7 @@
 /*
  * str.h - bounded string helpers, locale-independent ASCII classes.
  *
- * Replaces strcpy/strcat/atoi/<ctype.h> for wire and file data (STYLE.md). Every copy
+ * Replaces the unbounded C string calls and <ctype.h> for wire and file data (STYLE.md). Every copy
  * takes the destination size and always NUL-terminates when size > 0.
  */
 #ifndef MP_UTIL_STR_H
