@@ -32,6 +32,7 @@ static void usage(FILE *out)
           "  check [options] ADDRESS... | -   check addresses ('-' reads stdin, one a line)\n"
           "  bulk [options] INPUT [-o OUTPUT] check a CSV or NDJSON list (resumable)\n"
           "  jobs [--store PATH]              list bulk jobs and their progress\n"
+          "  serve [--listen ADDR:PORT]       HTTP API and web page (see serve --help)\n"
           "  explain [--stage S] REPLY        show how an SMTP reply is read\n"
           "  help                             this text; `mailprobe check --help` for options\n"
           "  version                          print the version\n",
@@ -49,6 +50,8 @@ int main(int argc, char **argv)
         return cli_check(argc - 1, argv + 1);
     if (strcmp(cmd, "bulk") == 0)
         return cli_bulk(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0)
+        return cli_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "jobs") == 0)
         return cli_jobs(argc - 1, argv + 1);
     if (strcmp(cmd, "explain") == 0)

@@ -20,8 +20,9 @@ enum {
     O_JSON = 1000, O_TRACE, O_DNS, O_HELO, O_FROM, O_TIMEOUT, O_CONNECT_TIMEOUT,
     O_MAX_TIME, O_GREYLIST_WAIT, O_ALLOW_PRIVATE, O_NO_STARTTLS, O_MAX_SESSIONS,
     O_PER_SERVER, O_PORT, O_OFFLINE, O_ROLE_RISKY, O_CONFIG, O_COLOR, O_NO_COLOR,
-    O_VERBOSE, O_HELP, O_NO_PROBE, O_GEOIP, O_DENY, O_ALLOW, O_RCPT_PER_SESSION,
-    O_MIN_INTERVAL, O_PER_HOST, O_OUTPUT, O_FORMAT, O_COLUMN, O_SPLIT, O_STORE, O_RESUME, O_MAX_AGE, O_NO_PROGRESS
+    O_VERBOSE, O_HELP, O_NO_PROBE, O_GEOIP, O_DENY, O_ALLOW, O_RCPT_PER_SESSION, O_RCPT_PER_TXN,
+    O_MIN_INTERVAL, O_PER_HOST, O_OUTPUT, O_FORMAT, O_COLUMN, O_SPLIT, O_STORE, O_RESUME, O_MAX_AGE, O_NO_PROGRESS,
+    O_LISTEN, O_TOKENS, O_RATE_LIMIT, O_MAX_BODY, O_WAIT
 };
 
 static const struct option long_opts[] = {
@@ -48,6 +49,7 @@ static const struct option long_opts[] = {
     {"help", no_argument, NULL, O_HELP},
     {"no-catch-all-probe", no_argument, NULL, O_NO_PROBE},
     {"rcpt-per-session", required_argument, NULL, O_RCPT_PER_SESSION},
+    {"rcpt-per-transaction", required_argument, NULL, O_RCPT_PER_TXN},
     {"geoip", required_argument, NULL, O_GEOIP},
     {"deny-list", required_argument, NULL, O_DENY},
     {"allow-list", required_argument, NULL, O_ALLOW},
@@ -61,6 +63,11 @@ static const struct option long_opts[] = {
     {"resume", required_argument, NULL, O_RESUME},
     {"max-age", required_argument, NULL, O_MAX_AGE},
     {"no-progress", no_argument, NULL, O_NO_PROGRESS},
+    {"listen", required_argument, NULL, O_LISTEN},
+    {"tokens", required_argument, NULL, O_TOKENS},
+    {"rate-limit", required_argument, NULL, O_RATE_LIMIT},
+    {"max-body", required_argument, NULL, O_MAX_BODY},
+    {"wait", required_argument, NULL, O_WAIT},
     {NULL, 0, NULL, 0},
 };
 
@@ -68,13 +75,17 @@ static const struct option long_opts[] = {
 static unsigned opt_cmds(int id)
 {
     switch (id) {
-    case O_OUTPUT: case O_FORMAT: case O_COLUMN: case O_SPLIT: case O_STORE: case O_RESUME:
-    case O_MAX_AGE: case O_NO_PROGRESS:
+    case O_OUTPUT: case O_FORMAT: case O_COLUMN: case O_SPLIT: case O_RESUME:
+    case O_NO_PROGRESS:
         return CMD_BULK;
+    case O_STORE: case O_MAX_AGE:
+        return CMD_BULK | CMD_SERVE;
+    case O_LISTEN: case O_TOKENS: case O_RATE_LIMIT: case O_MAX_BODY: case O_WAIT:
+        return CMD_SERVE;
     case O_JSON: case O_TRACE: case O_COLOR: case O_NO_COLOR:
         return CMD_CHECK;
     default:
-        return CMD_CHECK | CMD_BULK;
+        return CMD_CHECK | CMD_BULK | CMD_SERVE;
     }
 }
 
@@ -93,6 +104,55 @@ static int add_file(const char **arr, size_t *n, const char *v, const char *opt,
     return 0;
 }
 
+
+/* "HOST:PORT", "[V6]:PORT" or ":PORT" (= 127.0.0.1). */
+static int parse_listen(const char *v, char *host, size_t size, unsigned *port)
+{
+    const char *colon = strrchr(v, ':');
+    if (!colon)
+        return -1;
+    size_t hl = (size_t)(colon - v);
+    const char *h = v;
+    if (hl >= 2 && v[0] == '[' && v[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (hl >= size)
+        return -1;
+    if (!hl) {
+        mp_strlcpy(host, "127.0.0.1", size);
+    } else {
+        memcpy(host, h, hl);
+        host[hl] = '\0';
+    }
+    uint64_t p;
+    if (!mp_parse_uint(colon + 1, 0, 65535, &p))
+        return -1;
+    *port = (unsigned)p;
+    return 0;
+}
+
+/* "100", "64K", "100M", "1G" (powers of 1024). */
+static bool parse_size(const char *v, uint64_t *out)
+{
+    char *end;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (end == v || *v == '-')
+        return false;
+    uint64_t mul = 1;
+    if (*end == 'K' || *end == 'k')
+        mul = 1024;
+    else if (*end == 'M' || *end == 'm')
+        mul = 1024 * 1024;
+    else if (*end == 'G' || *end == 'g')
+        mul = 1024 * 1024 * 1024;
+    if (mul != 1)
+        end++;
+    if (*end || n > UINT64_MAX / mul)
+        return false;
+    *out = n * mul;
+    return true;
+}
 
 static bool parse_secs(const char *v, uint64_t *ms)
 {
@@ -184,6 +244,11 @@ static int apply_opt(cli_cfg_t *c, int id, const char *v, const char *where)
             return cli_usage_error("%s: --rcpt-per-session needs a number 1..99", where);
         c->eo.max_rcpt = (unsigned)n;
         break;
+    case O_RCPT_PER_TXN:
+        if (!mp_parse_uint(v, 1, 99, &n))
+            return cli_usage_error("%s: --rcpt-per-transaction needs a number 1..99", where);
+        c->eo.rcpt_per_txn = (unsigned)n;
+        break;
     case O_GEOIP: return add_file(c->geoip, &c->ngeoip, v, "--geoip", where);
     case O_DENY: return add_file(c->deny, &c->ndeny, v, "--deny-list", where);
     case O_ALLOW: return add_file(c->allow, &c->nallow, v, "--allow-list", where);
@@ -229,6 +294,35 @@ static int apply_opt(cli_cfg_t *c, int id, const char *v, const char *where)
         c->max_age_ms = n;
         break;
     case O_NO_PROGRESS: c->no_progress = true; break;
+    case O_LISTEN:
+        if (parse_listen(v, c->listen_host, sizeof c->listen_host, &c->listen_port) != 0)
+            return cli_usage_error("%s: --listen needs ADDRESS:PORT (e.g. 127.0.0.1:8080, "
+                                   "[::1]:8080), got '%s'", where, v);
+        break;
+    case O_TOKENS:
+        if (!*v || mp_strlcpy(c->tokens, v, sizeof c->tokens) >= sizeof c->tokens)
+            return cli_usage_error("%s: --tokens needs a file name", where);
+        break;
+    case O_RATE_LIMIT: {
+        char *end;
+        double r = strtod(v, &end);
+        if (!*v || *end || !(r >= 0) || r > 1e6)
+            return cli_usage_error("%s: --rate-limit needs requests per second (0 = no "
+                                   "limit), got '%s'", where, v);
+        c->rate_limit = r;
+        break;
+    }
+    case O_MAX_BODY:
+        if (!parse_size(v, &n) || n < 1024 || n > (uint64_t)1 << 32)
+            return cli_usage_error("%s: --max-body needs a size from 1K to 4G (e.g. 100M), "
+                                   "got '%s'", where, v);
+        c->max_body = n;
+        break;
+    case O_WAIT:
+        if (!mp_parse_duration_ms(v, &n) || n > 300000)
+            return cli_usage_error("%s: --wait needs a duration up to 300s, got '%s'", where, v);
+        c->wait_ms = n;
+        break;
     case O_CONFIG:
         break; /* handled before */
     default:
@@ -315,8 +409,15 @@ int cli_cfg_parse(cli_cfg_t *c, unsigned cmd, const char *name, int argc, char *
     memset(c, 0, sizeof *c);
     c->cmd = cmd;
     engine_opts_default(&c->eo);
-    if (cmd == CMD_BULK)
+    if (cmd == CMD_BULK || cmd == CMD_SERVE)
         c->eo.max_sessions = 100; /* lists span many servers; each still has --per-server */
+    mp_strlcpy(c->listen_host, "127.0.0.1", sizeof c->listen_host);
+    c->listen_port = 8080;
+    c->rate_limit = 20;
+    c->max_body = 100u << 20;
+    c->wait_ms = 30000;
+    if (cmd == CMD_SERVE)
+        c->max_age_ms = 600000; /* a repeat call within 10 minutes gets the result */
     c->colour = -1;
 
     /* pass 1: find --config; pass 2 (after the file): every flag, so flags win */
@@ -441,6 +542,9 @@ void cli_cfg_help(unsigned cmd)
         "  --per-host N           SMTP sessions open at once per MX host, all its\n"
         "                         addresses together (default 4)\n"
         "  --rcpt-per-session N   addresses of one domain one session may carry (default 25)\n"
+        "  --rcpt-per-transaction N  RCPTs per transaction; a session carries more in\n"
+        "                         further transactions (default: all in one; a server's\n"
+        "                         452 4.5.3 lowers it)\n"
         "  --min-interval D       between two connections to one server (default 100ms);\n"
         "                         a 421 halves that server's sessions and waits 1 s,\n"
         "                         doubling up to 60 s\n"

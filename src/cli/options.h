@@ -15,7 +15,7 @@
 #include "intel/userlist.h"
 #include "sched/engine.h"
 
-enum { CMD_CHECK = 1, CMD_BULK = 2 };
+enum { CMD_CHECK = 1, CMD_BULK = 2, CMD_SERVE = 4 };
 
 #define CFG_FILES_MAX 8
 
@@ -44,6 +44,13 @@ typedef struct {
     char resume[64];
     uint64_t max_age_ms;       /* reuse earlier results this fresh (0: never) */
     bool no_progress;
+    /* serve */
+    char listen_host[128];
+    unsigned listen_port;
+    char tokens[1024];
+    double rate_limit;         /* requests per second per token / client (0: none) */
+    uint64_t max_body;         /* bytes */
+    uint64_t wait_ms;          /* default /v1/check wait */
     /* loaded by cli_cfg_finish */
     userlist_t *allow_list, *deny_list;
     geo_db_t *geo;

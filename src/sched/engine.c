@@ -1053,6 +1053,8 @@ static void on_smtp_done(const smtp_result_t *sr, void *arg)
 {
     batch_t *b = arg;
     engine_t *e = b->e;
+    if ((unsigned)sr->end < ENGINE_SESS_ENDS)
+        e->stats.sess_end[sr->end]++;
     job_t *jobs[BATCH_MAX];
     size_t n = b->n;
     memcpy(jobs, b->jobs, n * sizeof jobs[0]);
@@ -1371,6 +1373,8 @@ void engine_free(engine_t *e)
 void engine_stats(const engine_t *e, engine_stats_t *out)
 {
     *out = e->stats;
+    if (e->dns)
+        dns_stats(e->dns, &out->dns);
 }
 
 unsigned engine_pending(const engine_t *e)

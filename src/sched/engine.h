@@ -56,6 +56,8 @@ typedef struct {
     unsigned throttle_retries;   /* times a check goes back to a server that said 421 (2) */
     unsigned max_rcpt;           /* recipients one session may carry (default 25): waiting
                                     checks of one domain on one server share a session */
+    unsigned rcpt_per_txn;       /* RCPTs per transaction in a session, 0 = all in one
+                                    (default); more go into further transactions */
     uint64_t catch_all_ttl_ms;   /* how long "catch-all" is remembered (default 24 h) */
     uint64_t not_catch_all_ttl_ms; /* how long "not catch-all" is remembered (6 h) */
     facts_t *facts;              /* domain facts store; NULL: the engine keeps its own */
@@ -79,6 +81,8 @@ void engine_free(engine_t *e);
 /** Start checking one address; the callback runs later from the event loop. */
 mp_status_t engine_check(engine_t *e, const char *email, engine_done_cb cb, void *arg);
 
+#define ENGINE_SESS_ENDS 8 /* smtp_end_t values */
+
 /** What the engine did since it was created. */
 typedef struct {
     uint64_t sessions;      /* SMTP sessions opened */
@@ -86,6 +90,8 @@ typedef struct {
     uint64_t probes;        /* catch-all probe RCPTs sent */
     uint64_t retries;       /* retry rounds after temporary refusals */
     uint64_t checks;        /* checks finished */
+    uint64_t sess_end[ENGINE_SESS_ENDS]; /* sessions finished, by smtp_end_t */
+    dns_stats_t dns;        /* the resolver's cache hits and misses */
 } engine_stats_t;
 
 void engine_stats(const engine_t *e, engine_stats_t *out);

@@ -1015,3 +1015,29 @@ mp_status_t store_cache_prune(store_t *st, int64_t max_age_s, int64_t *deleted)
         *deleted = sqlite3_changes(st->db);
     return rc;
 }
+
+/* ---- per-job tallies ---------------------------------------------------------------- */
+
+mp_status_t store_job_reasons(store_t *st, const char *id, store_reason_fn fn, void *arg)
+{
+    int64_t num;
+    mp_status_t rc = job_num(st, id, &num);
+    if (rc != MP_OK)
+        return rc;
+    /* prepared per call: a status page asks now and then, not per row */
+    sqlite3_stmt *s = NULL;
+    int src = sqlite3_prepare_v2(st->db,
+                                 "SELECT coalesce(reason, row_error, 'not_checked'), count(*) "
+                                 "FROM results WHERE key BETWEEN ?1 AND ?2 GROUP BY 1 "
+                                 "ORDER BY 2 DESC, 1",
+                                 -1, &s, NULL);
+    if (src != SQLITE_OK)
+        return db_fail(st, src, "counting reasons");
+    sqlite3_bind_int64(s, 1, num << 32);
+    sqlite3_bind_int64(s, 2, (num << 32) | UINT32_MAX);
+    while ((src = sqlite3_step(s)) == SQLITE_ROW)
+        fn((const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1), arg);
+    rc = src == SQLITE_DONE ? MP_OK : db_fail(st, src, "counting reasons");
+    sqlite3_finalize(s);
+    return rc;
+}

@@ -184,6 +184,12 @@ mp_status_t store_job_set_total(store_t *st, const char *id, int64_t total_rows)
 /** Record a reader checkpoint (see bulkio_reader_seek); committed with the next batch. */
 mp_status_t store_job_set_checkpoint(store_t *st, const char *id, int64_t row_no, int64_t offset);
 
+/** Called once per reason (or row error) with the number of the job's rows that have it. */
+typedef void (*store_reason_fn)(const char *reason, int64_t n, void *arg);
+/** Rows of a job per reason (row errors by their name), most frequent first; committed
+ *  rows only. */
+mp_status_t store_job_reasons(store_t *st, const char *id, store_reason_fn fn, void *arg);
+
 /** Delete a job and its results. */
 mp_status_t store_job_delete(store_t *st, const char *id);
 

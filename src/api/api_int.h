@@ -1,0 +1,103 @@
+/*
+ * api_int.h - what the files of the api module share: the server's state, replies,
+ * metrics, jobs. Not for other modules.
+ */
+#ifndef MP_API_INT_H
+#define MP_API_INT_H
+
+#include <stdarg.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "api/api.h"
+#include "api/body.h"
+#include "job/job.h"
+#include "util/strmap.h"
+
+/* ---- metrics ------------------------------------------------------------------------ */
+
+#define API_LAT_BUCKETS 12
+#define API_CODES 16
+
+typedef struct {
+    uint64_t checks[VR__COUNT];         /* finished checks (API and jobs) by reason */
+    uint64_t lat[API_LAT_BUCKETS + 1];  /* check duration histogram (last: +Inf) */
+    double lat_sum;
+    uint64_t lat_count;
+    int codes[API_CODES];               /* HTTP status codes seen ... */
+    uint64_t code_n[API_CODES];         /* ... and how many of each */
+    uint64_t check_requests, check_cached, check_timeouts;
+    uint64_t webhooks_ok, webhooks_failed;
+} api_metrics_t;
+
+void api_metrics_result(api_metrics_t *m, const vd_result_t *res);
+void api_metrics_code(api_metrics_t *m, int code);
+struct api;
+void api_metrics_render(struct api *a, struct evbuffer *out);
+
+/* ---- jobs --------------------------------------------------------------------------- */
+
+typedef struct api_jobs api_jobs_t;
+
+/** Resume unfinished API jobs of the store, re-send webhooks not delivered. */
+int api_jobs_init(struct api *a, char *err, size_t errsize);
+void api_jobs_shutdown(struct api *a);
+void api_jobs_free(struct api *a);
+/** Queued jobs (the running one not counted) and whether one runs. */
+void api_jobs_depth(const struct api *a, unsigned *queued, bool *running);
+
+void api_jobs_post(struct api *a, struct evhttp_request *req, const char *query);
+void api_jobs_get(struct api *a, struct evhttp_request *req, const char *id);
+void api_jobs_list(struct api *a, struct evhttp_request *req);
+void api_jobs_results(struct api *a, struct evhttp_request *req, const char *id,
+                      const char *query);
+void api_jobs_delete(struct api *a, struct evhttp_request *req, const char *id);
+
+/* ---- the server --------------------------------------------------------------------- */
+
+struct api {
+    struct event_base *base;
+    engine_t *engine;
+    store_t *st;              /* jobs write here; the address cache */
+    api_opts_t o;
+    char store_path[1024];
+    char dir[1100];           /* STORE_PATH.d: job inputs and outputs */
+    char version[64];
+    struct evhttp *http;
+    struct evhttp_bound_socket *sock;
+    unsigned port;
+    api_tokens_t tokens;
+    bool auth;
+    strmap_t *buckets;        /* rate limit: token or client address -> bucket */
+    strmap_t *inflight;       /* address -> check in the engine */
+    struct event *tick;       /* commits idle batches */
+    api_metrics_t m;
+    api_jobs_t *jobs;
+    uint64_t started_ms;
+    bool shutting;
+};
+
+/* Replies (every one is counted by status code). */
+void api_reply(struct api *a, struct evhttp_request *req, int code, struct evbuffer *body);
+void api_reply_json(struct api *a, struct evhttp_request *req, int code, json_t *j);
+void api_reply_text(struct api *a, struct evhttp_request *req, int code, const char *ctype,
+                    const char *text);
+void api_error(struct api *a, struct evhttp_request *req, int code, const char *error,
+               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* The request body as one NUL-terminated string (pulled up in place); NULL when empty. */
+const char *api_body(struct evhttp_request *req, size_t *len);
+
+/* Embedded files (web/ and the OpenAPI description), generated at build time. */
+typedef struct {
+    const char *name;
+    const char *ctype;
+    const unsigned char *data;
+    size_t len;
+} api_asset_t;
+extern const api_asset_t api_assets[];
+extern const size_t api_nassets;
+
+#endif

@@ -1,0 +1,916 @@
+/*
+ * jobs.c - bulk jobs over HTTP: upload, status, results, delete, webhooks (see api.h).
+ *
+ * A job's input is saved as a file under STORE_PATH.d/ and the job itself lives in the
+ * store, recorded with options "api:{json}" so that a restarted server knows which jobs
+ * are its own and continues them. Jobs run one at a time, first come first served, on
+ * the engine the single checks use (the engine's per-server limits hold for both).
+ *
+ * Results are written once per format when first asked for - the whole output and one
+ * file per verdict in the same pass (bulkio's split writer) - a slice of rows per loop
+ * turn, then sent from the file (evbuffer file segments: sendfile, not memory). Writing
+ * reads the results through a second store connection so that the running job's batched
+ * writes on the first are never in its way.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include <event2/keyvalq_struct.h>
+
+#include "api/api_int.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/str.h"
+
+#define OUT_SLICE 5000        /* output rows written per loop turn */
+#define HOOK_ATTEMPTS 8       /* webhook tries: after 0, 1, 2, 4 ... 64 s */
+#define QUEUE_MAX 1024        /* jobs waiting at most */
+
+typedef struct out_wait {
+    struct evhttp_request *req;
+    char verdict[16];         /* "" = all rows */
+    struct out_wait *next;
+} out_wait_t;
+
+/* Writing one job's output in one format. */
+typedef struct out_task {
+    char id[STORE_ID_MAX];
+    bulkio_format_t fmt;
+    job_out_t *out;
+    out_wait_t *waiters;
+    struct out_task *next;
+} out_task_t;
+
+typedef struct hook {
+    api_t *a;
+    char id[STORE_ID_MAX];
+    char url[API_URL_MAX];
+    unsigned attempt;
+    struct event *timer;
+    struct hook *next;
+} hook_t;
+
+struct api_jobs {
+    char queue[QUEUE_MAX][STORE_ID_MAX];
+    size_t nq;
+    job_run_t *run;
+    uint64_t run_start_ms;
+    job_end_t run_end;
+    bool run_ended;
+    struct event *next_ev;    /* deferred: finish the ended run, start the next */
+    store_t *rst;             /* reader connection for outputs */
+    out_task_t *tasks;        /* first = the one being written */
+    struct event *out_ev;
+    hook_t *hooks;
+};
+
+/* ---- files and options -------------------------------------------------------------- */
+
+static void job_file(const api_t *a, const char *id, const char *suffix, char *out,
+                     size_t size)
+{
+    snprintf(out, size, "%s/%s%s", a->dir, id, suffix);
+}
+
+static const char *fmt_ext(bulkio_format_t f)
+{
+    return f == BULKIO_FMT_NDJSON ? "ndjson" : "csv";
+}
+
+/* The job's own options, from "api:{...}"; false for a job that is not the API's. */
+static bool job_opts(const store_job_t *j, api_job_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    if (!j->options || strncmp(j->options, "api:", 4) != 0)
+        return false;
+    json_t *js = json_loads(j->options + 4, 0, NULL);
+    const char *c = json_string_value(json_object_get(js, "column"));
+    const char *w = json_string_value(json_object_get(js, "webhook"));
+    mp_strlcpy(o->column, c ? c : "", sizeof o->column);
+    mp_strlcpy(o->webhook, w ? w : "", sizeof o->webhook);
+    json_decref(js);
+    return true;
+}
+
+static void reader_opts(const api_job_opts_t *jo, bulkio_ropts_t *ro)
+{
+    memset(ro, 0, sizeof *ro);
+    ro->column = jo->column[0] ? jo->column : NULL;
+}
+
+/* ---- job status --------------------------------------------------------------------- */
+
+static void add_reason(const char *reason, int64_t n, void *arg)
+{
+    json_object_set_new(arg, reason ? reason : "-", json_integer(n));
+}
+
+static json_t *job_json(api_t *a, const store_job_t *j)
+{
+    api_jobs_t *q = a->jobs;
+    api_job_opts_t jo;
+    job_opts(j, &jo);
+    json_t *reasons = json_object();
+    if (store_job_reasons(a->st, j->id, add_reason, reasons) != MP_OK)
+        mp_log(MP_LOG_WARN, "job store: %s", store_errmsg(a->st));
+    json_t *total = j->total_rows >= 0 ? json_integer(j->total_rows) : json_null();
+    double progress = j->state == STORE_JOB_DONE ? 1.0
+                      : j->total_rows > 0 ? (double)j->done_rows / (double)j->total_rows
+                                          : 0.0;
+    json_t *eta = json_null();
+    if (q->run && strcmp(job_run_id(q->run), j->id) == 0 && j->total_rows > 0) {
+        job_counts_t c;
+        job_run_counts(q->run, &c);
+        double secs = (double)(mp_now_ms() - q->run_start_ms) / 1000.0;
+        uint64_t now_done = c.rows_checked_now + c.rows_reused + c.rows_error;
+        if (secs > 1 && now_done) {
+            double left = (double)(j->total_rows - j->done_rows) / ((double)now_done / secs);
+            eta = json_integer(left > 0 ? (json_int_t)(left + 0.5) : 0);
+        }
+    }
+    char self[64], results[96];
+    snprintf(self, sizeof self, "/v1/jobs/%s", j->id);
+    snprintf(results, sizeof results, "/v1/jobs/%s/results", j->id);
+    return json_pack("{sssssIsIsosIsfsos{sIsIsIsIsI}soss?ss?s{ssss}}", "id", j->id, "state",
+                     store_job_state_name(j->state), "created", (json_int_t)j->created,
+                     "updated", (json_int_t)j->updated, "rows_total", total, "rows_done",
+                     (json_int_t)j->done_rows, "progress", progress, "eta_seconds", eta,
+                     "counts", "deliverable", (json_int_t)j->n_deliverable, "undeliverable",
+                     (json_int_t)j->n_undeliverable, "risky", (json_int_t)j->n_risky,
+                     "unknown", (json_int_t)j->n_unknown, "error", (json_int_t)j->n_error,
+                     "reasons", reasons, "message", j->message, "webhook",
+                     jo.webhook[0] ? jo.webhook : NULL, "links", "self", self, "results",
+                     results);
+}
+
+/* The job, or a 404 answer (false). */
+static bool get_job(api_t *a, struct evhttp_request *req, const char *id, store_job_t *j)
+{
+    bool found = false;
+    memset(j, 0, sizeof *j);
+    if (store_job_get(a->st, id, j, &found) != MP_OK) {
+        api_error(a, req, 500, "internal", "job store: %s", store_errmsg(a->st));
+        return false;
+    }
+    api_job_opts_t jo;
+    if (!found || !job_opts(j, &jo)) {
+        store_job_cleanup(j);
+        api_error(a, req, 404, "not_found", "no job %s", id);
+        return false;
+    }
+    return true;
+}
+
+void api_jobs_get(api_t *a, struct evhttp_request *req, const char *id)
+{
+    store_job_t j;
+    if (!get_job(a, req, id, &j))
+        return;
+    api_reply_json(a, req, 200, job_json(a, &j));
+    store_job_cleanup(&j);
+}
+
+void api_jobs_list(api_t *a, struct evhttp_request *req)
+{
+    store_job_t *jobs = NULL;
+    size_t n = 0;
+    if (store_job_list(a->st, &jobs, &n) != MP_OK) {
+        api_error(a, req, 500, "internal", "job store: %s", store_errmsg(a->st));
+        return;
+    }
+    json_t *arr = json_array();
+    api_job_opts_t jo;
+    for (size_t i = 0; i < n; i++)
+        if (job_opts(&jobs[i], &jo))
+            json_array_append_new(arr, job_json(a, &jobs[i]));
+    store_jobs_free(jobs, n);
+    api_reply_json(a, req, 200, json_pack("{so}", "jobs", arr));
+}
+
+void api_jobs_depth(const api_t *a, unsigned *queued, bool *running)
+{
+    *queued = a->jobs ? (unsigned)a->jobs->nq : 0;
+    *running = a->jobs && a->jobs->run;
+}
+
+/* ---- webhooks ----------------------------------------------------------------------- */
+
+static void hook_send(evutil_socket_t fd, short what, void *arg);
+
+static void hook_free(hook_t *h)
+{
+    api_jobs_t *q = h->a->jobs;
+    for (hook_t **pp = &q->hooks; *pp; pp = &(*pp)->next)
+        if (*pp == h) {
+            *pp = h->next;
+            break;
+        }
+    if (h->timer)
+        event_free(h->timer);
+    free(h);
+}
+
+static void hook_retry(hook_t *h, const char *why)
+{
+    if (++h->attempt >= HOOK_ATTEMPTS) {
+        h->a->m.webhooks_failed++;
+        mp_log(MP_LOG_WARN, "job %s: webhook %s failed %u times (last: %s); giving up", h->id,
+               h->url, HOOK_ATTEMPTS, why);
+        hook_free(h);
+        return;
+    }
+    mp_log(MP_LOG_INFO, "job %s: webhook %s: %s; retrying", h->id, h->url, why);
+    struct timeval tv = {1 << (h->attempt - 1), 0};
+    evtimer_add(h->timer, &tv);
+}
+
+static void hook_done(struct evhttp_request *req, void *arg)
+{
+    hook_t *h = arg;
+    int code = req ? evhttp_request_get_response_code(req) : 0;
+    if (code >= 200 && code < 300) {
+        char mark[1200];
+        job_file(h->a, h->id, ".webhook-done", mark, sizeof mark);
+        int fd = open(mark, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0)
+            close(fd);
+        h->a->m.webhooks_ok++;
+        hook_free(h);
+        return;
+    }
+    char why[64];
+    if (code)
+        snprintf(why, sizeof why, "answered %d", code);
+    else
+        mp_strlcpy(why, "no answer", sizeof why);
+    hook_retry(h, why);
+}
+
+static void hook_send(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    hook_t *h = arg;
+    api_t *a = h->a;
+    store_job_t j;
+    bool found = false;
+    memset(&j, 0, sizeof j);
+    if (store_job_get(a->st, h->id, &j, &found) != MP_OK || !found) {
+        hook_free(h); /* the job was deleted */
+        return;
+    }
+    json_t *js = job_json(a, &j);
+    char *body = js ? json_dumps(js, JSON_COMPACT) : NULL;
+    json_decref(js);
+    store_job_cleanup(&j);
+    struct evhttp_uri *u = evhttp_uri_parse(h->url);
+    const char *host = u ? evhttp_uri_get_host(u) : NULL;
+    int port = u ? evhttp_uri_get_port(u) : -1;
+    struct evhttp_connection *con =
+        host && body ? evhttp_connection_base_new(a->base, NULL, host,
+                                                  (ev_uint16_t)(port > 0 ? port : 80))
+                     : NULL;
+    struct evhttp_request *req = con ? evhttp_request_new(hook_done, h) : NULL;
+    if (!req) {
+        if (con)
+            evhttp_connection_free(con);
+        evhttp_uri_free(u);
+        free(body);
+        hook_retry(h, "cannot connect");
+        return;
+    }
+    evhttp_connection_set_timeout(con, 10);
+    evhttp_connection_free_on_completion(con);
+    struct evkeyvalq *hd = evhttp_request_get_output_headers(req);
+    evhttp_add_header(hd, "Host", host);
+    evhttp_add_header(hd, "Content-Type", "application/json");
+    evhttp_add_header(hd, "User-Agent", "mailprobe");
+    evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
+    char path[API_URL_MAX];
+    const char *p = evhttp_uri_get_path(u), *qs = evhttp_uri_get_query(u);
+    snprintf(path, sizeof path, "%s%s%s", p && *p ? p : "/", qs ? "?" : "", qs ? qs : "");
+    if (evhttp_make_request(con, req, EVHTTP_REQ_POST, path) != 0)
+        hook_retry(h, "cannot send"); /* evhttp freed the request and the connection */
+    evhttp_uri_free(u);
+    free(body);
+}
+
+/* Call the job's webhook (unless it already was). */
+static void hook_start(api_t *a, const store_job_t *j)
+{
+    api_job_opts_t jo;
+    char mark[1200];
+    job_file(a, j->id, ".webhook-done", mark, sizeof mark);
+    if (!job_opts(j, &jo) || !jo.webhook[0] || access(mark, F_OK) == 0)
+        return;
+    hook_t *h = calloc(1, sizeof *h);
+    if (!h || !(h->timer = evtimer_new(a->base, hook_send, h))) {
+        free(h);
+        mp_log(MP_LOG_WARN, "job %s: out of memory for the webhook", j->id);
+        return;
+    }
+    h->a = a;
+    mp_strlcpy(h->id, j->id, sizeof h->id);
+    mp_strlcpy(h->url, jo.webhook, sizeof h->url);
+    h->next = a->jobs->hooks;
+    a->jobs->hooks = h;
+    event_active(h->timer, EV_TIMEOUT, 0);
+}
+
+/* ---- running jobs ------------------------------------------------------------------- */
+
+static void on_job_result(const vd_result_t *res, void *arg)
+{
+    api_t *a = arg;
+    api_metrics_result(&a->m, res);
+}
+
+static void on_job_end(job_run_t *r, job_end_t end, const char *message, void *arg)
+{
+    (void)r;
+    (void)message;
+    api_t *a = arg;
+    a->jobs->run_end = end;
+    a->jobs->run_ended = true;
+    event_active(a->jobs->next_ev, 0, 0); /* freed and followed outside its own callback */
+}
+
+static void set_state(api_t *a, const char *id, store_job_state_t s, const char *msg)
+{
+    if (store_job_set_state(a->st, id, s, msg) != MP_OK)
+        mp_log(MP_LOG_WARN, "job %s: job store: %s", id, store_errmsg(a->st));
+}
+
+/* Start the next queued job, if none runs. */
+static void start_next(api_t *a)
+{
+    api_jobs_t *q = a->jobs;
+    while (!q->run && q->nq && !a->shutting) {
+        char id[STORE_ID_MAX];
+        mp_strlcpy(id, q->queue[0], sizeof id);
+        memmove(q->queue[0], q->queue[1], (q->nq - 1) * sizeof q->queue[0]);
+        q->nq--;
+        store_job_t j;
+        bool found = false;
+        api_job_opts_t jo;
+        memset(&j, 0, sizeof j);
+        if (store_job_get(a->st, id, &j, &found) != MP_OK || !found || !job_opts(&j, &jo)) {
+            store_job_cleanup(&j);
+            continue; /* deleted meanwhile */
+        }
+        bulkio_ropts_t ro;
+        reader_opts(&jo, &ro);
+        job_run_opts_t o = {a->base, a->engine, a->st, j.id, j.created, j.input_path, &ro,
+                            (int64_t)(a->o.max_age_ms / 1000), on_job_end, on_job_result, a};
+        char err[BULKIO_ERR_MAX + STORE_ERR_MAX];
+        set_state(a, id, STORE_JOB_RUNNING, NULL);
+        if (job_run_start(&o, &q->run, err, sizeof err) != MP_OK) {
+            set_state(a, id, STORE_JOB_FAILED, err);
+            hook_start(a, &j);
+        } else {
+            q->run_start_ms = mp_now_ms();
+            q->run_ended = false;
+        }
+        store_job_cleanup(&j);
+    }
+}
+
+static void on_next(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    api_t *a = arg;
+    api_jobs_t *q = a->jobs;
+    if (q->run && q->run_ended) {
+        char id[STORE_ID_MAX];
+        mp_strlcpy(id, job_run_id(q->run), sizeof id);
+        job_run_free(q->run, false);
+        q->run = NULL;
+        if (q->run_end != JOB_END_STOPPED) {
+            /* stopped = shutting down: the job stays "running" and continues next start */
+            set_state(a, id, q->run_end == JOB_END_DONE ? STORE_JOB_DONE : STORE_JOB_FAILED,
+                      q->run_end == JOB_END_DONE ? NULL : "the job failed");
+            store_job_t j;
+            bool found = false;
+            memset(&j, 0, sizeof j);
+            if (store_job_get(a->st, id, &j, &found) == MP_OK && found)
+                hook_start(a, &j);
+            store_job_cleanup(&j);
+        }
+    }
+    start_next(a);
+}
+
+static bool enqueue(api_t *a, const char *id)
+{
+    api_jobs_t *q = a->jobs;
+    if (q->nq >= QUEUE_MAX)
+        return false;
+    mp_strlcpy(q->queue[q->nq++], id, sizeof q->queue[0]);
+    event_active(q->next_ev, 0, 0);
+    return true;
+}
+
+/* ---- POST /v1/jobs ------------------------------------------------------------------ */
+
+static bool is_json(struct evhttp_request *req)
+{
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    return ct && strncasecmp(ct, "application/json", 16) == 0;
+}
+
+/* Save the body as the job's input: JSON is turned into NDJSON, anything else is kept
+ * as sent (CSV or NDJSON, sniffed by the reader). 0, or an HTTP code after answering. */
+static int save_input(api_t *a, struct evhttp_request *req, api_job_opts_t *jo, char *path,
+                      size_t size)
+{
+    size_t len;
+    const char *body = api_body(req, &len);
+    if (!body) {
+        api_error(a, req, 400, "bad_request", "the body is empty: send a CSV file or a JSON "
+                  "array of addresses");
+        return 400;
+    }
+    snprintf(path, size, "%s/in-XXXXXX", a->dir);
+    int fd = mkstemp(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        if (fd >= 0) {
+            close(fd);
+            unlink(path);
+        }
+        api_error(a, req, 500, "internal", "cannot save the input: %s", strerror(errno));
+        return 500;
+    }
+    char err[512];
+    size_t rows;
+    int rc = 0;
+    if (is_json(req)) {
+        if (api_job_json_to_ndjson(body, len, f, jo, &rows, err, sizeof err) != 0) {
+            api_error(a, req, 400, "bad_request", "%s", err);
+            rc = 400;
+        }
+    } else if (fwrite(body, 1, len, f) != len) {
+        api_error(a, req, 500, "internal", "cannot save the input: %s", strerror(errno));
+        rc = 500;
+    }
+    if (fclose(f) != 0 && !rc) {
+        api_error(a, req, 500, "internal", "cannot save the input: %s", strerror(errno));
+        rc = 500;
+    }
+    if (rc)
+        unlink(path);
+    return rc;
+}
+
+/* Read the whole input once: bad input is refused before the job exists, and the job
+ * gets its row count (for progress). */
+static int validate_input(api_t *a, struct evhttp_request *req, const char *path,
+                          const api_job_opts_t *jo, int64_t *rows)
+{
+    bulkio_ropts_t ro;
+    reader_opts(jo, &ro);
+    bulkio_reader_t *rd = NULL;
+    char err[BULKIO_ERR_MAX];
+    if (bulkio_reader_open(path, &ro, &rd, err, sizeof err) != MP_OK) {
+        api_error(a, req, 400, "bad_input", "%s", err);
+        return 400;
+    }
+    const bulkio_row_t *row;
+    *rows = 0;
+    mp_status_t st;
+    while ((st = bulkio_reader_next(rd, &row)) == MP_OK && row)
+        (*rows)++;
+    if (st != MP_OK) {
+        api_error(a, req, 400, "bad_input", "%s", bulkio_reader_error(rd));
+        bulkio_reader_free(rd);
+        return 400;
+    }
+    bulkio_reader_free(rd);
+    if (!*rows) {
+        api_error(a, req, 400, "bad_input", "the input has no rows");
+        return 400;
+    }
+    return 0;
+}
+
+void api_jobs_post(api_t *a, struct evhttp_request *req, const char *query)
+{
+    api_job_opts_t jo;
+    char err[512], path[1200];
+    if (api_job_opts_from_query(query, &jo, err, sizeof err) != 0) {
+        api_error(a, req, 400, "bad_request", "%s", err);
+        return;
+    }
+    if (a->jobs->nq >= QUEUE_MAX) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "60");
+        api_error(a, req, 503, "queue_full", "%u jobs are waiting already", QUEUE_MAX);
+        return;
+    }
+    if (save_input(a, req, &jo, path, sizeof path) != 0)
+        return;
+    int64_t rows = 0;
+    if (validate_input(a, req, path, &jo, &rows) != 0) {
+        unlink(path);
+        return;
+    }
+    char fp[STORE_FP_MAX], ferr[STORE_ERR_MAX];
+    json_t *oj = json_pack("{ssss}", "column", jo.column, "webhook", jo.webhook);
+    char *oj_text = oj ? json_dumps(oj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(oj);
+    size_t olen = oj_text ? strlen(oj_text) + 5 : 0;
+    char *options = oj_text ? malloc(olen) : NULL;
+    if (options)
+        snprintf(options, olen, "api:%s", oj_text);
+    free(oj_text);
+    store_job_t j;
+    memset(&j, 0, sizeof j);
+    if (!options || store_fingerprint(path, fp, sizeof fp, ferr, sizeof ferr) != MP_OK) {
+        free(options);
+        unlink(path);
+        api_error(a, req, 500, "internal", "cannot record the job: %s",
+                  options ? ferr : "out of memory");
+        return;
+    }
+    j.input_path = path;
+    j.fingerprint = fp;
+    j.options = options;
+    j.total_rows = rows;
+    mp_status_t st = store_job_create(a->st, &j);
+    free(options);
+    if (st != MP_OK) {
+        unlink(path);
+        api_error(a, req, 500, "internal", "job store: %s", store_errmsg(a->st));
+        return;
+    }
+    enqueue(a, j.id);
+    char loc[64];
+    snprintf(loc, sizeof loc, "/v1/jobs/%s", j.id);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
+    api_reply_json(a, req, 202, json_pack("{sssssIs{ss}}", "id", j.id, "state", "queued",
+                                          "rows_total", (json_int_t)rows, "links", "self",
+                                          loc));
+}
+
+/* ---- results ------------------------------------------------------------------------ */
+
+static void out_step(evutil_socket_t fd, short what, void *arg);
+
+/* The file holding a job's output in this format, optionally one verdict's rows. */
+static void out_path(const api_t *a, const char *id, bulkio_format_t f, const char *verdict,
+                     char *out, size_t size)
+{
+    char suffix[64];
+    if (verdict && *verdict)
+        snprintf(suffix, sizeof suffix, ".%s.split/%s.%s", fmt_ext(f), verdict, fmt_ext(f));
+    else
+        snprintf(suffix, sizeof suffix, ".%s", fmt_ext(f));
+    job_file(a, id, suffix, out, size);
+}
+
+static void send_file(api_t *a, struct evhttp_request *req, const char *id,
+                      bulkio_format_t f, const char *verdict)
+{
+    char path[1300];
+    out_path(a, id, f, verdict, path, sizeof path);
+    int fd = open(path, O_RDONLY);
+    struct stat sb;
+    struct evbuffer *b = evbuffer_new();
+    if (fd < 0 || fstat(fd, &sb) != 0 || !b ||
+        (sb.st_size && evbuffer_add_file(b, fd, 0, sb.st_size) != 0)) {
+        if (fd >= 0)
+            close(fd);
+        if (b)
+            evbuffer_free(b);
+        api_error(a, req, 500, "internal", "cannot read the results: %s", strerror(errno));
+        return;
+    }
+    if (!sb.st_size)
+        close(fd); /* evbuffer_add_file owns fd only when it took it */
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", f == BULKIO_FMT_NDJSON ? "application/x-ndjson"
+                                                                : "text/csv; charset=utf-8");
+    char cd[160];
+    snprintf(cd, sizeof cd, "attachment; filename=\"mailprobe-%s%s%s.%s\"", id,
+             verdict && *verdict ? "-" : "", verdict ? verdict : "", fmt_ext(f));
+    evhttp_add_header(h, "Content-Disposition", cd);
+    api_reply(a, req, 200, b);
+    evbuffer_free(b);
+}
+
+static void task_answer(api_t *a, out_task_t *t, const char *error)
+{
+    while (t->waiters) {
+        out_wait_t *w = t->waiters;
+        t->waiters = w->next;
+        if (error)
+            api_error(a, w->req, 500, "internal", "writing the results failed: %s", error);
+        else
+            send_file(a, w->req, t->id, t->fmt, w->verdict);
+        free(w);
+    }
+}
+
+static void task_free(api_t *a, out_task_t *t, const char *error)
+{
+    task_answer(a, t, error);
+    job_out_free(t->out);
+    for (out_task_t **pp = &a->jobs->tasks; *pp; pp = &(*pp)->next)
+        if (*pp == t) {
+            *pp = t->next;
+            break;
+        }
+    free(t);
+}
+
+/* Open the writer of the first task (the store connection serves one at a time). */
+static int task_open(api_t *a, out_task_t *t, char *err, size_t errsize)
+{
+    store_job_t j;
+    bool found = false;
+    api_job_opts_t jo;
+    memset(&j, 0, sizeof j);
+    if (store_job_get(a->st, t->id, &j, &found) != MP_OK || !found || !job_opts(&j, &jo)) {
+        store_job_cleanup(&j);
+        snprintf(err, errsize, "the job is gone");
+        return -1;
+    }
+    bulkio_ropts_t ro;
+    reader_opts(&jo, &ro);
+    bulkio_reader_t *rd = NULL;
+    bulkio_writer_t *w = NULL;
+    char path[1300], split[1300];
+    out_path(a, t->id, t->fmt, NULL, path, sizeof path);
+    snprintf(split, sizeof split, "%s.split", path);
+    bulkio_wopts_t wo = {t->fmt, path, split};
+    int rc = -1;
+    if (bulkio_reader_open(j.input_path, &ro, &rd, err, errsize) == MP_OK &&
+        bulkio_writer_open(&wo, bulkio_reader_schema(rd), &w, err, errsize) == MP_OK &&
+        job_out_open(a->jobs->rst, t->id, j.input_path, &ro, w, &t->out, err, errsize) ==
+            MP_OK)
+        rc = 0;
+    bulkio_reader_free(rd);
+    store_job_cleanup(&j);
+    return rc;
+}
+
+static void out_step(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    api_t *a = arg;
+    out_task_t *t = a->jobs->tasks;
+    if (!t)
+        return;
+    char err[BULKIO_ERR_MAX + STORE_ERR_MAX];
+    if (!t->out && task_open(a, t, err, sizeof err) != 0) {
+        task_free(a, t, err);
+    } else {
+        bool done = false;
+        if (job_out_step(t->out, OUT_SLICE, &done) != MP_OK)
+            task_free(a, t, job_out_error(t->out));
+        else if (done)
+            task_free(a, t, NULL);
+    }
+    if (a->jobs->tasks)
+        event_active(a->jobs->out_ev, 0, 0);
+}
+
+void api_jobs_results(api_t *a, struct evhttp_request *req, const char *id, const char *query)
+{
+    /* parameters: format=csv|ndjson, verdict=deliverable|undeliverable|risky|unknown */
+    char fmt[16] = "", verdict[16] = "";
+    const char *p = query ? query : "";
+    while (*p) {
+        size_t n = strcspn(p, "&");
+        const char *eq = memchr(p, '=', n);
+        size_t kl = eq ? (size_t)(eq - p) : n, vl = eq ? n - kl - 1 : 0;
+        char *dst = kl == 6 && !strncmp(p, "format", 6)    ? fmt
+                    : kl == 7 && !strncmp(p, "verdict", 7) ? verdict
+                                                           : NULL;
+        if (!dst || vl >= 16) {
+            api_error(a, req, 400, "bad_request", "parameters: format=csv|ndjson, "
+                      "verdict=deliverable|undeliverable|risky|unknown");
+            return;
+        }
+        memcpy(dst, eq + 1, vl);
+        dst[vl] = '\0';
+        p += n + (p[n] == '&');
+    }
+    bulkio_format_t f;
+    if (!fmt[0] || !strcmp(fmt, "csv"))
+        f = BULKIO_FMT_CSV;
+    else if (!strcmp(fmt, "ndjson"))
+        f = BULKIO_FMT_NDJSON;
+    else {
+        api_error(a, req, 400, "bad_request", "format is csv or ndjson, not '%s'", fmt);
+        return;
+    }
+    if (verdict[0] && strcmp(verdict, "deliverable") && strcmp(verdict, "undeliverable") &&
+        strcmp(verdict, "risky") && strcmp(verdict, "unknown")) {
+        api_error(a, req, 400, "bad_request", "verdict is deliverable, undeliverable, risky "
+                  "or unknown, not '%s'", verdict);
+        return;
+    }
+    store_job_t j;
+    if (!get_job(a, req, id, &j))
+        return;
+    store_job_state_t state = j.state;
+    int64_t done = j.done_rows, total = j.total_rows;
+    store_job_cleanup(&j);
+    if (state != STORE_JOB_DONE) {
+        api_reply_json(a, req, 409,
+                       json_pack("{sssssssIsI}", "error", "not_done", "message",
+                                 "the results come when the job is done", "state",
+                                 store_job_state_name(state), "rows_done", (json_int_t)done,
+                                 "rows_total", (json_int_t)total));
+        return;
+    }
+    char path[1300];
+    out_path(a, id, f, NULL, path, sizeof path);
+    if (access(path, F_OK) == 0) {
+        send_file(a, req, id, f, verdict);
+        return;
+    }
+    /* write it first: join the task for this job and format, or queue one */
+    out_task_t *t = a->jobs->tasks, **tail = &a->jobs->tasks;
+    while (t && !(strcmp(t->id, id) == 0 && t->fmt == f)) {
+        tail = &t->next;
+        t = t->next;
+    }
+    out_wait_t *w = calloc(1, sizeof *w);
+    if (!w || (!t && !(t = calloc(1, sizeof *t)))) {
+        free(w);
+        api_error(a, req, 500, "internal", "out of memory");
+        return;
+    }
+    if (!t->id[0]) { /* new: goes last */
+        mp_strlcpy(t->id, id, sizeof t->id);
+        t->fmt = f;
+        *tail = t;
+    }
+    w->req = req;
+    mp_strlcpy(w->verdict, verdict, sizeof w->verdict);
+    w->next = t->waiters;
+    t->waiters = w;
+    event_active(a->jobs->out_ev, 0, 0);
+}
+
+/* ---- DELETE ------------------------------------------------------------------------- */
+
+static void remove_tree(const char *path)
+{
+    static const char *const names[] = {"deliverable", "undeliverable", "risky", "unknown"};
+    for (size_t f = 0; f < 2; f++)
+        for (size_t i = 0; i < 4; i++) {
+            char p[1400];
+            snprintf(p, sizeof p, "%s.%s.split/%s.%s", path, f ? "ndjson" : "csv", names[i],
+                     f ? "ndjson" : "csv");
+            unlink(p);
+        }
+    for (size_t f = 0; f < 2; f++) {
+        char p[1400];
+        snprintf(p, sizeof p, "%s.%s.split", path, f ? "ndjson" : "csv");
+        rmdir(p);
+        snprintf(p, sizeof p, "%s.%s", path, f ? "ndjson" : "csv");
+        unlink(p);
+    }
+}
+
+void api_jobs_delete(api_t *a, struct evhttp_request *req, const char *id)
+{
+    store_job_t j;
+    if (!get_job(a, req, id, &j))
+        return;
+    api_jobs_t *q = a->jobs;
+    if (q->run && strcmp(job_run_id(q->run), id) == 0) {
+        job_run_free(q->run, false); /* checks in flight finish into nothing */
+        q->run = NULL;
+        event_active(q->next_ev, 0, 0);
+    }
+    for (size_t i = 0; i < q->nq; i++)
+        if (strcmp(q->queue[i], id) == 0) {
+            memmove(q->queue[i], q->queue[i + 1], (q->nq - i - 1) * sizeof q->queue[0]);
+            q->nq--;
+            break;
+        }
+    for (out_task_t *t = q->tasks, *next; t; t = next) {
+        next = t->next;
+        if (strcmp(t->id, id) == 0) {
+            while (t->waiters) {
+                out_wait_t *w = t->waiters;
+                t->waiters = w->next;
+                api_error(a, w->req, 404, "not_found", "job %s was deleted", id);
+                free(w);
+            }
+            task_free(a, t, NULL);
+        }
+    }
+    for (hook_t *h = q->hooks, *next; h; h = next) {
+        next = h->next;
+        if (strcmp(h->id, id) == 0)
+            hook_free(h);
+    }
+    if (store_job_delete(a->st, id) != MP_OK) {
+        api_error(a, req, 500, "internal", "job store: %s", store_errmsg(a->st));
+        store_job_cleanup(&j);
+        return;
+    }
+    char base[1200];
+    job_file(a, id, "", base, sizeof base);
+    remove_tree(base);
+    job_file(a, id, ".webhook-done", base, sizeof base);
+    unlink(base);
+    if (j.input_path && strncmp(j.input_path, a->dir, strlen(a->dir)) == 0)
+        unlink(j.input_path);
+    store_job_cleanup(&j);
+    api_reply_json(a, req, 200, json_pack("{ss}", "deleted", id));
+}
+
+/* ---- life cycle --------------------------------------------------------------------- */
+
+int api_jobs_init(api_t *a, char *err, size_t errsize)
+{
+    api_jobs_t *q = calloc(1, sizeof *q);
+    if (!q) {
+        snprintf(err, errsize, "out of memory");
+        return -1;
+    }
+    a->jobs = q;
+    q->next_ev = event_new(a->base, -1, 0, on_next, a);
+    q->out_ev = event_new(a->base, -1, 0, out_step, a);
+    if (!q->next_ev || !q->out_ev) {
+        snprintf(err, errsize, "out of memory");
+        return -1;
+    }
+    char serr[STORE_ERR_MAX];
+    if (store_open(a->store_path, &q->rst, serr, sizeof serr) != MP_OK) {
+        snprintf(err, errsize, "job store %s: %s", a->store_path, serr);
+        return -1;
+    }
+    /* the store's own jobs, oldest first: unfinished ones continue, done ones get their
+     * webhook if it was never delivered */
+    store_job_t *jobs = NULL;
+    size_t n = 0;
+    if (store_job_list(a->st, &jobs, &n) != MP_OK) {
+        snprintf(err, errsize, "job store: %s", store_errmsg(a->st));
+        return -1;
+    }
+    api_job_opts_t jo;
+    for (size_t i = n; i-- > 0;) {
+        if (!job_opts(&jobs[i], &jo))
+            continue;
+        store_job_state_t s = jobs[i].state;
+        if (s == STORE_JOB_QUEUED || s == STORE_JOB_RUNNING || s == STORE_JOB_INTERRUPTED) {
+            if (!enqueue(a, jobs[i].id))
+                mp_log(MP_LOG_WARN, "job %s: the queue is full; not resumed", jobs[i].id);
+            else
+                mp_log(MP_LOG_INFO, "job %s: resumed", jobs[i].id);
+        } else {
+            hook_start(a, &jobs[i]);
+        }
+    }
+    store_jobs_free(jobs, n);
+    return 0;
+}
+
+void api_jobs_shutdown(api_t *a)
+{
+    api_jobs_t *q = a->jobs;
+    if (q && q->run) {
+        /* the job stays "running" in the store: the next start continues it */
+        store_flush(a->st);
+    }
+}
+
+void api_jobs_free(api_t *a)
+{
+    api_jobs_t *q = a->jobs;
+    if (!q)
+        return;
+    job_run_free(q->run, true);
+    while (q->tasks) {
+        out_task_t *t = q->tasks;
+        while (t->waiters) {
+            out_wait_t *w = t->waiters;
+            t->waiters = w->next;
+            api_error(a, w->req, 503, "shutting_down", "the server is stopping");
+            free(w);
+        }
+        task_free(a, t, NULL);
+    }
+    while (q->hooks)
+        hook_free(q->hooks);
+    if (q->next_ev)
+        event_free(q->next_ev);
+    if (q->out_ev)
+        event_free(q->out_ev);
+    store_close(q->rst);
+    free(q);
+    a->jobs = NULL;
+}

@@ -1,0 +1,146 @@
+/*
+ * serve.c - `mailprobe serve`: the HTTP API and the web page (src/api) on one event loop
+ * with the engine and the job store. SIGINT/SIGTERM stop it cleanly: the running job
+ * stays in the store and continues at the next start.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "api/api.h"
+#include "cli/cli.h"
+#include "cli/options.h"
+#include "store/store.h"
+#include "util/str.h"
+
+#ifndef MP_VERSION
+#define MP_VERSION "dev"
+#endif
+
+static void print_help(void)
+{
+    fputs("usage: mailprobe serve [options]\n"
+          "\n"
+          "Serve the HTTP API (/v1/check, /v1/jobs, /healthz, /metrics; described at\n"
+          "/v1/openapi.json) and the web page at /.\n"
+          "\n"
+          "  --listen ADDR:PORT     where to listen (default 127.0.0.1:8080; [::1]:8080\n"
+          "                         for IPv6; port 0 = any free port, printed at start)\n"
+          "  --store PATH           the job store (default: ~/.local/share/mailprobe/\n"
+          "                         jobs.sqlite); job files go to PATH.d/\n"
+          "  --tokens FILE          API tokens, one a line; callers send\n"
+          "                         'Authorization: Bearer TOKEN'. Without it the server\n"
+          "                         only listens on loopback and asks for no token\n"
+          "  --rate-limit N         requests per second per token (per client address\n"
+          "                         without tokens) before 429 (default 20, burst 2N;\n"
+          "                         0 = no limit)\n"
+          "  --max-body SIZE        largest request body, e.g. 100M (default 100M): 413\n"
+          "  --wait D               how long /v1/check waits for a result when the caller\n"
+          "                         gives no timeout (default 30s); then it answers\n"
+          "                         unknown/timeout with retry_after and keeps checking\n"
+          "  --max-age D            answer from results this fresh (default 10m; 0 = always\n"
+          "                         check again)\n",
+          stdout);
+    cli_cfg_help(CMD_SERVE);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    event_base_loopbreak(arg);
+}
+
+int cli_serve(int argc, char **argv)
+{
+    static cli_cfg_t cfg;
+    int first, rc = cli_cfg_parse(&cfg, CMD_SERVE, "serve", argc, argv, &first);
+    if (rc == -1) {
+        print_help();
+        cli_cfg_cleanup(&cfg);
+        return 0;
+    }
+    if (!rc && first < argc)
+        rc = cli_usage_error("serve: unexpected argument '%s' (try --help)", argv[first]);
+    if (!rc)
+        rc = cli_cfg_finish(&cfg);
+    char path[1024], err[2048];
+    if (!rc) {
+        if (cfg.store[0])
+            mp_strlcpy(path, cfg.store, sizeof path);
+        else if (store_default_path(path, sizeof path) != MP_OK)
+            rc = cli_usage_error("cannot find a place for the job store: give --store PATH");
+    }
+    if (rc) {
+        cli_cfg_cleanup(&cfg);
+        return rc;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    cfg.eo.keep_transcript = true; /* callers may ask for it */
+
+    store_t *st = NULL;
+    struct event_base *base = NULL;
+    engine_t *engine = NULL;
+    api_t *api = NULL;
+    struct event *sigint = NULL, *sigterm = NULL;
+    if (store_open(path, &st, err, sizeof err) != MP_OK) {
+        rc = cli_usage_error("job store %s: %s", path, err);
+        goto done;
+    }
+    base = event_base_new();
+    mp_status_t est = MP_ERR_NOMEM;
+    engine = base ? engine_new(base, &cfg.eo, &est) : NULL;
+    if (!engine) {
+        fprintf(stderr, "mailprobe: %s\n", mp_strerror(est));
+        rc = EXIT_RUNTIME;
+        goto done;
+    }
+    api_opts_t ao = {
+        .host = cfg.listen_host,
+        .port = cfg.listen_port,
+        .store_path = path,
+        .tokens_path = cfg.tokens[0] ? cfg.tokens : NULL,
+        .rate = cfg.rate_limit,
+        .burst = cfg.rate_limit > 0 ? (unsigned)(cfg.rate_limit * 2 + 1) : 0,
+        .max_body = (size_t)cfg.max_body,
+        .wait_ms = cfg.wait_ms,
+        .max_age_ms = cfg.max_age_ms,
+        .version = MP_VERSION,
+    };
+    api = api_new(base, engine, st, &ao, err, sizeof err);
+    if (!api) {
+        rc = cli_usage_error("serve: %s", err);
+        goto done;
+    }
+    bool v6 = strchr(cfg.listen_host, ':') != NULL;
+    fprintf(stderr, "mailprobe: serving on http://%s%s%s:%u/ (job store %s)%s\n",
+            v6 ? "[" : "", cfg.listen_host, v6 ? "]" : "", api_port(api), path,
+            cfg.tokens[0] ? "" : "; no token file: loopback only, no authentication");
+    fflush(stderr);
+    sigint = evsignal_new(base, SIGINT, on_signal, base);
+    sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+    if (!sigint || !sigterm || evsignal_add(sigint, NULL) || evsignal_add(sigterm, NULL)) {
+        fprintf(stderr, "mailprobe: cannot catch signals\n");
+        rc = EXIT_RUNTIME;
+        goto done;
+    }
+    event_base_dispatch(base);
+    fprintf(stderr, "mailprobe: stopping\n");
+    rc = 0;
+
+done:
+    api_shutdown(api);
+    engine_free(engine); /* checks in flight end here; api_free answers their callers */
+    api_free(api);
+    if (sigint)
+        event_free(sigint);
+    if (sigterm)
+        event_free(sigterm);
+    if (base)
+        event_base_free(base);
+    store_close(st);
+    cli_cfg_cleanup(&cfg);
+    return rc;
+}
