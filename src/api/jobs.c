@@ -62,6 +62,7 @@ struct api_jobs {
     uint64_t run_start_ms;
     job_end_t run_end;
     bool run_ended;
+    char run_msg[STORE_ERR_MAX + 64];
     struct event *next_ev;    /* deferred: finish the ended run, start the next */
     store_t *rst;             /* reader connection for outputs */
     out_task_t *tasks;        /* first = the one being written */
@@ -333,8 +334,8 @@ static void on_job_result(const vd_result_t *res, void *arg)
 static void on_job_end(job_run_t *r, job_end_t end, const char *message, void *arg)
 {
     (void)r;
-    (void)message;
     api_t *a = arg;
+    mp_strlcpy(a->jobs->run_msg, message ? message : "", sizeof a->jobs->run_msg);
     a->jobs->run_end = end;
     a->jobs->run_ended = true;
     event_active(a->jobs->next_ev, 0, 0); /* freed and followed outside its own callback */
@@ -394,7 +395,7 @@ static void on_next(evutil_socket_t fd, short what, void *arg)
         if (q->run_end != JOB_END_STOPPED) {
             /* stopped = shutting down: the job stays "running" and continues next start */
             set_state(a, id, q->run_end == JOB_END_DONE ? STORE_JOB_DONE : STORE_JOB_FAILED,
-                      q->run_end == JOB_END_DONE ? NULL : "the job failed");
+                      q->run_end == JOB_END_DONE ? NULL : q->run_msg);
             store_job_t j;
             bool found = false;
             memset(&j, 0, sizeof j);

@@ -409,7 +409,7 @@ class Restart(labkit.LabCase):
         while stored() < 12 and time.monotonic() < deadline:
             time.sleep(0.2)
         self.assertGreaterEqual(stored(), 12)
-        self.assertEqual(srv.stop(), 0)
+        srv.stop(signal.SIGKILL)  # a crash: only what was committed survives
         mark = labkit.postfix_mark()
         srv = Server(store, "--timeout", "6", "--rate-limit", "0")
         try:
