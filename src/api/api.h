@@ -33,7 +33,6 @@ typedef struct {
     size_t max_body;           /* largest request body (bytes) */
     uint64_t wait_ms;          /* how long /v1/check waits when the caller does not say */
     uint64_t max_age_ms;       /* answer from results this fresh (checks and jobs) */
-    unsigned max_conns;        /* open connections at most (0 = no limit) */
     const char *version;
 } api_opts_t;
 

@@ -322,6 +322,7 @@ mp_status_t job_run_start(const job_run_opts_t *o, job_run_t **out, char *err, s
     mp_strlcpy(r->id, o->job_id, sizeof r->id);
     r->o.job_id = r->id;
     mp_status_t st = bulkio_reader_open(o->input, &r->ro, &r->rd, err, errsize);
+    r->o.input = NULL; /* the caller's string: only needed to open */
     if (st == MP_OK && store_rows_done(o->st, r->id, &r->done) != MP_OK) {
         snprintf(err, errsize, "job store: %s", store_errmsg(o->st));
         st = MP_ERR_IO;
