@@ -638,22 +638,20 @@ static bool probe_wanted(job_t *j)
     return true;
 }
 
-static bool too_many_recipients(const smtp_reply_t *rp)
-{
-    /* RFC 3463 X.5.3 "too many recipients", or the words; a bare 452 is not enough
-     * (452 4.2.2 is a full mailbox). */
-    if (rp->code < 400 || rp->code >= 600)
-        return false;
-    return (rp->enh[0] && strcmp(rp->enh + 1, ".5.3") == 0) ||
-           mp_str_icase_find(rp->text, "too many recipients") != NULL;
-}
-
-/* Read the probe's reply, if the session got one, into the result and the facts. */
+/* Read the probe's reply, if the session got one, into the result and the facts.
+ * need_probe_alone is set again from this session alone: the probe still needs a
+ * session of its own only when this one left it without a real answer. */
 static void probe_evaluate(job_t *j, const smtp_result_t *sr, size_t idx)
 {
     engine_t *e = j->e;
     vd_result_t *r = j->res;
-    if (idx < sr->nrcpt && sr->rcpt[idx].has_reply) {
+    j->need_probe_alone = false;
+    if ((idx >= sr->nrcpt || !sr->rcpt[idx].has_reply) && sr->end == SMTP_END_OK &&
+        !j->probe_alone) {
+        /* the session answered what it sent but stopped opening transactions before
+         * the probe's turn (smtp/session.h) */
+        j->need_probe_alone = true;
+    } else if (idx < sr->nrcpt && sr->rcpt[idx].has_reply) {
         const smtp_reply_t *rp = &sr->rcpt[idx].reply;
         r->probed = true;
         r->probe_cached = false;
@@ -661,8 +659,9 @@ static void probe_evaluate(job_t *j, const smtp_result_t *sr, size_t idx)
         r->probe_code = rp->code;
         mp_strlcpy(r->probe_enh, rp->enh, sizeof r->probe_enh);
         mp_strlcpy(r->probe_text, rp->text, sizeof r->probe_text);
-        if (!j->probe_alone && too_many_recipients(rp)) {
-            /* one recipient per transaction: not catch-all evidence either way */
+        if (!j->probe_alone && smtp_reply_too_many_rcpts(rp)) {
+            /* the session could not get past "too many recipients" for it (the server
+             * refused it even first in a fresh transaction): no evidence either way */
             j->need_probe_alone = true;
         } else {
             cl_result_t cl;
@@ -697,7 +696,8 @@ static void job_accepted(job_t *j)
     char why[700];
 
     if (j->need_probe_alone) {
-        /* the server takes one recipient per transaction: probe in a session of its own */
+        /* the probe got no real answer in the shared session ("too many recipients"
+         * to the end): probe in a session of its own */
         j->need_probe_alone = false;
         j->probe_alone = true;
         job_try_target(j);
@@ -853,6 +853,7 @@ static void batch_start(job_t *j)
     so.smtputf8 = utf8;
     so.ssl_ctx = e->ssl;
     so.sni = t->host;
+    so.rcpt_per_txn = e->o.rcpt_per_txn;
     mp_log(MP_LOG_DEBUG, "session to %s [%s]: %zu recipient(s)%s", t->host, t->ip.text, b->n,
            b->prober ? " + catch-all probe" : "");
     if (smtp_sess_start(e->base, &so, (struct sockaddr *)&ss, t->ip.salen, rcpts, nrcpt,
@@ -940,9 +941,12 @@ static void job_on_rcpt_reply(job_t *j, const smtp_result_t *sr, const smtp_repl
         job_finish(j);
         return;
     }
-    if (too_many_recipients(rp) && !j->solo) {
-        /* the server takes fewer recipients per transaction than this session carried:
-         * ask again in a session of our own (not a verdict, not a retry round) */
+    if (smtp_reply_too_many_rcpts(rp) && !j->solo) {
+        /* The session already tried this recipient in later transactions as far as the
+         * server let it (smtp/session.c): it refused even a fresh transaction's first
+         * RCPT, or the transaction limit came first. Ask again in a session of our own
+         * (not a verdict, not a retry round); there a second refusal is read as what
+         * it says (a temporary failure), so nothing loops. */
         j->solo = true;
         job_try_target(j);
         return;
@@ -1109,6 +1113,13 @@ static void job_on_session(job_t *j, const smtp_result_t *sr, size_t idx)
     }
     switch (sr->end) {
     case SMTP_END_OK:
+        if (!j->solo) {
+            /* the session stopped opening transactions before this recipient's turn
+             * (smtp/session.h): as for "too many recipients", a session of its own */
+            j->solo = true;
+            job_try_target(j);
+            return;
+        }
         snprintf(why, sizeof why, "%s [%s] gave no answer to RCPT", t->host, t->ip.text);
         job_fail(j, VR_PROTOCOL_ERROR, why);
         job_next_target(j);

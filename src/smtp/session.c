@@ -3,8 +3,9 @@
  *
  * Does: connect, read the banner, EHLO (HELO fallback), STARTTLS when offered or
  * demanded, MAIL FROM, RCPT TO for every recipient (pipelined when PIPELINING is
- * advertised), RSET and QUIT; record every command and reply line with its time, every
- * RCPT reply, TLS facts and how the session ended.
+ * advertised), further transactions (RSET, MAIL FROM, RCPT) for recipients refused with
+ * "too many recipients", and QUIT; record every command and reply line with its time,
+ * every RCPT reply, TLS facts and how the session ended.
  * Does not: send DATA (there is no DATA state), decide what a reply means (classify),
  * resolve names (dns), retry or rate-limit (sched).
  *
@@ -47,6 +48,7 @@
 #define SMTP_TRANSCRIPT_MAX 500 /* transcript lines kept per session */
 #define SMTP_ARG_MAX 512        /* longest HELO name or address we put in a command */
 #define SMTP_CMD_MAX 1024       /* longest command line we send (incl. CRLF) */
+#define TXN_NONE SIZE_MAX       /* txn_refused: no recipient refused as too many */
 
 /*
  * The conversation (RFC 5321 §3.1 session initiation, §4.1.1 commands, §4.3.2 reply
@@ -59,12 +61,20 @@
  *   STARTTLS --220--> TLS_HANDSHAKE --ok--> EHLO (again, §4.2 of RFC 3207: forget caps)
  *            '--other: demanded--> stop (END_REPLY) ; opportunistic--> MAIL in clear
  *   MAIL --2xx--> RCPT ; --530 (TLS required), TLS offered, not yet tried--> STARTTLS
- *   RCPT --one reply per recipient (all in one write with PIPELINING)--> RSET --> QUIT
+ *   RCPT --one reply per recipient of the transaction (all in one write with PIPELINING)
+ *        --> QUIT      every recipient has its answer (§4.1.1.10: QUIT ends the
+ *                      transaction, no RSET needed), or no progress, or max_txn reached
+ *        --> RSET      some got 452 4.5.3 "too many recipients" (§4.5.3.1.10) after at
+ *                      least one real answer in this transaction
+ *   RSET (§4.1.1.5) --2xx--> MAIL --2xx--> RCPT (the refused ones, in their order, at most
+ *                      as many as the server took in the transaction that refused)
  *   QUIT --any reply or close--> DONE
  *
  *   Any other reply before RCPT stops the session (END_REPLY) and goes to QUIT, except
  *   421 (§3.8: the server is closing the channel) which closes at once. Timeouts,
- *   closes, garbage and TLS failures end it through sess_fail() without QUIT.
+ *   closes, garbage and TLS failures end it through sess_fail() without QUIT. Once the
+ *   first transaction's RCPTs are answered the outcome is END_OK, whatever the later
+ *   transactions meet: what they did not answer keeps its earlier reply (or none).
  *   There is no DATA state: this client cannot send DATA.
  */
 static const char *const smtp_state_names[SMTP_ST__COUNT] = {
@@ -110,6 +120,13 @@ struct smtp_sess {
     struct bufferevent *bev; /* socket bufferevent, or the TLS filter over it */
     struct event *step_ev, *sess_ev, *done_ev;
 
+    /* transactions: recipients [0, rcpt_done) have their answer; the open transaction
+     * carries [rcpt_done, txn_end); rcpt_sent/rcpt_replied run inside that range */
+    size_t txn_limit; /* RCPTs per transaction, 0 = no limit; lowered by 452 4.5.3 */
+    unsigned txn_max; /* transactions this session may open */
+    size_t rcpt_done, txn_end;
+    size_t txn_refused; /* first "too many recipients" of the open transaction, or TXN_NONE */
+
     /* progress */
     size_t rcpt_sent, rcpt_replied;
     bool tls_demanded; /* the server said TLS is required (530) */
@@ -142,6 +159,14 @@ const char *smtp_end_name(smtp_end_t e)
     if ((unsigned)e >= sizeof smtp_end_names / sizeof smtp_end_names[0] || !smtp_end_names[e])
         return "?";
     return smtp_end_names[e];
+}
+
+bool smtp_reply_too_many_rcpts(const smtp_reply_t *r)
+{
+    if (r->code < 400 || r->code >= 600 || r->code == 421)
+        return false;
+    return (r->enh[0] && strcmp(r->enh + 1, ".5.3") == 0) ||
+           mp_str_icase_find(r->text, "too many recipients") != NULL;
 }
 
 void smtp_timeouts_default(smtp_timeouts_t *to)
@@ -338,7 +363,8 @@ static void sess_fail(smtp_sess_t *s, smtp_end_t end, const char *fmt, ...)
 }
 
 /* A reply that ends the session before the RCPT replies (END_REPLY): keep it, then
- * QUIT politely, or close at once after a 421 (RFC 5321 §3.8). */
+ * QUIT politely, or close at once after a 421 (RFC 5321 §3.8). In a later transaction
+ * the outcome is already fixed (END_OK) and only the QUIT or the close remain. */
 static void sess_stop(smtp_sess_t *s, const smtp_reply_t *r, const char *why)
 {
     if (!s->decided) {
@@ -384,8 +410,9 @@ static void cmd_flush(smtp_sess_t *s, struct evbuffer *out)
 
 static void sess_send_rcpts(smtp_sess_t *s, struct evbuffer *out)
 {
-    /* RFC 2920 §3.1: RCPT commands may be pipelined; send all remaining ones at once. */
-    size_t last = s->res.pipelining ? s->nrcpt : s->rcpt_sent + 1;
+    /* RFC 2920 §3.1: RCPT commands may be pipelined; send the rest of the transaction's
+     * at once. */
+    size_t last = s->res.pipelining ? s->txn_end : s->rcpt_sent + 1;
     for (; s->rcpt_sent < last; s->rcpt_sent++)
         if (!cmd_add(s, out, "RCPT TO:<%s>", s->rcpts[s->rcpt_sent]))
             break;
@@ -624,12 +651,36 @@ static void on_starttls_reply(smtp_sess_t *s, const smtp_reply_t *r)
     }
 }
 
+/* Open a transaction for the next recipients without an answer, at most txn_limit of
+ * them, in the order given. */
+static void txn_begin(smtp_sess_t *s)
+{
+    size_t n = s->nrcpt - s->rcpt_done;
+    if (s->txn_limit && n > s->txn_limit)
+        n = s->txn_limit;
+    s->txn_end = s->rcpt_done + n;
+    s->rcpt_sent = s->rcpt_replied = s->rcpt_done;
+    s->txn_refused = TXN_NONE;
+    s->res.transactions++;
+    smtp_sess_enter(s, SMTP_ST_RCPT);
+}
+
 static void on_mail_reply(smtp_sess_t *s, const smtp_reply_t *r)
 {
+    if (s->res.transactions > 0) {
+        /* MAIL FROM of a later transaction: the outcome is already fixed (END_OK), so a
+         * refusal only ends the session politely; the recipients left keep their
+         * "too many recipients" replies. */
+        if (is_2xx(r))
+            txn_begin(s);
+        else
+            sess_stop(s, r, "MAIL FROM (again)");
+        return;
+    }
     s->res.has_mail_reply = true;
     s->res.mail_reply = *r;
     if (is_2xx(r)) {
-        smtp_sess_enter(s, SMTP_ST_RCPT);
+        txn_begin(s);
     } else if (reply_wants_tls(r) && tls_possible(s) && s->res.starttls_offered) {
         /* e.g. Postfix smtpd_tls_security_level=encrypt: "530 5.7.0 Must issue a
          * STARTTLS command first". No transaction was opened, so no RSET is needed. */
@@ -640,30 +691,81 @@ static void on_mail_reply(smtp_sess_t *s, const smtp_reply_t *r)
     }
 }
 
+/*
+ * Every RCPT of the open transaction has its reply. The recipients before the first
+ * "too many recipients" have their answer; that one and all after it go into the next
+ * transaction, in their order, even one that got a real answer after the refusal: the
+ * answered recipients then always form a prefix of the list, so the last recipient
+ * given (the engine's catch-all probe) stays the last RCPT of the session, after every
+ * real one. The next transaction takes at most as many as the server took in this one
+ * (RFC 5321 §4.5.3.1.10: a server that refuses more has the ones it took; retrying the
+ * rest in later transactions is what the RFC expects of a client).
+ *
+ * No new transaction when the server refused the first RCPT of a fresh transaction
+ * (another would meet the same refusal: no progress, no loop) or when txn_max is
+ * reached; those recipients keep their 452 and the caller decides (sched: a session
+ * of their own, then the usual temporary-failure handling).
+ */
+static void txn_over(smtp_sess_t *s, const smtp_reply_t *last)
+{
+    size_t first = s->rcpt_done;
+    size_t answered = s->txn_refused == TXN_NONE ? s->txn_end : s->txn_refused;
+    s->rcpt_done = answered;
+    if (s->txn_refused != TXN_NONE && answered > first &&
+        (s->txn_limit == 0 || answered - first < s->txn_limit))
+        s->txn_limit = answered - first;
+    /* Every RCPT sent got a reply: the session has done its job; later transactions
+     * are a bonus that cannot change that. */
+    sess_decidef(s, SMTP_END_OK, "%s", "");
+    if (last->code == 421) {
+        smtp_sess_enter(s, SMTP_ST_DONE); /* §3.8: the server is gone */
+    } else if (s->rcpt_done == s->nrcpt) {
+        /* QUIT ends the open transaction too (RFC 5321 §4.1.1.10): no RSET spent on it */
+        smtp_sess_enter(s, SMTP_ST_QUIT);
+    } else if (answered == first || s->res.transactions >= s->txn_max) {
+        mp_log(MP_LOG_DEBUG, "smtp %s: %zu recipient(s) left unanswered (%s)", s->peer,
+               s->nrcpt - s->rcpt_done,
+               answered == first ? "too many recipients at the first RCPT of a transaction"
+                                 : "transaction limit reached");
+        smtp_sess_enter(s, SMTP_ST_QUIT);
+    } else {
+        smtp_sess_enter(s, SMTP_ST_RSET);
+    }
+}
+
 static void on_rcpt_reply(smtp_sess_t *s, const smtp_reply_t *r)
 {
-    smtp_rcpt_result_t *rr = &s->rres[s->rcpt_replied++];
-    rr->has_reply = true;
-    rr->reply = *r;
-    if (s->rcpt_replied == s->nrcpt) {
-        /* Every recipient has its answer: the session has done its job. QUIT ends the
-         * open transaction too (RFC 5321 §4.1.1.10), so no RSET is spent on it: RSET is
-         * for a session that starts another transaction. */
-        sess_decidef(s, SMTP_END_OK, "%s", "");
-        smtp_sess_enter(s, r->code == 421 ? SMTP_ST_DONE : SMTP_ST_QUIT);
-    } else if (r->code == 421) {
+    size_t i = s->rcpt_replied++;
+    s->rres[i].has_reply = true;
+    s->rres[i].reply = *r;
+    if (s->txn_refused == TXN_NONE && smtp_reply_too_many_rcpts(r))
+        s->txn_refused = i;
+    if (s->txn_refused != TXN_NONE && s->rcpt_replied == s->rcpt_sent)
+        s->txn_end = s->rcpt_replied; /* one at a time: the rest would only meet the same
+                                         refusal, so the transaction ends here */
+    if (s->rcpt_replied == s->txn_end)
+        txn_over(s, r);
+    else if (r->code == 421)
         sess_stop(s, r, "RCPT TO");
-    } else if (s->rcpt_replied < s->rcpt_sent) {
+    else if (s->rcpt_replied < s->rcpt_sent)
         sess_arm_step(s); /* pipelined: a fresh deadline for each complete reply */
-    } else {
+    else
         smtp_sess_enter(s, SMTP_ST_RCPT);
-    }
+}
+
+static void on_rset_reply(smtp_sess_t *s, const smtp_reply_t *r)
+{
+    /* RFC 5321 §4.1.1.5: RSET is answered 250. Anything else: no new transaction on a
+     * connection in an unknown state. */
+    if (is_2xx(r))
+        smtp_sess_enter(s, SMTP_ST_MAIL);
+    else
+        sess_stop(s, r, "RSET");
 }
 
 static void sess_on_reply(smtp_sess_t *s, const smtp_reply_t *r)
 {
-    if (r->code == 421 && s->state != SMTP_ST_RCPT && s->state != SMTP_ST_QUIT &&
-        s->state != SMTP_ST_RSET) {
+    if (r->code == 421 && s->state != SMTP_ST_RCPT && s->state != SMTP_ST_QUIT) {
         sess_stop(s, r, smtp_state_name(s->state));
         return;
     }
@@ -687,7 +789,7 @@ static void sess_on_reply(smtp_sess_t *s, const smtp_reply_t *r)
         on_rcpt_reply(s, r);
         break;
     case SMTP_ST_RSET:
-        smtp_sess_enter(s, r->code == 421 ? SMTP_ST_DONE : SMTP_ST_QUIT);
+        on_rset_reply(s, r);
         break;
     case SMTP_ST_QUIT:
         smtp_sess_enter(s, SMTP_ST_DONE);
@@ -1002,6 +1104,8 @@ int smtp_sess_start(struct event_base *base, const smtp_opts_t *opts,
     }
     s->want_tls = opts->starttls;
     s->smtputf8 = opts->smtputf8;
+    s->txn_limit = opts->rcpt_per_txn;
+    s->txn_max = opts->max_txn ? opts->max_txn : SMTP_TXN_MAX_DEFAULT;
     s->ssl_ctx = opts->ssl_ctx;
     peer_name(sa, s->peer, sizeof s->peer);
     s->helo = dup_str(opts->helo);

@@ -2,8 +2,10 @@
  * session.h - one SMTP client session on the event loop, up to RCPT and no further.
  *
  * connect -> banner -> EHLO (HELO fallback) -> STARTTLS when offered or demanded ->
- * EHLO again -> MAIL FROM -> RCPT x n (pipelined when PIPELINING is advertised) ->
- * RSET -> QUIT. There is no DATA state: never sending DATA is structural.
+ * EHLO again -> MAIL FROM -> RCPT x n (pipelined when PIPELINING is advertised) -> QUIT.
+ * Recipients the server refuses with "too many recipients" (452 4.5.3) go into further
+ * transactions of the same session (RSET -> MAIL FROM -> RCPT ...), in their order.
+ * There is no DATA state: never sending DATA is structural.
  * A deadline per step plus a cap on the whole session. The session reports raw replies
  * and failures; it never decides what a reply means (classify does).
  *
@@ -44,7 +46,7 @@ typedef enum {
 
 const char *smtp_state_name(smtp_state_t st);
 
-/** How a session ended. SMTP_END_OK: every RCPT got a reply (whatever it said). */
+/** How a session ended. SMTP_END_OK: every RCPT sent got a reply (whatever it said). */
 typedef enum {
     SMTP_END_OK = 0,
     SMTP_END_CONNECT,   /* connection refused / unreachable */
@@ -77,7 +79,13 @@ typedef struct {
     SSL_CTX *ssl_ctx;        /* client context (no verification abort); may be NULL
                                 when starttls is false */
     const char *sni;         /* name for SNI, usually the MX host; may be NULL */
+    size_t rcpt_per_txn;     /* RCPTs per transaction, 0 = all in one; a 452 4.5.3 lowers
+                                it for the rest of the session (RFC 5321 §4.5.3.1.10) */
+    unsigned max_txn;        /* transactions per session, 0 = SMTP_TXN_MAX_DEFAULT */
 } smtp_opts_t;
+
+/** Transactions one session runs at most when opts.max_txn is 0. */
+#define SMTP_TXN_MAX_DEFAULT 30
 
 /** One line of the transcript. */
 typedef struct {
@@ -93,18 +101,23 @@ typedef struct {
     smtp_reply_t reply;
 } smtp_rcpt_result_t;
 
-/** The outcome of a session, passed to the done callback (borrowed). */
+/** The outcome of a session, passed to the done callback (borrowed).
+ *  END_OK with a recipient that has no reply, or whose reply is still "too many
+ *  recipients" (smtp_reply_too_many_rcpts), means the session stopped starting new
+ *  transactions before that recipient got a real answer: the server refused the first
+ *  RCPT of a fresh transaction too, or max_txn was reached, or the server went away. */
 typedef struct {
     smtp_end_t end;
     smtp_state_t end_state;       /* state in which the session ended: for END_OK the last
-                                     state reached (DONE after a clean QUIT; RSET/QUIT when
-                                     those polite steps failed, which does not change end);
+                                     state reached (DONE after a clean QUIT; QUIT, or the
+                                     RSET/MAIL/RCPT of a later transaction, when those
+                                     failed, which does not change end);
                                      for END_REPLY the state of the stopping reply (the
                                      polite QUIT that follows is not counted) */
     char detail[256];             /* human detail for failures, e.g. "connection refused" */
     bool has_reply;               /* reply that stopped the session (SMTP_END_REPLY) */
     smtp_reply_t reply;
-    bool has_mail_reply;          /* reply to MAIL FROM */
+    bool has_mail_reply;          /* reply to the first MAIL FROM */
     smtp_reply_t mail_reply;
     size_t nrcpt;
     smtp_rcpt_result_t *rcpt;     /* nrcpt entries, in the order given */
@@ -117,6 +130,7 @@ typedef struct {
     uint64_t duration_ms;
     unsigned round_trips;         /* writes after which we waited for the server (the
                                      banner is not counted; pipelined RCPTs count once) */
+    unsigned transactions;        /* MAIL FROM accepted, i.e. transactions opened */
     size_t nlines;
     const smtp_line_t *lines;     /* transcript */
     bool lines_truncated;         /* the transcript hit its cap (500 lines) */
@@ -149,6 +163,12 @@ int smtp_sess_start(struct event_base *base, const smtp_opts_t *opts,
  *  inside the session's own done callback it does nothing (the session is freed when
  *  the callback returns). */
 void smtp_sess_cancel(smtp_sess_t *s);
+
+/** Does a reply say "too many recipients" for this transaction (RFC 5321 §4.5.3.1.10:
+ *  452, or 552 from older servers; RFC 3463 X.5.3)? The enhanced code X.5.3 or the words
+ *  decide: a bare 452 is not enough (452 4.2.2 is a full mailbox). A 421 is never this
+ *  (the server is closing the channel). */
+bool smtp_reply_too_many_rcpts(const smtp_reply_t *r);
 
 /** Default timeouts. */
 void smtp_timeouts_default(smtp_timeouts_t *to);

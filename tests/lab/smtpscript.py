@@ -39,7 +39,13 @@ BEHAVIOURS = {
     "127.0.3.26": "cap2",        # like normal, but holds each session 0.3 s and says 421
                                  # to a third concurrent connection (politeness checks)
     "127.0.3.25": "greyprobe",   # known users 250, any other local part 451 4.7.1 greylisted
+    "127.0.3.27": "tworcpt",     # two RCPTs per transaction: the 3rd and later get 452 4.5.3
+    "127.0.3.28": "all452",      # 452 4.5.3 to every RCPT, even the first of a transaction
 }
+
+# RCPTs taken per transaction (counted whatever their answer, reset by MAIL and RSET);
+# the ones beyond get "452 4.5.3 Error: too many recipients" (RFC 5321 §4.5.3.1.10)
+RCPT_LIMIT = {"onercpt": 1, "tworcpt": 2, "all452": 0}
 
 USERS = {"alice", "bob", "postmaster"}
 SLOW_BANNER_S = 30.0
@@ -162,7 +168,7 @@ class Session:
             await self.send("220 %s ESMTP lab\r\n" % self.name)
 
         helo_done = False
-        rcpts = 0  # RCPTs in the current transaction (onercpt)
+        rcpts = 0  # RCPTs in the current transaction (RCPT_LIMIT)
         while True:
             cmd = await self.readline()
             if cmd is None:
@@ -221,7 +227,7 @@ class Session:
                 if b == "droprcpt":
                     self.writer.close()
                     return
-                if b == "onercpt" and rcpts > 1:
+                if b in RCPT_LIMIT and rcpts > RCPT_LIMIT[b]:
                     await self.send("452 4.5.3 Error: too many recipients\r\n")
                 elif b == "greyprobe" and lp not in USERS:
                     await self.send("451 4.7.1 Greylisted, try again later\r\n")

@@ -14,6 +14,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import labkit  # noqa: E402
 from labkit import PF, SCRIPT, client_commands, is_probe_address, probe_rcpts  # noqa: E402
+from smtpscript import BEHAVIOURS  # noqa: E402
+
+IP = {b: ip for ip, b in BEHAVIOURS.items()}  # every behaviour, also those labkit lacks
 
 EHLO = "EHLO probe.lab.test"
 MAIL = "MAIL FROM:<verify@lab.test>"
@@ -306,9 +309,12 @@ class Dressed(ProbeCase):
 
 # --------------------------------------------------------------------------- scripted
 class Scripted(ProbeCase):
-    """The scripted server: one RCPT per transaction, greylisting only the probe, 252."""
+    """The scripted server: one or two RCPTs per transaction (452 4.5.3 beyond), 452 4.5.3
+    to everything, greylisting only the probe, 252."""
 
-    def test_one_rcpt_per_transaction_probes_in_a_new_session(self):
+    def test_one_rcpt_per_transaction_probes_in_a_new_transaction(self):
+        # 452 4.5.3 to the probe: RSET, MAIL FROM again and the probe alone in a second
+        # transaction of the same session, still the last RCPT; its 550 is evidence
         ip = SCRIPT["onercpt"]
         mark = labkit.script_mark()
         addr = "alice@onercpt.script.test"
@@ -319,14 +325,12 @@ class Scripted(ProbeCase):
         probe = self.assertProbe(r, "onercpt.script.test", 550, "5.1.1",
                                  "<%s>: Recipient address rejected: User unknown"
                                  % self.probe_of(r, "onercpt.script.test")["rcpt"])
-        self.assertEqual(r["smtp"]["attempts"], 2)
-        first = PLAIN + [rcpt(addr), rcpt(probe), "QUIT"]
-        second = PLAIN + [rcpt(probe), "QUIT"]
-        self.assertCommands(r, first + second)
+        expected = PLAIN + [rcpt(addr), rcpt(probe), "RSET", MAIL, rcpt(probe), "QUIT"]
+        self.assertOneSession(r, ip, expected)
         self.assertIn("452 4.5.3 Error: too many recipients", labkit.server_lines(r))
-        self.assertEqual(list(labkit.script_commands(mark, ip).values()), [first, second])
+        self.assertEqual(list(labkit.script_commands(mark, ip).values()), [expected])
 
-    def test_one_rcpt_per_transaction_absent_needs_no_second_session(self):
+    def test_one_rcpt_per_transaction_absent_probe_still_answered(self):
         ip = SCRIPT["onercpt"]
         mark = labkit.script_mark()
         addr = "nobody@onercpt.script.test"
@@ -334,13 +338,53 @@ class Scripted(ProbeCase):
         self.assertVerdict(r, "undeliverable", "mailbox_absent")
         self.assertReply(r, 550, "5.1.1", "<%s>: Recipient address rejected: User unknown"
                          % addr)
-        # the probe drew 452 4.5.3: no evidence either way
-        self.assertProbe(r, "onercpt.script.test", 452, "4.5.3", "Error: too many recipients")
+        probe = self.probe_of(r, "onercpt.script.test")["rcpt"]
+        self.assertProbe(r, "onercpt.script.test", 550, "5.1.1",
+                         "<%s>: Recipient address rejected: User unknown" % probe)
+        self.assertCatchAll(r, False)
+        expected = PLAIN + [rcpt(addr), rcpt(probe), "RSET", MAIL, rcpt(probe), "QUIT"]
+        self.assertOneSession(r, ip, expected)
+        self.assertEqual(list(labkit.script_commands(mark, ip).values()), [expected])
+
+    def test_two_per_transaction_probe_last_of_the_session(self):
+        # three checks and the probe on a server taking two RCPTs per transaction: the
+        # refused ones (zed and the probe) go into a second transaction, in order, so
+        # the probe stays the last RCPT of the one session
+        ip = IP["tworcpt"]
+        addrs = ["%s@tworcpt.script.test" % l for l in ("alice", "bob", "zed")]
+        mark = labkit.script_mark()
+        run = labkit.run_mailprobe(addrs, probe=True)
+        self.assertEqual([(r["email"], r["verdict"], r["reason"]) for r in run.results],
+                         [(addrs[0], "deliverable", "accepted"),
+                          (addrs[1], "deliverable", "accepted"),
+                          (addrs[2], "undeliverable", "mailbox_absent")])
+        probe = self.probe_of(run.results[0], "tworcpt.script.test")["rcpt"]
+        expected = PLAIN + [rcpt(a) for a in addrs] + [rcpt(probe), "RSET", MAIL,
+                                                      rcpt(addrs[2]), rcpt(probe), "QUIT"]
+        self.assertEqual(list(labkit.script_commands(mark, ip).values()), [expected])
+        for r in run.results:
+            self.assertOneSession(r, ip, expected)
+            self.assertCatchAll(r, False)
+            self.assertProbe(r, "tworcpt.script.test", 550, "5.1.1",
+                             "<%s>: Recipient address rejected: User unknown" % probe)
+        self.assertEqual(probe_rcpts(run.results[0]), [probe, probe])
+
+    def test_452_to_every_rcpt_is_no_catch_all_evidence(self):
+        # the probe never gets past 452 4.5.3: inconclusive (null), never "catch-all",
+        # and the check ends (rate_limited) after its bounded sessions of one transaction
+        ip = IP["all452"]
+        mark = labkit.script_mark()
+        addr = "alice@all452.script.test"
+        r = self.check(addr)
+        self.assertVerdict(r, "unknown", "rate_limited")
         self.assertCatchAll(r, None)
-        probe = r["smtp"]["probe"]["rcpt"]
-        self.assertOneSession(r, ip, PLAIN + [rcpt(addr), rcpt(probe), "QUIT"])
-        self.assertEqual(list(labkit.script_commands(mark, ip).values()),
-                         [PLAIN + [rcpt(addr), rcpt(probe), "QUIT"]])
+        conns = list(labkit.script_commands(mark, ip).values())
+        self.assertEqual(len(conns), 4, conns)  # shared, own, two throttle retries
+        for c in conns:
+            self.assertEqual(c[:3], PLAIN + [rcpt(addr)])
+            self.assertEqual(len(c), 5, c)  # + the probe RCPT, QUIT: one transaction
+            self.assertTrue(is_probe_address(labkit.rcpt_address(c[3])), c)
+            self.assertEqual(c[4], "QUIT")
 
     def test_greylisted_probe_is_inconclusive(self):
         ip = SCRIPT["greyprobe"]

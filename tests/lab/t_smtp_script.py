@@ -7,6 +7,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import labkit  # noqa: E402
 from labkit import SCRIPT, client_commands  # noqa: E402
+from smtpscript import BEHAVIOURS  # noqa: E402
+
+IP = {b: ip for ip, b in BEHAVIOURS.items()}  # every behaviour, also those labkit lacks
 
 EHLO = "EHLO probe.lab.test"
 MAIL = "MAIL FROM:<verify@lab.test>"
@@ -174,6 +177,86 @@ class Script(labkit.LabCase):
             self.assertVerdict(r, "deliverable", "accepted")
             self.assertEqual(conns[-1], [EHLO, MAIL, rcpt(a), "QUIT"])
 
+
+
+class TooManyRecipients(labkit.LabCase):
+    """452 4.5.3 "too many recipients" (RFC 5321 §4.5.3.1.10): the refused recipients go
+    into new transactions of the same session (RSET, MAIL FROM, RCPT...), never DATA."""
+
+    def run_many(self, behaviour, locals_, extra=()):
+        ip = IP[behaviour]
+        addrs = ["%s@%s.script.test" % (l, behaviour) for l in locals_]
+        mark = labkit.script_mark()
+        run = labkit.run_mailprobe(addrs, list(extra))
+        self.assertEqual([r["email"] for r in run.results], addrs)
+        return run, addrs, list(labkit.script_commands(mark, ip).values())
+
+    def test_two_per_transaction_one_session(self):
+        # tworcpt takes two RCPTs per transaction: the client learns that from the first
+        # transaction and sends the refused ones two at a time, in submission order
+        run, a, conns = self.run_many("tworcpt", ["alice", "zed", "bob", "nobody",
+                                                  "postmaster"])
+        self.assertEqual([r["reason"] for r in run.results],
+                         ["accepted", "mailbox_absent", "accepted", "mailbox_absent",
+                          "accepted"])
+        self.assertEqual([r["verdict"] for r in run.results],
+                         ["deliverable", "undeliverable", "deliverable", "undeliverable",
+                          "deliverable"])
+        expected = [EHLO, MAIL] + [rcpt(x) for x in a] + [
+            "RSET", MAIL, rcpt(a[2]), rcpt(a[3]),
+            "RSET", MAIL, rcpt(a[4]), "QUIT"]
+        self.assertEqual(conns, [expected])  # one session, exactly these commands
+        for r in run.results:
+            self.assertEqual(r["smtp"]["attempts"], 1, r["email"])
+            self.assertEqual(client_commands(r), expected)
+            self.assertEqual(labkit.ips_contacted(r), [IP["tworcpt"]])
+        # the answers each address got are the ones of its last transaction
+        self.assertEqual([(r["smtp"]["code"], r["smtp"]["enhanced"]) for r in run.results],
+                         [(250, "2.1.5"), (550, "5.1.1"), (250, "2.1.5"), (550, "5.1.1"),
+                          (250, "2.1.5")])
+        self.assertEqual(labkit.server_lines(run.results[0]).count(
+            "452 4.5.3 Error: too many recipients"), 3)  # all in the first transaction
+
+    def test_rcpt_per_transaction_option(self):
+        # a server with no limit, and --rcpt-per-transaction 2: the same shape, chosen
+        run, a, conns = self.run_many("normal", ["alice", "bob", "zed"],
+                                      ["--rcpt-per-transaction", "2"])
+        self.assertEqual([r["reason"] for r in run.results],
+                         ["accepted", "accepted", "mailbox_absent"])
+        self.assertEqual(conns, [[EHLO, MAIL, rcpt(a[0]), rcpt(a[1]),
+                                  "RSET", MAIL, rcpt(a[2]), "QUIT"]])
+
+    def test_452_to_every_rcpt_ends(self):
+        # 452 4.5.3 even to the first RCPT of a fresh transaction: no second transaction
+        # (it would meet the same refusal); the check gets a session of its own, where
+        # the same answer is read as what it says (a limit: rate_limited), retried on the
+        # same server like any "slow down" (twice), then given up
+        run, a, conns = self.run_many("all452", ["alice"])
+        r = run.results[0]
+        self.assertVerdict(r, "unknown", "rate_limited")
+        self.assertEqual((r["smtp"]["code"], r["smtp"]["enhanced"]), (452, "4.5.3"))
+        one = [EHLO, MAIL, rcpt(a[0]), "QUIT"]
+        self.assertEqual(conns, [one] * 4)  # shared, own, and two throttle retries
+        self.assertEqual(r["smtp"]["attempts"], 4)
+        self.assertEqual(client_commands(r), one * 4)
+
+    def test_452_to_every_rcpt_shared_session_no_rset(self):
+        # two checks in one session, both refused at once: that session opens no second
+        # transaction; each check then goes on alone as above (every such session is a
+        # throttle for the server's window, so the whole course takes a minute: --max-time
+        # cuts it short, and whatever it cut, nothing loops and nothing is a verdict)
+        run, a, conns = self.run_many("all452", ["alice", "bob"], ["--max-time", "4"])
+        for r in run.results:
+            self.assertEqual(r["verdict"], "unknown")
+            self.assertIn(r["reason"], ("rate_limited", "timeout"))
+        self.assertEqual(conns[0], [EHLO, MAIL, rcpt(a[0]), rcpt(a[1]), "QUIT"])
+        self.assertLessEqual(len(conns), 1 + 2 * 3, conns)
+        for c in conns[1:]:
+            self.assertIn(c, ([EHLO, MAIL, rcpt(a[0]), "QUIT"],
+                              [EHLO, MAIL, rcpt(a[1]), "QUIT"], []))
+        for c in conns:
+            self.assertNotIn("RSET", c)
+            self.assertLessEqual(c.count(MAIL), 1)
 
 
 class Politeness(labkit.LabCase):

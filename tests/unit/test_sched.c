@@ -1,6 +1,9 @@
 /* test_sched.c - engine pieces that need no network: unroutable addresses, offline and
- * invalid-syntax checks through the real event loop. */
+ * invalid-syntax checks through the real event loop; and one shared session against the
+ * scripted server on 127.0.0.1 (tests/smtp/smtpd_script.h), reached through address
+ * literals so that no DNS is needed. */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,6 +13,7 @@
 #include <arpa/inet.h>
 #include <cmocka.h>
 
+#include "../smtp/smtpd_script.h"
 #include "sched/engine.h"
 #include "sched/facts.h"
 #include "sched/window.h"
@@ -118,6 +122,127 @@ static void test_literal_unroutable_refused_without_network(void **state)
     event_base_free(base);
 }
 
+static const vd_result_t *result_for(const collect_t *c, const char *email)
+{
+    for (unsigned i = 0; i < c->n; i++)
+        if (strcmp(c->res[i]->email, email) == 0)
+            return c->res[i];
+    fail_msg("no result for %s", email);
+    return NULL;
+}
+
+/* Three checks of one domain share a session; the server takes one RCPT per transaction
+ * and says 452 4.5.3 to the others. The engine gets every answer from that one session:
+ * RSET + MAIL FROM + RCPT for each refused recipient, in submission order, the catch-all
+ * probe last, and the probe's answer counts as evidence. */
+static void test_batch_452_new_transactions(void **state)
+{
+    (void)state;
+#define TOO_MANY "452 4.5.3 Error: too many recipients\r\n"
+    static const ss_step_t steps[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250-mx.test\r\n250 PIPELINING\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.0 Ok\r\n"),
+        SS_READ_(4),
+        SS_SEND_("250 2.1.5 Ok\r\n" TOO_MANY TOO_MANY TOO_MANY),
+        SS_READ_(1),
+        SS_SEND_("250 2.0.0 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.0 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.5 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.0.0 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.0 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("550 5.1.1 User unknown\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.0.0 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.0 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("550 5.1.1 User unknown\r\n"),
+        SS_READ_(1),
+        SS_SEND_("221 2.0.0 Bye\r\n"),
+        SS_END_(),
+    };
+#undef TOO_MANY
+    smtpd_t *d = smtpd_start(steps);
+    assert_non_null(d);
+    struct event_base *base = event_base_new();
+    engine_opts_t o;
+    engine_opts_default(&o);
+    o.dns.server = "127.0.0.1:9"; /* never asked: literals need no DNS */
+    o.helo = "probe.example";
+    o.mail_from = "check@probe.example";
+    o.allow_private_mx = true;
+    o.starttls = false;
+    o.port = d->port;
+    o.max_time_ms = 20000;
+    mp_status_t st;
+    engine_t *e = engine_new(base, &o, &st);
+    assert_non_null(e);
+    collect_t c = {0};
+    const char *addrs[] = {"a@[127.0.0.1]", "b@[127.0.0.1]", "c@[127.0.0.1]"};
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(engine_check(e, addrs[i], on_done, &c), MP_OK);
+    run_until(base, e);
+    smtpd_wait(d);
+    assert_int_equal(c.n, 3);
+    const vd_result_t *a = result_for(&c, addrs[0]), *b = result_for(&c, addrs[1]),
+                      *cc = result_for(&c, addrs[2]);
+    char want[2048];
+    snprintf(want, sizeof want,
+             "S: 220 mx.test ESMTP\n"
+             "C: EHLO probe.example\n"
+             "S: 250-mx.test\nS: 250 PIPELINING\n"
+             "C: MAIL FROM:<check@probe.example>\nS: 250 2.1.0 Ok\n"
+             "C: RCPT TO:<a@[127.0.0.1]>\nC: RCPT TO:<b@[127.0.0.1]>\n"
+             "C: RCPT TO:<c@[127.0.0.1]>\nC: RCPT TO:<%s>\n"
+             "S: 250 2.1.5 Ok\n"
+             "S: 452 4.5.3 Error: too many recipients\n"
+             "S: 452 4.5.3 Error: too many recipients\n"
+             "S: 452 4.5.3 Error: too many recipients\n"
+             "C: RSET\nS: 250 2.0.0 Ok\n"
+             "C: MAIL FROM:<check@probe.example>\nS: 250 2.1.0 Ok\n"
+             "C: RCPT TO:<b@[127.0.0.1]>\nS: 250 2.1.5 Ok\n"
+             "C: RSET\nS: 250 2.0.0 Ok\n"
+             "C: MAIL FROM:<check@probe.example>\nS: 250 2.1.0 Ok\n"
+             "C: RCPT TO:<c@[127.0.0.1]>\nS: 550 5.1.1 User unknown\n"
+             "C: RSET\nS: 250 2.0.0 Ok\n"
+             "C: MAIL FROM:<check@probe.example>\nS: 250 2.1.0 Ok\n"
+             "C: RCPT TO:<%s>\nS: 550 5.1.1 User unknown\n"
+             "C: QUIT\nS: 221 2.0.0 Bye\n",
+             a->probe_rcpt, a->probe_rcpt);
+    if (strcmp(d->log, want) != 0)
+        fail_msg("server log:\n%s\n--- expected:\n%s", d->log, want);
+    assert_null(strstr(d->log, "C: DATA"));
+    assert_int_equal(a->reason, VR_ACCEPTED);
+    assert_int_equal(b->reason, VR_ACCEPTED);
+    assert_int_equal(cc->reason, VR_MAILBOX_ABSENT);
+    for (size_t i = 0; i < 3; i++) {
+        const vd_result_t *r = c.res[i];
+        assert_int_equal(r->attempts, 1);
+        assert_true(r->probed);
+        assert_int_equal(r->catch_all, 0); /* the probe's 550 is evidence */
+        assert_int_equal(r->probe_code, 550);
+        assert_string_equal(r->probe_rcpt, a->probe_rcpt);
+    }
+    engine_stats_t es;
+    engine_stats(e, &es);
+    assert_int_equal(es.sessions, 1);
+    assert_int_equal(es.rcpts, 3);
+    assert_int_equal(es.probes, 1);
+    for (unsigned i = 0; i < c.n; i++)
+        vd_result_free(c.res[i]);
+    engine_free(e);
+    event_base_free(base);
+    smtpd_free(d);
+}
+
 static uint64_t fake_now;
 static uint64_t fake_clock(void *arg)
 {
@@ -222,12 +347,17 @@ static void test_window_aimd(void **state)
 
 int main(void)
 {
+    signal(SIGPIPE, SIG_IGN); /* the application's job; libevent does not do it */
+    (void)smtpd_closed_port;  /* a header-only helper this file has no use for */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unroutable),
         cmocka_unit_test(test_facts_ttl_and_eviction),
         cmocka_unit_test(test_window_aimd),
         cmocka_unit_test(test_offline_and_invalid),
         cmocka_unit_test(test_literal_unroutable_refused_without_network),
+        cmocka_unit_test(test_batch_452_new_transactions),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    smtpd_tls_global_cleanup();
+    return rc;
 }

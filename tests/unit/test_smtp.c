@@ -403,7 +403,7 @@ static void test_status_text(void **state)
 
 /* ================================ sessions ================================ */
 
-#define MAX_RCPT 4
+#define MAX_RCPT 8
 
 /* What a test keeps of a result (the result itself is borrowed by the callback). */
 typedef struct {
@@ -418,7 +418,7 @@ typedef struct {
     smtp_reply_t rcpt[MAX_RCPT];
     bool esmtp, pipelining, starttls_offered, smtputf8_offered, tls, tls_verified;
     char tls_version[32], tls_verify_error[128];
-    unsigned round_trips;
+    unsigned round_trips, transactions;
     bool lines_truncated;
     char transcript[65536];
 } out_t;
@@ -448,6 +448,7 @@ static void done_cb(const smtp_result_t *res, void *arg)
     memcpy(o->tls_version, res->tls_version, sizeof o->tls_version);
     memcpy(o->tls_verify_error, res->tls_verify_error, sizeof o->tls_verify_error);
     o->round_trips = res->round_trips;
+    o->transactions = res->transactions;
     o->lines_truncated = res->lines_truncated;
     size_t pos = 0;
     for (size_t i = 0; i < res->nlines; i++) {
@@ -993,6 +994,397 @@ static void test_sess_quit_failure_keeps_ok(void **state)
     smtpd_free(d);
 }
 
+/* --- "too many recipients" (RFC 5321 §4.5.3.1.10): further transactions, same session --- */
+
+static const char *const five_rcpts[] = {"a@x.test", "b@x.test", "c@x.test", "d@x.test",
+                                         "e@x.test"};
+
+#define EHLO_PIPE "250-mx.test\r\n250 PIPELINING\r\n"
+#define TOO_MANY "452 4.5.3 Error: too many recipients\r\n"
+
+/* The server takes two RCPTs per transaction: the client learns it from the first one,
+ * sends the refused recipients in order, two per transaction, RSET before each new
+ * MAIL FROM, QUIT right after the last RCPT reply. */
+static void test_sess_452_new_transactions(void **state)
+{
+    (void)state;
+    static const ss_step_t steps[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_(EHLO_PIPE),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.0 Ok\r\n"),
+        SS_READ_(5),
+        SS_SEND_(
+            "250 2.1.5 Ok\r\n550 5.1.1 <b@x.test>: User unknown\r\n" TOO_MANY TOO_MANY TOO_MANY),
+        SS_READ_(1),
+        SS_SEND_("250 2.0.0 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.0 Ok\r\n"),
+        SS_READ_(2),
+        SS_SEND_("550 5.1.1 <c@x.test>: User unknown\r\n250 2.1.5 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.0.0 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.0 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.5 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("221 2.0.0 Bye\r\n"),
+        SS_END_(),
+    };
+    smtp_opts_t opts;
+    default_opts(&opts);
+    out_t o;
+    smtpd_t *d = run(steps, &opts, five_rcpts, 5, &o);
+    assert_log(d, &o,
+               "S: 220 mx.test ESMTP\n"
+               "C: EHLO probe.example\n"
+               "S: 250-mx.test\nS: 250 PIPELINING\n"
+               "C: MAIL FROM:<check@probe.example>\n"
+               "S: 250 2.1.0 Ok\n"
+               "C: RCPT TO:<a@x.test>\nC: RCPT TO:<b@x.test>\nC: RCPT TO:<c@x.test>\n"
+               "C: RCPT TO:<d@x.test>\nC: RCPT TO:<e@x.test>\n"
+               "S: 250 2.1.5 Ok\nS: 550 5.1.1 <b@x.test>: User unknown\n"
+               "S: 452 4.5.3 Error: too many recipients\n"
+               "S: 452 4.5.3 Error: too many recipients\n"
+               "S: 452 4.5.3 Error: too many recipients\n"
+               "C: RSET\n"
+               "S: 250 2.0.0 Ok\n"
+               "C: MAIL FROM:<check@probe.example>\n"
+               "S: 250 2.1.0 Ok\n"
+               "C: RCPT TO:<c@x.test>\nC: RCPT TO:<d@x.test>\n"
+               "S: 550 5.1.1 <c@x.test>: User unknown\nS: 250 2.1.5 Ok\n"
+               "C: RSET\n"
+               "S: 250 2.0.0 Ok\n"
+               "C: MAIL FROM:<check@probe.example>\n"
+               "S: 250 2.1.0 Ok\n"
+               "C: RCPT TO:<e@x.test>\n"
+               "S: 250 2.1.5 Ok\n"
+               "C: QUIT\n"
+               "S: 221 2.0.0 Bye\n");
+    assert_int_equal(o.end, SMTP_END_OK);
+    assert_int_equal(o.end_state, SMTP_ST_DONE);
+    assert_int_equal(o.transactions, 3);
+    assert_int_equal(o.nrcpt, 5);
+    int want[] = {250, 550, 550, 250, 250};
+    for (size_t i = 0; i < 5; i++) {
+        assert_true(o.rcpt_has[i]);
+        assert_int_equal(o.rcpt[i].code, want[i]);
+        assert_false(smtp_reply_too_many_rcpts(&o.rcpt[i]));
+    }
+    assert_string_equal(o.rcpt[2].text, "<c@x.test>: User unknown"); /* the later answer */
+    assert_int_equal(o.mail_reply.code, 250);
+    /* EHLO, MAIL, RCPT x5, then RSET, MAIL, RCPT x2, then RSET, MAIL, RCPT, QUIT */
+    assert_int_equal(o.round_trips, 10);
+    smtpd_free(d);
+}
+
+/* A server that refuses recipients out of order: everything from the first refusal on
+ * goes again, so the last recipient (the engine's catch-all probe) is still the last
+ * RCPT of the session, and the limit is what came before the refusal (one). */
+static void test_sess_452_last_stays_last(void **state)
+{
+    (void)state;
+    static const ss_step_t steps[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_(EHLO_PIPE),
+        SS_READ_(1),
+        SS_SEND_("250 Ok\r\n"),
+        SS_READ_(3),
+        SS_SEND_("250 Ok\r\n" TOO_MANY "550 5.1.1 no such user\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("550 5.1.1 no such user\r\n"),
+        SS_READ_(1),
+        SS_SEND_("221 Bye\r\n"),
+        SS_END_(),
+    };
+    static const char *const rcpts[] = {"a@x.test", "b@x.test", "probe@x.test"};
+    smtp_opts_t opts;
+    default_opts(&opts);
+    out_t o;
+    smtpd_t *d = run(steps, &opts, rcpts, 3, &o);
+    assert_log(d, &o,
+               "S: 220 mx.test ESMTP\n"
+               "C: EHLO probe.example\n"
+               "S: 250-mx.test\nS: 250 PIPELINING\n"
+               "C: MAIL FROM:<check@probe.example>\n"
+               "S: 250 Ok\n"
+               "C: RCPT TO:<a@x.test>\nC: RCPT TO:<b@x.test>\nC: RCPT TO:<probe@x.test>\n"
+               "S: 250 Ok\nS: 452 4.5.3 Error: too many recipients\n"
+               "S: 550 5.1.1 no such user\n"
+               "C: RSET\nS: 250 Ok\n"
+               "C: MAIL FROM:<check@probe.example>\nS: 250 Ok\n"
+               "C: RCPT TO:<b@x.test>\nS: 250 Ok\n"
+               "C: RSET\nS: 250 Ok\n"
+               "C: MAIL FROM:<check@probe.example>\nS: 250 Ok\n"
+               "C: RCPT TO:<probe@x.test>\nS: 550 5.1.1 no such user\n"
+               "C: QUIT\nS: 221 Bye\n");
+    assert_int_equal(o.end, SMTP_END_OK);
+    assert_int_equal(o.transactions, 3);
+    assert_int_equal(o.rcpt[0].code, 250);
+    assert_int_equal(o.rcpt[1].code, 250);
+    assert_int_equal(o.rcpt[2].code, 550);
+    smtpd_free(d);
+}
+
+/* 452 4.5.3 to every RCPT: the first transaction answers nothing, so no second one (it
+ * would meet the same refusal); every recipient keeps its 452 for the caller. */
+static void test_sess_452_first_rcpt_no_loop(void **state)
+{
+    (void)state;
+    static const ss_step_t steps[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_(EHLO_PIPE),
+        SS_READ_(1),
+        SS_SEND_("250 Ok\r\n"),
+        SS_READ_(2),
+        SS_SEND_(TOO_MANY TOO_MANY),
+        SS_READ_(1),
+        SS_SEND_("221 Bye\r\n"),
+        SS_END_(),
+    };
+    smtp_opts_t opts;
+    default_opts(&opts);
+    out_t o;
+    smtpd_t *d = run(steps, &opts, two_rcpts, 2, &o);
+    assert_log(d, &o,
+               "S: 220 mx.test ESMTP\n"
+               "C: EHLO probe.example\n"
+               "S: 250-mx.test\nS: 250 PIPELINING\n"
+               "C: MAIL FROM:<check@probe.example>\n"
+               "S: 250 Ok\n"
+               "C: RCPT TO:<a@x.test>\nC: RCPT TO:<b@x.test>\n"
+               "S: 452 4.5.3 Error: too many recipients\n"
+               "S: 452 4.5.3 Error: too many recipients\n"
+               "C: QUIT\nS: 221 Bye\n");
+    assert_int_equal(o.end, SMTP_END_OK);
+    assert_int_equal(o.end_state, SMTP_ST_DONE);
+    assert_int_equal(o.transactions, 1);
+    for (size_t i = 0; i < 2; i++) {
+        assert_true(o.rcpt_has[i]);
+        assert_true(smtp_reply_too_many_rcpts(&o.rcpt[i]));
+    }
+    smtpd_free(d);
+}
+
+/* Progress first, then the server refuses the first RCPT of the next transaction: stop
+ * there, QUIT, the recipient keeps its 452. Without PIPELINING the refusal ends the
+ * transaction at once: c is not sent into a refusal. */
+static void test_sess_452_later_no_progress(void **state)
+{
+    (void)state;
+    static const ss_step_t steps[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 mx.test\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_(TOO_MANY),
+        SS_READ_(1),
+        SS_SEND_("250 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("452 4.5.3 Too many recipients in this session\r\n"),
+        SS_READ_(1),
+        SS_SEND_("221 Bye\r\n"),
+        SS_END_(),
+    };
+    static const char *const rcpts[] = {"a@x.test", "b@x.test", "c@x.test"};
+    smtp_opts_t opts;
+    default_opts(&opts);
+    out_t o;
+    smtpd_t *d = run(steps, &opts, rcpts, 3, &o);
+    assert_log(d, &o,
+               "S: 220 mx.test ESMTP\n"
+               "C: EHLO probe.example\n"
+               "S: 250 mx.test\n"
+               "C: MAIL FROM:<check@probe.example>\nS: 250 Ok\n"
+               "C: RCPT TO:<a@x.test>\nS: 250 Ok\n"
+               "C: RCPT TO:<b@x.test>\nS: 452 4.5.3 Error: too many recipients\n"
+               "C: RSET\nS: 250 Ok\n"
+               "C: MAIL FROM:<check@probe.example>\nS: 250 Ok\n"
+               "C: RCPT TO:<b@x.test>\nS: 452 4.5.3 Too many recipients in this session\n"
+               "C: QUIT\nS: 221 Bye\n");
+    assert_int_equal(o.end, SMTP_END_OK);
+    assert_int_equal(o.transactions, 2);
+    assert_int_equal(o.rcpt[0].code, 250);
+    assert_true(o.rcpt_has[1]);
+    assert_string_equal(o.rcpt[1].text, "Too many recipients in this session");
+    assert_false(o.rcpt_has[2]); /* never asked: the caller gives it a session of its own */
+    smtpd_free(d);
+}
+
+/* rcpt_per_txn: two RCPTs per transaction from the start (pipelined per transaction),
+ * and max_txn: a server that takes one per transaction gets no third transaction. */
+static void test_sess_rcpt_per_txn_and_max_txn(void **state)
+{
+    (void)state;
+    static const ss_step_t steps[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_(EHLO_PIPE),
+        SS_READ_(1),
+        SS_SEND_("250 Ok\r\n"),
+        SS_READ_(2),
+        SS_SEND_("250 Ok\r\n" TOO_MANY),
+        SS_READ_(1),
+        SS_SEND_("250 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("550 5.1.1 no\r\n"),
+        SS_READ_(1),
+        SS_SEND_("221 Bye\r\n"),
+        SS_END_(),
+    };
+    smtp_opts_t opts;
+    default_opts(&opts);
+    opts.rcpt_per_txn = 2;
+    opts.max_txn = 2;
+    out_t o;
+    smtpd_t *d = run(steps, &opts, five_rcpts, 5, &o);
+    assert_log(d, &o,
+               "S: 220 mx.test ESMTP\n"
+               "C: EHLO probe.example\n"
+               "S: 250-mx.test\nS: 250 PIPELINING\n"
+               "C: MAIL FROM:<check@probe.example>\nS: 250 Ok\n"
+               "C: RCPT TO:<a@x.test>\nC: RCPT TO:<b@x.test>\n"
+               "S: 250 Ok\nS: 452 4.5.3 Error: too many recipients\n"
+               "C: RSET\nS: 250 Ok\n"
+               "C: MAIL FROM:<check@probe.example>\nS: 250 Ok\n"
+               "C: RCPT TO:<b@x.test>\nS: 550 5.1.1 no\n"
+               "C: QUIT\nS: 221 Bye\n");
+    assert_int_equal(o.end, SMTP_END_OK);
+    assert_int_equal(o.transactions, 2);
+    assert_int_equal(o.rcpt[0].code, 250);
+    assert_int_equal(o.rcpt[1].code, 550);
+    for (size_t i = 2; i < 5; i++)
+        assert_false(o.rcpt_has[i]);
+    smtpd_free(d);
+}
+
+/* A refused RSET, a refused second MAIL FROM and a 421 at RSET end the session politely;
+ * the outcome stays OK and the first MAIL FROM's reply is the one reported. */
+static void test_sess_later_transaction_refused(void **state)
+{
+    (void)state;
+    static const ss_step_t mail_refused[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_(EHLO_PIPE),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.0 Ok\r\n"),
+        SS_READ_(2),
+        SS_SEND_("250 Ok\r\n" TOO_MANY),
+        SS_READ_(1),
+        SS_SEND_("250 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("451 4.7.1 one message per connection\r\n"),
+        SS_READ_(1),
+        SS_SEND_("221 Bye\r\n"),
+        SS_END_(),
+    };
+    static const ss_step_t rset_421[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_(EHLO_PIPE),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.0 Ok\r\n"),
+        SS_READ_(2),
+        SS_SEND_("250 Ok\r\n" TOO_MANY),
+        SS_READ_(1),
+        SS_SEND_("421 4.7.0 closing\r\n"),
+        SS_END_(),
+    };
+    static const ss_step_t rset_500[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_(EHLO_PIPE),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.0 Ok\r\n"),
+        SS_READ_(2),
+        SS_SEND_("250 Ok\r\n" TOO_MANY),
+        SS_READ_(1),
+        SS_SEND_("502 5.5.1 RSET not implemented\r\n"),
+        SS_READ_(1),
+        SS_SEND_("221 Bye\r\n"),
+        SS_END_(),
+    };
+    const ss_step_t *scripts[] = {mail_refused, rset_421, rset_500};
+    const char *tail[] = {
+        ("C: RSET\nS: 250 Ok\nC: MAIL FROM:<check@probe.example>\n"
+         "S: 451 4.7.1 one message per connection\nC: QUIT\nS: 221 Bye\n"),
+        "C: RSET\nS: 421 4.7.0 closing\n",
+        "C: RSET\nS: 502 5.5.1 RSET not implemented\nC: QUIT\nS: 221 Bye\n",
+    };
+    for (size_t k = 0; k < 3; k++) {
+        smtp_opts_t opts;
+        default_opts(&opts);
+        out_t o;
+        smtpd_t *d = run(scripts[k], &opts, two_rcpts, 2, &o);
+        char want[1024];
+        snprintf(want, sizeof want,
+                 "S: 220 mx.test ESMTP\nC: EHLO probe.example\n"
+                 "S: 250-mx.test\nS: 250 PIPELINING\n"
+                 "C: MAIL FROM:<check@probe.example>\nS: 250 2.1.0 Ok\n"
+                 "C: RCPT TO:<a@x.test>\nC: RCPT TO:<b@x.test>\n"
+                 "S: 250 Ok\nS: 452 4.5.3 Error: too many recipients\n%s",
+                 tail[k]);
+        assert_log(d, &o, want);
+        assert_int_equal(o.end, SMTP_END_OK);
+        assert_false(o.has_reply);
+        assert_int_equal(o.mail_reply.code, 250);
+        assert_int_equal(o.transactions, 1);
+        assert_int_equal(o.rcpt[0].code, 250);
+        assert_true(smtp_reply_too_many_rcpts(&o.rcpt[1]));
+        smtpd_free(d);
+    }
+}
+
+static void test_too_many_rcpts_predicate(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *reply;
+        bool want;
+    } cases[] = {
+        {"452 4.5.3 Error: too many recipients", true},
+        {"452 4.5.3", true},
+        {"552 5.5.3 Too many recipients", true},
+        {"452 Too many recipients received this hour", true},
+        {"451 4.5.3 Too many recipients", true},
+        {"452 4.2.2 Mailbox full", false}, /* a bare 452 is not "too many" */
+        {"452 Requested action not taken: insufficient system storage", false},
+        {"421 4.7.0 Too many recipients, closing", false}, /* 421 closes, whatever it says */
+        {"250 2.5.3 ok", false},
+        {"550 5.1.1 User unknown", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        smtp_reply_t r;
+        const char *err = NULL;
+        assert_true(smtp_reply_from_string(cases[i].reply, &r, &err));
+        if (smtp_reply_too_many_rcpts(&r) != cases[i].want)
+            fail_msg("%s: want %d", cases[i].reply, cases[i].want);
+    }
+}
+
 static char big_reply[4][128 * 16 + 1];
 
 static void test_sess_transcript_cap(void **state)
@@ -1366,6 +1758,13 @@ int main(void)
         cmocka_unit_test(test_sess_closed_after_rcpt),
         cmocka_unit_test(test_sess_421_mid_rcpt),
         cmocka_unit_test(test_sess_quit_failure_keeps_ok),
+        cmocka_unit_test(test_sess_452_new_transactions),
+        cmocka_unit_test(test_sess_452_last_stays_last),
+        cmocka_unit_test(test_sess_452_first_rcpt_no_loop),
+        cmocka_unit_test(test_sess_452_later_no_progress),
+        cmocka_unit_test(test_sess_rcpt_per_txn_and_max_txn),
+        cmocka_unit_test(test_sess_later_transaction_refused),
+        cmocka_unit_test(test_too_many_rcpts_predicate),
         cmocka_unit_test(test_sess_transcript_cap),
         cmocka_unit_test(test_sess_bad_args),
         cmocka_unit_test(test_sess_cancel),
