@@ -18,13 +18,53 @@
 static int fail(char *err, size_t errsize, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlongs, surrogates or
+   code points past U+10FFFF, as jansson wants), or 0. Stops at a NUL. */
+static size_t utf8_len(const unsigned char *p)
+{
+    unsigned c = p[0], cp, min;
+    size_t n;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2, min = 0x80, cp = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef)
+        n = 3, min = 0x800, cp = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4)
+        n = 4, min = 0x10000, cp = c & 0x07;
+    else
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3fu);
+    }
+    return cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ? 0 : n;
+}
+
 static int fail(char *err, size_t errsize, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, errsize, fmt, ap);
     va_end(ap);
+    /* err goes back on one line of a JSON answer (json_pack refuses what is not UTF-8) and
+       may quote request bytes: a decoded %FF or %0A in a parameter name, a JSON key, or a
+       character cut by the truncation above. */
+    if (errsize)
+        api_text_clean(err);
     return -1;
+}
+
+void api_text_clean(char *s)
+{
+    for (unsigned char *p = (unsigned char *)s; *p;) {
+        size_t n = utf8_len(p);
+        if (!n || (n == 1 && (*p < 0x20 || *p == 0x7f)))
+            *p++ = '?';
+        else
+            p += n;
+    }
 }
 
 static int hexval(int c)
@@ -199,6 +239,10 @@ int api_check_from_json(const char *body, size_t len, api_check_req_t *out, char
         fail(err, errsize, "\"email\" holds a NUL character");
         goto done;
     }
+    if (!json_string_length(v)) {
+        fail(err, errsize, "\"email\" is empty");
+        goto done;
+    }
     if (set_email(out, json_string_value(v), err, errsize) != 0)
         goto done;
     v = json_object_get(j, "timeout");
@@ -342,6 +386,8 @@ int api_tokens_parse(const char *text, size_t len, api_tokens_t *out, char *err,
 {
     memset(out, 0, sizeof *out);
     size_t line_no = 0, pos = 0;
+    if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+        pos = 3; /* a BOM from an editor is not part of the first token */
     while (pos < len) {
         const char *line = text + pos;
         const char *nl = memchr(line, '\n', len - pos);

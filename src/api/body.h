@@ -74,4 +74,8 @@ int api_tokens_find(const api_tokens_t *t, const char *given);
 
 void api_tokens_free(api_tokens_t *t);
 
+/** Make s one line of valid UTF-8 in place: control characters and bytes that are not
+ *  well-formed UTF-8 become '?' (messages quoting request bytes go into JSON). */
+void api_text_clean(char *s);
+
 #endif

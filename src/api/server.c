@@ -81,6 +81,7 @@ void api_error(api_t *a, struct evhttp_request *req, int code, const char *error
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    api_text_clean(msg); /* it may quote a request's path or bytes */
     api_reply_json(a, req, code, json_pack("{ssss}", "error", error, "message", msg));
 }
 

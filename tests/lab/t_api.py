@@ -238,6 +238,9 @@ class Api(labkit.LabCase):
         self.assertError(self.get("/v1/check"), 400, "bad_request")
         self.assertError(self.get("/v1/check?email=a@b.test&timeout=301"), 400, "bad_request")
         self.assertError(self.get("/v1/check?email=%zz"), 400, "bad_request")
+        # a message quoting request bytes that are not UTF-8 is still a JSON 400
+        self.assertError(self.get("/v1/check?email=a@x.test&%FF%0A=1"), 400, "bad_request")
+        self.assertError(self.post("/v1/check", "{\"email\": \"\"}"), 400, "bad_request")
         self.assertError(self.get("/v1/jobs/nosuchjob"), 404, "not_found")
         self.assertError(self.get("/v1/jobs/../etc"), 404, "not_found")
         self.assertError(self.get("/v1/jobs/nosuchjob/results"), 404, "not_found")
