@@ -130,6 +130,8 @@ static int each_param(const char *query, param_fn fn, void *arg, char *err, size
 {
     const char *p = query ? query : "";
     char key[64], val[API_URL_MAX];
+    char seen[8][64]; /* each parser knows fewer names: a 9th would be refused by fn */
+    size_t nseen = 0;
     while (*p) {
         size_t n = strcspn(p, "&");
         const char *eq = memchr(p, '=', n);
@@ -142,8 +144,13 @@ static int each_param(const char *query, param_fn fn, void *arg, char *err, size
             if (pct_decode(v, vlen, val, sizeof val) != 0)
                 return fail(err, errsize, "bad value for '%s' (a %%-escape, or too long)",
                             key);
+            for (size_t i = 0; i < nseen; i++)
+                if (strcmp(seen[i], key) == 0)
+                    return fail(err, errsize, "parameter '%s' given twice", key);
             if (fn(key, val, arg, err, errsize) != 0)
                 return -1;
+            if (nseen < 8)
+                mp_strlcpy(seen[nseen++], key, sizeof seen[0]);
         }
         p += n;
         if (*p == '&')
@@ -166,9 +173,14 @@ static int check_param(const char *k, const char *v, void *arg, char *err, size_
     if (!strcmp(k, "email"))
         return set_email(out, v, err, errsize);
     if (!strcmp(k, "timeout")) {
+        /* plain decimal seconds only: strtod alone would take " 1", "0x10", "inf" */
+        size_t digits = strspn(v, "0123456789");
+        bool plain = digits && (!v[digits] || (v[digits] == '.' && v[digits + 1] &&
+                                                !v[digits + 1 + strspn(v + digits + 1,
+                                                                        "0123456789")]));
         char *end;
         double d = strtod(v, &end);
-        if (!*v || *end || parse_wait(d, &out->wait_ms) != 0)
+        if (!plain || *end || parse_wait(d, &out->wait_ms) != 0)
             return fail(err, errsize, "timeout must be seconds from 0 to %u",
                         API_WAIT_MAX_MS / 1000);
         return 0;
@@ -264,13 +276,23 @@ int api_webhook_check(const char *url, char *err, size_t errsize)
 {
     if (strncmp(url, "http://", 7) != 0)
         return fail(err, errsize, "webhook must be an http:// URL");
-    const char *host = url + 7;
-    size_t hl = strcspn(host, ":/?#");
-    if (!hl)
-        return fail(err, errsize, "webhook URL has no host");
     for (const char *p = url; *p; p++)
         if ((unsigned char)*p <= ' ' || *p == 0x7f)
             return fail(err, errsize, "webhook URL holds a space or a control character");
+    const char *host = url + 7;
+    size_t hl;
+    if (*host == '[') { /* an IPv6 literal: [::1] */
+        const char *close = strchr(host, ']');
+        if (!close || close == host + 1)
+            return fail(err, errsize, "webhook URL has a bad IPv6 address");
+        hl = (size_t)(close - host) + 1;
+        if (host[hl] && !strchr(":/?#", host[hl]))
+            return fail(err, errsize, "webhook URL has a bad IPv6 address");
+    } else {
+        hl = strcspn(host, ":/?#");
+    }
+    if (!hl)
+        return fail(err, errsize, "webhook URL has no host");
     if (host[hl] == ':') {
         uint64_t port;
         char digits[8];

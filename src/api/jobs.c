@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <fcntl.h>
 
+#include <event2/dns.h>
 #include <event2/keyvalq_struct.h>
 
 #include "api/api_int.h"
@@ -65,6 +66,7 @@ struct api_jobs {
     char run_msg[STORE_ERR_MAX + 64];
     struct event *next_ev;    /* deferred: finish the ended run, start the next */
     store_t *rst;             /* reader connection for outputs */
+    struct evdns_base *dns;   /* webhook host names, resolved without blocking the loop */
     out_task_t *tasks;        /* first = the one being written */
     struct event *out_ev;
     hook_t *hooks;
@@ -273,7 +275,7 @@ static void hook_send(evutil_socket_t fd, short what, void *arg)
     const char *host = u ? evhttp_uri_get_host(u) : NULL;
     int port = u ? evhttp_uri_get_port(u) : -1;
     struct evhttp_connection *con =
-        host && body ? evhttp_connection_base_new(a->base, NULL, host,
+        host && body ? evhttp_connection_base_new(a->base, a->jobs->dns, host,
                                                   (ev_uint16_t)(port > 0 ? port : 80))
                      : NULL;
     struct evhttp_request *req = con ? evhttp_request_new(hook_done, h) : NULL;
@@ -849,6 +851,11 @@ int api_jobs_init(api_t *a, char *err, size_t errsize)
         snprintf(err, errsize, "out of memory");
         return -1;
     }
+    /* the system's resolvers (resolv.conf); a webhook to an IP address needs none */
+    q->dns = evdns_base_new(a->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                         EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (!q->dns)
+        q->dns = evdns_base_new(a->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     char serr[STORE_ERR_MAX];
     if (store_open(a->store_path, &q->rst, serr, sizeof serr) != MP_OK) {
         snprintf(err, errsize, "job store %s: %s", a->store_path, serr);
@@ -912,6 +919,8 @@ void api_jobs_free(api_t *a)
     if (q->out_ev)
         event_free(q->out_ev);
     store_close(q->rst);
+    if (q->dns)
+        evdns_base_free(q->dns, 0);
     free(q);
     a->jobs = NULL;
 }
