@@ -46,6 +46,9 @@ typedef struct api api_t;
 api_t *api_new(struct event_base *base, engine_t *engine, store_t *st, const api_opts_t *o,
                char *err, size_t errsize);
 
+/** True for 127.0.0.0/8, ::1 and "localhost". */
+bool api_host_is_loopback(const char *host);
+
 /** The port bound (useful with port 0). */
 unsigned api_port(const api_t *a);
 

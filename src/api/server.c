@@ -574,7 +574,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         mp_log(MP_LOG_WARN, "job store: %s", store_errmsg(a->st));
 }
 
-static bool is_loopback(const char *host)
+bool api_host_is_loopback(const char *host)
 {
     struct in_addr v4;
     struct in6_addr v6;
@@ -629,7 +629,7 @@ static int load_tokens(api_t *a, const char *path, char *err, size_t errsize)
 api_t *api_new(struct event_base *base, engine_t *engine, store_t *st, const api_opts_t *o,
                char *err, size_t errsize)
 {
-    if (!o->tokens_path && !is_loopback(o->host)) {
+    if (!o->tokens_path && !api_host_is_loopback(o->host)) {
         snprintf(err, errsize, "without --tokens the server answers anyone who can reach "
                  "it: listen on a loopback address (127.0.0.1, ::1) or give a token file");
         return NULL;

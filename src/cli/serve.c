@@ -64,6 +64,10 @@ int cli_serve(int argc, char **argv)
     }
     if (!rc && first < argc)
         rc = cli_usage_error("serve: unexpected argument '%s' (try --help)", argv[first]);
+    if (!rc && !cfg.tokens[0] && !api_host_is_loopback(cfg.listen_host))
+        rc = cli_usage_error("serve: without --tokens the server answers anyone who can "
+                             "reach it: listen on a loopback address (127.0.0.1, ::1) or "
+                             "give a token file");
     if (!rc)
         rc = cli_cfg_finish(&cfg);
     char path[1024], err[2048];

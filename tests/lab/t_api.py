@@ -472,15 +472,17 @@ class Auth(labkit.LabCase):
             self.assertEqual(srv.stop(), 0)
 
     def test_refuses_to_listen_openly_without_tokens(self):
+        never = os.path.join(tempfile.mkdtemp(prefix="mp-api-never-"), "s.sqlite")
         p = subprocess.run(labkit.mailprobe_argv_prefix() + [
-            "serve", "--listen", "0.0.0.0:0", "--store", "/tmp/mp-api-never.sqlite"],
+            "serve", "--listen", "0.0.0.0:0", "--store", never],
             capture_output=True, text=True, timeout=SLOW)
         self.assertEqual(p.returncode, 2)
         self.assertIn("loopback", p.stderr)
+        self.assertFalse(os.path.exists(never))  # refused before anything was created
         for bad in (["--listen", "nope"], ["--tokens", "/nonexistent/tokens"],
                     ["--rate-limit", "-1"], ["--max-body", "12"], ["--wait", "1h"]):
             p = subprocess.run(labkit.mailprobe_argv_prefix() + [
-                "serve", "--store", "/tmp/mp-api-never.sqlite"] + bad,
+                "serve", "--store", never] + bad,
                 capture_output=True, text=True, timeout=SLOW)
             self.assertEqual(p.returncode, 2, (bad, p.stderr))
             self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
