@@ -7,8 +7,15 @@
  * memory. Job metadata changes commit any batch first and then run on their own, so a
  * state change is durable when the call returns.
  *
- * Results are keyed by one integer, (job number << 32) | row_no, the table's rowid:
- * rows of a job are contiguous and ordered, with no second index.
+ * Every write of a batch is an append. Results are stored in arrival order (an
+ * AUTOINCREMENT key): the engine finishes rows in domain order, not row order, and a
+ * B-tree keyed by row would take each batch's rows on as many random pages, rewritten
+ * whole into the WAL at every commit (26 KB written per row at a million rows). The row
+ * order is rebuilt when reading, from the (job, seq, row_no) index. "First put wins" is
+ * kept by a bitmap of stored rows per job in memory instead of a unique index. A result
+ * whose JSON is the same text as the previous one of its job refers to it (ref) instead
+ * of copying it. Cache entries are appended to cache_log, found through a hash index in
+ * memory, and merged into the cache in address order from time to time (cache_merge).
  *
  * Does not: interpret results, read input rows, or share a connection between threads.
  */
@@ -32,6 +39,12 @@
 #define APP_ID 0x4d50524a /* "MPRJ" */
 #define BUSY_MS 5000
 #define MAX_DELTA_JOBS 8
+#define MAX_JOBBITS 4                       /* jobs whose stored rows are tracked at once */
+#define BITS_SHIFT 19                       /* rows per bitmap block: 2^19 (64 KiB) */
+#define BITS_NBLOCKS ((UINT32_MAX >> BITS_SHIFT) + 1)
+#define WINDOW_ROWS ((int64_t)1 << 20)      /* rows ordered at once when iterating (8 MiB) */
+#define CACHE_PAGES_KIB 16384               /* SQLite page cache: 16 MiB */
+#define WAL_CKPT_PAGES 4096                 /* checkpoint when the WAL reaches 16 MiB */
 
 /* ---- schema and migrations ---------------------------------------------------------- */
 
@@ -76,15 +89,55 @@ static const char *const migrations[] = {
     " result TEXT NOT NULL,"
     " checked_at INTEGER NOT NULL);"
     "CREATE INDEX cache_by_age ON cache(checked_at);",
+
+    /* 1 -> 2: results in arrival order, JSON shared by reference, the cache referring to
+     * results instead of copying them, and its append-only staging log. */
+    "CREATE TABLE results2("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT," /* arrival order: every insert appends */
+    " job INTEGER NOT NULL,"
+    " row_no INTEGER NOT NULL,"
+    " address TEXT NOT NULL,"
+    " row_error TEXT,"
+    " verdict TEXT,"
+    " reason TEXT,"
+    " score INTEGER,"
+    " result TEXT,"                           /* NULL when ref is set */
+    " ref INTEGER,"                           /* seq of the row of this job holding the JSON */
+    " checked_at INTEGER NOT NULL);"
+    "INSERT INTO results2(job, row_no, address, row_error, verdict, reason, score, result,"
+    " checked_at) SELECT key >> 32, key & 4294967295, address, row_error, verdict, reason,"
+    " score, result, checked_at FROM results ORDER BY key;"
+    "DROP TABLE results;"
+    "ALTER TABLE results2 RENAME TO results;"
+    "CREATE INDEX results_by_job ON results(job, seq, row_no);"
+    "CREATE TABLE cache2("
+    " address TEXT PRIMARY KEY,"
+    " verdict TEXT,"
+    " checked_at INTEGER NOT NULL,"
+    " ref INTEGER,"                           /* results.seq holding the JSON, or NULL */
+    " result TEXT"                            /* the JSON when ref is NULL */
+    ") WITHOUT ROWID;"
+    "INSERT INTO cache2(address, verdict, checked_at, result)"
+    " SELECT address, verdict, checked_at, result FROM cache ORDER BY address;"
+    "DROP TABLE cache;"
+    "ALTER TABLE cache2 RENAME TO cache;"
+    "CREATE INDEX cache_by_age ON cache(checked_at);"
+    "CREATE TABLE cache_log("
+    " seq INTEGER PRIMARY KEY,"
+    " address TEXT NOT NULL,"
+    " verdict TEXT,"
+    " checked_at INTEGER NOT NULL,"
+    " ref INTEGER,"
+    " result TEXT);",
 };
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
 
 enum {
-    S_BEGIN, S_COMMIT, S_ROLLBACK,
+    S_BEGIN, S_COMMIT, S_ROLLBACK, S_DATA_VERSION,
     S_JOB_NUM, S_JOB_INSERT, S_JOB_FIND, S_JOB_GET, S_JOB_LIST, S_JOB_STATE, S_JOB_TOTAL,
-    S_JOB_CKPT, S_JOB_DELTA, S_JOB_DEL, S_JOB_DEL_RESULTS,
-    S_RES_PUT, S_RES_KEYS, S_RES_ITER,
-    S_CACHE_GET, S_CACHE_PUT, S_CACHE_PRUNE,
+    S_JOB_CKPT, S_JOB_DELTA, S_JOB_DEL, S_JOB_DEL_RESULTS, S_JOB_UNREF_CACHE, S_JOB_UNREF_LOG,
+    S_RES_PUT, S_RES_ROWS, S_RES_NEW, S_RES_MAXSEQ, S_RES_GET,
+    S_CACHE_GET, S_CACHE_PRUNE, S_LOG_PUT, S_LOG_GET, S_LOG_ALL, S_LOG_MERGE, S_LOG_CLEAR,
     S__COUNT
 };
 
@@ -96,6 +149,7 @@ static const char *const sql[S__COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
+    [S_DATA_VERSION] = "PRAGMA data_version",
     [S_JOB_NUM] = "SELECT num FROM jobs WHERE id = ?1",
     [S_JOB_INSERT] = "INSERT INTO jobs(id, created, updated, input_path, fingerprint, options,"
                      " output_path, state, total_rows) VALUES(?1, ?2, ?2, ?3, ?4, ?5, ?6,"
@@ -112,26 +166,64 @@ static const char *const sql[S__COUNT] = {
                     " n_unknown = n_unknown + ?6, n_error = n_error + ?7, updated = ?8"
                     " WHERE num = ?1",
     [S_JOB_DEL] = "DELETE FROM jobs WHERE num = ?1",
-    [S_JOB_DEL_RESULTS] = "DELETE FROM results WHERE key BETWEEN ?1 AND ?2",
-    [S_RES_PUT] = "INSERT INTO results(key, address, row_error, verdict, reason, score, result,"
-                  " checked_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-                  " ON CONFLICT(key) DO NOTHING",
-    [S_RES_KEYS] = "SELECT key FROM results WHERE key BETWEEN ?1 AND ?2 ORDER BY key",
-    [S_RES_ITER] = "SELECT key, address, row_error, verdict, reason, score, result, checked_at"
-                   " FROM results WHERE key BETWEEN ?1 AND ?2 ORDER BY key",
-    [S_CACHE_GET] = "SELECT verdict, result, checked_at FROM cache WHERE address = ?1"
-                    " AND checked_at >= ?2",
-    [S_CACHE_PUT] = "INSERT INTO cache(address, verdict, result, checked_at) VALUES(?1, ?2, ?3, ?4)"
-                    " ON CONFLICT(address) DO UPDATE SET verdict = excluded.verdict,"
-                    " result = excluded.result, checked_at = excluded.checked_at"
-                    " WHERE excluded.checked_at >= cache.checked_at",
+    [S_JOB_DEL_RESULTS] = "DELETE FROM results WHERE job = ?1",
+    /* cache entries that refer to a job's results get their own copy before it goes */
+    [S_JOB_UNREF_CACHE] = "UPDATE cache SET result = (SELECT r.result FROM results r"
+                          " WHERE r.seq = cache.ref), ref = NULL"
+                          " WHERE ref IN (SELECT seq FROM results WHERE job = ?1)",
+    [S_JOB_UNREF_LOG] = "UPDATE cache_log SET result = (SELECT r.result FROM results r"
+                        " WHERE r.seq = cache_log.ref), ref = NULL"
+                        " WHERE ref IN (SELECT seq FROM results WHERE job = ?1)",
+    [S_RES_PUT] = "INSERT INTO results(job, row_no, address, row_error, verdict, reason, score,"
+                  " result, ref, checked_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [S_RES_ROWS] = "SELECT row_no, seq FROM results WHERE job = ?1 AND row_no >= ?2",
+    [S_RES_NEW] = "SELECT job, row_no FROM results WHERE seq > ?1",
+    [S_RES_MAXSEQ] = "SELECT coalesce(max(seq), 0) FROM results",
+    [S_RES_GET] = "SELECT r.row_no, r.address, r.row_error, r.verdict, r.reason, r.score,"
+                  " coalesce(r.result, b.result), r.checked_at"
+                  " FROM results r LEFT JOIN results b ON b.seq = r.ref WHERE r.seq = ?1",
+    [S_CACHE_GET] = "SELECT c.verdict, c.checked_at, coalesce(c.result, r.result), c.ref, r.job"
+                    " FROM cache c LEFT JOIN results r ON r.seq = c.ref WHERE c.address = ?1",
     [S_CACHE_PRUNE] = "DELETE FROM cache WHERE checked_at < ?1",
+    [S_LOG_PUT] = "INSERT INTO cache_log(address, verdict, checked_at, ref, result)"
+                  " VALUES(?1, ?2, ?3, ?4, ?5)",
+    [S_LOG_GET] = "SELECT l.address, l.verdict, l.checked_at, coalesce(l.result, r.result),"
+                  " l.ref, r.job FROM cache_log l LEFT JOIN results r ON r.seq = l.ref"
+                  " WHERE l.seq = ?1",
+    [S_LOG_ALL] = "SELECT seq, address FROM cache_log",
+    /* in address order, so that the cache's B-tree takes the entries page after page;
+     * within one address the newest comes last and wins */
+    [S_LOG_MERGE] = "INSERT INTO cache(address, verdict, checked_at, ref, result)"
+                    " SELECT address, verdict, checked_at, ref, result FROM cache_log WHERE true"
+                    " ORDER BY address, checked_at, seq"
+                    " ON CONFLICT(address) DO UPDATE SET verdict = excluded.verdict,"
+                    " checked_at = excluded.checked_at, ref = excluded.ref,"
+                    " result = excluded.result WHERE excluded.checked_at >= cache.checked_at",
+    [S_LOG_CLEAR] = "DELETE FROM cache_log",
 };
 
 typedef struct {
     int64_t num;
     int64_t d[6]; /* done, deliverable, undeliverable, risky, unknown, error */
 } delta_t;
+
+/* The rows of one job that have a result: 2^32 bits in blocks allocated on demand. */
+typedef struct {
+    int64_t num;                /* 0 = free */
+    uint64_t **blk;             /* BITS_NBLOCKS pointers */
+    uint64_t used;              /* for eviction: last use */
+} jobbits_t;
+
+/* Hash index of cache_log rows in memory. A slot is (tag << 32) | seq, 0 = empty; the
+ * tag is the high half of the address hash and its top bits pick the home slot, so the
+ * table can grow without reading the addresses again. A tag match is checked against
+ * the row's address, so a stale or colliding slot only costs a look-up. */
+typedef struct {
+    uint64_t *slot;
+    size_t cap, n;              /* cap: a power of two, at most half full */
+    unsigned shift;             /* 32 - log2(cap) */
+    bool loaded;                /* rows of earlier runs indexed */
+} stage_t;
 
 struct store {
     sqlite3 *db;
@@ -145,10 +237,31 @@ struct store {
     unsigned batch_rows, batch_ms;
     delta_t delta[MAX_DELTA_JOBS];
     size_t ndelta;
+    /* what other connections changed: PRAGMA data_version, and results seen up to seq */
+    int64_t data_version;
+    int64_t seen_seq;
+    /* first put wins */
+    jobbits_t bits[MAX_JOBBITS];
+    uint64_t bits_clock;
+    /* the last JSON stored in full, for references (lj_seq 0 = none) */
+    char *lj;
+    size_t lj_len, lj_cap;
+    int64_t lj_seq, lj_job;
+    /* a read transaction of our own (no batch open): around an iteration, or cache
+     * look-ups; ended by any write, and by a look-up or tick once STORE_BATCH_MS old */
+    bool rd_tx;
+    uint64_t rd_start_ms;
+    /* cache staging */
+    stage_t stage;
+    uint64_t last_merge_ms;
     /* last id -> num lookup */
     char last_id[STORE_ID_MAX];
     int64_t last_num;
+    /* iteration in row order: seq of each row of a window of rows */
     bool iterating;
+    int64_t it_num, it_lo, it_next;     /* it_next: first row of the next window, 0 = none */
+    int64_t *it_map;
+    size_t it_len, it_pos;
     char err[STORE_ERR_MAX];
 };
 
@@ -183,6 +296,12 @@ static mp_status_t db_fail(store_t *st, int rc, const char *what)
     set_err(st->err, sizeof st->err, "%s: %s: %s", st->path, what,
             st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
     return (rc & 0xff) == SQLITE_NOMEM ? MP_ERR_NOMEM : MP_ERR_IO;
+}
+
+static mp_status_t no_memory(store_t *st)
+{
+    set_err(st->err, sizeof st->err, "%s: out of memory", st->path);
+    return MP_ERR_NOMEM;
 }
 
 const char *store_job_state_name(store_job_state_t s)
@@ -381,6 +500,8 @@ mp_status_t store_open(const char *path, store_t **out, char *err, size_t errsiz
     mp_strlcpy(st->path, path, sizeof st->path);
     st->batch_rows = STORE_BATCH_ROWS;
     st->batch_ms = STORE_BATCH_MS;
+    st->data_version = -1;
+    st->last_merge_ms = mp_now_ms();
     int src = sqlite3_open_v2(path, &st->db,
                               SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                               NULL);
@@ -404,7 +525,12 @@ mp_status_t store_open(const char *path, store_t **out, char *err, size_t errsiz
         rc = db_fail(st, sqlite3_errcode(st->db), "cannot open the job store (WAL mode)");
         goto fail;
     }
-    if ((rc = exec(st, "PRAGMA synchronous=NORMAL")) != MP_OK)
+    /* A page cache that holds a batch's pages and the upper B-tree levels; checkpoints
+     * (two fsyncs each) every 16 MiB of WAL instead of 4. Neither is stored in the file. */
+    char q[96];
+    snprintf(q, sizeof q, "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-%d;"
+             " PRAGMA wal_autocheckpoint=%d", CACHE_PAGES_KIB, WAL_CKPT_PAGES);
+    if ((rc = exec(st, q)) != MP_OK)
         goto fail;
     if ((rc = migrate(st)) != MP_OK)
         goto fail;
@@ -426,6 +552,10 @@ fail:
     return rc;
 }
 
+static void bits_drop_all(store_t *st);
+static void stage_free(stage_t *sg);
+static mp_status_t cache_merge(store_t *st);
+
 mp_status_t store_close(store_t *st)
 {
     if (!st)
@@ -433,9 +563,16 @@ mp_status_t store_close(store_t *st)
     if (st->iterating)
         store_results_close(st);
     mp_status_t rc = store_flush(st);
+    mp_status_t rc2 = cache_merge(st);
+    if (!rc)
+        rc = rc2;
     for (int i = 0; i < S__COUNT; i++)
         sqlite3_finalize(st->s[i]);
     sqlite3_close(st->db);
+    bits_drop_all(st);
+    stage_free(&st->stage);
+    free(st->lj);
+    free(st->it_map);
     free(st);
     return rc;
 }
@@ -512,24 +649,232 @@ static mp_status_t job_num(store_t *st, const char *id, int64_t *num)
     return MP_ERR_ARG;
 }
 
+/* One integer from a one-row statement. */
+static mp_status_t one_int(store_t *st, sqlite3_stmt *s, int64_t *v, const char *what)
+{
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *v = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? MP_OK : db_fail(st, rc, what);
+}
+
+static const char *col_text(sqlite3_stmt *s, int i)
+{
+    return (const char *)sqlite3_column_text(s, i);
+}
+
+/* ---- rows stored per job: first put wins --------------------------------------------- */
+
+static void bits_free(jobbits_t *b)
+{
+    if (b->blk)
+        for (size_t i = 0; i < BITS_NBLOCKS; i++)
+            free(b->blk[i]);
+    free(b->blk);
+    memset(b, 0, sizeof *b);
+}
+
+static void bits_drop_all(store_t *st)
+{
+    for (size_t i = 0; i < MAX_JOBBITS; i++)
+        bits_free(&st->bits[i]);
+}
+
+static jobbits_t *bits_find(store_t *st, int64_t num)
+{
+    for (size_t i = 0; i < MAX_JOBBITS; i++)
+        if (st->bits[i].num == num)
+            return &st->bits[i];
+    return NULL;
+}
+
+static bool bits_test(const jobbits_t *b, uint64_t row)
+{
+    const uint64_t *w = b->blk[row >> BITS_SHIFT];
+    uint64_t i = row & (((uint64_t)1 << BITS_SHIFT) - 1);
+    return w && (w[i >> 6] >> (i & 63)) & 1u;
+}
+
+/* Set a row; false when it was set already or memory ran out (*nomem). */
+static bool bits_set(jobbits_t *b, uint64_t row, bool *nomem)
+{
+    uint64_t **w = &b->blk[row >> BITS_SHIFT];
+    if (!*w && !(*w = calloc(((size_t)1 << BITS_SHIFT) / 64, sizeof **w))) {
+        *nomem = true;
+        return false;
+    }
+    uint64_t i = row & (((uint64_t)1 << BITS_SHIFT) - 1), bit = (uint64_t)1 << (i & 63);
+    if ((*w)[i >> 6] & bit)
+        return false;
+    (*w)[i >> 6] |= bit;
+    return true;
+}
+
+/* The stored rows of job NUM, read from the index the first time. Called inside a
+ * batch, so that nobody else writes between the read and our inserts. */
+static mp_status_t bits_for(store_t *st, int64_t num, jobbits_t **out)
+{
+    jobbits_t *b = bits_find(st, num);
+    if (!b) {
+        b = &st->bits[0];
+        for (size_t i = 1; i < MAX_JOBBITS && b->num; i++)
+            if (!st->bits[i].num || st->bits[i].used < b->used)
+                b = &st->bits[i];
+        bits_free(b);
+        if (!(b->blk = calloc(BITS_NBLOCKS, sizeof *b->blk)))
+            return no_memory(st);
+        b->num = num;
+        sqlite3_stmt *s = stmt(st, S_RES_ROWS);
+        sqlite3_bind_int64(s, 1, num);
+        sqlite3_bind_int64(s, 2, 0);
+        int rc;
+        bool nomem = false;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW && !nomem) {
+            int64_t row = sqlite3_column_int64(s, 0);
+            if (row >= 0 && row <= (int64_t)UINT32_MAX)
+                bits_set(b, (uint64_t)row, &nomem);
+        }
+        sqlite3_reset(s);
+        if (nomem || (rc != SQLITE_DONE && rc != SQLITE_ROW)) {
+            bits_free(b);
+            return nomem ? no_memory(st) : db_fail(st, rc, "reading stored rows");
+        }
+    }
+    b->used = ++st->bits_clock;
+    *out = b;
+    return MP_OK;
+}
+
+/* ---- the last JSON stored in full ---------------------------------------------------- */
+
+static void lj_keep(store_t *st, const char *json, size_t len, int64_t seq, int64_t job)
+{
+    if (len + 1 > st->lj_cap) {
+        size_t cap = len + 1 > 2 * st->lj_cap ? len + 1 : 2 * st->lj_cap;
+        char *n = realloc(st->lj, cap);
+        if (!n) {
+            st->lj_seq = 0; /* only an optimisation */
+            return;
+        }
+        st->lj = n;
+        st->lj_cap = cap;
+    }
+    memcpy(st->lj, json, len);
+    st->lj[len] = '\0';
+    st->lj_len = len;
+    st->lj_seq = seq;
+    st->lj_job = job;
+}
+
+static bool lj_same(const store_t *st, const char *json, size_t len)
+{
+    return st->lj_seq && len == st->lj_len && memcmp(json, st->lj, len) == 0;
+}
+
 /* ---- batches ------------------------------------------------------------------------ */
+
+static void stage_free(stage_t *sg);
+
+/* What this handle remembers about the file may be wrong after a rollback: forget it.
+ * The staging index is read again from cache_log when next needed. */
+static void forget(store_t *st)
+{
+    bits_drop_all(st);
+    st->lj_seq = 0;
+    st->last_id[0] = '\0';
+    stage_free(&st->stage);
+}
+
+/* Called at the start of each batch, holding the write lock: if another connection
+ * committed since our last look, take its new results into our bitmaps. */
+static mp_status_t see_others(store_t *st)
+{
+    int64_t dv;
+    mp_status_t rc = one_int(st, stmt(st, S_DATA_VERSION), &dv, "reading the data version");
+    if (rc || dv == st->data_version)
+        return rc;
+    st->data_version = dv;
+    st->last_id[0] = '\0'; /* a job may have been deleted */
+    st->lj_seq = 0;
+    bool tracking = false;
+    for (size_t i = 0; i < MAX_JOBBITS; i++)
+        tracking |= st->bits[i].num != 0;
+    if (tracking) {
+        sqlite3_stmt *s = stmt(st, S_RES_NEW);
+        sqlite3_bind_int64(s, 1, st->seen_seq);
+        int src;
+        bool nomem = false;
+        while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+            jobbits_t *b = bits_find(st, sqlite3_column_int64(s, 0));
+            int64_t row = sqlite3_column_int64(s, 1);
+            if (b && row >= 0 && row <= (int64_t)UINT32_MAX)
+                bits_set(b, (uint64_t)row, &nomem);
+        }
+        sqlite3_reset(s);
+        if (nomem || src != SQLITE_DONE) {
+            bits_drop_all(st); /* read again when needed */
+            if (src != SQLITE_DONE)
+                return db_fail(st, src, "reading new results");
+        }
+    }
+    return one_int(st, stmt(st, S_RES_MAXSEQ), &st->seen_seq, "reading new results");
+}
+
+/* Give up the open batch (as if killed); its rows will be checked again on resume. */
+static void batch_abort(store_t *st)
+{
+    if (st->in_tx) {
+        sqlite3_step(stmt(st, S_ROLLBACK));
+        sqlite3_reset(st->s[S_ROLLBACK]);
+    }
+    st->in_tx = false;
+    st->pending = 0;
+    st->ndelta = 0;
+    forget(st);
+}
+
+/* Reads outside a batch share one read transaction: a statement outside any
+ * transaction takes and drops the file locks (fcntl, 4 system calls) every time. */
+static void read_begin(store_t *st)
+{
+    if (st->in_tx || st->rd_tx)
+        return;
+    st->rd_tx = sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+    st->rd_start_ms = mp_now_ms();
+}
+
+/* End it: before writing, and when it gets old, so that this handle sees what others
+ * commit and does not hold back their checkpoints. An iteration goes on without it. */
+static void end_read(store_t *st)
+{
+    if (st->rd_tx) {
+        st->rd_tx = false;
+        sqlite3_reset(st->s[S_RES_GET]);
+        sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    }
+}
 
 static mp_status_t batch_begin(store_t *st)
 {
     if (st->in_tx)
         return MP_OK;
+    end_read(st);
     mp_status_t rc = run(st, stmt(st, S_BEGIN), "starting a batch");
     if (rc)
         return rc;
     st->in_tx = true;
     st->pending = 0;
     st->tx_start_ms = mp_now_ms();
-    return MP_OK;
+    if ((rc = see_others(st)) != MP_OK)
+        batch_abort(st);
+    return rc;
 }
 
 mp_status_t store_flush(store_t *st)
 {
     mp_status_t rc = MP_OK;
+    end_read(st);
     if (!st->in_tx)
         return MP_OK;
     int64_t now = wall_now();
@@ -544,20 +889,33 @@ mp_status_t store_flush(store_t *st)
     if (!rc)
         rc = run(st, stmt(st, S_COMMIT), "committing");
     if (rc) {
-        /* The batch is lost (as if killed); the rows will be checked again on resume. */
-        sqlite3_step(stmt(st, S_ROLLBACK));
-        sqlite3_reset(st->s[S_ROLLBACK]);
+        batch_abort(st);
+        return rc;
     }
     st->in_tx = false;
     st->pending = 0;
     st->ndelta = 0;
-    return rc;
+    return MP_OK;
+}
+
+/* Job metadata and bitmaps are read fresh, not from a look-up's snapshot. */
+static void fresh_read(store_t *st)
+{
+    if (st->rd_tx && !st->iterating)
+        end_read(st);
 }
 
 mp_status_t store_tick(store_t *st)
 {
-    if (st->in_tx && (st->pending >= st->batch_rows || mp_now_ms() - st->tx_start_ms >= st->batch_ms))
-        return store_flush(st);
+    if (st->rd_tx && !st->iterating && mp_now_ms() - st->rd_start_ms >= st->batch_ms)
+        end_read(st);
+    if (st->in_tx && (st->pending >= st->batch_rows || mp_now_ms() - st->tx_start_ms >= st->batch_ms)) {
+        mp_status_t rc = store_flush(st);
+        if (rc)
+            return rc;
+    }
+    if (st->stage.n && mp_now_ms() - st->last_merge_ms >= STORE_CACHE_MERGE_MS)
+        return cache_merge(st);
     return MP_OK;
 }
 
@@ -574,6 +932,8 @@ static delta_t *delta_for(store_t *st, int64_t num)
     return d;
 }
 
+/* ---- results ------------------------------------------------------------------------ */
+
 mp_status_t store_result_put(store_t *st, const char *job_id, const store_result_t *r)
 {
     int64_t num;
@@ -586,25 +946,46 @@ mp_status_t store_result_put(store_t *st, const char *job_id, const store_result
         return rc;
     if ((rc = batch_begin(st)) != MP_OK)
         return rc;
+    /* batch_begin may have found the job deleted by another process */
+    if ((rc = job_num(st, job_id, &num)) != MP_OK)
+        return rc;
     delta_t *d = delta_for(st, num);
     if (!d) { /* many jobs in one batch: commit what we have */
         if ((rc = store_flush(st)) != MP_OK || (rc = batch_begin(st)) != MP_OK)
             return rc;
         d = delta_for(st, num);
     }
-    sqlite3_stmt *s = stmt(st, S_RES_PUT);
-    sqlite3_bind_int64(s, 1, (num << 32) | r->row_no);
-    bind_text(s, 2, r->address);
-    bind_text(s, 3, r->row_error && *r->row_error ? r->row_error : NULL);
-    bind_text(s, 4, r->verdict);
-    bind_text(s, 5, r->reason);
-    if (r->verdict)
-        sqlite3_bind_int(s, 6, r->score);
-    bind_text(s, 7, r->result_json);
-    sqlite3_bind_int64(s, 8, r->checked_at ? r->checked_at : wall_now());
-    if ((rc = run(st, s, "storing a result")) != MP_OK)
+    jobbits_t *b;
+    if ((rc = bits_for(st, num, &b)) != MP_OK)
         return rc;
-    if (sqlite3_changes(st->db) == 1) {
+    if (!bits_test(b, (uint64_t)r->row_no)) {
+        const char *json = r->result_json;
+        size_t len = json ? strlen(json) : 0;
+        bool ref = json && st->lj_job == num && lj_same(st, json, len);
+        sqlite3_stmt *s = stmt(st, S_RES_PUT);
+        sqlite3_bind_int64(s, 1, num);
+        sqlite3_bind_int64(s, 2, r->row_no);
+        bind_text(s, 3, r->address);
+        bind_text(s, 4, r->row_error && *r->row_error ? r->row_error : NULL);
+        bind_text(s, 5, r->verdict);
+        bind_text(s, 6, r->reason);
+        if (r->verdict)
+            sqlite3_bind_int(s, 7, r->score);
+        if (json && !ref)
+            sqlite3_bind_text(s, 8, json, (int)len, SQLITE_STATIC);
+        if (ref)
+            sqlite3_bind_int64(s, 9, st->lj_seq);
+        sqlite3_bind_int64(s, 10, r->checked_at ? r->checked_at : wall_now());
+        if ((rc = run(st, s, "storing a result")) != MP_OK)
+            return rc;
+        int64_t seq = sqlite3_last_insert_rowid(st->db);
+        st->seen_seq = seq;
+        bool nomem = false;
+        bits_set(b, (uint64_t)r->row_no, &nomem);
+        if (nomem) /* read again from the file when next needed */
+            bits_free(b);
+        if (json && !ref)
+            lj_keep(st, json, len, seq, num);
         d->d[0]++;
         if (r->row_error && *r->row_error)
             d->d[5]++;
@@ -624,11 +1005,12 @@ mp_status_t store_rows_done(store_t *st, const char *job_id, store_bitmap_t *out
     int64_t num;
     mp_status_t rc;
     memset(out, 0, sizeof *out);
+    fresh_read(st);
     if ((rc = job_num(st, job_id, &num)) != MP_OK)
         return rc;
-    sqlite3_stmt *s = stmt(st, S_RES_KEYS);
-    sqlite3_bind_int64(s, 1, num << 32);
-    sqlite3_bind_int64(s, 2, (num << 32) | UINT32_MAX);
+    sqlite3_stmt *s = stmt(st, S_RES_ROWS);
+    sqlite3_bind_int64(s, 1, num);
+    sqlite3_bind_int64(s, 2, 0);
     int src;
     size_t nwords = 0;
     while ((src = sqlite3_step(s)) == SQLITE_ROW) {
@@ -642,16 +1024,18 @@ mp_status_t store_rows_done(store_t *st, const char *job_id, store_bitmap_t *out
             if (!nw) {
                 sqlite3_reset(s);
                 store_bitmap_free(out);
-                return MP_ERR_NOMEM;
+                return no_memory(st);
             }
             memset(nw + nwords, 0, (nn - nwords) * sizeof *nw);
             out->words = nw;
             nwords = nn;
         }
-        out->words[w] |= (uint64_t)1 << (row & 63);
+        uint64_t bit = (uint64_t)1 << (row & 63);
+        if (!(out->words[w] & bit))
+            out->count++;
+        out->words[w] |= bit;
         if (row + 1 > out->nbits)
             out->nbits = row + 1;
-        out->count++;
     }
     sqlite3_reset(s);
     if (src != SQLITE_DONE) {
@@ -665,6 +1049,40 @@ void store_bitmap_free(store_bitmap_t *b)
 {
     free(b->words);
     memset(b, 0, sizeof *b);
+}
+
+/* Map rows [lo, lo + WINDOW_ROWS) of the iterated job to their seq (0: no result) and
+ * find where the next window starts. One pass over the job's index entries. */
+static mp_status_t it_load(store_t *st, int64_t lo)
+{
+    if (!st->it_map && !(st->it_map = malloc((size_t)WINDOW_ROWS * sizeof *st->it_map)))
+        return no_memory(st);
+    size_t len = 0;
+    int64_t next = 0;
+    sqlite3_stmt *s = stmt(st, S_RES_ROWS);
+    sqlite3_bind_int64(s, 1, st->it_num);
+    sqlite3_bind_int64(s, 2, lo);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int64_t row = sqlite3_column_int64(s, 0), seq = sqlite3_column_int64(s, 1);
+        if (row - lo >= WINDOW_ROWS) {
+            if (!next || row < next)
+                next = row;
+            continue;
+        }
+        size_t i = (size_t)(row - lo);
+        while (len <= i) /* only what is used is touched: small jobs stay small */
+            st->it_map[len++] = 0;
+        st->it_map[i] = seq;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return db_fail(st, rc, "reading results");
+    st->it_lo = lo;
+    st->it_len = len;
+    st->it_pos = 0;
+    st->it_next = next;
+    return MP_OK;
 }
 
 mp_status_t store_results_open(store_t *st, const char *job_id, int64_t from_row)
@@ -681,16 +1099,13 @@ mp_status_t store_results_open(store_t *st, const char *job_id, int64_t from_row
         from_row = 1;
     if (from_row > (int64_t)UINT32_MAX)
         from_row = UINT32_MAX;
-    sqlite3_stmt *s = stmt(st, S_RES_ITER);
-    sqlite3_bind_int64(s, 1, (num << 32) | from_row);
-    sqlite3_bind_int64(s, 2, (num << 32) | UINT32_MAX);
+    st->it_num = num;
+    end_read(st); /* a fresh snapshot for the whole iteration */
+    read_begin(st);
     st->iterating = true;
-    return MP_OK;
-}
-
-static const char *col_text(sqlite3_stmt *s, int i)
-{
-    return (const char *)sqlite3_column_text(s, i);
+    if ((rc = it_load(st, from_row)) != MP_OK)
+        store_results_close(st);
+    return rc;
 }
 
 mp_status_t store_results_next(store_t *st, store_result_t *out, bool *have)
@@ -699,33 +1114,49 @@ mp_status_t store_results_next(store_t *st, store_result_t *out, bool *have)
     memset(out, 0, sizeof *out);
     if (!st->iterating)
         return MP_OK;
-    sqlite3_stmt *s = st->s[S_RES_ITER];
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_DONE) {
-        store_results_close(st);
+    for (;;) {
+        while (st->it_pos < st->it_len && !st->it_map[st->it_pos])
+            st->it_pos++;
+        if (st->it_pos == st->it_len) {
+            mp_status_t rc = st->it_next ? it_load(st, st->it_next) : MP_OK;
+            if (rc || st->it_pos == st->it_len) { /* error, or the end (no next window) */
+                store_results_close(st);
+                return rc;
+            }
+            continue;
+        }
+        sqlite3_stmt *s = stmt(st, S_RES_GET);
+        sqlite3_bind_int64(s, 1, st->it_map[st->it_pos++]);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_DONE)
+            continue; /* deleted meanwhile by another process */
+        if (rc != SQLITE_ROW) {
+            store_results_close(st);
+            return db_fail(st, rc, "reading results");
+        }
+        out->row_no = sqlite3_column_int64(s, 0);
+        out->address = col_text(s, 1);
+        out->row_error = col_text(s, 2);
+        out->verdict = col_text(s, 3);
+        out->reason = col_text(s, 4);
+        out->score = sqlite3_column_int(s, 5);
+        out->result_json = col_text(s, 6);
+        out->checked_at = sqlite3_column_int64(s, 7);
+        if (!out->address)
+            out->address = "";
+        *have = true;
         return MP_OK;
     }
-    if (rc != SQLITE_ROW) {
-        store_results_close(st);
-        return db_fail(st, rc, "reading results");
-    }
-    out->row_no = sqlite3_column_int64(s, 0) & UINT32_MAX;
-    out->address = col_text(s, 1);
-    out->row_error = col_text(s, 2);
-    out->verdict = col_text(s, 3);
-    out->reason = col_text(s, 4);
-    out->score = sqlite3_column_int(s, 5);
-    out->result_json = col_text(s, 6);
-    out->checked_at = sqlite3_column_int64(s, 7);
-    if (!out->address)
-        out->address = "";
-    *have = true;
-    return MP_OK;
 }
 
 void store_results_close(store_t *st)
 {
-    sqlite3_reset(st->s[S_RES_ITER]);
+    sqlite3_reset(st->s[S_RES_GET]);
+    end_read(st);
+    free(st->it_map);
+    st->it_map = NULL;
+    st->it_len = st->it_pos = 0;
+    st->it_next = 0;
     st->iterating = false;
 }
 
@@ -786,6 +1217,7 @@ void store_jobs_free(store_job_t *jobs, size_t n)
 static mp_status_t one_job(store_t *st, sqlite3_stmt *s, store_job_t *out, bool *found)
 {
     *found = false;
+    fresh_read(st);
     int rc = sqlite3_step(s);
     mp_status_t r = MP_OK;
     if (rc == SQLITE_ROW) {
@@ -854,6 +1286,7 @@ mp_status_t store_job_get(store_t *st, const char *id, store_job_t *out, bool *f
 
 mp_status_t store_job_list(store_t *st, store_job_t **jobs, size_t *n)
 {
+    fresh_read(st);
     sqlite3_stmt *s = stmt(st, S_JOB_LIST);
     size_t cap = 0;
     mp_status_t r = MP_OK;
@@ -903,6 +1336,9 @@ mp_status_t store_job_set_state(store_t *st, const char *id, store_job_state_t s
     mp_status_t rc = store_flush(st);
     if (rc)
         return rc;
+    /* a job that starts or ends publishes the addresses it checked to other processes;
+     * if that fails (locked), the entries stay staged and the state is still recorded */
+    cache_merge(st);
     sqlite3_stmt *s = stmt(st, S_JOB_STATE);
     bind_text(s, 1, id);
     bind_text(s, 2, store_job_state_name(state));
@@ -943,43 +1379,230 @@ mp_status_t store_job_delete(store_t *st, const char *id)
         return rc;
     if ((rc = batch_begin(st)) != MP_OK)
         return rc;
-    sqlite3_stmt *s = stmt(st, S_JOB_DEL_RESULTS);
-    sqlite3_bind_int64(s, 1, num << 32);
-    sqlite3_bind_int64(s, 2, (num << 32) | UINT32_MAX);
-    rc = run(st, s, "deleting results");
-    if (!rc) {
-        s = stmt(st, S_JOB_DEL);
+    static const int steps[] = {S_JOB_UNREF_CACHE, S_JOB_UNREF_LOG, S_JOB_DEL_RESULTS, S_JOB_DEL};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0] && !rc; i++) {
+        sqlite3_stmt *s = stmt(st, steps[i]);
         sqlite3_bind_int64(s, 1, num);
         rc = run(st, s, "deleting a job");
     }
+    if (rc) {
+        batch_abort(st);
+        return rc;
+    }
+    jobbits_t *b = bits_find(st, num);
+    if (b)
+        bits_free(b);
+    if (st->lj_job == num)
+        st->lj_seq = 0;
     st->last_id[0] = '\0';
-    mp_status_t rc2 = store_flush(st);
-    return rc ? rc : rc2;
+    return store_flush(st);
 }
 
 /* ---- cache -------------------------------------------------------------------------- */
+
+/* FNV-1a with a final mix (the tag and the home slot come from the high bits). */
+static uint64_t addr_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
+static void stage_free(stage_t *sg)
+{
+    free(sg->slot);
+    sg->slot = NULL;
+    sg->cap = sg->n = 0;
+    sg->loaded = false;
+}
+
+static bool stage_grow(stage_t *sg)
+{
+    size_t ncap = sg->cap ? sg->cap * 2 : 1024;
+    unsigned bits = 0;
+    while (((size_t)1 << bits) < ncap)
+        bits++;
+    if (bits > 31)
+        return false;
+    uint64_t *ns = calloc(ncap, sizeof *ns);
+    if (!ns)
+        return false;
+    unsigned shift = 32 - bits;
+    for (size_t i = 0; i < sg->cap; i++) {
+        uint64_t v = sg->slot[i];
+        if (!v)
+            continue;
+        size_t k = (size_t)((uint32_t)(v >> 32) >> shift);
+        while (ns[k])
+            k = (k + 1) & (ncap - 1);
+        ns[k] = v;
+    }
+    free(sg->slot);
+    sg->slot = ns;
+    sg->cap = ncap;
+    sg->shift = shift;
+    return true;
+}
+
+/* Index log row SEQ under TAG. A seq past 32 bits is not indexed: the entry is found
+ * after the next merge. False when out of memory. */
+static bool stage_add(stage_t *sg, uint32_t tag, int64_t seq)
+{
+    if (seq <= 0 || seq > (int64_t)UINT32_MAX)
+        return true;
+    if ((sg->n + 1) * 2 > sg->cap && !stage_grow(sg))
+        return false;
+    size_t k = (size_t)(tag >> sg->shift);
+    while (sg->slot[k])
+        k = (k + 1) & (sg->cap - 1);
+    sg->slot[k] = ((uint64_t)tag << 32) | (uint64_t)seq;
+    sg->n++;
+    return true;
+}
+
+/* The newest staged entry for ADDR: *at is its slot (SIZE_MAX: none), *checked_at its time. */
+static mp_status_t stage_find(store_t *st, const char *addr, uint32_t tag, size_t *at,
+                              int64_t *checked_at)
+{
+    stage_t *sg = &st->stage;
+    int64_t best_seq = 0;
+    *at = SIZE_MAX;
+    if (!sg->n)
+        return MP_OK;
+    for (size_t k = (size_t)(tag >> sg->shift); sg->slot[k]; k = (k + 1) & (sg->cap - 1)) {
+        uint64_t v = sg->slot[k];
+        if ((uint32_t)(v >> 32) != tag)
+            continue;
+        int64_t seq = (int64_t)(v & UINT32_MAX);
+        sqlite3_stmt *s = stmt(st, S_LOG_GET);
+        sqlite3_bind_int64(s, 1, seq);
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            const char *a = col_text(s, 0);
+            int64_t t = sqlite3_column_int64(s, 2);
+            /* a slot whose row was merged by another process, or reused, fails here */
+            if (a && strcmp(a, addr) == 0 &&
+                (*at == SIZE_MAX || t > *checked_at || (t == *checked_at && seq > best_seq))) {
+                *at = k;
+                *checked_at = t;
+                best_seq = seq;
+            }
+        }
+        sqlite3_reset(s);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            return db_fail(st, rc, "reading the cache");
+    }
+    return MP_OK;
+}
+
+/* Index what cache_log holds (entries of a run that did not merge, e.g. killed). */
+static mp_status_t stage_load(store_t *st)
+{
+    stage_t *sg = &st->stage;
+    if (sg->loaded)
+        return MP_OK;
+    sqlite3_stmt *s = stmt(st, S_LOG_ALL);
+    int rc;
+    bool ok = true;
+    while (ok && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *a = col_text(s, 1);
+        ok = stage_add(sg, (uint32_t)(addr_hash(a ? a : "") >> 32), sqlite3_column_int64(s, 0));
+    }
+    sqlite3_reset(s);
+    if (!ok) {
+        stage_free(sg);
+        return no_memory(st);
+    }
+    if (rc != SQLITE_DONE) {
+        stage_free(sg);
+        return db_fail(st, rc, "reading the cache");
+    }
+    sg->loaded = true;
+    return MP_OK;
+}
+
+/* Move cache_log into the cache, in address order, in a transaction of its own. */
+static mp_status_t cache_merge(store_t *st)
+{
+    if (!st->stage.n)
+        return MP_OK;
+    mp_status_t rc = store_flush(st);
+    if (rc || (rc = batch_begin(st)) != MP_OK)
+        return rc;
+    /* the index goes first, so that it and the merge's sort are not in memory together;
+     * after a failure it is read again from cache_log when needed */
+    stage_free(&st->stage);
+    if ((rc = run(st, stmt(st, S_LOG_MERGE), "merging the cache")) != MP_OK ||
+        (rc = run(st, stmt(st, S_LOG_CLEAR), "merging the cache")) != MP_OK) {
+        batch_abort(st);
+        return rc;
+    }
+    if ((rc = store_flush(st)) != MP_OK)
+        return rc;
+    st->stage.loaded = true; /* cache_log is empty */
+    st->last_merge_ms = mp_now_ms();
+    return MP_OK;
+}
+
+/* Fill OUT from a cache row (columns: verdict, checked_at, json, ref, ref's job) and
+ * remember the JSON, so that a result put with the same text refers to the same row. */
+static mp_status_t cached_fill(store_t *st, sqlite3_stmt *s, int col, store_cached_t *out)
+{
+    const char *v = col_text(s, col), *j = col_text(s, col + 2);
+    mp_strlcpy(out->verdict, v ? v : "", sizeof out->verdict);
+    out->checked_at = sqlite3_column_int64(s, col + 1);
+    out->result_json = strdup(j ? j : "");
+    if (!out->result_json)
+        return no_memory(st);
+    if (j && sqlite3_column_type(s, col + 3) == SQLITE_INTEGER)
+        lj_keep(st, j, strlen(j), sqlite3_column_int64(s, col + 3),
+                sqlite3_column_int64(s, col + 4));
+    return MP_OK;
+}
 
 mp_status_t store_cache_get(store_t *st, const char *norm_address, int64_t max_age_s,
                             store_cached_t *out, bool *found)
 {
     *found = false;
     memset(out, 0, sizeof *out);
+    if (st->rd_tx && !st->iterating && mp_now_ms() - st->rd_start_ms >= st->batch_ms)
+        end_read(st);
+    read_begin(st);
+    mp_status_t r = stage_load(st);
+    if (r)
+        return r;
+    uint32_t tag = (uint32_t)(addr_hash(norm_address) >> 32);
+    size_t at;
+    int64_t t_staged = 0;
+    if ((r = stage_find(st, norm_address, tag, &at, &t_staged)) != MP_OK)
+        return r;
+    int64_t min_t = max_age_s < 0 ? INT64_MIN : wall_now() - max_age_s;
     sqlite3_stmt *s = stmt(st, S_CACHE_GET);
     bind_text(s, 1, norm_address);
-    sqlite3_bind_int64(s, 2, max_age_s < 0 ? INT64_MIN : wall_now() - max_age_s);
     int rc = sqlite3_step(s);
-    mp_status_t r = MP_OK;
-    if (rc == SQLITE_ROW) {
-        const char *v = col_text(s, 0), *j = col_text(s, 1);
-        mp_strlcpy(out->verdict, v ? v : "", sizeof out->verdict);
-        out->checked_at = sqlite3_column_int64(s, 2);
-        out->result_json = strdup(j ? j : "");
-        if (!out->result_json)
-            r = MP_ERR_NOMEM;
-        else
-            *found = true;
-    } else if (rc != SQLITE_DONE)
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         r = db_fail(st, rc, "reading the cache");
+    } else if (rc == SQLITE_ROW && (at == SIZE_MAX || sqlite3_column_int64(s, 1) > t_staged)) {
+        if (sqlite3_column_int64(s, 1) >= min_t && (r = cached_fill(st, s, 0, out)) == MP_OK)
+            *found = true;
+    } else if (at != SIZE_MAX && t_staged >= min_t) {
+        sqlite3_reset(s);
+        s = stmt(st, S_LOG_GET);
+        sqlite3_bind_int64(s, 1, (int64_t)(st->stage.slot[at] & UINT32_MAX));
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            if ((r = cached_fill(st, s, 1, out)) == MP_OK)
+                *found = true;
+        } else if (rc != SQLITE_DONE) {
+            r = db_fail(st, rc, "reading the cache");
+        }
+    }
     sqlite3_reset(s);
     return r;
 }
@@ -990,23 +1613,45 @@ mp_status_t store_cache_put(store_t *st, const char *norm_address, const char *v
     if (!norm_address || !result_json)
         return MP_ERR_ARG;
     mp_status_t rc = batch_begin(st);
-    if (rc)
+    if (rc || (rc = stage_load(st)) != MP_OK)
         return rc;
-    sqlite3_stmt *s = stmt(st, S_CACHE_PUT);
+    if (!checked_at)
+        checked_at = wall_now();
+    size_t len = strlen(result_json);
+    bool ref = lj_same(st, result_json, len);
+    sqlite3_stmt *s = stmt(st, S_LOG_PUT);
     bind_text(s, 1, norm_address);
     bind_text(s, 2, verdict);
-    bind_text(s, 3, result_json);
-    sqlite3_bind_int64(s, 4, checked_at ? checked_at : wall_now());
+    sqlite3_bind_int64(s, 3, checked_at);
+    if (ref)
+        sqlite3_bind_int64(s, 4, st->lj_seq);
+    else
+        sqlite3_bind_text(s, 5, result_json, (int)len, SQLITE_STATIC);
     if ((rc = run(st, s, "storing a cache entry")) != MP_OK)
         return rc;
-    st->pending++;
+    int64_t seq = sqlite3_last_insert_rowid(st->db);
+    uint32_t tag = (uint32_t)(addr_hash(norm_address) >> 32);
+    size_t at;
+    int64_t t = 0;
+    if ((rc = stage_find(st, norm_address, tag, &at, &t)) != MP_OK)
+        return rc;
+    if (at == SIZE_MAX) {
+        if (!stage_add(&st->stage, tag, seq))
+            return no_memory(st);
+    } else if (checked_at >= t && seq <= (int64_t)UINT32_MAX) {
+        st->stage.slot[at] = ((uint64_t)tag << 32) | (uint64_t)seq;
+    } /* else older than what is staged: the merge keeps the newest anyway */
+    /* not counted in the batch size: a lost cache entry costs a check, not a row; the
+     * batch's age still bounds how long it waits */
+    if (st->stage.n >= STORE_CACHE_STAGE_MAX)
+        return cache_merge(st);
     return store_tick(st);
 }
 
 mp_status_t store_cache_prune(store_t *st, int64_t max_age_s, int64_t *deleted)
 {
     mp_status_t rc = store_flush(st);
-    if (rc)
+    if (rc || (rc = stage_load(st)) != MP_OK || (rc = cache_merge(st)) != MP_OK)
         return rc;
     sqlite3_stmt *s = stmt(st, S_CACHE_PRUNE);
     sqlite3_bind_int64(s, 1, wall_now() - max_age_s);
@@ -1021,6 +1666,7 @@ mp_status_t store_cache_prune(store_t *st, int64_t max_age_s, int64_t *deleted)
 mp_status_t store_job_reasons(store_t *st, const char *id, store_reason_fn fn, void *arg)
 {
     int64_t num;
+    fresh_read(st);
     mp_status_t rc = job_num(st, id, &num);
     if (rc != MP_OK)
         return rc;
@@ -1028,13 +1674,12 @@ mp_status_t store_job_reasons(store_t *st, const char *id, store_reason_fn fn, v
     sqlite3_stmt *s = NULL;
     int src = sqlite3_prepare_v2(st->db,
                                  "SELECT coalesce(reason, row_error, 'not_checked'), count(*) "
-                                 "FROM results WHERE key BETWEEN ?1 AND ?2 GROUP BY 1 "
+                                 "FROM results WHERE job = ?1 GROUP BY 1 "
                                  "ORDER BY 2 DESC, 1",
                                  -1, &s, NULL);
     if (src != SQLITE_OK)
         return db_fail(st, src, "counting reasons");
-    sqlite3_bind_int64(s, 1, num << 32);
-    sqlite3_bind_int64(s, 2, (num << 32) | UINT32_MAX);
+    sqlite3_bind_int64(s, 1, num);
     while ((src = sqlite3_step(s)) == SQLITE_ROW)
         fn((const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1), arg);
     rc = src == SQLITE_DONE ? MP_OK : db_fail(st, src, "counting reasons");

@@ -29,11 +29,17 @@
 #include "mailprobe.h"
 
 /** Schema version this code writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 1
-/** Default batch: commit after this many queued writes ... */
+#define STORE_SCHEMA_VERSION 2
+/** Default batch: commit after this many queued results ... */
 #define STORE_BATCH_ROWS 1000u
 /** ... or when the oldest queued write is this old (checked on each write and store_tick). */
 #define STORE_BATCH_MS 200u
+/** Cache entries are staged (appended, indexed in memory) and merged into the cache in
+ *  address order when this many are staged ... */
+#define STORE_CACHE_STAGE_MAX (1u << 20)
+/** ... or this long after the last merge (checked by writes and store_tick), and when a
+ *  job changes state or the store is closed. */
+#define STORE_CACHE_MERGE_MS 60000u
 /** Size of a job id buffer (ids are 10 characters). */
 #define STORE_ID_MAX 16u
 /** Size of a fingerprint buffer. */
@@ -218,7 +224,8 @@ mp_status_t store_rows_done(store_t *st, const char *job_id, store_bitmap_t *out
 
 /**
  * Iterate the job's results in row order from row FROM_ROW (1 = all). One iteration at
- * a time per store; do not put results while iterating.
+ * a time per store; do not put results while iterating. Results are stored in the order
+ * they were put: the row order is rebuilt 2^20 rows at a time (8 MiB).
  */
 mp_status_t store_results_open(store_t *st, const char *job_id, int64_t from_row);
 /** Next result; *have is false at the end. Strings borrowed until the next call. */
@@ -230,17 +237,22 @@ void store_results_close(store_t *st);
 
 /**
  * The cached result for a normalised address if it was checked at most MAX_AGE_S
- * seconds ago (max_age_s < 0: any age).
+ * seconds ago (max_age_s < 0: any age). Sees this handle's own entries at once, and
+ * other handles' entries once merged (see STORE_CACHE_STAGE_MAX), through a read
+ * snapshot at most STORE_BATCH_MS old.
  * @param out  filled when *found; free out->result_json
  */
 mp_status_t store_cache_get(store_t *st, const char *norm_address, int64_t max_age_s,
                             store_cached_t *out, bool *found);
 
-/** Queue a cache entry (kept only if newer than the cached one). checked_at 0 = now. */
+/** Queue a cache entry (kept only if newer than the cached one). checked_at 0 = now.
+ *  If result_json is the text of the last result stored or read, the entry refers to
+ *  that result instead of copying it. */
 mp_status_t store_cache_put(store_t *st, const char *norm_address, const char *verdict,
                             const char *result_json, int64_t checked_at);
 
-/** Delete cache entries older than MAX_AGE_S; *deleted receives the count (may be NULL). */
+/** Merge staged entries, then delete cache entries older than MAX_AGE_S; *deleted
+ *  receives the count (may be NULL). */
 mp_status_t store_cache_prune(store_t *st, int64_t max_age_s, int64_t *deleted);
 
 #endif

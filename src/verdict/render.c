@@ -1,170 +1,410 @@
 /*
  * render.c - a result as one JSON object (the design's result format) or as text for
  * people. See verdict.h.
+ *
+ * The JSON is written straight into one growing buffer, in a fixed key order: no tree
+ * of jansson objects is built. Bulk renders one result per input row, and building the
+ * tree, dumping it and freeing it cost about 15 us a result, a third of the CPU of a
+ * bulk run (docs/benchmarks.md). The output is byte for byte what
+ * json_dumps(JSON_COMPACT | JSON_PRESERVE_ORDER) gave (tests/unit/test_verdict.c keeps
+ * that jansson version and compares): same escapes, same spelling of numbers.
  */
-#include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "verdict/verdict.h"
 
-static json_t *str_or_null(const char *s)
+/* ---- a growing output buffer; an allocation failure sticks and makes the result NULL */
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} jbuf_t;
+
+static bool jb_room(jbuf_t *b, size_t n)
 {
-    return (s && *s) ? json_string(s) : json_null();
+    if (b->oom)
+        return false;
+    if (b->len + n + 1 <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->len + n + 1)
+        cap *= 2;
+    char *q = realloc(b->p, cap);
+    if (!q) {
+        b->oom = true;
+        return false;
+    }
+    b->p = q;
+    b->cap = cap;
+    return true;
 }
 
-/* jansson refuses invalid UTF-8; wire text from a hostile server may be anything. */
-static json_t *wire_string(const char *s)
+static void jb_raw(jbuf_t *b, const char *s, size_t n)
 {
-    json_t *j = json_string(s);
-    if (j)
-        return j;
-    size_t n = strlen(s);
-    char *copy = malloc(n + 1);
-    if (!copy)
-        return json_string("");
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        copy[i] = (c < 0x80) ? (char)c : '?';
+    if (jb_room(b, n)) {
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
     }
-    copy[n] = '\0';
-    j = json_string(copy);
-    free(copy);
-    return j ? j : json_string("");
+}
+
+/* A literal: key fragments such as ",\"score\":" */
+#define JB(b, lit) jb_raw((b), (lit), sizeof(lit) - 1)
+
+/* Strict UTF-8 as jansson checks it: no overlong forms, no surrogates, <= U+10FFFF. */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        uint32_t v;
+        if (c >= 0xC2 && c <= 0xDF) {
+            len = 2;
+            v = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            v = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            v = c & 0x07;
+        } else {
+            return false;
+        }
+        if (len > n - i)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            v = (v << 6) | (s[i + k] & 0x3F);
+        }
+        if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) || (len == 3 && v < 0x800) ||
+            (len == 4 && v < 0x10000))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+/* A JSON string. Text that is not valid UTF-8 (wire text from a hostile server may be
+ * anything) is written with every byte >= 0x80 as '?'. Escapes as jansson writes them:
+ * \" \\ \b \f \n \r \t, other control characters as \u00XX; '/' and DEL as they are. */
+static void jb_str(jbuf_t *b, const char *str)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *s = (const unsigned char *)str;
+    size_t n = strlen(str);
+    bool ascii_only = !utf8_valid(s, n);
+    /* worst case 6 bytes per input byte, plus the quotes */
+    if (!jb_room(b, 6 * n + 2))
+        return;
+    char *o = b->p + b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *o++ = (char)(c >= 0x80 && ascii_only ? '?' : c);
+            continue;
+        }
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default:
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->p);
+}
+
+/* A string, or null when NULL or empty. */
+static void jb_str_or_null(jbuf_t *b, const char *s)
+{
+    if (s && *s)
+        jb_str(b, s);
+    else
+        JB(b, "null");
+}
+
+static void jb_int(jbuf_t *b, long long v)
+{
+    char tmp[24], *e = tmp + sizeof tmp, *p = e;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    jb_raw(b, p, (size_t)(e - p));
+}
+
+static void jb_bool(jbuf_t *b, bool v)
+{
+    if (v)
+        JB(b, "true");
+    else
+        JB(b, "false");
+}
+
+/* A real as jansson 2.14 writes it: "%.17g", with ".0" added when there is neither a
+ * point nor an exponent, and no '+' or leading zeros in the exponent. */
+static void jb_real(jbuf_t *b, double v)
+{
+    char tmp[64];
+    int n = snprintf(tmp, sizeof tmp - 3, "%.17g", v);
+    if (n < 0 || (size_t)n >= sizeof tmp - 3)
+        return;
+    size_t len = (size_t)n;
+    char *dot = NULL, *e = NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (tmp[i] == '.' || tmp[i] == ',') { /* a locale's decimal comma, as jansson */
+            tmp[i] = '.';
+            dot = tmp + i;
+        } else if (tmp[i] == 'e') {
+            e = tmp + i;
+        }
+    }
+    if (!dot && !e) {
+        tmp[len++] = '.';
+        tmp[len++] = '0';
+    }
+    if (e) {
+        char *start = e + 1, *end = e + 2;
+        if (*start == '-')
+            start++;
+        while (*end == '0')
+            end++;
+        if (end != start) {
+            memmove(start, end, len - (size_t)(end - tmp));
+            len -= (size_t)(end - start);
+        }
+    }
+    jb_raw(b, tmp, len);
 }
 
 char *vd_to_json(const vd_result_t *r, bool with_transcript)
 {
-    json_t *o = json_object();
-    if (!o)
-        return NULL;
+    jbuf_t jb = {0}, *b = &jb;
     bool valid = r->addr.err == ADDR_OK;
-    json_object_set_new(o, "email", wire_string(r->email));
-    json_object_set_new(o, "normalized", valid ? wire_string(r->addr.normalized) : json_null());
-    json_object_set_new(o, "verdict", json_string(vd_verdict_name(r->verdict)));
-    json_object_set_new(o, "reason", json_string(vd_reason_name(r->reason)));
-    json_object_set_new(o, "reason_text", wire_string(r->detail[0] ? r->detail
-                                                                     : vd_reason_text(r->reason)));
-    json_object_set_new(o, "score", json_integer(r->score));
-    json_t *fac = json_array();
+    JB(b, "{\"email\":");
+    jb_str(b, r->email);
+    JB(b, ",\"normalized\":");
+    if (valid)
+        jb_str(b, r->addr.normalized);
+    else
+        JB(b, "null");
+    JB(b, ",\"verdict\":");
+    jb_str(b, vd_verdict_name(r->verdict));
+    JB(b, ",\"reason\":");
+    jb_str(b, vd_reason_name(r->reason));
+    JB(b, ",\"reason_text\":");
+    jb_str(b, r->detail[0] ? r->detail : vd_reason_text(r->reason));
+    JB(b, ",\"score\":");
+    jb_int(b, r->score);
+    JB(b, ",\"score_factors\":[");
     for (unsigned i = 0; i < r->nfactors; i++) {
-        json_t *x = json_object();
-        json_object_set_new(x, "factor", json_string(r->factors[i].factor));
-        json_object_set_new(x, "points", json_integer(r->factors[i].points));
-        json_array_append_new(fac, x);
+        JB(b, "{\"factor\":");
+        jb_str_or_null(b, r->factors[i].factor);
+        JB(b, ",\"points\":");
+        jb_int(b, r->factors[i].points);
+        if (i + 1 < r->nfactors)
+            JB(b, "},");
+        else
+            JB(b, "}");
     }
-    json_object_set_new(o, "score_factors", fac);
 
-    json_t *syn = json_object();
-    json_object_set_new(syn, "valid", json_boolean(valid));
-    json_object_set_new(syn, "local", valid ? wire_string(r->addr.local) : json_null());
-    json_object_set_new(syn, "domain", valid ? wire_string(r->addr.domain) : json_null());
-    json_object_set_new(syn, "domain_ascii", valid ? wire_string(r->addr.domain_ascii)
-                                                   : json_null());
-    json_object_set_new(syn, "utf8_local", json_boolean(valid && r->addr.local_utf8));
-    json_object_set_new(syn, "rule", valid ? json_null() : json_string(addr_err_rule(r->addr.err)));
-    json_object_set_new(o, "syntax", syn);
+    JB(b, "],\"syntax\":{\"valid\":");
+    jb_bool(b, valid);
+    if (valid) {
+        JB(b, ",\"local\":");
+        jb_str(b, r->addr.local);
+        JB(b, ",\"domain\":");
+        jb_str(b, r->addr.domain);
+        JB(b, ",\"domain_ascii\":");
+        jb_str(b, r->addr.domain_ascii);
+    } else {
+        JB(b, ",\"local\":null,\"domain\":null,\"domain_ascii\":null");
+    }
+    JB(b, ",\"utf8_local\":");
+    jb_bool(b, valid && r->addr.local_utf8);
+    JB(b, ",\"rule\":");
+    if (valid)
+        JB(b, "null");
+    else
+        jb_str_or_null(b, addr_err_rule(r->addr.err));
 
-    json_t *dom = json_object();
+    JB(b, "},\"domain\":{");
     if (r->dns_checked) {
-        json_object_set_new(dom, "exists", json_boolean(r->domain_exists));
-        json_t *mxa = json_array();
+        JB(b, "\"exists\":");
+        jb_bool(b, r->domain_exists);
+        JB(b, ",\"mx\":[");
         for (unsigned i = 0; i < r->nmx; i++) {
-            json_t *m = json_object();
-            json_object_set_new(m, "host", wire_string(r->mx[i].host));
-            json_object_set_new(m, "pref", json_integer(r->mx[i].pref));
-            json_t *ips = json_array();
-            for (unsigned k = 0; k < r->mx[i].nip; k++)
-                json_array_append_new(ips, json_string(r->mx[i].ip[k]));
-            json_object_set_new(m, "ips", ips);
-            json_array_append_new(mxa, m);
+            JB(b, "{\"host\":");
+            jb_str(b, r->mx[i].host);
+            JB(b, ",\"pref\":");
+            jb_int(b, r->mx[i].pref);
+            JB(b, ",\"ips\":[");
+            for (unsigned k = 0; k < r->mx[i].nip; k++) {
+                if (k)
+                    JB(b, ",");
+                jb_str(b, r->mx[i].ip[k]);
+            }
+            if (i + 1 < r->nmx)
+                JB(b, "]},");
+            else
+                JB(b, "]}");
         }
-        json_object_set_new(dom, "mx", mxa);
-        json_object_set_new(dom, "null_mx", json_boolean(r->null_mx));
-        json_object_set_new(dom, "implicit_mx", json_boolean(r->implicit_mx));
-        json_object_set_new(dom, "spf", json_boolean(r->spf));
-        json_object_set_new(dom, "dmarc", json_boolean(r->dmarc));
+        JB(b, "],\"null_mx\":");
+        jb_bool(b, r->null_mx);
+        JB(b, ",\"implicit_mx\":");
+        jb_bool(b, r->implicit_mx);
+        JB(b, ",\"spf\":");
+        jb_bool(b, r->spf);
+        JB(b, ",\"dmarc\":");
+        jb_bool(b, r->dmarc);
     } else {
-        json_object_set_new(dom, "exists", json_null());
-        json_object_set_new(dom, "mx", json_array());
-        json_object_set_new(dom, "null_mx", json_null());
-        json_object_set_new(dom, "implicit_mx", json_null());
-        json_object_set_new(dom, "spf", json_null());
-        json_object_set_new(dom, "dmarc", json_null());
+        JB(b, "\"exists\":null,\"mx\":[],\"null_mx\":null,\"implicit_mx\":null,\"spf\":null,"
+              "\"dmarc\":null");
     }
-    json_object_set_new(dom, "provider", str_or_null(r->provider));
-    json_object_set_new(dom, "gateway", json_boolean(r->gateway));
-    json_object_set_new(o, "domain", dom);
+    JB(b, ",\"provider\":");
+    jb_str_or_null(b, r->provider);
+    JB(b, ",\"gateway\":");
+    jb_bool(b, r->gateway);
 
-    json_t *smtp = json_object();
-    json_object_set_new(smtp, "result", json_string(vd_smtp_result_name(r->smtp_result)));
-    json_object_set_new(smtp, "code", r->has_reply ? json_integer(r->code) : json_null());
-    json_object_set_new(smtp, "enhanced", r->has_reply ? str_or_null(r->enhanced) : json_null());
-    json_object_set_new(smtp, "message", r->has_reply ? wire_string(r->message) : json_null());
-    json_object_set_new(smtp, "stage", str_or_null(r->stage));
-    json_object_set_new(smtp, "rule", str_or_null(r->rule));
-    json_object_set_new(smtp, "catch_all", r->catch_all < 0 ? json_null()
-                                                            : json_boolean(r->catch_all));
+    JB(b, "},\"smtp\":{\"result\":");
+    jb_str(b, vd_smtp_result_name(r->smtp_result));
+    if (r->has_reply) {
+        JB(b, ",\"code\":");
+        jb_int(b, r->code);
+        JB(b, ",\"enhanced\":");
+        jb_str_or_null(b, r->enhanced);
+        JB(b, ",\"message\":");
+        jb_str(b, r->message);
+    } else {
+        JB(b, ",\"code\":null,\"enhanced\":null,\"message\":null");
+    }
+    JB(b, ",\"stage\":");
+    jb_str_or_null(b, r->stage);
+    JB(b, ",\"rule\":");
+    jb_str_or_null(b, r->rule);
+    JB(b, ",\"catch_all\":");
+    if (r->catch_all < 0)
+        JB(b, "null");
+    else
+        jb_bool(b, r->catch_all);
+    JB(b, ",\"probe\":");
     if (r->probed) {
-        json_t *pr = json_object();
-        json_object_set_new(pr, "rcpt", wire_string(r->probe_rcpt));
-        json_object_set_new(pr, "code", json_integer(r->probe_code));
-        json_object_set_new(pr, "enhanced", str_or_null(r->probe_enh));
-        json_object_set_new(pr, "message", wire_string(r->probe_text));
-        json_object_set_new(pr, "cached", json_boolean(r->probe_cached));
-        json_object_set_new(smtp, "probe", pr);
+        JB(b, "{\"rcpt\":");
+        jb_str(b, r->probe_rcpt);
+        JB(b, ",\"code\":");
+        jb_int(b, r->probe_code);
+        JB(b, ",\"enhanced\":");
+        jb_str_or_null(b, r->probe_enh);
+        JB(b, ",\"message\":");
+        jb_str(b, r->probe_text);
+        JB(b, ",\"cached\":");
+        jb_bool(b, r->probe_cached);
+        JB(b, "}");
     } else {
-        json_object_set_new(smtp, "probe", json_null());
+        JB(b, "null");
     }
-    json_object_set_new(smtp, "mx_host", str_or_null(r->mx_host));
-    json_object_set_new(smtp, "mx_ip", str_or_null(r->mx_ip));
-    json_object_set_new(smtp, "tls", json_boolean(r->tls));
-    json_object_set_new(smtp, "tls_verified", json_boolean(r->tls_verified));
-    json_object_set_new(smtp, "attempts", json_integer(r->attempts));
-    json_object_set_new(smtp, "round_trips", json_integer(r->round_trips));
+    JB(b, ",\"mx_host\":");
+    jb_str_or_null(b, r->mx_host);
+    JB(b, ",\"mx_ip\":");
+    jb_str_or_null(b, r->mx_ip);
+    JB(b, ",\"tls\":");
+    jb_bool(b, r->tls);
+    JB(b, ",\"tls_verified\":");
+    jb_bool(b, r->tls_verified);
+    JB(b, ",\"attempts\":");
+    jb_int(b, r->attempts);
+    JB(b, ",\"round_trips\":");
+    jb_int(b, r->round_trips);
+    JB(b, ",\"mx_geo\":");
     if (r->has_geo) {
-        json_t *g = json_object();
-        json_object_set_new(g, "country_code", str_or_null(r->geo.country_code));
-        json_object_set_new(g, "country", str_or_null(r->geo.country));
-        json_object_set_new(g, "city", str_or_null(r->geo.city));
-        json_object_set_new(g, "asn", r->geo.asn ? json_integer(r->geo.asn) : json_null());
-        json_object_set_new(g, "as_org", str_or_null(r->geo.as_org));
-        json_object_set_new(g, "isp", str_or_null(r->geo.isp));
-        json_object_set_new(smtp, "mx_geo", g);
+        JB(b, "{\"country_code\":");
+        jb_str_or_null(b, r->geo.country_code);
+        JB(b, ",\"country\":");
+        jb_str_or_null(b, r->geo.country);
+        JB(b, ",\"city\":");
+        jb_str_or_null(b, r->geo.city);
+        JB(b, ",\"asn\":");
+        if (r->geo.asn)
+            jb_int(b, r->geo.asn);
+        else
+            JB(b, "null");
+        JB(b, ",\"as_org\":");
+        jb_str_or_null(b, r->geo.as_org);
+        JB(b, ",\"isp\":");
+        jb_str_or_null(b, r->geo.isp);
+        JB(b, "}");
     } else {
-        json_object_set_new(smtp, "mx_geo", json_null());
+        JB(b, "null");
     }
-    json_object_set_new(o, "smtp", smtp);
 
-    json_t *fl = json_object();
-    json_object_set_new(fl, "disposable", json_boolean(r->intel.disposable));
-    json_object_set_new(fl, "free", json_boolean(r->intel.free));
-    json_object_set_new(fl, "role", json_boolean(r->intel.role));
-    json_object_set_new(fl, "gibberish", json_boolean(r->intel.gibberish));
-    json_object_set_new(fl, "gibberish_score", json_real(r->intel.gibberish_score));
-    json_object_set_new(o, "flags", fl);
-    json_object_set_new(o, "suggestion",
-                        r->intel.has_suggestion ? wire_string(r->intel.suggestion) : json_null());
-    json_object_set_new(o, "list_match", str_or_null(r->list_match));
-    json_object_set_new(o, "duration_ms", json_integer((json_int_t)r->duration_ms));
+    JB(b, "},\"flags\":{\"disposable\":");
+    jb_bool(b, r->intel.disposable);
+    JB(b, ",\"free\":");
+    jb_bool(b, r->intel.free);
+    JB(b, ",\"role\":");
+    jb_bool(b, r->intel.role);
+    JB(b, ",\"gibberish\":");
+    jb_bool(b, r->intel.gibberish);
+    JB(b, ",\"gibberish_score\":");
+    jb_real(b, r->intel.gibberish_score);
+    JB(b, "},\"suggestion\":");
+    if (r->intel.has_suggestion)
+        jb_str(b, r->intel.suggestion);
+    else
+        JB(b, "null");
+    JB(b, ",\"list_match\":");
+    jb_str_or_null(b, r->list_match);
+    JB(b, ",\"duration_ms\":");
+    jb_int(b, (long long)r->duration_ms);
 
     if (with_transcript) {
-        json_t *tr = json_array();
+        JB(b, ",\"transcript\":[");
         for (unsigned i = 0; i < r->nlines; i++) {
             const vd_line_t *l = &r->lines[i];
-            json_t *e = json_object();
             char dir[2] = {l->dir, '\0'};
-            json_object_set_new(e, "ip", json_string(l->ip));
-            json_object_set_new(e, "dir", json_string(dir));
-            json_object_set_new(e, "t_ms", json_integer((json_int_t)l->t_ms));
-            json_object_set_new(e, "line", wire_string(l->line));
-            json_array_append_new(tr, e);
+            JB(b, "{\"ip\":");
+            jb_str(b, l->ip);
+            JB(b, ",\"dir\":");
+            jb_str(b, dir);
+            JB(b, ",\"t_ms\":");
+            jb_int(b, (long long)l->t_ms);
+            JB(b, ",\"line\":");
+            jb_str(b, l->line ? l->line : "");
+            if (i + 1 < r->nlines)
+                JB(b, "},");
+            else
+                JB(b, "}");
         }
-        json_object_set_new(o, "transcript", tr);
+        JB(b, "]");
     }
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(o);
-    return s;
+    JB(b, "}");
+    if (b->oom) {
+        free(b->p);
+        return NULL;
+    }
+    b->p[b->len] = '\0';
+    return b->p;
 }
 
 static const char *verdict_colour(vd_verdict_t v)

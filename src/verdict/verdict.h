@@ -4,8 +4,8 @@
  * Pure: the engine (sched) records facts in a vd_result_t — syntax, DNS routing, the SMTP
  * reply that decided, intel flags — through the vd_set_* functions, which choose the
  * verdict and reason; vd_finish() applies the address-level signals (disposable, role,
- * the user's lists) and computes the score. Rendering to JSON (jansson) and to text for
- * people lives here too. No I/O except writing to a FILE* the caller gives.
+ * the user's lists) and computes the score. Rendering to JSON (written directly, in
+ * jansson's compact spelling) and to text for people lives here too. No I/O except writing to a FILE* the caller gives.
  *
  * Ownership: vd_result_new() / vd_result_free(); every string inside is owned.
  */
