@@ -16,13 +16,14 @@
 #include "util/clock.h"
 #include "util/str.h"
 
-#define PEND_BUCKETS 8192
+#define PEND_BUCKETS (1u << 18) /* > JOB_CHUNK: chains stay short (2 MiB of pointers) */
 
 /* One address in the engine (or about to be), and every row that wants its result. */
 typedef struct pend {
     char *addr;
     const char *domain;     /* after the last '@' (grouping key) */
     uint64_t seq;           /* order of first appearance */
+    uint64_t hash;          /* of addr */
     int64_t *rows;
     size_t nrows, cap;
     struct pend *next;
@@ -36,7 +37,7 @@ struct job_run {
     bulkio_reader_t *rd;
     store_bitmap_t done;    /* rows stored by earlier runs */
     int64_t age_s;
-    pend_t *tab[PEND_BUCKETS];
+    pend_t **tab;           /* PEND_BUCKETS chains */
     pend_t **chunk;         /* read, not yet sent to the engine */
     size_t nchunk, nsent;
     bool chunk_sorted;
@@ -55,10 +56,10 @@ static uint64_t hash_str(const char *s)
     return h;
 }
 
-static pend_t *pend_find(job_run_t *r, const char *addr)
+static pend_t *pend_find(job_run_t *r, const char *addr, uint64_t h)
 {
-    for (pend_t *p = r->tab[hash_str(addr) % PEND_BUCKETS]; p; p = p->next)
-        if (strcmp(p->addr, addr) == 0)
+    for (pend_t *p = r->tab[h % PEND_BUCKETS]; p; p = p->next)
+        if (p->hash == h && strcmp(p->addr, addr) == 0)
             return p;
     return NULL;
 }
@@ -79,7 +80,7 @@ static bool pend_add_row(pend_t *p, int64_t row)
 
 static void pend_remove(job_run_t *r, pend_t *p)
 {
-    pend_t **pp = &r->tab[hash_str(p->addr) % PEND_BUCKETS];
+    pend_t **pp = &r->tab[p->hash % PEND_BUCKETS];
     while (*pp && *pp != p)
         pp = &(*pp)->next;
     if (*pp)
@@ -117,9 +118,10 @@ static void put_row(job_run_t *r, int64_t row_no, const char *address, const cha
 
 static void free_all(job_run_t *r)
 {
-    for (size_t i = 0; i < PEND_BUCKETS; i++)
+    for (size_t i = 0; r->tab && i < PEND_BUCKETS; i++)
         while (r->tab[i])
             pend_remove(r, r->tab[i]);
+    free(r->tab);
     if (r->pump)
         event_free(r->pump);
     bulkio_reader_free(r->rd);
@@ -210,7 +212,8 @@ static void take_row(job_run_t *r, const bulkio_row_t *row)
         r->c.rows_error++;
         return;
     }
-    pend_t *p = pend_find(r, row->address);
+    uint64_t h = hash_str(row->address);
+    pend_t *p = pend_find(r, row->address, h);
     if (p) {
         if (!pend_add_row(p, rn))
             fail(r, "memory", "out of memory");
@@ -230,9 +233,9 @@ static void take_row(job_run_t *r, const bulkio_row_t *row)
     const char *at = strrchr(p->addr, '@');
     p->domain = at ? at + 1 : "";
     p->seq = ++r->seq;
-    size_t h = hash_str(p->addr) % PEND_BUCKETS;
-    p->next = r->tab[h];
-    r->tab[h] = p;
+    p->hash = h;
+    p->next = r->tab[h % PEND_BUCKETS];
+    r->tab[h % PEND_BUCKETS] = p;
     r->chunk[r->nchunk++] = p;
 }
 
@@ -311,7 +314,10 @@ mp_status_t job_run_start(const job_run_opts_t *o, job_run_t **out, char *err, s
 {
     *out = NULL;
     job_run_t *r = calloc(1, sizeof *r);
-    if (!r || !(r->chunk = calloc(JOB_CHUNK, sizeof *r->chunk))) {
+    if (!r || !(r->chunk = calloc(JOB_CHUNK, sizeof *r->chunk)) ||
+        !(r->tab = calloc(PEND_BUCKETS, sizeof *r->tab))) {
+        if (r)
+            free(r->chunk);
         free(r);
         snprintf(err, errsize, "out of memory");
         return MP_ERR_NOMEM;
