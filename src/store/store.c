@@ -129,6 +129,16 @@ static const char *const migrations[] = {
     " checked_at INTEGER NOT NULL,"
     " ref INTEGER,"
     " result TEXT);",
+
+    /* 2 -> 3: rows per reason kept with the job, so a status page does not count them */
+    "CREATE TABLE job_reasons("
+    " job INTEGER NOT NULL,"
+    " reason TEXT NOT NULL,"                  /* reason, else row error, else not_checked */
+    " n INTEGER NOT NULL,"
+    " PRIMARY KEY(job, reason)) WITHOUT ROWID;"
+    "INSERT INTO job_reasons(job, reason, n)"
+    " SELECT job, coalesce(reason, row_error, 'not_checked'), count(*) FROM results"
+    " GROUP BY 1, 2;",
 };
 #define NMIGRATIONS (sizeof migrations / sizeof migrations[0])
 
@@ -136,6 +146,7 @@ enum {
     S_BEGIN, S_COMMIT, S_ROLLBACK, S_DATA_VERSION,
     S_JOB_NUM, S_JOB_INSERT, S_JOB_FIND, S_JOB_GET, S_JOB_LIST, S_JOB_STATE, S_JOB_TOTAL,
     S_JOB_CKPT, S_JOB_DELTA, S_JOB_DEL, S_JOB_DEL_RESULTS, S_JOB_UNREF_CACHE, S_JOB_UNREF_LOG,
+    S_JOB_REASON_ADD, S_JOB_REASONS, S_JOB_DEL_REASONS,
     S_RES_PUT, S_RES_ROWS, S_RES_NEW, S_RES_MAXSEQ, S_RES_GET,
     S_CACHE_GET, S_CACHE_PRUNE, S_LOG_PUT, S_LOG_GET, S_LOG_ALL, S_LOG_MERGE, S_LOG_CLEAR,
     S__COUNT
@@ -167,6 +178,10 @@ static const char *const sql[S__COUNT] = {
                     " WHERE num = ?1",
     [S_JOB_DEL] = "DELETE FROM jobs WHERE num = ?1",
     [S_JOB_DEL_RESULTS] = "DELETE FROM results WHERE job = ?1",
+    [S_JOB_REASON_ADD] = "INSERT INTO job_reasons(job, reason, n) VALUES(?1, ?2, ?3)"
+                         " ON CONFLICT(job, reason) DO UPDATE SET n = n + excluded.n",
+    [S_JOB_REASONS] = "SELECT reason, n FROM job_reasons WHERE job = ?1 ORDER BY n DESC, reason",
+    [S_JOB_DEL_REASONS] = "DELETE FROM job_reasons WHERE job = ?1",
     /* cache entries that refer to a job's results get their own copy before it goes */
     [S_JOB_UNREF_CACHE] = "UPDATE cache SET result = (SELECT r.result FROM results r"
                           " WHERE r.seq = cache.ref), ref = NULL"
@@ -202,9 +217,17 @@ static const char *const sql[S__COUNT] = {
     [S_LOG_CLEAR] = "DELETE FROM cache_log",
 };
 
+#define DELTA_REASONS 64 /* distinct reasons per job per batch (the vocabulary has ~35) */
+#define REASON_MAX 40
+
 typedef struct {
     int64_t num;
     int64_t d[6]; /* done, deliverable, undeliverable, risky, unknown, error */
+    struct {
+        char name[REASON_MAX];
+        int64_t n;
+    } r[DELTA_REASONS];
+    size_t nr;
 } delta_t;
 
 /* The rows of one job that have a result: 2^32 bits in blocks allocated on demand. */
@@ -885,6 +908,13 @@ mp_status_t store_flush(store_t *st)
             sqlite3_bind_int64(s, 2 + k, st->delta[i].d[k]);
         sqlite3_bind_int64(s, 8, now);
         rc = run(st, s, "updating job progress");
+        for (size_t k = 0; k < st->delta[i].nr && !rc; k++) {
+            s = stmt(st, S_JOB_REASON_ADD);
+            sqlite3_bind_int64(s, 1, st->delta[i].num);
+            bind_text(s, 2, st->delta[i].r[k].name);
+            sqlite3_bind_int64(s, 3, st->delta[i].r[k].n);
+            rc = run(st, s, "updating job reasons");
+        }
     }
     if (!rc)
         rc = run(st, stmt(st, S_COMMIT), "committing");
@@ -919,6 +949,33 @@ mp_status_t store_tick(store_t *st)
     return MP_OK;
 }
 
+/* Where a row of this reason is counted in the batch: its slot, or -1 (a new name). */
+static int delta_slot(const delta_t *d, const char *name)
+{
+    for (size_t i = 0; i < d->nr; i++)
+        if (strncmp(d->r[i].name, name, REASON_MAX - 1) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* True when the batch can count one more row of this reason. */
+static bool delta_room(const delta_t *d, const char *name)
+{
+    return d->nr < DELTA_REASONS || delta_slot(d, name) >= 0;
+}
+
+/* Count one row for its reason (delta_room() said there is room). */
+static void delta_reason(delta_t *d, const char *name)
+{
+    int i = delta_slot(d, name);
+    if (i < 0) {
+        i = (int)d->nr++;
+        mp_strlcpy(d->r[i].name, name, REASON_MAX);
+        d->r[i].n = 0;
+    }
+    d->r[i].n++;
+}
+
 static delta_t *delta_for(store_t *st, int64_t num)
 {
     for (size_t i = 0; i < st->ndelta; i++)
@@ -949,8 +1006,12 @@ mp_status_t store_result_put(store_t *st, const char *job_id, const store_result
     /* batch_begin may have found the job deleted by another process */
     if ((rc = job_num(st, job_id, &num)) != MP_OK)
         return rc;
+    const char *reason = r->reason && *r->reason       ? r->reason
+                         : r->row_error && *r->row_error ? r->row_error
+                                                         : "not_checked";
     delta_t *d = delta_for(st, num);
-    if (!d) { /* many jobs in one batch: commit what we have */
+    if (!d || !delta_room(d, reason)) {
+        /* many jobs, or many new reason names, in one batch: commit what we have */
         if ((rc = store_flush(st)) != MP_OK || (rc = batch_begin(st)) != MP_OK)
             return rc;
         d = delta_for(st, num);
@@ -987,6 +1048,7 @@ mp_status_t store_result_put(store_t *st, const char *job_id, const store_result
         if (json && !ref)
             lj_keep(st, json, len, seq, num);
         d->d[0]++;
+        delta_reason(d, reason);
         if (r->row_error && *r->row_error)
             d->d[5]++;
         else if (r->verdict) {
@@ -1379,7 +1441,8 @@ mp_status_t store_job_delete(store_t *st, const char *id)
         return rc;
     if ((rc = batch_begin(st)) != MP_OK)
         return rc;
-    static const int steps[] = {S_JOB_UNREF_CACHE, S_JOB_UNREF_LOG, S_JOB_DEL_RESULTS, S_JOB_DEL};
+    static const int steps[] = {S_JOB_UNREF_CACHE, S_JOB_UNREF_LOG, S_JOB_DEL_RESULTS,
+                                S_JOB_DEL_REASONS, S_JOB_DEL};
     for (size_t i = 0; i < sizeof steps / sizeof steps[0] && !rc; i++) {
         sqlite3_stmt *s = stmt(st, steps[i]);
         sqlite3_bind_int64(s, 1, num);
@@ -1670,19 +1733,12 @@ mp_status_t store_job_reasons(store_t *st, const char *id, store_reason_fn fn, v
     mp_status_t rc = job_num(st, id, &num);
     if (rc != MP_OK)
         return rc;
-    /* prepared per call: a status page asks now and then, not per row */
-    sqlite3_stmt *s = NULL;
-    int src = sqlite3_prepare_v2(st->db,
-                                 "SELECT coalesce(reason, row_error, 'not_checked'), count(*) "
-                                 "FROM results WHERE job = ?1 GROUP BY 1 "
-                                 "ORDER BY 2 DESC, 1",
-                                 -1, &s, NULL);
-    if (src != SQLITE_OK)
-        return db_fail(st, src, "counting reasons");
+    sqlite3_stmt *s = stmt(st, S_JOB_REASONS);
     sqlite3_bind_int64(s, 1, num);
+    int src;
     while ((src = sqlite3_step(s)) == SQLITE_ROW)
         fn((const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1), arg);
-    rc = src == SQLITE_DONE ? MP_OK : db_fail(st, src, "counting reasons");
-    sqlite3_finalize(s);
+    rc = src == SQLITE_DONE ? MP_OK : db_fail(st, src, "reading job reasons");
+    sqlite3_reset(s);
     return rc;
 }

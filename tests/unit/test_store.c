@@ -81,6 +81,64 @@ static void put(store_t *st, const char *job, int64_t row, const char *verdict)
     assert_int_equal(store_result_put(st, job, &r), MP_OK);
 }
 
+static int64_t sql_int(const char *file, const char *q);
+
+static void add_reason(const char *reason, int64_t n, void *arg)
+{
+    char *out = arg;
+    size_t len = strlen(out);
+    snprintf(out + len, 2048 - len, "%s%s=%lld", len ? "," : "", reason, (long long)n);
+}
+
+/* "reason=n,..." most frequent first, as store_job_reasons gives them. */
+static const char *reasons_of(store_t *st, const char *job)
+{
+    static char buf[2048];
+    buf[0] = '\0';
+    assert_int_equal(store_job_reasons(st, job, add_reason, buf), MP_OK);
+    return buf;
+}
+
+static void test_job_reasons(void **state)
+{
+    (void)state;
+    store_t *st = open_store("reasons.sqlite");
+    store_job_t j = {.input_path = (char *)"in.csv", .fingerprint = (char *)"fp",
+                     .options = (char *)"o"};
+    assert_int_equal(store_job_create(st, &j), MP_OK);
+    assert_string_equal(reasons_of(st, j.id), "");
+    put(st, j.id, 1, "deliverable");
+    put(st, j.id, 2, "deliverable");
+    store_result_t bad = {.row_no = 3, .address = "", .row_error = "no_address"};
+    assert_int_equal(store_result_put(st, j.id, &bad), MP_OK);
+    store_result_t absent = {.row_no = 4, .address = "z@x.com", .verdict = "undeliverable",
+                             .reason = "mailbox_absent", .result_json = "{}"};
+    assert_int_equal(store_result_put(st, j.id, &absent), MP_OK);
+    assert_int_equal(store_result_put(st, j.id, &absent), MP_OK); /* ignored: row 4 is done */
+    /* 70 distinct names in one batch: more than a batch counts, so it commits midway */
+    for (int i = 0; i < 70; i++) {
+        char reason[32];
+        snprintf(reason, sizeof reason, "r%02d", i);
+        store_result_t r = {.row_no = 10 + i, .address = "y@x.com", .verdict = "unknown",
+                            .reason = reason, .result_json = "{}"};
+        assert_int_equal(store_result_put(st, j.id, &r), MP_OK);
+    }
+    assert_int_equal(store_flush(st), MP_OK);
+    const char *got = reasons_of(st, j.id);
+    assert_true(strncmp(got, "accepted=2,mailbox_absent=1,no_address=1,r00=1,", 47) == 0);
+    assert_non_null(strstr(got, ",r69=1"));
+    store_job_t g;
+    bool found;
+    assert_int_equal(store_job_get(st, j.id, &g, &found), MP_OK);
+    assert_int_equal(g.done_rows, 74);
+    store_job_cleanup(&g);
+    char id[STORE_ID_MAX];
+    snprintf(id, sizeof id, "%s", j.id);
+    assert_int_equal(store_job_delete(st, id), MP_OK);
+    assert_int_equal(sql_int("reasons.sqlite", "SELECT count(*) FROM job_reasons"), 0);
+    store_close(st);
+}
+
 static void test_open_schema(void **state)
 {
     (void)state;
@@ -505,7 +563,8 @@ static void test_migrate_v1(void **state)
     sqlite3_close(db);
 
     store_t *st = open_store("v1.sqlite");
-    assert_int_equal(store_schema_version(st), 2);
+    assert_int_equal(store_schema_version(st), STORE_SCHEMA_VERSION);
+    assert_string_equal(reasons_of(st, "abcdefghjk"), "accepted=2,no_address=1");
     store_job_t got;
     bool found;
     assert_int_equal(store_job_find(st, "fp-v1", "o", &got, &found), MP_OK);
@@ -547,6 +606,8 @@ static void test_migrate_v1(void **state)
     assert_int_equal(got.done_rows, 4);
     assert_int_equal(got.n_risky, 1);
     store_job_cleanup(&got);
+    /* the counters follow new rows, not the ignored second put of row 2 */
+    assert_string_equal(reasons_of(st, "abcdefghjk"), "accepted=3,no_address=1");
     store_cached_t c;
     assert_int_equal(store_cache_get(st, "a@x.com", -1, &c, &found), MP_OK);
     assert_true(found);
@@ -561,7 +622,7 @@ static void test_migrate_v1(void **state)
                                           " ORDER BY seq DESC LIMIT 1"), 3);
     assert_int_equal(sql_int("v1.sqlite", "SELECT count(*) FROM sqlite_sequence"
                                           " WHERE name = 'results'"), 1);
-    assert_int_equal(sql_int("v1.sqlite", "PRAGMA user_version"), 2);
+    assert_int_equal(sql_int("v1.sqlite", "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 }
 
 /* Repeated JSON is stored once per job and referred to; the cache refers to results and
@@ -967,6 +1028,7 @@ int main(void)
         cmocka_unit_test(test_row_order),       cmocka_unit_test(test_cache),
         cmocka_unit_test(test_batch_age),       cmocka_unit_test(test_two_handles),
         cmocka_unit_test(test_job_list),        cmocka_unit_test(test_migrate_v1),
+        cmocka_unit_test(test_job_reasons),
         cmocka_unit_test(test_shared_json),     cmocka_unit_test(test_cache_staging),
         cmocka_unit_test(test_first_put_two_handles), cmocka_unit_test(test_row_order_far),        cmocka_unit_test(test_million),
     };
