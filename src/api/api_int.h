@@ -72,6 +72,9 @@ struct api {
     bool auth;
     strmap_t *buckets;        /* rate limit: token or client address -> bucket */
     strmap_t *inflight;       /* address -> check in the engine */
+    strmap_t *recent;         /* address -> its last result (server.c) */
+    char **ring;              /* addresses of recent results, oldest overwritten first */
+    uint64_t recent_seq;
     struct event *tick;       /* commits idle batches */
     api_metrics_t m;
     api_jobs_t *jobs;

@@ -183,18 +183,81 @@ struct chk {
     waiter_t *waiters;
 };
 
-/* The answer text for one caller: without the transcript unless asked, marked cached. */
-static json_t *shape(const char *json, bool transcript, bool cached)
+/* ---- recent results ------------------------------------------------------------------ */
+
+/* The last RECENT_MAX results, in memory, rendered with and without the transcript: a
+ * repeat call is answered without a store read or a JSON parse, and the store's address
+ * cache (for jobs and restarts) gets one write per address and minute at most. */
+#define RECENT_MAX 10000
+#define RECENT_STORE_MS 60000
+
+typedef struct {
+    char *plain, *full;     /* without / with the transcript */
+    uint64_t at_ms;
+    uint64_t seq;           /* the ring slot that owns it: seq % RECENT_MAX */
+} recent_t;
+
+static void recent_free(void *v)
 {
-    json_error_t je;
-    json_t *j = json_loads(json, 0, &je);
-    if (!j)
-        return NULL;
-    if (!transcript)
-        json_object_del(j, "transcript");
-    if (cached)
-        json_object_set_new(j, "cached", json_true());
-    return j;
+    recent_t *e = v;
+    free(e->plain);
+    free(e->full);
+    free(e);
+}
+
+/* Keep a result (takes plain and full); the oldest goes when the ring is full. */
+static void recent_put(api_t *a, const char *email, char *plain, char *full)
+{
+    recent_t *e = strmap_get(a->recent, email);
+    if (!e) {
+        if (!(e = calloc(1, sizeof *e)) || !strmap_put(a->recent, email, e)) {
+            free(e);
+            free(plain);
+            free(full);
+            return;
+        }
+    } else {
+        free(e->plain);
+        free(e->full);
+    }
+    e->plain = plain;
+    e->full = full;
+    e->at_ms = mp_now_ms();
+    uint64_t seq = a->recent_seq++;
+    char **slot = &a->ring[seq % RECENT_MAX];
+    if (*slot) {
+        recent_t *old = strmap_get(a->recent, *slot);
+        if (old && old->seq + RECENT_MAX == seq)
+            recent_free(strmap_del(a->recent, *slot));
+        free(*slot);
+    }
+    *slot = strdup(email);
+    e->seq = seq;
+    if (!*slot) /* no key to evict by later: forget the entry now */
+        recent_free(strmap_del(a->recent, email));
+}
+
+/* A result as the answer body: as rendered, or marked "cached" (the JSON ends in '}'). */
+static void reply_result(api_t *a, struct evhttp_request *req, const char *json, bool cached)
+{
+    struct evbuffer *b = evbuffer_new();
+    size_t n = strlen(json);
+    if (!b) {
+        api_error(a, req, 500, "internal", "out of memory");
+        return;
+    }
+    if (cached && n && json[n - 1] == '}') {
+        evbuffer_add(b, json, n - 1);
+        static const char mark[] = ",\"cached\":true}\n";
+        evbuffer_add(b, mark, sizeof mark - 1);
+    } else {
+        evbuffer_add(b, json, n);
+        evbuffer_add(b, "\n", 1);
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "application/json");
+    api_reply(a, req, 200, b);
+    evbuffer_free(b);
 }
 
 static void waiter_free(waiter_t *w)
@@ -273,44 +336,55 @@ static void on_check_done(vd_result_t *res, void *arg)
     chk_t *c = arg;
     api_t *a = c->a;
     api_metrics_result(&a->m, res);
-    char *json = vd_to_json(res, true);
-    if (json && store_cache_put(a->st, c->email, vd_verdict_name(res->verdict), json,
-                                mp_wall_s()) != MP_OK)
+    char *plain = vd_to_json(res, false), *full = vd_to_json(res, true);
+    recent_t *prev = strmap_get(a->recent, c->email);
+    if (plain && (!prev || mp_now_ms() - prev->at_ms >= RECENT_STORE_MS) &&
+        store_cache_put(a->st, c->email, vd_verdict_name(res->verdict), plain, mp_wall_s()) !=
+            MP_OK)
         mp_log(MP_LOG_WARN, "job store: %s", store_errmsg(a->st));
     vd_result_free(res);
     strmap_del(a->inflight, c->email);
     while (c->waiters) {
         waiter_t *w = c->waiters;
         c->waiters = w->next;
-        json_t *j = json ? shape(json, w->transcript, false) : NULL;
-        if (j)
-            api_reply_json(a, w->req, 200, j);
+        const char *text = w->transcript ? full : plain;
+        if (text)
+            reply_result(a, w->req, text, false);
         else
             api_error(a, w->req, 500, "internal", "the result could not be rendered");
         waiter_free(w);
     }
-    free(json);
+    if (plain && full)
+        recent_put(a, c->email, plain, full);
+    else {
+        free(plain);
+        free(full);
+    }
     free(c->email);
     free(c);
 }
 
-/* A fresh enough cached result, shaped for this caller, or NULL. */
-static json_t *from_cache(api_t *a, const api_check_req_t *cr)
+/* Answer from a fresh enough result (memory, else the store's cache); false if none. */
+static bool answer_cached(api_t *a, struct evhttp_request *req, const api_check_req_t *cr)
 {
     if (cr->fresh || !a->o.max_age_ms)
-        return NULL;
+        return false;
+    recent_t *e = strmap_get(a->recent, cr->email);
+    if (e && mp_now_ms() - e->at_ms <= a->o.max_age_ms) {
+        reply_result(a, req, cr->transcript ? e->full : e->plain, true);
+        return true;
+    }
+    if (cr->transcript)
+        return false; /* the store keeps results without their transcript */
     store_cached_t c;
     bool found = false;
     if (store_cache_get(a->st, cr->email, (int64_t)(a->o.max_age_ms / 1000), &c, &found) !=
             MP_OK ||
         !found)
-        return NULL;
-    json_t *j = NULL;
-    /* a cached job result has no transcript: a caller who wants one gets a new check */
-    if (!cr->transcript || strstr(c.result_json, "\"transcript\":"))
-        j = shape(c.result_json, cr->transcript, true);
+        return false;
+    reply_result(a, req, c.result_json, true);
     free(c.result_json);
-    return j;
+    return true;
 }
 
 static void check_run(api_t *a, struct evhttp_request *req, api_check_req_t *cr)
@@ -321,10 +395,8 @@ static void check_run(api_t *a, struct evhttp_request *req, api_check_req_t *cr)
         api_error(a, req, 400, "bad_request", "the email is empty");
         return;
     }
-    json_t *cached = from_cache(a, cr);
-    if (cached) {
+    if (answer_cached(a, req, cr)) {
         a->m.check_cached++;
-        api_reply_json(a, req, 200, cached);
         return;
     }
     chk_t *c = strmap_get(a->inflight, cr->email);
@@ -662,9 +734,11 @@ api_t *api_new(struct event_base *base, engine_t *engine, store_t *st, const api
     }
     a->buckets = strmap_new();
     a->inflight = strmap_new();
+    a->recent = strmap_new();
+    a->ring = calloc(RECENT_MAX, sizeof *a->ring);
     a->http = evhttp_new(base);
     a->tick = event_new(base, -1, EV_PERSIST, on_tick, a);
-    if (!a->buckets || !a->inflight || !a->http || !a->tick) {
+    if (!a->buckets || !a->inflight || !a->recent || !a->ring || !a->http || !a->tick) {
         snprintf(err, errsize, "out of memory");
         goto fail;
     }
@@ -733,6 +807,11 @@ void api_free(api_t *a)
         return;
     if (a->inflight)
         strmap_free(a->inflight, chk_drop);
+    if (a->recent)
+        strmap_free(a->recent, recent_free);
+    for (size_t i = 0; a->ring && i < RECENT_MAX; i++)
+        free(a->ring[i]);
+    free(a->ring);
     api_jobs_free(a);
     if (a->http)
         evhttp_free(a->http);
