@@ -76,6 +76,8 @@ struct api {
     char **ring;              /* addresses of recent results, oldest overwritten first */
     uint64_t recent_seq;
     struct event *tick;       /* commits idle batches */
+    struct event *accept_ev;  /* accepting again after running out of descriptors */
+    uint64_t accept_warned_ms;
     api_metrics_t m;
     api_jobs_t *jobs;
     uint64_t started_ms;

@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <sys/resource.h>
 
 #include "addr/addr.h"
 #include "api/api_int.h"
@@ -637,6 +639,51 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 /* ---- life cycle --------------------------------------------------------------------- */
 
+/* accept() failed. Out of descriptors (EMFILE/ENFILE), the listening socket stays
+ * readable and libevent would retry at once, forever, logging each time: pause accepting
+ * for a moment instead, and say so once a minute. */
+static api_t *accept_owner; /* the error callback gets evhttp's pointer, not ours: one
+                               server per process, which serve is */
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    (void)arg; /* the struct evhttp */
+    api_t *a = accept_owner;
+    int err = EVUTIL_SOCKET_ERROR();
+    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+        mp_log(MP_LOG_WARN, "accept: %s", strerror(err));
+        return;
+    }
+    evconnlistener_disable(l);
+    struct timeval tv = {0, 200000};
+    event_add(a->accept_ev, &tv);
+    uint64_t now = mp_now_ms();
+    if (now - a->accept_warned_ms >= 60000) {
+        a->accept_warned_ms = now;
+        mp_log(MP_LOG_WARN, "accept: %s: not taking connections for 200 ms (raise the open "
+               "files limit, ulimit -n, for more clients)", strerror(err));
+    }
+}
+
+static void on_accept_again(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    api_t *a = arg;
+    if (a->sock && !a->shutting)
+        evconnlistener_enable(evhttp_bound_socket_get_listener(a->sock));
+}
+
+/* Each connection is a descriptor: take the hard limit, not the soft 1,024. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -752,12 +799,19 @@ api_t *api_new(struct event_base *base, engine_t *engine, store_t *st, const api
     evhttp_set_gencb(a->http, on_request, a);
     if (api_jobs_init(a, err, errsize) != 0)
         goto fail;
+    raise_fd_limit();
     a->sock = evhttp_bind_socket_with_handle(a->http, o->host, (ev_uint16_t)o->port);
     if (!a->sock) {
         snprintf(err, errsize, "cannot listen on %s:%u: %s", o->host, o->port,
                  strerror(errno));
         goto fail;
     }
+    if (!(a->accept_ev = evtimer_new(base, on_accept_again, a))) {
+        snprintf(err, errsize, "out of memory");
+        goto fail;
+    }
+    accept_owner = a;
+    evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(a->sock), on_accept_error);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (getsockname(evhttp_bound_socket_get_fd(a->sock), (struct sockaddr *)&ss, &sl) == 0)
@@ -817,6 +871,10 @@ void api_free(api_t *a)
         evhttp_free(a->http);
     if (a->tick)
         event_free(a->tick);
+    if (a->accept_ev)
+        event_free(a->accept_ev);
+    if (accept_owner == a)
+        accept_owner = NULL;
     if (a->buckets)
         strmap_free(a->buckets, free);
     api_tokens_free(&a->tokens);

@@ -434,6 +434,66 @@ class Restart(labkit.LabCase):
             self.assertEqual(srv.stop(), 0)
 
 
+class Descriptors(labkit.LabCase):
+    def test_out_of_descriptors_pauses_accepting(self):
+        """With every descriptor taken, accept() fails: the server must not spin on it (nor
+        log each failure), and must serve again once clients go."""
+        if os.environ.get("MAILPROBE_WRAPPER"):
+            return  # valgrind keeps descriptors of its own; the plain pass runs this
+        import resource
+        d = tempfile.mkdtemp(prefix="mp-api-fd-")
+
+        def limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+        err = tempfile.TemporaryFile(mode="w+")
+        proc = subprocess.Popen([labkit.mailprobe_path(), "serve", "--listen", "127.0.0.1:0",
+                                 "--store", os.path.join(d, "s.sqlite"), "--offline"],
+                                stderr=err, preexec_fn=limit, text=True)
+        try:
+            port = None
+            for _ in range(100):
+                err.seek(0)
+                m = re.search(r":(\d+)/", err.read())
+                if m:
+                    port = int(m.group(1))
+                    break
+                time.sleep(0.1)
+            self.assertTrue(port)
+            import socket
+            socks, answered = [], 0
+            for _ in range(150):
+                s = socket.socket()
+                s.settimeout(0.2)
+                try:
+                    s.connect(("127.0.0.1", port))
+                    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                    if s.recv(100):
+                        answered += 1
+                except OSError:
+                    pass
+                socks.append(s)
+            self.assertGreater(answered, 10)
+            self.assertLess(answered, 64)  # the limit was reached
+            time.sleep(2)
+            with open("/proc/%d/stat" % proc.pid) as f:
+                st = f.read().split()
+            cpu = (int(st[13]) + int(st[14])) / os.sysconf("SC_CLK_TCK")
+            self.assertLess(cpu, 1.0, "the server spun on accept()")
+            for s in socks:
+                s.close()
+            time.sleep(0.5)
+            self.assertEqual(request("http://127.0.0.1:%d/healthz" % port).code, 200)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+            err.seek(0)
+            text = err.read()
+            err.close()
+        warnings = [l for l in text.splitlines() if "Too many open files" in l]
+        self.assertEqual(len(warnings), 1, text[-2000:])
+        self.assertEqual(proc.returncode, 0, text[-2000:])
+
+
 class Auth(labkit.LabCase):
     def test_tokens_and_rate_limit(self):
         d = tempfile.mkdtemp(prefix="mp-api-auth-")
