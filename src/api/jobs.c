@@ -389,6 +389,8 @@ static void on_next(evutil_socket_t fd, short what, void *arg)
     (void)what;
     api_t *a = arg;
     api_jobs_t *q = a->jobs;
+    if (a->shutting)
+        return; /* the stopped run is freed with the engine gone (api_jobs_free) */
     if (q->run && q->run_ended) {
         char id[STORE_ID_MAX];
         mp_strlcpy(id, job_run_id(q->run), sizeof id);
@@ -891,9 +893,19 @@ void api_jobs_shutdown(api_t *a)
 {
     api_jobs_t *q = a->jobs;
     if (q && q->run) {
-        /* the job stays "running" in the store: the next start continues it */
+        /* no new checks; the job stays "running" in the store: the next start continues
+         * it from what was stored */
+        job_run_stop(q->run);
         store_flush(a->st);
     }
+    /* downloads waiting for an output file */
+    for (out_task_t *t = q ? q->tasks : NULL; t; t = t->next)
+        while (t->waiters) {
+            out_wait_t *w = t->waiters;
+            t->waiters = w->next;
+            api_error(a, w->req, 503, "shutting_down", "the server is stopping");
+            free(w);
+        }
 }
 
 void api_jobs_free(api_t *a)

@@ -829,6 +829,19 @@ unsigned api_port(const api_t *a)
     return a->port;
 }
 
+static void chk_tell_stopping(const char *key, void *value, void *arg)
+{
+    (void)key;
+    (void)arg;
+    chk_t *c = value;
+    while (c->waiters) {
+        waiter_t *w = c->waiters;
+        c->waiters = w->next;
+        api_error(c->a, w->req, 503, "shutting_down", "the server is stopping");
+        waiter_free(w);
+    }
+}
+
 void api_shutdown(api_t *a)
 {
     if (!a || a->shutting)
@@ -837,7 +850,9 @@ void api_shutdown(api_t *a)
     if (a->sock && a->http)
         evhttp_del_accept_socket(a->http, a->sock);
     a->sock = NULL;
-    /* callers waiting for checks are answered 503 by api_free, after the engine is gone */
+    /* callers waiting for checks are told now, so that the caller's grace turns of the
+     * loop can deliver it; the checks stay with the engine until it is freed */
+    strmap_each(a->inflight, chk_tell_stopping, NULL);
     api_jobs_shutdown(a);
     store_flush(a->st);
 }
@@ -845,12 +860,7 @@ void api_shutdown(api_t *a)
 static void chk_drop(void *v)
 {
     chk_t *c = v;
-    while (c->waiters) {
-        waiter_t *w = c->waiters;
-        c->waiters = w->next;
-        api_error(c->a, w->req, 503, "shutting_down", "the server is stopping");
-        waiter_free(w);
-    }
+    chk_tell_stopping(NULL, c, NULL); /* none left after api_shutdown */
     free(c->email);
     free(c);
 }

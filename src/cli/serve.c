@@ -132,6 +132,11 @@ int cli_serve(int argc, char **argv)
     }
     event_base_dispatch(base);
     fprintf(stderr, "mailprobe: stopping\n");
+    api_shutdown(api);
+    /* a few turns of the loop so that the 503s just queued reach their callers */
+    struct timeval grace = {0, 200000};
+    event_base_loopexit(base, &grace);
+    event_base_dispatch(base);
     rc = 0;
 
 done:

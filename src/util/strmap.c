@@ -39,6 +39,16 @@ strmap_t *strmap_new(void)
     return m;
 }
 
+void strmap_each(const strmap_t *m, void (*fn)(const char *key, void *value, void *arg),
+                 void *arg)
+{
+    for (size_t i = 0; m && i < m->nb; i++)
+        for (entry_t *e = m->b[i], *next; e; e = next) {
+            next = e->next;
+            fn(e->key, e->value, arg);
+        }
+}
+
 void strmap_free(strmap_t *m, void (*free_value)(void *))
 {
     if (!m)

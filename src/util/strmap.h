@@ -23,5 +23,8 @@ bool strmap_put(strmap_t *m, const char *key, void *value);
 /** Remove key; returns its value or NULL. */
 void *strmap_del(strmap_t *m, const char *key);
 size_t strmap_count(const strmap_t *m);
+/** Call fn for every entry, in no particular order. fn must not add or remove entries. */
+void strmap_each(const strmap_t *m, void (*fn)(const char *key, void *value, void *arg),
+                 void *arg);
 
 #endif

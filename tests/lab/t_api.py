@@ -434,6 +434,22 @@ class Restart(labkit.LabCase):
             self.assertEqual(srv.stop(), 0)
 
 
+class Stop(labkit.LabCase):
+    def test_waiting_callers_told_when_the_server_stops(self):
+        d = tempfile.mkdtemp(prefix="mp-api-stop-")
+        srv = Server(os.path.join(d, "s.sqlite"), "--timeout", "20", "--rate-limit", "0")
+        out = []
+        t = threading.Thread(target=lambda: out.append(request(
+            srv.url("/v1/check?email=stop1@silent.script.test&timeout=60"))))
+        t.start()
+        time.sleep(1.5)
+        self.assertEqual(srv.stop(), 0)
+        t.join(10)
+        self.assertEqual(len(out), 1)
+        self.assertEqual(out[0].code, 503)
+        self.assertEqual(out[0].json()["error"], "shutting_down")
+
+
 class Descriptors(labkit.LabCase):
     def test_out_of_descriptors_pauses_accepting(self):
         """With every descriptor taken, accept() fails: the server must not spin on it (nor
