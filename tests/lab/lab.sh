@@ -9,6 +9,7 @@
 # DIR, else $MP_LAB_DIR, else /tmp/mplab-$NS. Everything listens on 127.x addresses inside
 # the namespace, whose only interface is lo: nothing here can reach the real internet.
 # The address/domain table is in docs/internals/lab.md and in zone_data below.
+# Process handling and the unbound/Postfix settings shared with the bench lab: lablib.sh.
 set -euo pipefail
 export PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 
@@ -16,6 +17,8 @@ NS=${MP_LAB_NS:-mplab}
 CMD=${1:-status}
 LAB=${2:-${MP_LAB_DIR:-/tmp/mplab-$NS}}
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tests/lab/lablib.sh
+. "$HERE/lablib.sh"
 EXIM_CACHE=${MP_LAB_EXIM_CACHE:-/var/cache/mailprobe-lab/exim}
 EXIM=$EXIM_CACHE/root/usr/sbin/exim4
 PY=/usr/bin/python3
@@ -32,58 +35,8 @@ now_ms() { date +%s%3N; }
 [ "$(id -u)" = 0 ] || die "must run as root (network namespaces, port 25)"
 case $LAB in /|/tmp|/tmp/|/var|/usr|/etc|"") die "refusing lab dir '$LAB'" ;; esac
 
-# ---------------------------------------------------------------------------------------
-# process handling: every daemon runs in the foreground under `ip netns exec`, detached
-# into its own session, stdin/stdout/stderr away from the caller (ctest waits for pipes).
-start_bg() { # NAME CMD...
-  local name=$1; shift
-  setsid ip netns exec "$NS" "$@" </dev/null >"$LAB/log/$name.out" 2>&1 &
-  echo $! >"$LAB/run/$name.pid"
-}
-
-running() { # PID -> 0 if it exists and is not a zombie (an orphan waits for init to reap it)
-  local st
-  st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
-  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
-
-pid_alive() { # PID -> 0 if it runs inside our namespace
-  local pid=$1
-  [ -n "$pid" ] && running "$pid" || return 1
-  [ "$(ip netns identify "$pid" 2>/dev/null)" = "$NS" ]
-}
-
-stop_pid() { # PID: TERM, wait up to 3 s, KILL
-  local pid=$1
-  pid_alive "$pid" || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 60); do
-    running "$pid" || return 0
-    sleep 0.05
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-}
-
 do_down() {
-  local name pid
-  if [ -d "$LAB/run" ]; then
-    for name in $(echo "$SERVICES" | tr ' ' '\n' | tac); do
-      if [ -f "$LAB/run/$name.pid" ]; then
-        pid=$(cat "$LAB/run/$name.pid")
-        stop_pid "$pid"
-        rm -f "$LAB/run/$name.pid"
-      fi
-    done
-  fi
-  if ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$NS"; then
-    # what our daemons forked (postfix smtpd, exim children) dies with its parent; any
-    # straggler left in the namespace is ours: end it by pid, then remove the namespace.
-    for pid in $(ip netns pids "$NS" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null || true; done
-    sleep 0.2
-    for pid in $(ip netns pids "$NS" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
-    ip netns del "$NS"
-  fi
-  rm -rf "/etc/netns/$NS"
+  lab_down "$NS" "$LAB" "$SERVICES" 60 0.2  # TERM, KILL after 3 s
   rmdir /etc/netns 2>/dev/null || true  # only if empty
 }
 
@@ -227,32 +180,16 @@ write_unbound() {
       done
     } >"$d/$z.zone"
   done
+  # unbound.conf: the settings shared with the bench lab (lablib.sh), then the lab's own
   {
     cat <<EOF
-server:
-  interface: 127.0.0.53
-  port: 53
-  do-ip4: yes
-  do-ip6: no
   do-udp: yes
   do-tcp: yes
-  do-daemonize: no
-  chroot: ""
-  username: ""
-  directory: "$d"
-  pidfile: "$d/unbound.pid"
-  logfile: "$d/unbound.log"
-  use-syslog: no
   log-time-ascii: yes
   log-queries: yes
   log-replies: yes
   log-servfail: yes
   verbosity: 1
-  num-threads: 1
-  so-reuseport: no
-  access-control: 127.0.0.0/8 allow
-  do-not-query-localhost: no
-  module-config: "iterator"
   qname-minimisation: no
   rrset-roundrobin: no
   minimal-responses: no
@@ -273,8 +210,7 @@ EOF
       printf 'auth-zone:\n  name: "%s."\n  zonefile: "%s/%s.zone"\n' "$z" "$d" "$z"
       printf '  for-downstream: no\n  for-upstream: yes\n  fallback-enabled: no\n'
     done
-    printf 'remote-control:\n  control-enable: no\n'
-  } >"$d/unbound.conf"
+  } | lab_unbound_conf "$LAB" 127.0.0.53
 }
 
 # ---------------------------------------------------------------------------------------
@@ -291,7 +227,7 @@ write_tls() {
 # ---------------------------------------------------------------------------------------
 write_postfix() {
   local c=$LAB/postfix/etc dom u
-  mkdir -p "$c" "$LAB/postfix/spool" "$LAB/postfix/data" "$LAB/postfix/mail"
+  lab_postfix_dirs "$LAB"
   : >"$c/vmailbox"
   for dom in $PF_DOMAINS; do
     for u in $PF_USERS full disabled blocked busy temp over; do
@@ -333,48 +269,21 @@ EOF
   cat >"$c/sender_access" <<'EOF'
 lab.test 553 5.7.1 domain lab.test is not allowed to send here
 EOF
-  cat >"$c/main.cf" <<EOF
-compatibility_level = 3.6
-queue_directory = $LAB/postfix/spool
-data_directory = $LAB/postfix/data
-mail_owner = postfix
-myhostname = mx.postfix.test
-mydomain = postfix.test
-myorigin = \$myhostname
-mydestination =
-local_recipient_maps =
-alias_maps =
-alias_database =
-relay_domains =
-mynetworks = 127.255.255.254/32
+  # main.cf: the settings shared with the bench lab (lablib.sh), then the lab's own
+  lab_postfix_main_cf "$LAB" postfix.test lab <<EOF
 inet_interfaces = all
-inet_protocols = ipv4
 smtputf8_enable = yes
-biff = no
-append_dot_mydomain = no
-in_flow_delay = 0
-smtpd_delay_reject = yes
-smtpd_peername_lookup = no
-smtpd_error_sleep_time = 0
 smtpd_soft_error_limit = 100
 smtpd_hard_error_limit = 200
-smtpd_banner = \$myhostname ESMTP Postfix (lab)
-disable_vrfy_command = yes
-smtpd_relay_restrictions = reject_unauth_destination
-smtpd_recipient_restrictions =
-smtpd_data_restrictions = reject
 virtual_mailbox_domains = $(echo "$PF_DOMAINS" catchall.test "$PF_DRESSED_DOMAINS" "$PF_DRESSED_CATCHALL" | tr '\n' ' ')
 virtual_mailbox_maps = texthash:$c/vmailbox
 virtual_alias_maps = texthash:$c/valias
-virtual_mailbox_base = $LAB/postfix/mail
 smtpd_tls_cert_file = $LAB/tls/cert.pem
 smtpd_tls_key_file = $LAB/tls/key.pem
-smtpd_tls_security_level = none
 smtpd_tls_loglevel = 1
-maillog_file = $LAB/postfix/postfix.log
-maillog_file_prefixes = $LAB
 EOF
-  cat >"$c/master.cf" <<EOF
+  # master.cf: the listeners, then the internal services (lablib.sh)
+  lab_postfix_master_cf "$LAB" <<EOF
 # service type private unpriv chroot wakeup maxproc command
 127.0.1.10:smtp inet n - n - - smtpd -o syslog_name=postfix/mbox -o smtpd_tls_security_level=may
 127.0.1.11:smtp inet n - n - - smtpd -o syslog_name=postfix/catchall -o myhostname=mx.catchall.test
@@ -402,31 +311,8 @@ EOF
   -o smtpd_recipient_restrictions=reject_unauth_destination,check_recipient_access,texthash:$c/provider_rcpt
 127.0.1.20:smtp inet n - n - - smtpd -o syslog_name=postfix/yahoo -o myhostname=mta7.am0.yahoodns.net
   -o { smtpd_banner = \$myhostname ESMTP ready }
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-virtual   unix  -       n       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
-  # queue layout and permissions, as `postfix start` would make them
-  if [ ! -d "$LAB/postfix/spool/maildrop" ] || [ ! -d "$LAB/postfix/spool/pid" ]; then
-    postfix -c "$c" post-install create-missing >/dev/null 2>&1 \
-      || /usr/lib/postfix/sbin/post-install config_directory="$c" create-missing >/dev/null
-    postfix -c "$c" set-permissions >/dev/null 2>&1 || true
-  fi
-  : >"$LAB/postfix/postfix.log"
+  lab_postfix_queue "$LAB"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -548,7 +434,7 @@ EOF
 }
 
 do_up() {
-  local t0 pf=$LAB/postfix/etc
+  local t0
   t0=$(now_ms)
   if ! command -v unbound >/dev/null || ! command -v postfix >/dev/null \
     || ! command -v postgrey >/dev/null; then
@@ -558,54 +444,43 @@ do_up() {
   do_down
   mkdir -p "$LAB/run" "$LAB/log"
   rm -f "$LAB"/run/* "$LAB"/log/* "$LAB/smtpscript.jsonl"
-  ip netns add "$NS" || die "cannot create network namespace $NS"
-  nsx ip link set lo up || die "cannot bring lo up in $NS"
   # programs in the namespace (Postfix's resolver) use the lab's unbound
-  mkdir -p "/etc/netns/$NS"
-  echo "nameserver 127.0.0.53" >"/etc/netns/$NS/resolv.conf"
-  printf '127.0.0.1 localhost\n' >"/etc/netns/$NS/hosts"
+  lab_ns_add "$NS" 127.0.0.53
 
   write_unbound; write_tls; write_postfix; write_exim; write_postgrey
 
   local stubargs
   stubargs=$(echo "$STUBS" | awk '{printf "%s=%s ", $2, $3}')
   # shellcheck disable=SC2086
-  start_bg dnsstub "$PY" "$HERE/dnsstub.py" $stubargs
-  start_bg unbound unbound -d -c "$LAB/unbound/unbound.conf"
-  start_bg postgrey postgrey --inet=127.0.0.60:10023 --dbdir="$LAB/postgrey/db" \
-    --delay="$GREY_DELAY" --auto-whitelist-clients=0 --max-age=1 --retry-window=1 \
+  lab_start_bg "$NS" "$LAB" dnsstub "$PY" "$HERE/dnsstub.py" $stubargs
+  lab_start_bg "$NS" "$LAB" unbound unbound -d -c "$LAB/unbound/unbound.conf"
+  lab_start_bg "$NS" "$LAB" postgrey postgrey --inet=127.0.0.60:10023 \
+    --dbdir="$LAB/postgrey/db" --delay="$GREY_DELAY" \
+    --auto-whitelist-clients=0 --max-age=1 --retry-window=1 \
     --whitelist-clients="$LAB/postgrey/whitelist_clients" \
     --whitelist-recipients="$LAB/postgrey/whitelist_recipients" --hostname=mx.greylist.test
-  postfix -c "$pf" check >"$LAB/log/postfix-check.out" 2>&1 || {
-    cat "$LAB/log/postfix-check.out" >&2; die "postfix check failed"; }
-  start_bg postfix /usr/lib/postfix/sbin/master -c "$pf" -d
-  start_bg exim "$EXIM" -C "$LAB/exim/exim.conf" -bdf
-  start_bg smtpscript "$PY" "$HERE/smtpscript.py" "$LAB/smtpscript.jsonl"
-  start_bg delayproxy "$PY" "$HERE/delayproxy.py" 127.0.4.10:25 127.0.1.10:25 "$PROXY_DELAY_MS"
+  lab_postfix_start "$NS" "$LAB"
+  lab_start_bg "$NS" "$LAB" exim "$EXIM" -C "$LAB/exim/exim.conf" -bdf
+  lab_start_bg "$NS" "$LAB" smtpscript "$PY" "$HERE/smtpscript.py" "$LAB/smtpscript.jsonl"
+  lab_start_bg "$NS" "$LAB" delayproxy \
+    "$PY" "$HERE/delayproxy.py" 127.0.4.10:25 127.0.1.10:25 "$PROXY_DELAY_MS"
 
   if ! wait_ready; then
     do_status || true
-    for f in "$LAB"/log/*.out; do echo "== $f"; tail -5 "$f"; done >&2
+    lab_log_tails "$LAB"
     die "lab did not come up"
   fi
   say "up in $(( $(now_ms) - t0 )) ms: namespace $NS, lab dir $LAB"
 }
 
 do_status() {
-  local name pid rc=0
-  if ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$NS"; then
+  local rc=0
+  if lab_ns_exists "$NS"; then
     say "namespace $NS exists"
   else
     say "namespace $NS absent"; rc=1
   fi
-  for name in $SERVICES; do
-    pid=$(cat "$LAB/run/$name.pid" 2>/dev/null || true)
-    if pid_alive "$pid"; then
-      say "$name running (pid $pid)"
-    else
-      say "$name NOT running"; rc=1
-    fi
-  done
+  lab_status "$NS" "$LAB" "$SERVICES" || rc=1
   return $rc
 }
 
