@@ -31,6 +31,8 @@
 #define OUT_SLICE 5000        /* output rows written per loop turn */
 #define HOOK_ATTEMPTS 8       /* webhook tries: after 0, 1, 2, 4 ... 64 s */
 #define QUEUE_MAX 1024        /* jobs waiting at most */
+#define COUNT_NOW_MAX (1u << 20) /* uploads up to 1 MiB are counted before the answer */
+#define COUNT_SLICE 20000     /* rows counted per loop turn for larger ones */
 
 typedef struct out_wait {
     struct evhttp_request *req;
@@ -46,6 +48,14 @@ typedef struct out_task {
     out_wait_t *waiters;
     struct out_task *next;
 } out_task_t;
+
+/* Counting a large upload's rows, a slice per loop turn (for progress and ETA). */
+typedef struct counter {
+    char id[STORE_ID_MAX];
+    bulkio_reader_t *rd;
+    int64_t n;
+    struct counter *next;
+} counter_t;
 
 typedef struct hook {
     api_t *a;
@@ -70,6 +80,8 @@ struct api_jobs {
     out_task_t *tasks;        /* first = the one being written */
     struct event *out_ev;
     hook_t *hooks;
+    counter_t *counters;      /* first = the one being counted */
+    struct event *count_ev;
 };
 
 /* ---- files and options -------------------------------------------------------------- */
@@ -473,10 +485,11 @@ static int save_input(api_t *a, struct evhttp_request *req, api_job_opts_t *jo, 
     return rc;
 }
 
-/* Read the whole input once: bad input is refused before the job exists, and the job
- * gets its row count (for progress). */
+/* Refuse bad input before the job exists: no email column, no row. A small upload is
+ * counted now (*rows); a larger one is counted later in slices (*rows = 0: not known),
+ * so that a million-row upload does not hold the loop for half a second. */
 static int validate_input(api_t *a, struct evhttp_request *req, const char *path,
-                          const api_job_opts_t *jo, int64_t *rows)
+                          const api_job_opts_t *jo, size_t size, int64_t *rows)
 {
     bulkio_ropts_t ro;
     reader_opts(jo, &ro);
@@ -487,21 +500,87 @@ static int validate_input(api_t *a, struct evhttp_request *req, const char *path
         return 400;
     }
     const bulkio_row_t *row;
-    *rows = 0;
+    int64_t n = 0;
     mp_status_t st;
     while ((st = bulkio_reader_next(rd, &row)) == MP_OK && row)
-        (*rows)++;
+        if (++n == 1 && size > COUNT_NOW_MAX)
+            break;
     if (st != MP_OK) {
         api_error(a, req, 400, "bad_input", "%s", bulkio_reader_error(rd));
         bulkio_reader_free(rd);
         return 400;
     }
     bulkio_reader_free(rd);
-    if (!*rows) {
+    if (!n) {
         api_error(a, req, 400, "bad_input", "the input has no rows");
         return 400;
     }
+    *rows = size > COUNT_NOW_MAX ? 0 : n;
     return 0;
+}
+
+static void count_step(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    api_t *a = arg;
+    api_jobs_t *q = a->jobs;
+    counter_t *c = q->counters;
+    if (!c)
+        return;
+    const bulkio_row_t *row;
+    mp_status_t st = MP_OK;
+    size_t i = 0;
+    while (i < COUNT_SLICE && (st = bulkio_reader_next(c->rd, &row)) == MP_OK && row) {
+        c->n++;
+        i++;
+    }
+    if (i == COUNT_SLICE && st == MP_OK) {
+        event_active(q->count_ev, 0, 0);
+        return;
+    }
+    /* the end (or a read error: the run will report it); the run stores the same total
+     * when it reaches the end itself */
+    if (st == MP_OK && store_job_set_total(a->st, c->id, c->n) != MP_OK)
+        mp_log(MP_LOG_WARN, "job %s: job store: %s", c->id, store_errmsg(a->st));
+    q->counters = c->next;
+    bulkio_reader_free(c->rd);
+    free(c);
+    if (q->counters)
+        event_active(q->count_ev, 0, 0);
+}
+
+/* Count a job's rows in the background. */
+static void count_later(api_t *a, const char *id, const char *path, const api_job_opts_t *jo)
+{
+    bulkio_ropts_t ro;
+    reader_opts(jo, &ro);
+    char err[BULKIO_ERR_MAX];
+    counter_t *c = calloc(1, sizeof *c);
+    if (!c || bulkio_reader_open(path, &ro, &c->rd, err, sizeof err) != MP_OK) {
+        free(c);
+        return; /* no total until the run reaches the end: progress shows rows done */
+    }
+    mp_strlcpy(c->id, id, sizeof c->id);
+    counter_t **tail = &a->jobs->counters;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = c;
+    event_active(a->jobs->count_ev, 0, 0);
+}
+
+static void count_cancel(api_t *a, const char *id)
+{
+    for (counter_t **pp = &a->jobs->counters; *pp;) {
+        counter_t *c = *pp;
+        if (!id || strcmp(c->id, id) == 0) {
+            *pp = c->next;
+            bulkio_reader_free(c->rd);
+            free(c);
+        } else {
+            pp = &c->next;
+        }
+    }
 }
 
 void api_jobs_post(api_t *a, struct evhttp_request *req, const char *query)
@@ -517,10 +596,11 @@ void api_jobs_post(api_t *a, struct evhttp_request *req, const char *query)
         api_error(a, req, 503, "queue_full", "%u jobs are waiting already", QUEUE_MAX);
         return;
     }
+    size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
     if (save_input(a, req, &jo, path, sizeof path) != 0)
         return;
     int64_t rows = 0;
-    if (validate_input(a, req, path, &jo, &rows) != 0) {
+    if (validate_input(a, req, path, &jo, body_len, &rows) != 0) {
         unlink(path);
         return;
     }
@@ -553,13 +633,16 @@ void api_jobs_post(api_t *a, struct evhttp_request *req, const char *query)
         api_error(a, req, 500, "internal", "job store: %s", store_errmsg(a->st));
         return;
     }
+    if (!rows)
+        count_later(a, j.id, path, &jo);
     enqueue(a, j.id);
     char loc[64];
     snprintf(loc, sizeof loc, "/v1/jobs/%s", j.id);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
-    api_reply_json(a, req, 202, json_pack("{sssssIs{ss}}", "id", j.id, "state", "queued",
-                                          "rows_total", (json_int_t)rows, "links", "self",
-                                          loc));
+    api_reply_json(a, req, 202, json_pack("{sssssos{ss}}", "id", j.id, "state", "queued",
+                                          "rows_total",
+                                          rows ? json_integer(rows) : json_null(), "links",
+                                          "self", loc));
 }
 
 /* ---- results ------------------------------------------------------------------------ */
@@ -821,6 +904,7 @@ void api_jobs_delete(api_t *a, struct evhttp_request *req, const char *id)
         if (strcmp(h->id, id) == 0)
             hook_free(h);
     }
+    count_cancel(a, id);
     if (store_job_delete(a->st, id) != MP_OK) {
         api_error(a, req, 500, "internal", "job store: %s", store_errmsg(a->st));
         store_job_cleanup(&j);
@@ -849,7 +933,8 @@ int api_jobs_init(api_t *a, char *err, size_t errsize)
     a->jobs = q;
     q->next_ev = event_new(a->base, -1, 0, on_next, a);
     q->out_ev = event_new(a->base, -1, 0, out_step, a);
-    if (!q->next_ev || !q->out_ev) {
+    q->count_ev = event_new(a->base, -1, 0, count_step, a);
+    if (!q->next_ev || !q->out_ev || !q->count_ev) {
         snprintf(err, errsize, "out of memory");
         return -1;
     }
@@ -881,6 +966,8 @@ int api_jobs_init(api_t *a, char *err, size_t errsize)
                 mp_log(MP_LOG_WARN, "job %s: the queue is full; not resumed", jobs[i].id);
             else
                 mp_log(MP_LOG_INFO, "job %s: resumed", jobs[i].id);
+            if (jobs[i].total_rows < 0)
+                count_later(a, jobs[i].id, jobs[i].input_path, &jo);
         } else {
             hook_start(a, &jobs[i]);
         }
@@ -926,6 +1013,9 @@ void api_jobs_free(api_t *a)
     }
     while (q->hooks)
         hook_free(q->hooks);
+    count_cancel(a, NULL);
+    if (q->count_ev)
+        event_free(q->count_ev);
     if (q->next_ev)
         event_free(q->next_ev);
     if (q->out_ev)

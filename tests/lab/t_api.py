@@ -434,6 +434,36 @@ class Restart(labkit.LabCase):
             self.assertEqual(srv.stop(), 0)
 
 
+class BigUpload(labkit.LabCase):
+    def test_large_upload_counted_in_the_background(self):
+        """Past 1 MiB the rows are counted after the answer, a slice per loop turn."""
+        d = tempfile.mkdtemp(prefix="mp-api-big-")
+        srv = Server(os.path.join(d, "s.sqlite"), "--offline", "--rate-limit", "0")
+        try:
+            n = 40000
+            body = "email,n\n" + "".join("user%d@example-%d.test,%d\n" % (i, i % 97, i)
+                                           for i in range(n))
+            self.assertGreater(len(body), 1 << 20)
+            r = request(srv.url("/v1/jobs"), "POST", body, {"Content-Type": "text/csv"})
+            self.assertEqual(r.code, 202, r.body)
+            self.assertIsNone(r.json()["rows_total"])
+            id = r.json()["id"]
+            deadline = time.monotonic() + SLOW * 4
+            while time.monotonic() < deadline:
+                j = json.loads(request(srv.url("/v1/jobs/" + id)).body)
+                if j["state"] == "done":
+                    break
+                time.sleep(0.3)
+            self.assertEqual(j["state"], "done", j)
+            self.assertEqual(j["rows_total"], n)
+            self.assertEqual(j["rows_done"], n)
+            rows = request(srv.url("/v1/jobs/%s/results" % id)).body.decode().splitlines()
+            self.assertEqual(len(rows), n + 1)
+            self.assertTrue(rows[-1].startswith("user%d@" % (n - 1)))
+        finally:
+            self.assertEqual(srv.stop(), 0)
+
+
 class Stop(labkit.LabCase):
     def test_waiting_callers_told_when_the_server_stops(self):
         d = tempfile.mkdtemp(prefix="mp-api-stop-")
