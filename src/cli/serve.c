@@ -34,7 +34,7 @@ static void print_help(void)
           "                         'Authorization: Bearer TOKEN'. Without it the server\n"
           "                         only listens on loopback and asks for no token\n"
           "  --rate-limit N         requests per second per token (per client address\n"
-          "                         without tokens) before 429 (default 20, burst 2N;\n"
+          "                         without tokens) before 429 (default 20, burst 2N+1;\n"
           "                         0 = no limit)\n"
           "  --max-body SIZE        largest request body, e.g. 100M (default 100M): 413\n"
           "  --wait D               how long /v1/check waits for a result when the caller\n"
