@@ -6,7 +6,7 @@
  *
  * Single-address checks share the engine with the jobs; identical checks in flight are
  * made once and answered to every caller; a finished result is kept in the store's
- * address cache so that a caller whose wait ran out gets it on the next call. Jobs run
+ * address cache so that a caller whose wait ran out receives it on the next call. Jobs run
  * one at a time in the order they were sent; their state is in the store, so a restarted
  * server continues them.
  */

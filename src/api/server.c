@@ -189,7 +189,7 @@ struct chk {
 
 /* The last RECENT_MAX results, in memory, rendered with and without the transcript: a
  * repeat call is answered without a store read or a JSON parse, and the store's address
- * cache (for jobs and restarts) gets one write per address and minute at most. */
+ * cache (for jobs and restarts) sees one write per address and minute at most. */
 #define RECENT_MAX 10000
 #define RECENT_STORE_MS 60000
 
@@ -642,7 +642,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 /* accept() failed. Out of descriptors (EMFILE/ENFILE), the listening socket stays
  * readable and libevent would retry at once, forever, logging each time: pause accepting
  * for a moment instead, and say so once a minute. */
-static api_t *accept_owner; /* the error callback gets evhttp's pointer, not ours: one
+static api_t *accept_owner; /* the error callback is handed evhttp's pointer, not ours: one
                                server per process, which serve is */
 
 static void on_accept_error(struct evconnlistener *l, void *arg)

@@ -417,7 +417,7 @@ int cli_cfg_parse(cli_cfg_t *c, unsigned cmd, const char *name, int argc, char *
     c->max_body = 100u << 20;
     c->wait_ms = 30000;
     if (cmd == CMD_SERVE)
-        c->max_age_ms = 600000; /* a repeat call within 10 minutes gets the result */
+        c->max_age_ms = 600000; /* a repeat call within 10 minutes receives the result */
     c->colour = -1;
 
     /* pass 1: find --config; pass 2 (after the file): every flag, so flags win */

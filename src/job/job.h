@@ -109,7 +109,7 @@ typedef struct {
 
 /**
  * Prepare to write every input row, in input order, with its stored result (a row
- * without one gets the error not_checked) through the writer w, opened by the caller on
+ * without one is given the error not_checked) through the writer w, opened by the caller on
  * the input's schema (so that a bad output path fails before any work); job_out owns w
  * from here on, even on failure. st must not be iterating results for anyone else (one
  * iterator per store_t).

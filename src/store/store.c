@@ -867,7 +867,7 @@ static void read_begin(store_t *st)
     st->rd_start_ms = mp_now_ms();
 }
 
-/* End it: before writing, and when it gets old, so that this handle sees what others
+/* End it: before writing, and when it grows old, so that this handle sees what others
  * commit and does not hold back their checkpoints. An iteration goes on without it. */
 static void end_read(store_t *st)
 {
