@@ -272,6 +272,33 @@ done:
     return rc;
 }
 
+static int results_param(const char *k, const char *v, void *arg, char *err, size_t errsize)
+{
+    api_results_req_t *out = arg;
+    if (!strcmp(k, "format")) {
+        if (strcmp(v, "csv") && strcmp(v, "ndjson"))
+            return fail(err, errsize, "format is csv or ndjson, not '%s'", v);
+        out->ndjson = v[0] == 'n';
+        return 0;
+    }
+    if (!strcmp(k, "verdict")) {
+        if (strcmp(v, "deliverable") && strcmp(v, "undeliverable") && strcmp(v, "risky") &&
+            strcmp(v, "unknown"))
+            return fail(err, errsize, "verdict is deliverable, undeliverable, risky or "
+                        "unknown, not '%s'", v);
+        mp_strlcpy(out->verdict, v, sizeof out->verdict);
+        return 0;
+    }
+    return fail(err, errsize, "unknown parameter '%s' (format, verdict)", k);
+}
+
+int api_results_from_query(const char *query, api_results_req_t *out, char *err,
+                           size_t errsize)
+{
+    memset(out, 0, sizeof *out);
+    return each_param(query, results_param, out, err, errsize);
+}
+
 int api_webhook_check(const char *url, char *err, size_t errsize)
 {
     if (strncmp(url, "http://", 7) != 0)

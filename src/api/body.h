@@ -56,6 +56,16 @@ int api_job_opts_from_query(const char *query, api_job_opts_t *out, char *err, s
 int api_job_json_to_ndjson(const char *body, size_t len, FILE *out, api_job_opts_t *opts,
                            size_t *rows, char *err, size_t errsize);
 
+/* GET /v1/jobs/ID/results parameters. */
+typedef struct {
+    bool ndjson;          /* format=ndjson (default csv) */
+    char verdict[16];     /* "" = all rows; else deliverable, undeliverable, risky, unknown */
+} api_results_req_t;
+
+/** format=csv|ndjson, verdict=deliverable|undeliverable|risky|unknown. */
+int api_results_from_query(const char *query, api_results_req_t *out, char *err,
+                           size_t errsize);
+
 /** A webhook URL we can call: http://host[:port]/path. */
 int api_webhook_check(const char *url, char *err, size_t errsize);
 

@@ -771,40 +771,14 @@ static void out_step(evutil_socket_t fd, short what, void *arg)
 
 void api_jobs_results(api_t *a, struct evhttp_request *req, const char *id, const char *query)
 {
-    /* parameters: format=csv|ndjson, verdict=deliverable|undeliverable|risky|unknown */
-    char fmt[16] = "", verdict[16] = "";
-    const char *p = query ? query : "";
-    while (*p) {
-        size_t n = strcspn(p, "&");
-        const char *eq = memchr(p, '=', n);
-        size_t kl = eq ? (size_t)(eq - p) : n, vl = eq ? n - kl - 1 : 0;
-        char *dst = kl == 6 && !strncmp(p, "format", 6)    ? fmt
-                    : kl == 7 && !strncmp(p, "verdict", 7) ? verdict
-                                                           : NULL;
-        if (!dst || vl >= 16) {
-            api_error(a, req, 400, "bad_request", "parameters: format=csv|ndjson, "
-                      "verdict=deliverable|undeliverable|risky|unknown");
-            return;
-        }
-        memcpy(dst, eq + 1, vl);
-        dst[vl] = '\0';
-        p += n + (p[n] == '&');
-    }
-    bulkio_format_t f;
-    if (!fmt[0] || !strcmp(fmt, "csv"))
-        f = BULKIO_FMT_CSV;
-    else if (!strcmp(fmt, "ndjson"))
-        f = BULKIO_FMT_NDJSON;
-    else {
-        api_error(a, req, 400, "bad_request", "format is csv or ndjson, not '%s'", fmt);
+    api_results_req_t rq;
+    char err[512];
+    if (api_results_from_query(query, &rq, err, sizeof err) != 0) {
+        api_error(a, req, 400, "bad_request", "%s", err);
         return;
     }
-    if (verdict[0] && strcmp(verdict, "deliverable") && strcmp(verdict, "undeliverable") &&
-        strcmp(verdict, "risky") && strcmp(verdict, "unknown")) {
-        api_error(a, req, 400, "bad_request", "verdict is deliverable, undeliverable, risky "
-                  "or unknown, not '%s'", verdict);
-        return;
-    }
+    bulkio_format_t f = rq.ndjson ? BULKIO_FMT_NDJSON : BULKIO_FMT_CSV;
+    const char *verdict = rq.verdict;
     store_job_t j;
     if (!get_job(a, req, id, &j))
         return;

@@ -377,6 +377,32 @@ static int hook(const char *url)
     return rc;
 }
 
+static void test_results_query(void **state)
+{
+    (void)state;
+    api_results_req_t r;
+    assert_int_equal(api_results_from_query(NULL, &r, err, sizeof err), 0);
+    assert_false(r.ndjson);
+    assert_string_equal(r.verdict, "");
+    assert_int_equal(api_results_from_query("format=ndjson&verdict=risky", &r, err, sizeof err),
+                     0);
+    assert_true(r.ndjson);
+    assert_string_equal(r.verdict, "risky");
+    assert_int_equal(api_results_from_query("verdict=un%6Bnown", &r, err, sizeof err), 0);
+    assert_string_equal(r.verdict, "unknown");
+    assert_int_equal(api_results_from_query("format=xml", &r, err, sizeof err), -1);
+    assert_err_has("format");
+    assert_int_equal(api_results_from_query("verdict=good", &r, err, sizeof err), -1);
+    assert_err_has("verdict");
+    assert_int_equal(api_results_from_query("format", &r, err, sizeof err), -1);
+    assert_err_has("format");
+    assert_int_equal(api_results_from_query("page=2", &r, err, sizeof err), -1);
+    assert_err_has("'page'");
+    assert_int_equal(api_results_from_query("format=csv&format=ndjson", &r, err, sizeof err),
+                     -1);
+    assert_err_has("twice");
+}
+
 static void test_webhook(void **state)
 {
     (void)state;
@@ -832,6 +858,7 @@ int main(void)
         cmocka_unit_test(test_json_timeout),
         cmocka_unit_test(test_json_bad),
         cmocka_unit_test(test_json_long_email),
+        cmocka_unit_test(test_results_query),
         cmocka_unit_test(test_webhook),
         cmocka_unit_test(test_job_opts_query),
         cmocka_unit_test(test_jobs_json_array),
