@@ -13,18 +13,6 @@
 #include "addr/addr_int.h"
 #include "util/str.h"
 
-/*
- * The IDNA2008 / UTS#46 "deviation" characters: ß (and capital ẞ, which maps to it),
- * final sigma ς, ZWNJ and ZWJ. Transitional processing maps them to something else
- * ("ss", σ, nothing), i.e. to a different domain name. A domain containing one is never
- * retried in transitional mode.
- */
-static bool has_deviation(const char *s)
-{
-    return strstr(s, "\xc3\x9f") || strstr(s, "\xe1\xba\x9e") || strstr(s, "\xcf\x82") ||
-           strstr(s, "\xe2\x80\x8c") || strstr(s, "\xe2\x80\x8d");
-}
-
 /* Which rule a libidn2 status means, as far as it names one of ours. */
 static addr_err_t idn_err(int rc)
 {
@@ -43,19 +31,14 @@ addr_err_t addr_idn_to_ascii(const char *in, char *ascii, size_t size)
     uint8_t *res = NULL;
     addr_err_t err = ADDR_OK;
 
-    /* Non-transitional, as registries and mail systems (Postfix' default) do today. */
+    /*
+     * Non-transitional IDNA2008, as registries and mail systems (Postfix' default) do
+     * today, and as RFC 6531 §3.2 requires of SMTPUTF8 domains. There is no
+     * transitional (IDNA2003-style) fallback: symbols and emoji ("€", "¡", "💩") are
+     * DISALLOWED code points, so such a domain is not a valid mail domain even where an
+     * old registration still resolves.
+     */
     int rc = idn2_lookup_u8((const uint8_t *)in, &res, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
-    if (rc == IDN2_DISALLOWED && !has_deviation(in)) {
-        /*
-         * Symbols and emoji were valid under IDNA2003 and such domains still resolve
-         * (xn--ls8h.la). Transitional processing still accepts them; without deviation
-         * characters it gives the same A-labels as non-transitional would (curl and
-         * wget fall back the same way).
-         */
-        idn2_free(res);
-        res = NULL;
-        rc = idn2_lookup_u8((const uint8_t *)in, &res, IDN2_TRANSITIONAL | IDN2_NFC_INPUT);
-    }
     if (rc != IDN2_OK) {
         err = idn_err(rc);
         goto done;

@@ -280,7 +280,7 @@ static void hook_send(evutil_socket_t fd, short what, void *arg)
         return;
     }
     json_t *js = job_json(a, &j);
-    char *body = js ? json_dumps(js, JSON_COMPACT) : NULL;
+    char *body = js ? mp_json_escape_ls(json_dumps(js, JSON_COMPACT)) : NULL;
     json_decref(js);
     store_job_cleanup(&j);
     struct evhttp_uri *u = evhttp_uri_parse(h->url);

@@ -54,7 +54,7 @@ void api_reply_text(api_t *a, struct evhttp_request *req, int code, const char *
 
 void api_reply_json(api_t *a, struct evhttp_request *req, int code, json_t *j)
 {
-    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    char *text = j ? mp_json_escape_ls(json_dumps(j, JSON_COMPACT)) : NULL;
     if (!text) {
         api_reply_text(a, req, 500, "application/json",
                        "{\"error\":\"internal\",\"message\":\"out of memory\"}\n");

@@ -105,6 +105,12 @@ mp_status_t bulkio_json_str(mp_buf_t *b, const char *s, size_t n)
                 esc[5] = hex[c & 15];
                 el = 6;
             }
+        } else if (c == 0xE2 && n - i >= 3 && p[i + 1] == 0x80 &&
+                   (p[i + 2] == 0xA8 || p[i + 2] == 0xA9)) {
+            /* U+2028/U+2029: valid JSON, but line ends to older JavaScript */
+            memcpy(esc, p[i + 2] == 0xA8 ? "\\u2028" : "\\u2029", 6);
+            el = 6;
+            adv = 3;
         } else if (c >= 0x80) {
             size_t l = utf8_seq(p + i, n - i);
             if (l) {

@@ -185,7 +185,7 @@ int cli_explain(int argc, char **argv)
                             json_string(vd_smtp_result_name(vd_smtp_result_from_outcome(o))));
         json_object_set_new(j, "rule", json_string(cl.rule ? cl.rule : ""));
         json_object_set_new(j, "why", json_string(cl.why ? cl.why : ""));
-        char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char *s = mp_json_escape_ls(json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER));
         if (s)
             puts(s);
         free(s);

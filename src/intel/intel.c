@@ -69,12 +69,44 @@ static size_t domain_len(const char *d)
     return n;
 }
 
+/* Does the domain of length n end with the lower-case name s, as whole labels, in
+ * any case? */
+static bool ends_with_name(const char *d, size_t n, const char *s)
+{
+    size_t k = strlen(s);
+    if (n < k || (n > k && d[n - k - 1] != '.'))
+        return false;
+    for (size_t i = 0; i < k; i++)
+        if (mp_to_lower((unsigned char)d[n - k + i]) != s[i])
+            return false;
+    return true;
+}
+
+static bool reserved_n(const char *d, size_t n)
+{
+    /* RFC 2606 §2-3 and RFC 6761 §6: reserved TLDs and second-level names */
+    static const char *const names[] = {"test", "example", "invalid", "localhost",
+                                        "example.com", "example.net", "example.org"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (ends_with_name(d, n, names[i]))
+            return true;
+    return false;
+}
+
+bool intel_domain_reserved(const char *domain)
+{
+    size_t n = domain_len(domain);
+    return n > 0 && reserved_n(domain, n);
+}
+
 /* The walk of intel_domain_disposable; f0 = table flags of the whole domain. */
 static bool disposable_walk(const char *domain, size_t n, unsigned f0, unsigned *src,
                             size_t *at, bool *allowed)
 {
     size_t off = 0;
     unsigned f = f0;
+    if (reserved_n(domain, n))
+        return false; /* some lists carry example.com; a reserved name is nobody's */
     /* Walk x.y.example.com, y.example.com, example.com, com: the most specific listed
      * name decides, and at one level the allow list beats the disposable lists. */
     for (;;) {

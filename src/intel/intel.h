@@ -97,6 +97,14 @@ unsigned intel_domain_lookup(const char *domain, size_t len);
 bool intel_domain_disposable(const char *domain, unsigned *src, size_t *at, bool *allowed);
 
 /**
+ * Is the domain a reserved name (RFC 2606, RFC 6761): under the TLDs .test, .example,
+ * .invalid or .localhost, or example.com / example.net / example.org or below them?
+ * Such names are documentation and test names, never a disposable provider's.
+ * @param domain A-label domain, NUL-terminated, any case; a trailing dot is allowed
+ */
+bool intel_domain_reserved(const char *domain);
+
+/**
  * Is the domain (exactly, not its parents) a free mailbox provider and not disposable?
  * @param src  when not NULL: INTEL_SRC_* bits (FREE / PROVIDERS / POPULAR)
  */

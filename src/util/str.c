@@ -2,6 +2,7 @@
 #include "util/str.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -146,4 +147,36 @@ char *mp_str_trim(char *s)
     if (i)
         memmove(s, s + i, n - i + 1);
     return s;
+}
+
+char *mp_json_escape_ls(char *json)
+{
+    if (!json)
+        return NULL;
+    size_t n = strlen(json), hits = 0;
+    for (size_t i = 0; i + 2 < n; i++)
+        if ((unsigned char)json[i] == 0xE2 && (unsigned char)json[i + 1] == 0x80 &&
+            ((unsigned char)json[i + 2] == 0xA8 || (unsigned char)json[i + 2] == 0xA9))
+            hits++;
+    if (!hits)
+        return json;
+    char *out = malloc(n + 3 * hits + 1); /* 3 bytes become 6 */
+    if (!out) {
+        free(json);
+        return NULL;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i + 2 < n && (unsigned char)json[i] == 0xE2 && (unsigned char)json[i + 1] == 0x80 &&
+            ((unsigned char)json[i + 2] == 0xA8 || (unsigned char)json[i + 2] == 0xA9)) {
+            memcpy(out + o, (unsigned char)json[i + 2] == 0xA8 ? "\\u2028" : "\\u2029", 6);
+            o += 6;
+            i += 2;
+        } else {
+            out[o++] = json[i];
+        }
+    }
+    out[o] = '\0';
+    free(json);
+    return out;
 }

@@ -44,4 +44,12 @@ bool mp_parse_duration_ms(const char *s, uint64_t *out_ms);
 /** Trim ASCII whitespace at both ends in place; returns s. */
 char *mp_str_trim(char *s);
 
+/**
+ * Escape U+2028 and U+2029 in JSON text as \u2028 and \u2029 (valid JSON either way,
+ * but line terminators in JavaScript before ES2019). @p json is a heap string from
+ * malloc (jansson's json_dumps); it is returned as it is when there is nothing to
+ * escape, else freed and replaced. Returns NULL (and frees @p json) on allocation failure.
+ */
+char *mp_json_escape_ls(char *json);
+
 #endif

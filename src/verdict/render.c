@@ -7,7 +7,8 @@
  * tree, dumping it and freeing it cost about 15 us a result, a third of the CPU of a
  * bulk run (docs/benchmarks.md). The output is byte for byte what
  * json_dumps(JSON_COMPACT | JSON_PRESERVE_ORDER) gave (tests/unit/test_verdict.c keeps
- * that jansson version and compares): same escapes, same spelling of numbers.
+ * that jansson version and compares): same escapes, same spelling of numbers, except
+ * that U+2028 and U+2029 are escaped (see jb_str).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,7 +94,8 @@ static bool utf8_valid(const unsigned char *s, size_t n)
 
 /* A JSON string. Text that is not valid UTF-8 (wire text from a hostile server may be
  * anything) is written with every byte >= 0x80 as '?'. Escapes as jansson writes them:
- * \" \\ \b \f \n \r \t, other control characters as \u00XX; '/' and DEL as they are. */
+ * \" \\ \b \f \n \r \t, other control characters as \u00XX; '/' and DEL as they are.
+ * Unlike jansson, U+2028 and U+2029 are written as \u2028 and \u2029. */
 static void jb_str(jbuf_t *b, const char *str)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -107,6 +109,15 @@ static void jb_str(jbuf_t *b, const char *str)
     *o++ = '"';
     for (size_t i = 0; i < n; i++) {
         unsigned char c = s[i];
+        if (c == 0xE2 && !ascii_only && i + 2 < n && s[i + 1] == 0x80 &&
+            (s[i + 2] == 0xA8 || s[i + 2] == 0xA9)) {
+            /* U+2028/U+2029 are legal in JSON but end a line in JavaScript before
+             * ES2019: escaped, so the output can be embedded in a script as it is. */
+            memcpy(o, s[i + 2] == 0xA8 ? "\\u2028" : "\\u2029", 6);
+            o += 6;
+            i += 2;
+            continue;
+        }
         if (c >= 0x20 && c != '"' && c != '\\') {
             *o++ = (char)(c >= 0x80 && ascii_only ? '?' : c);
             continue;

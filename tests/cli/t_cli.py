@@ -139,6 +139,20 @@ class Offline(unittest.TestCase):
         self.assertEqual(r["syntax"]["rule"], "local_dot")
         self.assertEqual(r["smtp"]["attempts"], 0)
 
+    def test_idna2008_symbols_are_invalid(self):
+        p = mp("check", "--offline", "--json", "a@\u20ac.com", "b@\u00a1hola.com", "c@b\u00fccher.de")
+        rs = results(p)
+        for r in rs[:2]:
+            self.assertEqual((r["verdict"], r["reason"], r["syntax"]["rule"]),
+                             ("undeliverable", "invalid_syntax", "idn"), r["email"])
+        self.assertEqual(rs[2]["syntax"]["domain_ascii"], "xn--bcher-kva.de")
+
+    def test_reserved_names_not_disposable(self):
+        p = mp("check", "--offline", "--json", "a@example.com", "b@mail.example.org", "c@x.test")
+        for r in results(p):
+            self.assertFalse(r["flags"]["disposable"], r["email"])
+            self.assertEqual(r["reason"], "not_checked", r["email"])
+
     def test_signals(self):
         p = mp("check", "--offline", "--json", "bob@gmial.com", "info@example.org",
                "--role-risky")
@@ -209,6 +223,13 @@ class Explain(unittest.TestCase):
         r = json.loads(p.stdout)
         self.assertEqual(r["stage"], "mail")
         self.assertEqual(r["reason"], "sender_rejected")
+
+    def test_json_escapes_line_separators(self):
+        p = mp("explain", "--json", "550 5.1.1 user\u2028unknown\u2029here")
+        self.assertEqual(p.returncode, 0)
+        self.assertIn("user\\u2028unknown\\u2029here", p.stdout)
+        self.assertNotIn("\u2028", p.stdout)
+        self.assertEqual(json.loads(p.stdout)["text"], "user\u2028unknown\u2029here")
 
     def test_not_a_reply(self):
         for bad in ("hello", "999 what", "25 short"):

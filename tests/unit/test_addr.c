@@ -98,8 +98,6 @@ static const struct valid_case {
     {"user@ПРИМЕР.РФ", "user", "пример.рф", "xn--e1afmkfd.xn--p1ai", I},
     {"user@faß.de", "user", "faß.de", "xn--fa-hia.de", I}, /* non-transitional: not fass */
     {"user@xn--zca.de", "user", "ß.de", "xn--zca.de", I},
-    {"user@💩.la", "user", "💩.la", "xn--ls8h.la", I},     /* IDNA2003 symbol: fallback */
-    {"user@xn--ls8h.la", "user", "💩.la", "xn--ls8h.la", I},
     {"user@ｅｘａｍｐｌｅ.com", "user", "example.com", "example.com", 0}, /* UTS#46 width map */
     /* address literals, canonical text */
     {"a@[192.0.2.1]", "a", "[192.0.2.1]", "[192.0.2.1]", L},
@@ -245,6 +243,12 @@ static const struct invalid_case {
     {"a@\xcc\x80" "a.de", ADDR_ERR_IDN},       /* leading combining mark */
     {"a@\xd9\xa1\xd9\xa2.de", ADDR_ERR_IDN},   /* bidi rule */
     {"a@ab--cd.bücher.de", ADDR_ERR_IDN},   /* IDNA processes the whole name */
+    /* IDNA2008 DISALLOWED symbols (RFC 5892; RFC 6531 requires IDNA2008): no fallback */
+    {"a@\xe2\x82\xac.com", ADDR_ERR_IDN},        /* € */
+    {"a@\xc2\xa1hola.com", ADDR_ERR_IDN},         /* ¡ */
+    {"a@\xf0\x9f\x92\xa9.la", ADDR_ERR_IDN},    /* emoji, IDNA2003 only */
+    {"a@xn--ls8h.la", ADDR_ERR_IDN},            /* its A-label does not round-trip */
+    {"a@\xe2\x98\x83.com", ADDR_ERR_IDN},        /* snowman, an IDNA2003 favourite */
     /* UTF-8 */
     {"a@ex\xc3" "ample.com", ADDR_ERR_UTF8},
     {"\xff@x.com", ADDR_ERR_UTF8},
@@ -491,7 +495,6 @@ static void test_idn_equivalence(void **state)
         {"user@例子.广告", "user@xn--fsqu00a.xn--4rr70v"},
         {"user@пример.рф", "user@xn--e1afmkfd.xn--p1ai"},
         {"user@faß.de", "user@xn--fa-hia.de"},
-        {"user@☃.com", "user@xn--n3h.com"},
         {"user@mail.bücher.de", "user@MAIL.xn--bcher-kva.DE"},
     };
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {

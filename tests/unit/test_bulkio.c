@@ -705,6 +705,20 @@ static void test_writer_ndjson(void **state)
     assert_string_equal(p.f[1][1], "{\"email\":\"a@x.com\",\"x\":\"y,z\"}");
     assert_string_equal(p.f[1][2], "deliverable");
     parsed_free(&p);
+
+    /* CSV in, NDJSON out: U+2028/U+2029 in a field leave escaped */
+    r = OPEN("email,note\na@x.com,\"l1\xE2\x80\xA8l2\xE2\x80\xA9\xC3\xA9\"\n", NULL);
+    wo.format = BULKIO_FMT_NDJSON;
+    wo.path = tpath("ls.ndjson");
+    assert_int_equal(bulkio_writer_open(&wo, bulkio_reader_schema(r), &w, err, sizeof err), MP_OK);
+    row = next(r);
+    assert_int_equal(bulkio_writer_put(w, row, RES_OK, NULL), MP_OK);
+    assert_int_equal(bulkio_writer_commit(w), MP_OK);
+    bulkio_writer_free(w);
+    bulkio_reader_free(r);
+    s = slurp(tpath("ls.ndjson"), NULL);
+    assert_non_null(strstr(s, "\"note\":\"l1\\u2028l2\\u2029\xC3\xA9\""));
+    free(s);
 }
 
 static void test_writer_atomic(void **state)

@@ -111,6 +111,28 @@ static void test_disposable(void **state)
     assert_false(intel_domain_disposable("com", NULL, NULL, NULL));
 }
 
+/* RFC 2606 / RFC 6761 names are nobody's provider, whatever a list says (one of the
+ * imported lists carries example.com). */
+static void test_reserved(void **state)
+{
+    (void)state;
+    static const char *const yes[] = {"example.com", "EXAMPLE.COM.", "mail.example.org",
+                                      "example.net", "x.test", "test", "a.b.invalid",
+                                      "host.localhost", "sub.example"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        assert_true(intel_domain_reserved(yes[i]));
+        assert_false(intel_domain_disposable(yes[i], NULL, NULL, NULL));
+    }
+    static const char *const no[] = {"notexample.com", "example.co", "mytest.com",
+                                     "example.com.au", "testing", "localhost.com", ""};
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        assert_false(intel_domain_reserved(no[i]));
+    addr_t a;
+    intel_t in;
+    analyze("someone@example.com", &a, &in);
+    assert_false(in.disposable);
+}
+
 static void test_allow_wins(void **state)
 {
     (void)state;
@@ -605,6 +627,7 @@ int main(void)
         cmocka_unit_test(test_osa_distance),
         cmocka_unit_test(test_tld_known),
         cmocka_unit_test(test_disposable),
+        cmocka_unit_test(test_reserved),
         cmocka_unit_test(test_allow_wins),
         cmocka_unit_test(test_free_provider),
         cmocka_unit_test(test_role),

@@ -512,6 +512,20 @@ static void test_json_bad_utf8_everywhere(void **state)
     vd_result_free(r);
 }
 
+/* U+2028 and U+2029 leave as escapes (JSON allows them raw; JavaScript before ES2019
+ * does not), valid UTF-8 around them untouched. */
+static void test_json_line_separators(void **state)
+{
+    (void)state;
+    vd_result_t *r = valid_result("a@example.com");
+    strcpy(r->mx_host, "K\xc3\xb6ln\xe2\x80\xa8x\xe2\x80\xa9y");
+    char *s = vd_to_json(r, false);
+    assert_non_null(strstr(s, "\"mx_host\":\"K\xc3\xb6ln\\u2028x\\u2029y\""));
+    assert_null(strstr(s, "\xe2\x80\xa8"));
+    free(s);
+    vd_result_free(r);
+}
+
 static void test_human(void **state)
 {
     (void)state;
@@ -546,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_json_fields),
         cmocka_unit_test(test_json_invalid_syntax),
         cmocka_unit_test(test_json_same_as_jansson),
+        cmocka_unit_test(test_json_line_separators),
         cmocka_unit_test(test_json_bad_utf8_everywhere),
         cmocka_unit_test(test_human),
     };
