@@ -17,6 +17,7 @@
 
 typedef struct {
     char *key;
+    char *display; /* "key (note)\0note", or NULL when the line had no note */
     unsigned line;
     unsigned file;   /* index in files[] */
     unsigned order;  /* load order, so the first loaded wins on duplicates */
@@ -40,8 +41,10 @@ void userlist_free(userlist_t *ul)
 {
     if (!ul)
         return;
-    for (size_t i = 0; i < ul->n; i++)
+    for (size_t i = 0; i < ul->n; i++) {
         free(ul->e[i].key);
+        free(ul->e[i].display);
+    }
     for (size_t i = 0; i < ul->nfiles; i++)
         free(ul->files[i]);
     free(ul->e);
@@ -123,8 +126,8 @@ done:
     return why;
 }
 
-static mp_status_t add_entry(userlist_t *ul, const char *key, unsigned line, unsigned file,
-                             bool is_domain)
+static mp_status_t add_entry(userlist_t *ul, const char *key, const char *note, unsigned line,
+                             unsigned file, bool is_domain)
 {
     if (ul->n >= USERLIST_ENTRIES_MAX)
         return MP_ERR_LIMIT;
@@ -139,7 +142,18 @@ static mp_status_t add_entry(userlist_t *ul, const char *key, unsigned line, uns
     char *k = strdup(key);
     if (!k)
         return MP_ERR_NOMEM;
-    ul->e[ul->n] = (ul_entry_t){k, line, file, (unsigned)ul->n, is_domain};
+    char *d = NULL;
+    if (note && *note) {
+        /* "key (note)" then, after its NUL, the note alone */
+        size_t kn = strlen(k), nn = strlen(note);
+        if (!(d = malloc(kn + 2 * nn + 5))) {
+            free(k);
+            return MP_ERR_NOMEM;
+        }
+        snprintf(d, kn + nn + 4, "%s (%s)", k, note);
+        memcpy(d + kn + nn + 4, note, nn + 1);
+    }
+    ul->e[ul->n] = (ul_entry_t){k, d, line, file, (unsigned)ul->n, is_domain};
     ul->n++;
     return MP_OK;
 }
@@ -179,10 +193,12 @@ mp_status_t userlist_load(userlist_t *ul, const char *path, char *err, size_t er
             goto done;
         }
         /* '#' starts a comment at the start of a line or after white space only:
-         * it is a valid character inside a local part */
+         * it is a valid character inside a local part; an entry's comment is its note */
+        const char *note = NULL;
         for (size_t i = 0; i < len; i++)
             if (line[i] == '#' && (i == 0 || mp_is_space((unsigned char)line[i - 1]))) {
                 line[i] = '\0';
+                note = mp_str_trim(line + i + 1);
                 break;
             }
         char *s = mp_str_trim(line);
@@ -201,7 +217,7 @@ mp_status_t userlist_load(userlist_t *ul, const char *path, char *err, size_t er
             st = MP_ERR_CONFIG;
             goto done;
         }
-        st = add_entry(ul, key, lineno, fidx, is_domain);
+        st = add_entry(ul, key, note, lineno, fidx, is_domain);
         if (st) {
             set_err(err, errsize, path, lineno,
                     st == MP_ERR_LIMIT ? "too many entries" : "out of memory", NULL);
@@ -216,8 +232,10 @@ mp_status_t userlist_load(userlist_t *ul, const char *path, char *err, size_t er
 done:
     fclose(f);
     if (st) { /* nothing of a failed file is kept */
-        for (size_t i = first; i < ul->n; i++)
+        for (size_t i = first; i < ul->n; i++) {
             free(ul->e[i].key);
+            free(ul->e[i].display);
+        }
         ul->n = first;
         return st;
     }
@@ -267,7 +285,9 @@ bool userlist_match(const userlist_t *ul, const addr_t *a, userlist_match_t *m)
     if (m) {
         m->file = ul->files[e->file];
         m->line = e->line;
-        m->entry = e->key;
+        m->entry = e->display ? e->display : e->key;
+        m->key = e->key;
+        m->note = e->display ? e->display + strlen(e->display) + 1 : "";
         m->is_domain = e->is_domain;
     }
     return true;

@@ -13,7 +13,10 @@
  *                           with inconsistent case), "+tag" kept as written
  *   - "example.com", "@example.com", "*.example.com" or ".example.com"   a domain:
  *                           matches the domain and every subdomain
- *   - blank lines, and comments: '#' at the start of a line or after whitespace
+ *   - blank lines, and comments: '#' at the start of a line or after whitespace; the
+ *     comment of an entry's own line is its note ("user@example.com  # hard bounce
+ *     2026-11-30: 550 5.1.1 User unknown", as `mailprobe learn` writes them), shown with
+ *     the entry when it matches
  *   - Unicode domains are accepted and matched in A-label form (via addr_parse)
  * A line that is none of these fails the load with its file and line number.
  *
@@ -38,7 +41,10 @@ typedef struct userlist userlist_t;
 typedef struct {
     const char *file;  /* path of the file, as given to userlist_load */
     unsigned line;     /* 1-based line number in that file */
-    const char *entry; /* the entry as stored: "user@domain" or "domain" (A-label, lower) */
+    const char *entry; /* for display: the key, then the line's note in parentheses when
+                        * it has one: "user@domain (hard bounce 2026-11-30: ...)" */
+    const char *key;   /* the entry as stored: "user@domain" or "domain" (A-label, lower) */
+    const char *note;  /* the line's comment, "" when none */
     bool is_domain;    /* a domain entry (the address's domain or one of its parents) */
 } userlist_match_t;
 
