@@ -362,8 +362,18 @@ static void fill_status(learn_event_t *ev, const char *given)
      * which is the remote server's own word (the reporting MTA often writes its own
      * generic or guessed Status) */
     char diag[16] = "";
-    const char *r = ev->reason;
-    bool have = find_status(r, r + strlen(r), diag, sizeof diag);
+    const char *r = ev->reason, *re = r + strlen(r);
+    /* the code right after the server's reply code is the server's; one before it (as
+     * in "5.1.0 - Unknown address error 550-'5.7.1 ...") is the reporter's gloss */
+    int code = find_code(r, re);
+    const char *cp = NULL;
+    if (code) {
+        char c3[4] = {(char)('0' + code / 100), (char)('0' + code / 10 % 10),
+                      (char)('0' + code % 10), 0};
+        cp = strstr(r, c3);
+    }
+    bool have = (cp && find_status(cp, re, diag, sizeof diag)) ||
+                find_status(r, re, diag, sizeof diag);
     if (given && given[0] && (!have || diag[0] != given[0]))
         mp_strlcpy(ev->status, given, sizeof ev->status);
     else if (have)
@@ -413,13 +423,33 @@ static size_t from_dsn(mp_buf_t *dsn, learn_event_t *ev, int64_t date)
     return n;
 }
 
+/* Copy delivery-status fields found in the human text (non-MIME bounces that paste the
+ * RFC 3464 fields, or multiparts whose boundary is broken) into p->dsn. */
+static bool dsn_in_text(parts_t *p)
+{
+    const char *t = p->text.data ? p->text.data : "";
+    const char *f = mp_str_icase_find(t, "\nFinal-Recipient:");
+    if (!f)
+        f = mp_str_icase_find(t, "\nOriginal-Recipient:");
+    if (!f)
+        return false;
+    const char *b = f;
+    /* include the per-message block before it (Arrival-Date) */
+    const char *r = mp_str_icase_find(t, "\nReporting-MTA:");
+    if (r && r < f)
+        b = r;
+    mp_buf_reset(&p->dsn);
+    (void)mp_buf_add(&p->dsn, b + 1, strlen(b + 1));
+    return true;
+}
+
 /* Lines that carry message ids or trace data, whose "@" is no recipient. */
 static bool skip_line(const char *l, const char *end)
 {
     static const char *const heads[] = {"message-id:", "in-reply-to:", "references:",
                                         "received:", "return-path:", "from:", "sender:",
                                         "reply-to:", "x-", "dkim", "list-", "content-id:"};
-    while (l < end && (*l == ' ' || *l == '\t'))
+    while (l < end && (*l == ' ' || *l == '\t' || *l == '>'))
         l++;
     for (size_t i = 0; i < sizeof heads / sizeof *heads; i++) {
         size_t n = strlen(heads[i]);
@@ -503,7 +533,13 @@ static bool looks_like_bounce(GMimeMessage *m, const char *text)
  * "  user@example.com", "user@example.com... User unknown". */
 static bool line_starts_with(const char *ls, const char *b)
 {
-    while (ls < b && (*ls == ' ' || *ls == '\t' || *ls == '<' || *ls == '"'))
+    while (ls < b && (*ls == ' ' || *ls == '\t' || *ls == '>')) /* '>': a quoted bounce */
+        ls++;
+    /* Sendmail's transcript: "554 <user@example.com>... Service unavailable" */
+    if (b - ls > 4 && (*ls == '4' || *ls == '5') && mp_is_digit((unsigned char)ls[1]) &&
+        mp_is_digit((unsigned char)ls[2]) && (ls[3] == ' ' || ls[3] == '-') && ls[4] == '<')
+        ls += 4;
+    while (ls < b && (*ls == '<' || *ls == '"'))
         ls++;
     return ls == b;
 }
@@ -592,8 +628,9 @@ static size_t from_text(GMimeMessage *m, parts_t *p, learn_event_t *ev, int64_t 
                     if (!c[k].pos)
                         c[k].pos = b;
                 } else if (nx == 0 || pass == 0) {
+                    /* a recipient's words start with its line: "554 <user@...>... why" */
                     mp_strlcpy(c[nc].addr, a, sizeof c[nc].addr);
-                    c[nc++].pos = b;
+                    c[nc++].pos = pass == 0 ? ls : b;
                 }
                 if (pass == 1)
                     break;
@@ -675,7 +712,20 @@ mp_status_t learn_message_read(const char *data, size_t len, learn_event_t *ev, 
         date = g_date_time_to_unix(dt);
     if (p.dsn.len)
         *n = from_dsn(&p.dsn, ev, date);
-    if (!*n && looks_like_bounce(m, p.text.data))
+    if (!*n && !looks_like_bounce(m, p.text.data))
+        goto done;
+    if (!*n && p.text.len == 0) {
+        /* broken MIME (a boundary the body never uses, as some MTAs write): read the
+         * raw body as the text */
+        const char *body_start = strstr(copy, "\n\n");
+        if (body_start)
+            (void)mp_buf_add(&p.text, body_start + 2,
+                             strlen(body_start + 2) < LEARN_TEXT_MAX ? strlen(body_start + 2)
+                                                                      : LEARN_TEXT_MAX);
+    }
+    if (!*n && dsn_in_text(&p)) /* delivery-status fields pasted into the text */
+        *n = from_dsn(&p.dsn, ev, date);
+    if (!*n)
         *n = from_text(m, &p, ev, date);
 done:
     mp_buf_cleanup(&p.dsn);
