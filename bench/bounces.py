@@ -68,6 +68,21 @@ def main():
         for line in res.stdout.splitlines():
             src, kind, addr, status = line.split('\t')[:4]
             got[src.split(':message')[0]][addr.lower()] = (status, kind)
+    # Hard bounces go to the deny list: how many of ours does sisimai also read as "the
+    # mailbox or domain is not there" (userunknown, hostunknown, suspend, hasmoved,
+    # notaccept)? The others are listed: each is a possible false deny-list entry.
+    mailbox_reasons = {'userunknown', 'hostunknown', 'suspend', 'hasmoved', 'notaccept'}
+    hard = hard_ok = 0
+    hard_other = []
+    for f, rows in want.items():
+        for rcpt, status, reason in rows:
+            g = got[f].get(rcpt)
+            if g and g[1] == 'hard':
+                hard += 1
+                if reason in mailbox_reasons:
+                    hard_ok += 1
+                else:
+                    hard_other.append((os.path.basename(f), rcpt, status, reason))
     n = ok = ok_addr = msgs_ok = 0
     wrong = Counter()
     examples = []
@@ -96,6 +111,10 @@ def main():
     print(f'recipients: {n}; address and status right: {ok} ({100.0 * ok / n:.1f} %); '
           f'address right: {ok_addr} ({100.0 * ok_addr / n:.1f} %)')
     print(f'messages entirely right: {msgs_ok} ({100.0 * msgs_ok / len(want):.1f} %)')
+    print(f'hard bounces (deny-list entries): {hard}; sisimai agrees the mailbox/domain is '
+          f'not there: {hard_ok} ({100.0 * hard_ok / max(hard, 1):.1f} %)')
+    for h in hard_other:
+        print('   hard, sisimai says:', '\t'.join(h))
     for why, c in wrong.most_common():
         print(f'  {why}: {c}')
     for e in examples[:show]:

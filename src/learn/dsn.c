@@ -18,6 +18,7 @@
 #include "learn/learn.h"
 
 #include <gmime/gmime.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -388,7 +389,31 @@ static bool usable_addr(const char *a)
     return at && at != a && strchr(at, '.') && strlen(a) < 320;
 }
 
-static size_t from_dsn(mp_buf_t *dsn, learn_event_t *ev, int64_t date)
+/* The human text's line for addr, when the DSN gave no diagnostic (OpenSMTPD writes the
+ * server's reply only there: "user@example.com: 550 5.1.1 <user@...>: User unknown"). */
+static void diag_from_text(const mp_buf_t *text, const char *addr, char *out, size_t size)
+{
+    const char *s = text->data ? text->data : "", *end = s + text->len;
+    size_t an = strlen(addr);
+    for (const char *ls = s; ls < end;) {
+        const char *le = line_end(ls, end);
+        const char *q = ls;
+        while (q < le && (*q == ' ' || *q == '\t' || *q == '<'))
+            q++;
+        if ((size_t)(le - q) > an && strncasecmp(q, addr, an) == 0) {
+            q += an;
+            while (q < le && (*q == '>' || *q == ':' || *q == ' ' || *q == '.'))
+                q++;
+            if (find_code(q, le)) {
+                one_line(out, size, q, (size_t)(le - q));
+                return;
+            }
+        }
+        ls = le < end ? le + 1 : end;
+    }
+}
+
+static size_t from_dsn(mp_buf_t *dsn, const mp_buf_t *text, learn_event_t *ev, int64_t date)
 {
     rcpt_t *r = calloc(LEARN_EVENTS_MAX, sizeof *r);
     if (!r)
@@ -404,11 +429,15 @@ static size_t from_dsn(mp_buf_t *dsn, learn_event_t *ev, int64_t date)
         memset(e, 0, sizeof *e);
         mp_strlcpy(e->addr, a, sizeof e->addr);
         mp_strlcpy(e->reason, r[i].diag, sizeof e->reason);
+        if (!e->reason[0])
+            diag_from_text(text, a, e->reason, sizeof e->reason);
         fill_status(e, r[i].status);
         e->when = r[i].when ? r[i].when : arrival ? arrival : date;
         const char *act = r[i].action;
+        /* "deliverable" is not RFC 3464's, but some MTAs answer a NOTIFY=SUCCESS so */
         if (!strncmp(act, "delivered", 9) || !strncmp(act, "relayed", 7) ||
-            !strncmp(act, "expanded", 8) || (!act[0] && e->status[0] == '2')) {
+            !strncmp(act, "expanded", 8) || !strncmp(act, "deliverable", 11) ||
+            e->status[0] == '2') {
             if (e->status[0] == '4' || e->status[0] == '5')
                 learn_event_judge(e, e->status[0] == '5');
             else
@@ -441,6 +470,86 @@ static bool dsn_in_text(parts_t *p)
     mp_buf_reset(&p->dsn);
     (void)mp_buf_add(&p->dsn, b + 1, strlen(b + 1));
     return true;
+}
+
+/* Amazon SES notifications (sent by SNS as mail, or kept from its feed): a JSON object
+ * with notificationType Bounce or Delivery and its recipients. */
+static size_t from_ses_json(const mp_buf_t *text, learn_event_t *ev, int64_t date)
+{
+    const char *t = text->data ? text->data : "";
+    const char *b = strstr(t, "{\"notificationType\"");
+    if (!b)
+        b = strstr(t, "{\"eventType\"");
+    const char *e = strrchr(t, '}');
+    if (!b || !e || e < b)
+        return 0;
+    /* mail folds long lines; JSON strings hold no raw line breaks, so drop them */
+    size_t len = (size_t)(e - b + 1);
+    char *flat = malloc(len + 1);
+    if (!flat)
+        return 0;
+    size_t w = 0;
+    for (size_t i = 0; i < len; i++)
+        if (b[i] != '\n' && b[i] != '\r')
+            flat[w++] = b[i];
+    json_error_t jerr;
+    json_t *root = json_loadb(flat, w, 0, &jerr);
+    free(flat);
+    if (!root)
+        return 0;
+    size_t n = 0;
+    const char *type = json_string_value(json_object_get(root, "notificationType"));
+    if (!type)
+        type = json_string_value(json_object_get(root, "eventType"));
+    json_t *bounce = json_object_get(root, "bounce"), *dlv = json_object_get(root, "delivery");
+    int64_t when = date;
+    if (type && strcmp(type, "Bounce") == 0 && bounce) {
+        const char *btype = json_string_value(json_object_get(bounce, "bounceType"));
+        const char *ts = json_string_value(json_object_get(bounce, "timestamp"));
+        if (ts && learn_date_parse(ts))
+            when = learn_date_parse(ts);
+        json_t *list = json_object_get(bounce, "bouncedRecipients"), *r;
+        size_t i;
+        json_array_foreach(list, i, r) {
+            const char *a = json_string_value(json_object_get(r, "emailAddress"));
+            if (!a || !usable_addr(a) || n >= LEARN_EVENTS_MAX)
+                continue;
+            learn_event_t *x = &ev[n++];
+            memset(x, 0, sizeof *x);
+            mp_strlcpy(x->addr, a, sizeof x->addr);
+            x->when = when;
+            const char *d = json_string_value(json_object_get(r, "diagnosticCode"));
+            if (d) {
+                const char *semi = strchr(d, ';');
+                one_line(x->reason, sizeof x->reason, semi && semi - d < 16 ? semi + 1 : d,
+                         strlen(d));
+            }
+            fill_status(x, json_string_value(json_object_get(r, "status")));
+            learn_event_judge(x, !btype || strcmp(btype, "Transient") != 0);
+        }
+    } else if (type && strcmp(type, "Delivery") == 0 && dlv) {
+        const char *ts = json_string_value(json_object_get(dlv, "timestamp"));
+        if (ts && learn_date_parse(ts))
+            when = learn_date_parse(ts);
+        const char *resp = json_string_value(json_object_get(dlv, "smtpResponse"));
+        json_t *list = json_object_get(dlv, "recipients"), *r;
+        size_t i;
+        json_array_foreach(list, i, r) {
+            const char *a = json_string_value(r);
+            if (!a || !usable_addr(a) || n >= LEARN_EVENTS_MAX)
+                continue;
+            learn_event_t *x = &ev[n++];
+            memset(x, 0, sizeof *x);
+            mp_strlcpy(x->addr, a, sizeof x->addr);
+            x->when = when;
+            if (resp)
+                one_line(x->reason, sizeof x->reason, resp, strlen(resp));
+            fill_status(x, NULL);
+            x->kind = LEARN_DELIVERED;
+        }
+    }
+    json_decref(root);
+    return n;
 }
 
 /* Lines that carry message ids or trace data, whose "@" is no recipient. */
@@ -711,8 +820,9 @@ mp_status_t learn_message_read(const char *data, size_t len, learn_event_t *ev, 
     if (dt)
         date = g_date_time_to_unix(dt);
     if (p.dsn.len)
-        *n = from_dsn(&p.dsn, ev, date);
-    if (!*n && !looks_like_bounce(m, p.text.data))
+        *n = from_dsn(&p.dsn, &p.text, ev, date);
+    if (!*n && !looks_like_bounce(m, p.text.data) &&
+        !(p.text.data && strstr(p.text.data, "\"notificationType\"")))
         goto done;
     if (!*n && p.text.len == 0) {
         /* broken MIME (a boundary the body never uses, as some MTAs write): read the
@@ -723,9 +833,12 @@ mp_status_t learn_message_read(const char *data, size_t len, learn_event_t *ev, 
                              strlen(body_start + 2) < LEARN_TEXT_MAX ? strlen(body_start + 2)
                                                                       : LEARN_TEXT_MAX);
     }
-    if (!*n && dsn_in_text(&p)) /* delivery-status fields pasted into the text */
-        *n = from_dsn(&p.dsn, ev, date);
     if (!*n)
+        *n = from_ses_json(&p.text, ev, date);
+    if (!*n && dsn_in_text(&p)) /* delivery-status fields pasted into the text */
+        *n = from_dsn(&p.dsn, &p.text, ev, date);
+    /* an SES notification of another kind (Complaint...) is no bounce text to guess from */
+    if (!*n && !(p.text.data && strstr(p.text.data, "\"notificationType\"")))
         *n = from_text(m, &p, ev, date);
 done:
     mp_buf_cleanup(&p.dsn);

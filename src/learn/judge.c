@@ -44,7 +44,16 @@ void learn_event_judge(learn_event_t *ev, bool permanent)
     cl_result_t r;
     cl_outcome_t o = classify_reply(CL_STAGE_RCPT, code, enh, t, &r);
     mp_strlcpy(ev->outcome, classify_outcome_name(o), sizeof ev->outcome);
-    ev->kind = permanent && code / 100 == 5 &&
+    /* A bounce does not say which command the reply answered, and a bare 550 is only
+     * "mailbox unavailable" at RCPT: hard needs the enhanced code or the text to say
+     * so (classify's rule is not the basic code alone), and no sign that the refusal
+     * came after DATA, where it is about the message (content, spam, size) */
+    bool by_code_only = r.rule && strncmp(r.rule, "code:", 5) == 0;
+    bool after_data = mp_str_icase_find(ev->reason, "end of DATA") ||
+                      mp_str_icase_find(ev->reason, "after DATA") ||
+                      mp_str_icase_find(ev->reason, "reply to DATA") ||
+                      mp_str_icase_find(ev->reason, "end of data");
+    ev->kind = permanent && code / 100 == 5 && !by_code_only && !after_data &&
                        (o == CL_MAILBOX_ABSENT || o == CL_MAILBOX_DISABLED ||
                         o == CL_DOMAIN_ABSENT)
                    ? LEARN_HARD
