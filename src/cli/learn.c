@@ -193,10 +193,14 @@ int cli_learn(int argc, char **argv)
                 goto done;
             }
         }
-        if (!(r.deny = fopen(r.deny_path, "a"))) {
+        if (!(r.deny = fopen(r.deny_path, "a+"))) {
             rc = cli_usage_error("learn: %s: %s", r.deny_path, strerror(errno));
             goto done;
         }
+        /* a list whose last line has no newline must not glue it to our first entry */
+        if (fseek(r.deny, -1, SEEK_END) == 0 && fgetc(r.deny) != '\n')
+            fputc('\n', r.deny);
+        fseek(r.deny, 0, SEEK_END);
         if (!no_hist) {
             char path[1024];
             if (store)
@@ -217,16 +221,16 @@ int cli_learn(int argc, char **argv)
         mp_status_t st = learn_path_read(argv[i], &csv, on_event, &r, &stats, err, sizeof err);
         mp_status_t kst = keep(&r);
         if (st || kst) {
-            if (st)
-                fprintf(stderr, "mailprobe: learn: %s\n", err[0] ? err : mp_strerror(st));
-            else
-                fprintf(stderr, "mailprobe: learn: cannot write the deny list or history\n");
-            fprintf(stderr, "mailprobe: learn: stopped; what was learned before is kept\n");
+            fprintf(stderr, "mailprobe: learn: %s (stopped; the %zu deny-list entries and "
+                    "the history learned before are kept)\n",
+                    st ? (err[0] ? err : mp_strerror(st))
+                       : "cannot write the deny list or the history",
+                    r.denied);
             rc = st == MP_ERR_CONFIG || st == MP_ERR_LIMIT ? EXIT_USAGE : EXIT_RUNTIME;
             break;
         }
     }
-    if (!r.list)
+    if (!r.list && !rc)
         fprintf(stderr,
                 "learned: %zu messages (%zu bounces), %zu CSV rows (%zu skipped); %zu hard, "
                 "%zu soft, %zu delivered, %zu unusable addresses; %zu added to %s\n",

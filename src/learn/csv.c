@@ -236,7 +236,7 @@ mp_status_t learn_csv_read(const char *path, const learn_csv_opts_t *o, learn_ev
     }
     *r = (csvr_t){.o = o, .cb = cb, .arg = arg, .stats = stats, .path = path, .err = err,
                   .errsize = errsize};
-    if (csv_init(&p, CSV_APPEND_NULL) != 0) {
+    if (csv_init(&p, CSV_APPEND_NULL | CSV_STRICT | CSV_STRICT_FINI) != 0) {
         st = MP_ERR_NOMEM;
         goto done;
     }

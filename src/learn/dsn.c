@@ -583,6 +583,17 @@ static bool same_addr(const char *a, size_t an, const char *list)
 
 static bool daemon_addr(const char *a, size_t n)
 {
+    /* authentication results quoted in the text: "smtp.mailfrom=user@example.com",
+     * "header.from=...", "envelope-from=..." name the sender, never a recipient */
+    const char *eq = memchr(a, '=', n);
+    const char *at = memchr(a, '@', n);
+    if (eq && at && eq < at) {
+        bool word = true;
+        for (const char *q = a; q < eq; q++)
+            word &= mp_is_alpha((unsigned char)*q) || *q == '.' || *q == '-';
+        if (word)
+            return true;
+    }
     static const char *const names[] = {"mailer-daemon@", "postmaster@", "mail-daemon@",
                                         "mailerdaemon@", "double-bounce@", "noreply@",
                                         "no-reply@", "bounce@", "bounces@"};

@@ -36,6 +36,17 @@ void learn_event_judge(learn_event_t *ev, bool permanent)
         code = (t[0] - '0') * 100 + (t[1] - '0') * 10 + (t[2] - '0');
         t += t[3] ? 4 : 3;
     }
+    while (*t == ' ')
+        t++;
+    /* "550 5.1.1 ...": the enhanced code right after the reply code, when none was given */
+    size_t sl = 0;
+    if (!ev->status[0] && (t[0] == '4' || t[0] == '5') && t[1] == '.') {
+        sl = 2;
+        while (sl < 12 && (mp_is_digit((unsigned char)t[sl]) || t[sl] == '.'))
+            sl++;
+        if (sl > 4 && sl < sizeof ev->status && t[sl - 1] != '.')
+            mp_strlcpy(ev->status, t, sl + 1);
+    }
     if (!code)
         code = ev->status[0] == '4' ? 450 : ev->status[0] == '5' ? 550 : permanent ? 550 : 450;
     const char *enh = ev->status[0] == (char)('0' + code / 100) ? ev->status : NULL;

@@ -155,8 +155,7 @@ static mp_status_t read_file(const char *path, const learn_csv_opts_t *csv, lear
         rewind(f);
         st = read_whole(f, path, cb, arg, stats, err, errsize);
     } else if (n == 0) {
-        set_err(err, errsize, path, "empty file");
-        st = MP_ERR_CONFIG;
+        st = MP_OK; /* an empty mbox is an empty mailbox */
     } else {
         fclose(f);
         return learn_csv_read(path, csv, cb, arg, stats, err, errsize);

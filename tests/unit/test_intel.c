@@ -498,10 +498,15 @@ static void test_userlist_match(void **state)
     assert_int_equal(m.line, 3);
     assert_false(m.is_domain);
     assert_string_equal(m.entry, "trap@example.com");
+    assert_string_equal(m.note, "");
     assert_true(ul_match(ul, "TRAP@EXAMPLE.COM", &m)); /* case-insensitive */
     assert_false(ul_match(ul, "trap2@example.com", NULL));
     assert_true(ul_match(ul, "bounced@example.org", &m));
     assert_int_equal(m.line, 4);
+    /* the line's comment is the entry's note, shown with it */
+    assert_string_equal(m.key, "bounced@example.org");
+    assert_string_equal(m.note, "hard bounce 2026-01");
+    assert_string_equal(m.entry, "bounced@example.org (hard bounce 2026-01)");
     /* domains match themselves and every subdomain */
     assert_true(ul_match(ul, "anyone@spam.net", &m));
     assert_true(m.is_domain);

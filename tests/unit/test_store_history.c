@@ -1,0 +1,82 @@
+/*
+ * test_store_history.c - the address history table (src/store/history.c): created on
+ * first open with its own version, one row per address/kind/day, kept across opens,
+ * next to the job store's tables in the same file, and a newer version refused.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/history.h"
+#include "store/store.h"
+
+static char path[256];
+
+static void test_history(void **state)
+{
+    (void)state;
+    char err[512];
+    /* the job store first, then the history in the same file: neither disturbs the other */
+    store_t *st = NULL;
+    assert_int_equal(store_open(path, &st, err, sizeof err), MP_OK);
+    history_t *h = NULL;
+    assert_int_equal(history_open(path, &h, err, sizeof err), MP_OK);
+    history_event_t ev = {"Gone@Example.COM", "hard", "5.1.1", "mailbox_absent",
+                          "550 5.1.1 User unknown", "bounces.mbox:message 1", 1796032800};
+    assert_int_equal(history_put(h, &ev), MP_OK);
+    assert_int_equal(history_put(h, &ev), MP_OK); /* same day: one row */
+    ev.when += 86400;
+    assert_int_equal(history_put(h, &ev), MP_OK); /* next day: another */
+    history_event_t ok = {"ok@example.com", "delivered", "", "", "", "x.csv:line 2", 0};
+    assert_int_equal(history_put(h, &ok), MP_OK);
+    assert_int_equal(history_commit(h), MP_OK);
+    assert_int_equal(history_count(h, "gone@example.com", "hard"), 2);
+    assert_int_equal(history_count(h, "gone@example.com", "soft"), 0);
+    assert_int_equal(history_count(h, "ok@example.com", NULL), 1);
+    history_close(h);
+    store_close(st);
+
+    /* kept across opens */
+    assert_int_equal(history_open(path, &h, err, sizeof err), MP_OK);
+    assert_int_equal(history_count(h, "GONE@example.com", NULL), 2);
+    history_close(h);
+    assert_int_equal(store_open(path, &st, err, sizeof err), MP_OK);
+    store_close(st);
+
+    /* a file from a newer mailprobe is refused with a message, not changed */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "UPDATE history_meta SET version = 99", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(history_open(path, &h, err, sizeof err), MP_ERR_IO);
+    assert_null(h);
+    assert_non_null(strstr(err, "newer"));
+
+    /* an unusable path */
+    assert_int_equal(history_open("/nonexistent/dir/x.db", &h, err, sizeof err), MP_ERR_IO);
+    assert_null(h);
+    assert_true(err[0] != '\0');
+}
+
+int main(void)
+{
+    snprintf(path, sizeof path, "/tmp/test_history.%ld.db", (long)getpid());
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_history)};
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    unlink(path);
+    char more[300];
+    snprintf(more, sizeof more, "%s-wal", path);
+    unlink(more);
+    snprintf(more, sizeof more, "%s-shm", path);
+    unlink(more);
+    return rc;
+}
