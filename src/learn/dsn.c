@@ -227,8 +227,9 @@ static bool find_status(const char *s, const char *end, char *out, size_t size)
     return false;
 }
 
-/* The first SMTP reply code ("550 ", "550-", "421 ") of class 4 or 5 in [s, end). */
-static int find_code(const char *s, const char *end)
+/* The first SMTP reply code ("550 ", "550-", "421 ") of class 4 or 5 in [s, end); *at
+ * (when not NULL) receives where it starts. */
+static int find_code(const char *s, const char *end, const char **at)
 {
     for (const char *p = s; p + 4 <= end; p++) {
         if ((*p != '4' && *p != '5') || !mp_is_digit((unsigned char)p[1]) ||
@@ -239,6 +240,8 @@ static int find_code(const char *s, const char *end)
             continue;
         if (p[1] > '5')
             continue;
+        if (at)
+            *at = p;
         return (*p - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
     }
     return 0;
@@ -366,13 +369,8 @@ static void fill_status(learn_event_t *ev, const char *given)
     const char *r = ev->reason, *re = r + strlen(r);
     /* the code right after the server's reply code is the server's; one before it (as
      * in "5.1.0 - Unknown address error 550-'5.7.1 ...") is the reporter's gloss */
-    int code = find_code(r, re);
     const char *cp = NULL;
-    if (code) {
-        char c3[4] = {(char)('0' + code / 100), (char)('0' + code / 10 % 10),
-                      (char)('0' + code % 10), 0};
-        cp = strstr(r, c3);
-    }
+    (void)find_code(r, re, &cp);
     bool have = (cp && find_status(cp, re, diag, sizeof diag)) ||
                 find_status(r, re, diag, sizeof diag);
     if (given && given[0] && (!have || diag[0] != given[0]))
@@ -404,7 +402,7 @@ static void diag_from_text(const mp_buf_t *text, const char *addr, char *out, si
             q += an;
             while (q < le && (*q == '>' || *q == ':' || *q == ' ' || *q == '.'))
                 q++;
-            if (find_code(q, le)) {
+            if (find_code(q, le, NULL)) {
                 one_line(out, size, q, (size_t)(le - q));
                 return;
             }
@@ -686,17 +684,12 @@ static void text_event(learn_event_t *x, const char *addr, const char *s, const 
     x->when = date;
     const char *from = pos ? pos : s;
     char st[16] = "";
-    int code = find_code(from, until);
     const char *cp = NULL;
-    if (code) {
-        char c3[4] = {(char)('0' + code / 100), (char)('0' + code / 10 % 10),
-                      (char)('0' + code % 10), 0};
-        cp = strstr(from, c3);
-    }
+    int code = find_code(from, until, &cp);
     if (!find_status(from, until, st, sizeof st) && !code)
         (void)find_status(s, stop, st, sizeof st);
     if (!code && !st[0])
-        code = find_code(s, stop);
+        code = find_code(s, stop, NULL);
     const char *rs = cp && cp < until ? cp : from;
     one_line(x->reason, sizeof x->reason, rs, (size_t)((cp && cp < until ? stop : until) - rs));
     mp_strlcpy(x->status, st, sizeof x->status);
