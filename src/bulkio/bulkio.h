@@ -75,7 +75,17 @@ typedef struct {
     bulkio_header_t header;  /* CSV header line */
     const char *column;      /* --column: "N" (1-based) or a header name / JSON key; NULL = detect */
     size_t row_max;          /* 0 = BULKIO_ROW_MAX_DEFAULT */
+    const char *name_column; /* --name-column: "FULL" or "FIRST,LAST" (names or 1-based
+                                numbers / JSON keys); NULL = detect (bulkio_names_find) */
 } bulkio_ropts_t;
+
+/* The columns (CSV) or keys (NDJSON) holding a row's person name, when the list has them:
+ * a given and a family name, and/or a full name. */
+typedef struct {
+    bool found;                /* at least one of the three */
+    long first, last, full;    /* CSV: 0-based column, -1 when absent */
+    char first_key[128], last_key[128], full_key[128]; /* NDJSON: keys, "" when absent */
+} bulkio_names_t;
 
 /* What the reader found at open; stable for the reader's life. */
 typedef struct {
@@ -88,6 +98,7 @@ typedef struct {
     size_t column;               /* CSV: 0-based index of the email column */
     const char *key;             /* NDJSON: the key holding the address */
     uint64_t data_offset;        /* byte offset of the first data row (after BOM and header) */
+    bulkio_names_t names;        /* the name columns (bulkio_names_find at open) */
 } bulkio_schema_t;
 
 /* One input row. Borrowed: valid until the next bulkio_reader_next/seek/free. */
@@ -151,6 +162,31 @@ const char *bulkio_reader_error(const bulkio_reader_t *r);
 
 /** Close (and free) the reader; NULL is a no-op. */
 void bulkio_reader_free(bulkio_reader_t *r);
+
+/**
+ * Find a list's name columns, as the email column is found: from spec ("--name-column
+ * FULL" or "FIRST,LAST", header names case-insensitively or 1-based numbers; JSON keys
+ * for NDJSON), else by the usual header names (first_name / firstname / given_name /
+ * first, last_name / surname / family_name / last, name / full_name / contact_name...;
+ * spaces, '_' and '-' ignored). NDJSON without spec: the usual key names, looked up in
+ * each row. Pure; called by the reader at open.
+ * @param s     the schema (format, header, ncols)
+ * @param spec  the --name-column value, or NULL/"" to detect
+ * @param out   the columns found (out->found false: none, which is not an error)
+ * @param err   a one-line message when spec names a column the input does not have
+ * @return MP_OK; MP_ERR_ARG (bad spec)
+ */
+mp_status_t bulkio_names_find(const bulkio_schema_t *s, const char *spec, bulkio_names_t *out,
+                              char *err, size_t errsize);
+
+/**
+ * A row's name values, trimmed ("" when absent or not text).
+ * @param n     the name columns (schema->names)
+ * @param row   a row as read
+ * @param first,last,full receive the values; each size bytes
+ */
+void bulkio_row_names(const bulkio_names_t *n, const bulkio_row_t *row, char *first,
+                      char *last, char *full, size_t size);
 
 /* Writer options. */
 typedef struct {

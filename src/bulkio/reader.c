@@ -984,6 +984,10 @@ mp_status_t bulkio_reader_open_file(FILE *f, bool take_ownership, const char *na
         goto fail;
     }
     r->schema.data_offset = r->base + r->pos;
+    st = bulkio_names_find(&r->schema, o ? o->name_column : NULL, &r->schema.names, err,
+                           errsize);
+    if (st)
+        goto fail;
     *out = r;
     return MP_OK;
 fail:

@@ -172,6 +172,8 @@ static void print_help(void)
           "                         temporary file and renamed when complete\n"
           "  --format csv|ndjson    output format (default: the input's)\n"
           "  --column NAME|N        the email column (default: detected)\n"
+          "  --name-column FULL|FIRST,LAST  the name column(s) (default: detected from\n"
+          "                         first_name/last_name/name...; kept for later evidence)\n"
           "  --split-by-verdict DIR also write DIR/deliverable.csv, undeliverable.csv, ...\n"
           "  --store PATH           the job store (default: ~/.local/share/mailprobe/\n"
           "                         jobs.sqlite); the same command again continues a job\n"
@@ -267,6 +269,7 @@ int cli_bulk(int argc, char **argv)
     bulkio_ropts_t ro;
     memset(&ro, 0, sizeof ro);
     ro.column = cfg.column[0] ? cfg.column : NULL;
+    ro.name_column = cfg.name_column[0] ? cfg.name_column : NULL;
     if (bulkio_reader_open(input, &ro, &rd, err, sizeof err) != MP_OK) {
         rc = cli_usage_error("bulk: %s", err);
         goto done;

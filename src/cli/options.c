@@ -21,7 +21,7 @@ enum {
     O_MAX_TIME, O_GREYLIST_WAIT, O_ALLOW_PRIVATE, O_NO_STARTTLS, O_MAX_SESSIONS,
     O_PER_SERVER, O_PORT, O_OFFLINE, O_ROLE_RISKY, O_CONFIG, O_COLOR, O_NO_COLOR,
     O_VERBOSE, O_HELP, O_NO_PROBE, O_GEOIP, O_DENY, O_ALLOW, O_RCPT_PER_SESSION, O_RCPT_PER_TXN,
-    O_MIN_INTERVAL, O_PER_HOST, O_OUTPUT, O_FORMAT, O_COLUMN, O_SPLIT, O_STORE, O_RESUME, O_MAX_AGE, O_NO_PROGRESS,
+    O_MIN_INTERVAL, O_PER_HOST, O_OUTPUT, O_FORMAT, O_COLUMN, O_NAME_COLUMN, O_SPLIT, O_STORE, O_RESUME, O_MAX_AGE, O_NO_PROGRESS,
     O_LISTEN, O_TOKENS, O_RATE_LIMIT, O_MAX_BODY, O_WAIT
 };
 
@@ -58,6 +58,7 @@ static const struct option long_opts[] = {
     {"output", required_argument, NULL, O_OUTPUT},
     {"format", required_argument, NULL, O_FORMAT},
     {"column", required_argument, NULL, O_COLUMN},
+    {"name-column", required_argument, NULL, O_NAME_COLUMN},
     {"split-by-verdict", required_argument, NULL, O_SPLIT},
     {"store", required_argument, NULL, O_STORE},
     {"resume", required_argument, NULL, O_RESUME},
@@ -75,7 +76,7 @@ static const struct option long_opts[] = {
 static unsigned opt_cmds(int id)
 {
     switch (id) {
-    case O_OUTPUT: case O_FORMAT: case O_COLUMN: case O_SPLIT: case O_RESUME:
+    case O_OUTPUT: case O_FORMAT: case O_COLUMN: case O_NAME_COLUMN: case O_SPLIT: case O_RESUME:
     case O_NO_PROGRESS:
         return CMD_BULK;
     case O_STORE: case O_MAX_AGE:
@@ -274,6 +275,10 @@ static int apply_opt(cli_cfg_t *c, int id, const char *v, const char *where)
     case O_COLUMN:
         if (!*v || mp_strlcpy(c->column, v, sizeof c->column) >= sizeof c->column)
             return cli_usage_error("%s: --column needs a name or a number", where);
+        break;
+    case O_NAME_COLUMN:
+        if (!*v || mp_strlcpy(c->name_column, v, sizeof c->name_column) >= sizeof c->name_column)
+            return cli_usage_error("%s: --name-column needs FULL or FIRST,LAST", where);
         break;
     case O_SPLIT:
         if (!*v || mp_strlcpy(c->split_dir, v, sizeof c->split_dir) >= sizeof c->split_dir)

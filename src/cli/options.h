@@ -39,6 +39,7 @@ typedef struct {
     char output[1024];
     char format[16];           /* "", "csv" or "ndjson" */
     char column[256];
+    char name_column[512]; /* --name-column: FULL or FIRST,LAST (bulkio_names_find) */
     char split_dir[1024];
     char store[1024];
     char resume[64];

@@ -131,5 +131,28 @@ class Learn(unittest.TestCase):
         self.assertOneLine(self.learn(self.mbox), 2, "deny list")
 
 
+class NameColumn(unittest.TestCase):
+    """bulk --name-column: a column the list does not have stops before any work."""
+
+    def test_bad_name_column(self):
+        d = tempfile.mkdtemp(prefix="mp-names-")
+        try:
+            lst = os.path.join(d, "list.csv")
+            with open(lst, "w") as f:
+                f.write("email,first_name,last_name\nann@example.com,Ann,Lee\n")
+            args = ("bulk", "--offline", "--no-progress", "--store", os.path.join(d, "s.db"),
+                    "-o", os.path.join(d, "out.csv"))
+            p = mp(*args, "--name-column", "nickname", lst)
+            self.assertEqual(p.returncode, 2, p)
+            self.assertEqual(p.stderr.strip().splitlines(),
+                             ["mailprobe: bulk: --name-column nickname: no such column"])
+            self.assertFalse(os.path.exists(os.path.join(d, "out.csv")))
+            p = mp(*args, "--name-column", "first_name,last_name", lst)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertTrue(os.path.exists(os.path.join(d, "out.csv")))
+        finally:
+            shutil.rmtree(d)
+
+
 if __name__ == "__main__":
     unittest.main()
