@@ -232,10 +232,11 @@ int cli_learn(int argc, char **argv)
     }
     if (!r.list && !rc)
         fprintf(stderr,
-                "learned: %zu messages (%zu bounces), %zu CSV rows (%zu skipped); %zu hard, "
-                "%zu soft, %zu delivered, %zu unusable addresses; %zu added to %s\n",
-                stats.messages, stats.bounces, stats.rows, stats.skipped, r.hard, r.soft,
-                r.delivered, r.unusable, r.denied, r.deny_path);
+                "learned: %zu messages (%zu bounces), %zu CSV rows (%zu skipped), %zu other "
+                "files skipped; %zu hard, %zu soft, %zu delivered, %zu unusable addresses; "
+                "%zu added to %s\n",
+                stats.messages, stats.bounces, stats.rows, stats.skipped, stats.skipped_files,
+                r.hard, r.soft, r.delivered, r.unusable, r.denied, r.deny_path);
 done:
     if (r.deny && fclose(r.deny) != 0 && !rc) {
         fprintf(stderr, "mailprobe: learn: %s: %s\n", r.deny_path, strerror(errno));

@@ -59,8 +59,7 @@ const char *learn_kind_name(learn_kind_t k);
 mp_status_t learn_message_read(const char *data, size_t len, learn_event_t *ev, size_t *n);
 
 /** Called for each event found; src says where ("FILE", "FILE:message N", "FILE:line N").
- *  Return non-zero to stop reading (learn_path_read then returns MP_ERR_IO... no:
- *  returns the status given in *stop_st). */
+ *  A status other than MP_OK stops the reading, and learn_path_read returns it. */
 typedef mp_status_t (*learn_event_cb)(const learn_event_t *ev, const char *src, void *arg);
 
 /** Column choices for CSV exports: NULL to detect from the header. */
@@ -74,13 +73,16 @@ typedef struct {
     size_t bounces;    /* of them, messages that yielded at least one event */
     size_t rows;       /* CSV rows read */
     size_t skipped;    /* CSV rows whose type says nothing we keep (opens, clicks...) */
+    size_t skipped_files; /* files in a directory that are neither mail nor .csv/.tsv */
 } learn_stats_t;
 
 /**
  * Read one path: a directory (a Maildir's cur/ and new/, or every file of a plain
- * directory, recursively), an mbox file (starts with "From "), a CSV export (a header
- * row naming an email column) or a single message. Events go to cb as they are found,
- * so a failure later in the path loses nothing already handed over.
+ * directory, recursively, in name order; tmp/ and dot entries skipped, and files that
+ * are neither mail nor named .csv/.tsv counted in skipped_files), an mbox file (starts
+ * with "From "), a single message (starts with a header field), else a CSV export.
+ * Events go to cb as they are found, so a failure later in the path loses nothing
+ * already handed over.
  * @return MP_OK; MP_ERR_IO (unreadable path, err says which), MP_ERR_CONFIG (a CSV
  *         whose columns cannot be found, or a file that is neither mail nor CSV),
  *         MP_ERR_LIMIT (a message over LEARN_MSG_MAX), or what cb returned

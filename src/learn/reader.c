@@ -133,8 +133,11 @@ static bool header_line(const char *s, size_t n)
     return i > 0 && i < n && s[i] == ':';
 }
 
-static mp_status_t read_file(const char *path, const learn_csv_opts_t *csv, learn_event_cb cb,
-                             void *arg, learn_stats_t *stats, char *err, size_t errsize)
+/* in_dir: found by walking a directory, where a file that is neither mail nor named
+ * .csv/.tsv (a README, an index, a lock file) is skipped rather than read as CSV */
+static mp_status_t read_file(const char *path, bool in_dir, const learn_csv_opts_t *csv,
+                             learn_event_cb cb, void *arg, learn_stats_t *stats, char *err,
+                             size_t errsize)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -156,6 +159,9 @@ static mp_status_t read_file(const char *path, const learn_csv_opts_t *csv, lear
         st = read_whole(f, path, cb, arg, stats, err, errsize);
     } else if (n == 0) {
         st = MP_OK; /* an empty mbox is an empty mailbox */
+    } else if (in_dir && !mp_str_iends(path, ".csv") && !mp_str_iends(path, ".tsv")) {
+        stats->skipped_files++;
+        st = MP_OK;
     } else {
         fclose(f);
         return learn_csv_read(path, csv, cb, arg, stats, err, errsize);
@@ -223,7 +229,7 @@ static mp_status_t read_dir(const char *path, int depth, const learn_csv_opts_t 
         } else if (S_ISDIR(sb.st_mode))
             st = read_dir(sub, depth + 1, csv, cb, arg, stats, err, errsize);
         else if (S_ISREG(sb.st_mode))
-            st = read_file(sub, csv, cb, arg, stats, err, errsize);
+            st = read_file(sub, true, csv, cb, arg, stats, err, errsize);
     }
 done:
     for (size_t i = 0; i < n; i++)
@@ -247,5 +253,5 @@ mp_status_t learn_path_read(const char *path, const learn_csv_opts_t *csv, learn
     }
     if (S_ISDIR(sb.st_mode))
         return read_dir(path, 0, csv, cb, arg, stats, err, errsize);
-    return read_file(path, csv, cb, arg, stats, err, errsize);
+    return read_file(path, false, csv, cb, arg, stats, err, errsize);
 }

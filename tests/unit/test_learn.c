@@ -284,6 +284,21 @@ static void test_mbox_maildir(void **state)
     assert_string_equal(s.addr[0], "filtered@example.co.jp"); /* cur/ before new/ */
     assert_string_equal(s.addr[2], "kijitora@example.ed.jp");
 
+    /* a plain directory: mail and .csv files read, anything else skipped and counted */
+    snprintf(sub, sizeof sub, "%s/README.md", md);
+    write_text(sub, "# my bounces\n\nsome notes, with commas\n");
+    snprintf(sub, sizeof sub, "%s/export.csv", md);
+    write_text(sub, "email,event\nx@example.com,delivered\n");
+    memset(&s, 0, sizeof s);
+    memset(&st, 0, sizeof st);
+    assert_int_equal(learn_path_read(md, NULL, collect, &s, &st, err, sizeof err), MP_OK);
+    assert_int_equal(st.skipped_files, 1);
+    assert_int_equal(s.n, 4);
+    /* named on its own, the same file is read as a CSV, and fails clearly */
+    snprintf(sub, sizeof sub, "%s/README.md", md);
+    assert_int_equal(learn_path_read(sub, NULL, collect, &s, &st, err, sizeof err),
+                     MP_ERR_CONFIG);
+
     /* a callback failure stops the walk with its status; what it got is its own */
     memset(&s, 0, sizeof s);
     s.stop_after = 1;
