@@ -657,6 +657,12 @@ static bool line_starts_with(const char *ls, const char *b)
     if (b - ls > 4 && (*ls == '4' || *ls == '5') && mp_is_digit((unsigned char)ls[1]) &&
         mp_is_digit((unsigned char)ls[2]) && (ls[3] == ' ' || ls[3] == '-') && ls[4] == '<')
         ls += 4;
+    /* a transcript's recipient command: "RCPT TO: <user@example.com>" */
+    if (b - ls > 8 && strncasecmp(ls, "RCPT TO:", 8) == 0) {
+        ls += 8;
+        while (ls < b && *ls == ' ')
+            ls++;
+    }
     while (ls < b && (*ls == '<' || *ls == '"'))
         ls++;
     return ls == b;
@@ -728,7 +734,10 @@ static size_t from_text(GMimeMessage *m, parts_t *p, learn_event_t *ev, int64_t 
             const char *le = line_end(ls, stop);
             for (const char *q = ls; !skip_line(ls, le) && next_addr(q, le, &b, &e); q = e) {
                 size_t n = (size_t)(e - b);
-                if (n >= sizeof c[0].addr || daemon_addr(b, n) || same_addr(b, n, sender) ||
+                /* the bounce's To is the sender (us): not a recipient, unless a line
+                 * starts with it (a message to oneself) */
+                if (n >= sizeof c[0].addr || daemon_addr(b, n) ||
+                    (same_addr(b, n, sender) && (pass == 1 || !line_starts_with(ls, b))) ||
                     same_addr(b, n, bfrom) || (pass == 0 && !line_starts_with(ls, b)))
                     continue;
                 char a[320];
