@@ -64,7 +64,10 @@ void learn_event_judge(learn_event_t *ev, bool permanent)
                       mp_str_icase_find(ev->reason, "after DATA") ||
                       mp_str_icase_find(ev->reason, "reply to DATA") ||
                       mp_str_icase_find(ev->reason, "end of data");
-    ev->kind = permanent && code / 100 == 5 && !by_code_only && !after_data &&
+    /* and the status reported must be a permanent one too: "550 2.2.1" or "554 4.4.7"
+     * (an MTA contradicting itself, RFC 3463 §2) is no proof */
+    ev->kind = permanent && code / 100 == 5 && ev->status[0] == '5' && !by_code_only &&
+                       !after_data &&
                        (o == CL_MAILBOX_ABSENT || o == CL_MAILBOX_DISABLED ||
                         o == CL_DOMAIN_ABSENT)
                    ? LEARN_HARD

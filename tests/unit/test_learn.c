@@ -152,6 +152,9 @@ static void test_judge(void **state)
         {"5.1.1", "550 5.1.1 User unknown", false, LEARN_SOFT}, /* a delay is never hard */
         {"5.2.1", "550 5.2.1 The email account that you tried to reach is disabled", true,
          LEARN_HARD},
+        /* an MTA contradicting itself (found by fuzz_learn): no proof */
+        {"2.2.1", "550 2.2.1 <a@example.com>... User Unknown", true, LEARN_SOFT},
+        {"4.4.7", "554 4.4.7 Message expired: unable to deliver", true, LEARN_SOFT},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         learn_event_t e;
