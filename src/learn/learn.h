@@ -91,7 +91,9 @@ mp_status_t learn_path_read(const char *path, const learn_csv_opts_t *csv, learn
                             void *arg, learn_stats_t *stats, char *err, size_t errsize);
 
 /**
- * Read one CSV export from an open file (used by learn_path_read).
+ * Read one CSV export (learn_path_read calls it for files that are neither mail nor mbox).
+ * @param path  the file
+ * @param o     column names, or NULL to detect them all from the header
  * @return as learn_path_read
  */
 mp_status_t learn_csv_read(const char *path, const learn_csv_opts_t *o, learn_event_cb cb,
