@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """bench/bounces.py - the bounce reader of `mailprobe learn` on sisimai's public corpus.
 
-usage: bench/bounces.py MIRROR [MAILPROBE] [--show N]
+usage: bench/bounces.py MIRROR [MAILPROBE] [--show N] [--dir maildir/bsd]
   MIRROR     a git clone (bare or not) of github.com/sisimai/set-of-emails
   MAILPROBE  the binary (default: build/mailprobe)
+  --dir      the corpus directory (maildir/bsd: LF; maildir/dos: CRLF; maildir/mac: CR)
 
-The corpus is read from git (maildir/bsd/*.eml at HEAD) into a temporary directory and
+The corpus is read from git (maildir/bsd/*.eml at HEAD, or --dir) into a temporary directory and
 never copied into this tree. The expected answer of each message is what sisimai itself
 (Debian's libsisimai-perl, the reference bounce parser the corpus was collected for)
 extracts: the recipient and the delivery status. Messages sisimai finds nothing in, and
@@ -33,11 +34,17 @@ for my $f (@ARGV) {
 
 
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith('--')]
-    show = 20
-    if '--show' in sys.argv:
-        show = int(sys.argv[sys.argv.index('--show') + 1])
-        args = [a for a in args if a != str(show)]
+    argv = sys.argv[1:]
+    show, sub = 20, 'maildir/bsd'
+    if '--show' in argv:
+        i = argv.index('--show')
+        show = int(argv[i + 1])
+        del argv[i:i + 2]
+    if '--dir' in argv:
+        i = argv.index('--dir')
+        sub = argv[i + 1].rstrip('/')
+        del argv[i:i + 2]
+    args = argv
     if not args:
         print(__doc__)
         return 2
@@ -46,10 +53,10 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         arch = subprocess.run(['git', '--git-dir', mirror if mirror.endswith('.git') or
                                os.path.isfile(os.path.join(mirror, 'HEAD')) else
-                               os.path.join(mirror, '.git'), 'archive', 'HEAD', 'maildir/bsd'],
+                               os.path.join(mirror, '.git'), 'archive', 'HEAD', sub],
                               check=True, capture_output=True).stdout
         subprocess.run(['tar', '-x', '-C', tmp], input=arch, check=True)
-        d = os.path.join(tmp, 'maildir', 'bsd')
+        d = os.path.join(tmp, sub)
         files = sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith('.eml'))
         out = subprocess.run(['perl', '-e', ORACLE] + files, check=True, capture_output=True,
                              text=True).stdout
@@ -83,6 +90,9 @@ def main():
                     hard_ok += 1
                 else:
                     hard_other.append((os.path.basename(f), rcpt, status, reason))
+    if not want:
+        print(f'sisimai found no bounce in {len(files)} files of {sub}: nothing to compare')
+        return 1
     n = ok = ok_addr = msgs_ok = 0
     wrong = Counter()
     examples = []
