@@ -470,6 +470,20 @@ static bool dsn_in_text(parts_t *p)
     return true;
 }
 
+/* The next event of an SES notification for the address in v, or NULL (not an address,
+ * or LEARN_EVENTS_MAX reached). */
+static learn_event_t *ses_event(learn_event_t *ev, size_t *n, json_t *v, int64_t when)
+{
+    const char *a = json_string_value(v);
+    if (!a || !usable_addr(a) || *n >= LEARN_EVENTS_MAX)
+        return NULL;
+    learn_event_t *x = &ev[(*n)++];
+    memset(x, 0, sizeof *x);
+    mp_strlcpy(x->addr, a, sizeof x->addr);
+    x->when = when;
+    return x;
+}
+
 /* Amazon SES notifications (sent by SNS as mail, or kept from its feed): a JSON object
  * with notificationType Bounce or Delivery and its recipients. */
 static size_t from_ses_json(const mp_buf_t *text, learn_event_t *ev, int64_t date)
@@ -509,13 +523,9 @@ static size_t from_ses_json(const mp_buf_t *text, learn_event_t *ev, int64_t dat
         json_t *list = json_object_get(bounce, "bouncedRecipients"), *r;
         size_t i;
         json_array_foreach(list, i, r) {
-            const char *a = json_string_value(json_object_get(r, "emailAddress"));
-            if (!a || !usable_addr(a) || n >= LEARN_EVENTS_MAX)
+            learn_event_t *x = ses_event(ev, &n, json_object_get(r, "emailAddress"), when);
+            if (!x)
                 continue;
-            learn_event_t *x = &ev[n++];
-            memset(x, 0, sizeof *x);
-            mp_strlcpy(x->addr, a, sizeof x->addr);
-            x->when = when;
             const char *d = json_string_value(json_object_get(r, "diagnosticCode"));
             if (d) {
                 const char *semi = strchr(d, ';');
@@ -533,13 +543,9 @@ static size_t from_ses_json(const mp_buf_t *text, learn_event_t *ev, int64_t dat
         json_t *list = json_object_get(dlv, "recipients"), *r;
         size_t i;
         json_array_foreach(list, i, r) {
-            const char *a = json_string_value(r);
-            if (!a || !usable_addr(a) || n >= LEARN_EVENTS_MAX)
+            learn_event_t *x = ses_event(ev, &n, r, when);
+            if (!x)
                 continue;
-            learn_event_t *x = &ev[n++];
-            memset(x, 0, sizeof *x);
-            mp_strlcpy(x->addr, a, sizeof x->addr);
-            x->when = when;
             if (resp)
                 one_line(x->reason, sizeof x->reason, resp, strlen(resp));
             fill_status(x, NULL);
