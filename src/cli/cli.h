@@ -27,5 +27,6 @@ int cli_explain(int argc, char **argv);
 int cli_bulk(int argc, char **argv);
 int cli_jobs(int argc, char **argv);
 int cli_serve(int argc, char **argv);
+int cli_config(int argc, char **argv);
 
 #endif

@@ -4,6 +4,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 static mp_log_cb log_cb;
 static void *log_arg;
@@ -37,4 +40,69 @@ void mp_panic_at(const char *func, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "mailprobe: panic in %s: %s\n", func, buf);
     abort();
+}
+
+static const char *const level_names[] = {"debug", "info", "warning", "error"};
+static const char level_prio[] = {'7', '6', '4', '3'};
+
+size_t mp_log_format_line(char *out, size_t size, mp_log_level_t level, const char *msg,
+                          mp_log_format_t fmt, bool journal, int64_t now_s)
+{
+    if (size < 8)
+        return 0;
+    size_t pos = 0, room = size - 2; /* keep space for "\n\0" */
+    if (journal) {
+        out[pos++] = '<';
+        out[pos++] = level_prio[level];
+        out[pos++] = '>';
+    }
+    if (fmt == MP_LOG_TEXT) {
+        int n = snprintf(out + pos, size - pos, "mailprobe: %s: %s", level_names[level], msg);
+        pos = n < 0 ? pos : pos + (size_t)n;
+    } else {
+        time_t t = (time_t)now_s;
+        struct tm tm;
+        char ts[32] = "";
+        if (gmtime_r(&t, &tm))
+            strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        int n = snprintf(out + pos, size - pos, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"",
+                         ts, level_names[level]);
+        pos = n < 0 ? pos : pos + (size_t)n;
+        /* JSON string escapes (RFC 8259 section 7); bytes >= 0x80 pass as they are */
+        for (const unsigned char *p = (const unsigned char *)msg; *p && pos + 8 < room; p++) {
+            if (*p == '"' || *p == '\\') {
+                out[pos++] = '\\';
+                out[pos++] = (char)*p;
+            } else if (*p < 0x20 || *p == 0x7f) {
+                pos += (size_t)snprintf(out + pos, size - pos, "\\u%04x", *p);
+            } else {
+                out[pos++] = (char)*p;
+            }
+        }
+        if (pos + 2 < room) {
+            out[pos++] = '"';
+            out[pos++] = '}';
+        }
+    }
+    if (pos > room)
+        pos = room;
+    out[pos++] = '\n';
+    out[pos] = '\0';
+    return pos;
+}
+
+bool mp_log_stderr_is_journal(void)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    struct stat sb;
+    if (!js || !*js || fstat(2, &sb) != 0)
+        return false;
+    char *end;
+    unsigned long long dev = strtoull(js, &end, 10);
+    if (end == js || *end != ':')
+        return false;
+    const char *ino_s = end + 1;
+    unsigned long long ino = strtoull(ino_s, &end, 10);
+    return end != ino_s && *end == '\0' && dev == (unsigned long long)sb.st_dev &&
+           ino == (unsigned long long)sb.st_ino;
 }
