@@ -1,11 +1,18 @@
 /*
  * serve.c - `mailprobe serve`: the HTTP API and the web page (src/api) on one event loop
  * with the engine and the job store. SIGINT/SIGTERM stop it cleanly: the running job
- * stays in the store and continues at the next start.
+ * stays in the store and continues at the next start. Under systemd (Type=notify) it
+ * says READY=1 once the listener is open and STOPPING=1 when it begins to stop.
  */
+#include <errno.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -44,6 +51,29 @@ static void print_help(void)
           "                         check again)\n",
           stdout);
     cli_cfg_help(CMD_SERVE);
+}
+
+/* sd_notify(3)'s protocol by hand: one datagram to the AF_UNIX socket $NOTIFY_SOCKET
+ * names ('@' = abstract namespace). Nothing happens without the variable. */
+static void notify_systemd(const char *state)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un sa;
+    size_t n = path ? strlen(path) : 0;
+    if (n < 2 || n >= sizeof sa.sun_path || (path[0] != '/' && path[0] != '@'))
+        return;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, path, n);
+    if (path[0] == '@')
+        sa.sun_path[0] = '\0';
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
+        fprintf(stderr, "mailprobe: cannot notify systemd (%s): %s\n", path, strerror(errno));
+    close(fd);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -130,7 +160,12 @@ int cli_serve(int argc, char **argv)
         rc = EXIT_RUNTIME;
         goto done;
     }
+    char status[256];
+    snprintf(status, sizeof status, "READY=1\nSTATUS=serving on port %u\nMAINPID=%ld",
+             api_port(api), (long)getpid());
+    notify_systemd(status);
     event_base_dispatch(base);
+    notify_systemd("STOPPING=1");
     fprintf(stderr, "mailprobe: stopping\n");
     api_shutdown(api);
     /* a few turns of the loop so that the 503s just queued reach their callers */

@@ -251,6 +251,44 @@ class LogFormat(unittest.TestCase):
                     self.assertIn("<7>mailprobe: debug: ", "\n".join(lines))
 
 
+class ServeNotify(unittest.TestCase):
+    """Type=notify: READY=1 once the listener is open, STOPPING=1 on SIGTERM, exit 0."""
+
+    def test_ready_then_stopping(self):
+        import signal
+        import socket
+        d = tempfile.TemporaryDirectory()
+        self.addCleanup(d.cleanup)
+        for addr in (d.name + "/notify", "@mp-cli-notify-%d" % os.getpid()):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.bind(addr.replace("@", "\0", 1) if addr[0] == "@" else addr)
+            sock.settimeout(30)
+            e = {k: v for k, v in os.environ.items() if not k.startswith("MAILPROBE_")}
+            e.update(NOTIFY_SOCKET=addr, HOME=d.name)
+            p = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--store",
+                                  d.name + "/jobs.sqlite"], env=e,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            try:
+                msg = sock.recv(4096).decode()
+                fields = dict(l.split("=", 1) for l in msg.splitlines())
+                self.assertEqual(fields["READY"], "1")
+                self.assertEqual(fields["MAINPID"], str(p.pid))
+                port = int(fields["STATUS"].rsplit(" ", 1)[1])
+                # the listener is open when READY arrives
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                    c.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+                    self.assertIn(b" 200 ", c.recv(100))
+                p.send_signal(signal.SIGTERM)
+                self.assertEqual(sock.recv(4096), b"STOPPING=1")
+                self.assertEqual(p.wait(timeout=30), 0)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+                p.stderr.close()
+                sock.close()
+
+
 class Offline(unittest.TestCase):
     def test_exit_codes_and_order(self):
         # undeliverable (invalid) > unknown (not checked) > risky (disposable)
