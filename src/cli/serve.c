@@ -35,7 +35,7 @@ static void print_help(void)
           "\n"
           "  --listen ADDR:PORT     where to listen (default 127.0.0.1:8080; [::1]:8080\n"
           "                         for IPv6; port 0 = any free port, printed at start)\n"
-          "  --store PATH           the job store (default: ~/.local/share/mailprobe/\n"
+          "  --store PATH           the job store (default: ~/.local/state/mailprobe/\n"
           "                         jobs.sqlite); job files go to PATH.d/\n"
           "  --tokens FILE          API tokens, one a line; callers send\n"
           "                         'Authorization: Bearer TOKEN'. Without it the server\n"
