@@ -562,18 +562,45 @@ static int getopt_error(const char *name, int id, char **argv)
                            name, argv[optind - 1]);
 }
 
+static bool stderr_is_journal(void)
+{
+    static int journal = -1;
+    if (journal < 0)
+        journal = mp_log_stderr_is_journal();
+    return journal == 1;
+}
+
 /* The log sink: text or JSON lines on stderr, with priorities when journald reads it. */
 static void log_to_stderr(mp_log_level_t level, const char *msg, void *arg)
 {
     const cli_cfg_t *c = arg;
-    static int journal = -1;
-    if (journal < 0)
-        journal = mp_log_stderr_is_journal();
     char line[2048];
     size_t n = mp_log_format_line(line, sizeof line, level, msg,
-                                  c->log_json ? MP_LOG_JSON : MP_LOG_TEXT, journal == 1,
-                                  mp_wall_s());
+                                  c->log_json ? MP_LOG_JSON : MP_LOG_TEXT,
+                                  stderr_is_journal(), mp_wall_s());
     fwrite(line, 1, n, stderr);
+}
+
+void cli_log(const cli_cfg_t *c, mp_log_level_t level, const char *fmt, ...)
+{
+    char msg[1536], line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    size_t n;
+    if (c->log_json) {
+        n = mp_log_format_line(line, sizeof line, level, msg, MP_LOG_JSON,
+                               stderr_is_journal(), mp_wall_s());
+    } else {
+        static const char prio[] = {'7', '6', '4', '3'};
+        int k = stderr_is_journal()
+                    ? snprintf(line, sizeof line, "<%c>mailprobe: %s\n", prio[level], msg)
+                    : snprintf(line, sizeof line, "mailprobe: %s\n", msg);
+        n = k < 0 ? 0 : (size_t)k < sizeof line ? (size_t)k : sizeof line - 1;
+    }
+    fwrite(line, 1, n, stderr);
+    fflush(stderr);
 }
 
 static void default_helo(char *buf, size_t size)

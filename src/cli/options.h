@@ -18,6 +18,7 @@
 #include "geo/geo.h"
 #include "intel/userlist.h"
 #include "sched/engine.h"
+#include "util/log.h"
 
 enum { CMD_CHECK = 1, CMD_BULK = 2, CMD_SERVE = 4, CMD_CONFIG = 8, CMD_ALL = 15 };
 
@@ -99,6 +100,12 @@ const char *cli_cfg_option(size_t i, bool *takes_value, unsigned *cmds);
 
 /** Where option `name` came from, or NULL when it has its default. */
 const cli_origin_t *cli_cfg_origin(const cli_cfg_t *c, const char *name);
+
+/** A message of the command itself ("serving on …"), whatever --verbose says: text as
+ *  "mailprobe: MESSAGE", or a JSON line under --log-format json; with the journal's
+ *  priority prefix under systemd (see mp_log_format_line). */
+void cli_log(const cli_cfg_t *c, mp_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /** Help lines for the shared options. */
 void cli_cfg_help(unsigned cmd);

@@ -20,6 +20,7 @@
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "store/store.h"
+#include "util/log.h"
 #include "util/str.h"
 
 #ifndef MP_VERSION
@@ -55,7 +56,7 @@ static void print_help(void)
 
 /* sd_notify(3)'s protocol by hand: one datagram to the AF_UNIX socket $NOTIFY_SOCKET
  * names ('@' = abstract namespace). Nothing happens without the variable. */
-static void notify_systemd(const char *state)
+static void notify_systemd(const cli_cfg_t *c, const char *state)
 {
     const char *path = getenv("NOTIFY_SOCKET");
     struct sockaddr_un sa;
@@ -72,7 +73,7 @@ static void notify_systemd(const char *state)
         return;
     if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
                (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
-        fprintf(stderr, "mailprobe: cannot notify systemd (%s): %s\n", path, strerror(errno));
+        cli_log(c, MP_LOG_WARN, "cannot notify systemd (%s): %s", path, strerror(errno));
     close(fd);
 }
 
@@ -127,7 +128,7 @@ int cli_serve(int argc, char **argv)
     mp_status_t est = MP_ERR_NOMEM;
     engine = base ? engine_new(base, &cfg.eo, &est) : NULL;
     if (!engine) {
-        fprintf(stderr, "mailprobe: %s\n", mp_strerror(est));
+        cli_log(&cfg, MP_LOG_ERROR, "%s", mp_strerror(est));
         rc = EXIT_RUNTIME;
         goto done;
     }
@@ -149,24 +150,23 @@ int cli_serve(int argc, char **argv)
         goto done;
     }
     bool v6 = strchr(cfg.listen_host, ':') != NULL;
-    fprintf(stderr, "mailprobe: serving on http://%s%s%s:%u/ (job store %s)%s\n",
+    cli_log(&cfg, MP_LOG_INFO, "serving on http://%s%s%s:%u/ (job store %s)%s",
             v6 ? "[" : "", cfg.listen_host, v6 ? "]" : "", api_port(api), path,
             cfg.tokens[0] ? "" : "; no token file: loopback only, no authentication");
-    fflush(stderr);
     sigint = evsignal_new(base, SIGINT, on_signal, base);
     sigterm = evsignal_new(base, SIGTERM, on_signal, base);
     if (!sigint || !sigterm || evsignal_add(sigint, NULL) || evsignal_add(sigterm, NULL)) {
-        fprintf(stderr, "mailprobe: cannot catch signals\n");
+        cli_log(&cfg, MP_LOG_ERROR, "cannot catch signals");
         rc = EXIT_RUNTIME;
         goto done;
     }
     char status[256];
     snprintf(status, sizeof status, "READY=1\nSTATUS=serving on port %u\nMAINPID=%ld",
              api_port(api), (long)getpid());
-    notify_systemd(status);
+    notify_systemd(&cfg, status);
     event_base_dispatch(base);
-    notify_systemd("STOPPING=1");
-    fprintf(stderr, "mailprobe: stopping\n");
+    notify_systemd(&cfg, "STOPPING=1");
+    cli_log(&cfg, MP_LOG_INFO, "stopping");
     api_shutdown(api);
     /* a few turns of the loop so that the 503s just queued reach their callers */
     struct timeval grace = {0, 200000};

@@ -232,6 +232,28 @@ class LogFormat(unittest.TestCase):
                 else:
                     self.assertTrue(l.startswith("mailprobe: "), l)
 
+    def test_serve_lines_follow_the_format(self):
+        import signal
+        d = tempfile.TemporaryDirectory()
+        self.addCleanup(d.cleanup)
+        p = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--log-format", "json",
+                              "--store", d.name + "/jobs.sqlite"], stderr=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, text=True,
+                             env=dict(os.environ, HOME=d.name))
+        try:
+            first = json.loads(p.stderr.readline())
+            self.assertEqual(first["level"], "info")
+            self.assertIn("serving on http://127.0.0.1:", first["msg"])
+            p.send_signal(signal.SIGTERM)
+            self.assertEqual(p.wait(timeout=30), 0)
+            rest = [json.loads(l) for l in p.stderr.read().splitlines() if l]
+            self.assertEqual(rest[-1]["msg"], "stopping")
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stderr.close()
+
     def test_journal_priorities_only_on_the_journal_stream(self):
         with tempfile.TemporaryFile("w+") as err:
             st = os.fstat(err.fileno())
@@ -274,6 +296,7 @@ class ServeNotify(unittest.TestCase):
                 self.assertEqual(fields["READY"], "1")
                 self.assertEqual(fields["MAINPID"], str(p.pid))
                 port = int(fields["STATUS"].rsplit(" ", 1)[1])
+                self.assertIn("serving on http://127.0.0.1:%d/" % port, p.stderr.readline())
                 # the listener is open when READY arrives
                 with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
                     c.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
@@ -281,6 +304,7 @@ class ServeNotify(unittest.TestCase):
                 p.send_signal(signal.SIGTERM)
                 self.assertEqual(sock.recv(4096), b"STOPPING=1")
                 self.assertEqual(p.wait(timeout=30), 0)
+                self.assertIn("mailprobe: stopping", p.stderr.read())
             finally:
                 if p.poll() is None:
                     p.kill()
