@@ -75,7 +75,7 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-/* Options only one command takes. */
+/* Which commands take an option (`config` takes them all, to show their effect). */
 static unsigned opt_cmds(int id)
 {
     if (id == O_CONFIG || id == O_HELP || id == O_VERBOSE || id == O_LOG_FORMAT)
@@ -432,7 +432,7 @@ static int load_env(cli_cfg_t *c)
         size_t pos = 0;
         mp_appendf(var, sizeof var, &pos, "MAILPROBE_");
         for (const char *p = o->name; *p && pos + 1 < sizeof var; p++)
-            var[pos++] = *p == '-' ? '_' : (char)(*p - 32 * (*p >= 'a' && *p <= 'z'));
+            var[pos++] = *p == '-' ? '_' : (*p >= 'a' && *p <= 'z') ? (char)(*p - 'a' + 'A') : *p;
         var[pos] = '\0';
         const char *v = getenv(var);
         if (!v || !*v)
