@@ -144,6 +144,14 @@ int cli_serve(int argc, char **argv)
         .max_age_ms = cfg.max_age_ms,
         .version = MP_VERSION,
     };
+    /* caught before anything says "serving": a stop right after it is a clean one */
+    sigint = evsignal_new(base, SIGINT, on_signal, base);
+    sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+    if (!sigint || !sigterm || evsignal_add(sigint, NULL) || evsignal_add(sigterm, NULL)) {
+        cli_log(&cfg, MP_LOG_ERROR, "cannot catch signals");
+        rc = EXIT_RUNTIME;
+        goto done;
+    }
     api = api_new(base, engine, st, &ao, err, sizeof err);
     if (!api) {
         rc = cli_usage_error("serve: %s", err);
@@ -153,13 +161,6 @@ int cli_serve(int argc, char **argv)
     cli_log(&cfg, MP_LOG_INFO, "serving on http://%s%s%s:%u/ (job store %s)%s",
             v6 ? "[" : "", cfg.listen_host, v6 ? "]" : "", api_port(api), path,
             cfg.tokens[0] ? "" : "; no token file: loopback only, no authentication");
-    sigint = evsignal_new(base, SIGINT, on_signal, base);
-    sigterm = evsignal_new(base, SIGTERM, on_signal, base);
-    if (!sigint || !sigterm || evsignal_add(sigint, NULL) || evsignal_add(sigterm, NULL)) {
-        cli_log(&cfg, MP_LOG_ERROR, "cannot catch signals");
-        rc = EXIT_RUNTIME;
-        goto done;
-    }
     char status[256];
     snprintf(status, sizeof status, "READY=1\nSTATUS=serving on port %u\nMAINPID=%ld",
              api_port(api), (long)getpid());
