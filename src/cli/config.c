@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "store/store.h"
+#include "util/str.h"
 
 /* Defaults as a user reads them; options not listed default to off / unset. */
 static const char *const defaults[][2] = {
@@ -117,7 +118,7 @@ int cli_config(int argc, char **argv)
     json_object_set_new(root, "files", files);
     json_object_set_new(root, "settings", set);
     if (cfg.json) {
-        char *s = json_dumps(root, JSON_COMPACT);
+        char *s = mp_json_escape_ls(json_dumps(root, JSON_COMPACT));
         if (s)
             puts(s);
         free(s);
