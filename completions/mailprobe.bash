@@ -31,6 +31,12 @@ _mailprobe()
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
     local prog=${COMP_WORDS[0]}
     COMPREPLY=()
+    # "--format=nd": readline splits at '=' (COMP_WORDBREAKS) into "--format" "=" "nd"
+    if [[ $cur == "=" ]]; then
+        cur=""
+    elif [[ $prev == "=" ]] && ((COMP_CWORD >= 2)); then
+        prev=${COMP_WORDS[COMP_CWORD-2]}
+    fi
     if ((COMP_CWORD == 1)); then
         local cmds
         cmds=$("$prog" help 2>/dev/null | awk '/^commands:/ {f = 1; next} f && /^  [a-z]/ {print $1}')

@@ -56,6 +56,9 @@ class Bash(unittest.TestCase):
         self.assertEqual(bash_complete("explain", "--stage", ""),
                          ["banner", "ehlo", "starttls", "mail", "rcpt"])
         self.assertEqual(bash_complete("check", "--log-format", "j"), ["json"])
+        # "--format=nd" as readline splits it at '='
+        self.assertEqual(bash_complete("bulk", "--format", "=", "nd"), ["ndjson"])
+        self.assertEqual(bash_complete("bulk", "--format", "="), ["csv", "ndjson"])
 
     def test_files_where_files_are_wanted(self):
         d = self.dir.name
