@@ -5,8 +5,12 @@ compadd are stubbed to print what the completion hands them. Both read the progr
 own help, so the expected values come from `mailprobe ... --help` too.
 MAILPROBE is the binary, MP_SOURCE_DIR the tree."""
 import os
+import pty
 import re
+import select
+import signal
 import subprocess
+import shutil
 import tempfile
 import unittest
 
@@ -98,6 +102,53 @@ class Zsh(unittest.TestCase):
         self.assertEqual(opts, help_options("bulk"))
         self.assertIn("--stage:banner|ehlo|starttls|mail|rcpt:(banner ehlo starttls mail rcpt)",
                       self.specs("explain", ""))
+
+
+def zsh_interactive(line, want):
+    """Type `line` and two Tabs into an interactive zsh (on a pty) with compinit and
+    our completion on fpath; return what the terminal shows once every string of
+    `want` appeared after the line (or after 60 s, for the assertion to report)."""
+    home = tempfile.mkdtemp()
+    env = {"PATH": os.path.dirname(BIN) + ":/usr/bin:/bin", "TERM": "dumb", "HOME": home}
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve("/usr/bin/zsh", ["zsh", "-f", "-i"], env)
+    try:
+        setup = ('PS1="%%%% "; fpath=(%s $fpath); autoload -Uz compinit; compinit -u -D; '
+                 'setopt nobeep; LISTMAX=0\n' % os.path.dirname(ZSH))
+        os.write(fd, setup.encode())
+        os.write(fd, (line + "\t\t").encode())
+        out = b""
+        for _ in range(600):  # a bound on waiting, not on speed
+            r, _, _ = select.select([fd], [], [], 0.1)
+            if r:
+                try:
+                    out += os.read(fd, 65536)
+                except OSError:
+                    break
+            tail = out.decode(errors="replace").split(line.split()[-1], 1)[-1]
+            if all(w in tail for w in want):
+                break
+        return out.decode(errors="replace").replace("\r", "")
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(fd)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+class ZshInteractive(unittest.TestCase):
+    """The real completion system: compinit, _arguments, a Tab on a terminal."""
+
+    def test_values_commands_options(self):
+        for line, want in (("mailprobe bulk --format ", ["csv", "ndjson"]),
+                           ("mailprobe explain --stage ", ["banner", "starttls", "rcpt"]),
+                           ("mailprobe con", ["config"]),
+                           ("mailprobe bulk --split-b", ["--split-by-verdict"])):
+            screen = zsh_interactive(line, want)
+            after = screen.split(line.split()[-1], 1)[-1]
+            for w in want:
+                self.assertIn(w, after, (line, screen[-600:]))
 
 
 if __name__ == "__main__":
