@@ -2,7 +2,9 @@
 """The man pages against the program: every sub-command `mailprobe help` lists has a
 page mailprobe-CMD(1) whose OPTIONS section names exactly the options `mailprobe CMD
 --help` shows (both ways), mailprobe(1) lists exactly the commands, and groff -ww
-warns about nothing. MAILPROBE is the binary, MP_MAN_DIR the generated pages."""
+warns about nothing; mailprobe(1) lists each verdict's reasons as src/verdict/verdict.c
+defines them. MAILPROBE is the binary, MP_MAN_DIR the generated pages, MP_SOURCE_DIR
+the tree."""
 import os
 import re
 import subprocess
@@ -10,6 +12,7 @@ import unittest
 
 BIN = os.environ.get("MAILPROBE", "build/mailprobe")
 MAN = os.environ.get("MP_MAN_DIR", "build/man")
+SRC = os.environ.get("MP_SOURCE_DIR", ".")
 OPT = re.compile(r"(?<![\w./-])(--?[a-z][a-z0-9-]*)")
 NO_PAGE = {"help", "version"}
 
@@ -61,6 +64,19 @@ class Pages(unittest.TestCase):
         text = section(render(os.path.join(MAN, "mailprobe.1")), "COMMANDS")
         listed = set(re.findall(r"(?m)^ {7}([a-z]+)\b", text))
         self.assertEqual(listed, set(commands()))
+
+    def test_verdicts_and_reasons_match_the_code(self):
+        code = open(os.path.join(SRC, "src/verdict/verdict.c")).read()
+        want = {}
+        for reason, verdict in re.findall(r'\[VR_\w+\] = \{"(\w+)", VD_(\w+)', code):
+            want.setdefault(verdict.lower(), set()).add(reason)
+        self.assertGreater(sum(len(v) for v in want.values()), 20)
+        text = section(render(os.path.join(MAN, "mailprobe.1")), "VERDICTS AND REASONS")
+        got = {}
+        for verdict, body in re.findall(r"(?ms)^ {7}(\w+)\n(.*?)(?=^ {7}\w|\Z)", text):
+            got[verdict] = set(re.findall(r"\b[a-z]+(?:_[a-z]+)*\b", body.split("\n\n")[0]))
+        for verdict, reasons in want.items():
+            self.assertEqual(got.get(verdict), reasons, verdict)
 
     def test_options_match_help(self):
         for cmd in commands():
