@@ -175,7 +175,7 @@ static void print_help(void)
           "  --name-column FULL|FIRST,LAST  the name column(s) (default: detected from\n"
           "                         first_name/last_name/name...; kept for later evidence)\n"
           "  --split-by-verdict DIR also write DIR/deliverable.csv, undeliverable.csv, ...\n"
-          "  --store PATH           the job store (default: ~/.local/share/mailprobe/\n"
+          "  --store PATH           the job store (default: ~/.local/state/mailprobe/\n"
           "                         jobs.sqlite); the same command again continues a job\n"
           "  --resume JOB           continue job JOB (see `mailprobe jobs`)\n"
           "  --max-age DURATION     reuse results of earlier checks this fresh (e.g. 24h)\n"
@@ -448,7 +448,12 @@ int cli_jobs(int argc, char **argv)
     static cli_cfg_t cfg;
     int first, rc = cli_cfg_parse(&cfg, CMD_BULK, "jobs", argc, argv, &first);
     if (rc == -1) {
-        puts("usage: mailprobe jobs [--store PATH]\nList the bulk jobs of a job store.");
+        puts("usage: mailprobe jobs [--store PATH]\n"
+             "List the bulk jobs of a job store.\n"
+             "\n"
+             "  --store PATH           the job store (default: as for bulk,\n"
+             "                         ~/.local/state/mailprobe/jobs.sqlite)\n"
+             "  --config FILE          read options from FILE alone");
         cli_cfg_cleanup(&cfg);
         return 0;
     }

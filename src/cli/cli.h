@@ -28,5 +28,6 @@ int cli_bulk(int argc, char **argv);
 int cli_jobs(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_learn(int argc, char **argv);
+int cli_config(int argc, char **argv);
 
 #endif

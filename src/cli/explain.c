@@ -135,9 +135,13 @@ int cli_explain(int argc, char **argv)
             break;
         case 'j': json = true; break;
         case 'h':
-            puts("usage: mailprobe explain [--stage banner|ehlo|starttls|mail|rcpt] [--json] "
-                 "REPLY\n"
-                 "Show how mailprobe reads an SMTP reply (default stage: rcpt).\n"
+            puts("usage: mailprobe explain [--stage STAGE] [--json] REPLY\n"
+                 "Show how mailprobe reads an SMTP reply.\n"
+                 "\n"
+                 "  --stage banner|ehlo|starttls|mail|rcpt  the command the reply answered\n"
+                 "                         (default: rcpt)\n"
+                 "  --json                 one JSON object instead of text\n"
+                 "\n"
                  "Example: mailprobe explain \"550 5.1.1 <x@example.com>: Recipient address "
                  "rejected: User unknown\"");
             return 0;

@@ -49,7 +49,7 @@ static void usage(FILE *out)
           "  --deny-list FILE       the deny list to append hard bounces to (required\n"
           "                         unless --list); use it with `check --deny-list FILE`\n"
           "  --store PATH           the job store holding the history (default:\n"
-          "                         ~/.local/share/mailprobe/jobs.db)\n"
+          "                         ~/.local/state/mailprobe/jobs.sqlite)\n"
           "  --no-history           do not write the history\n"
           "  --list                 print what was found (TSV: source, kind, address,\n"
           "                         status, date, outcome, reason), store nothing\n"

@@ -34,6 +34,7 @@ static void usage(FILE *out)
           "  jobs [--store PATH]              list bulk jobs and their progress\n"
           "  serve [--listen ADDR:PORT]       HTTP API and web page (see serve --help)\n"
           "  explain [--stage S] REPLY        show how an SMTP reply is read\n"
+          "  config [--json]                  the effective settings and their sources\n"
           "  learn --deny-list FILE PATH...   learn from bounces and CSV exports\n"
           "  help                             this text; `mailprobe check --help` for options\n"
           "  version                          print the version\n",
@@ -57,6 +58,8 @@ int main(int argc, char **argv)
         return cli_jobs(argc - 1, argv + 1);
     if (strcmp(cmd, "learn") == 0)
         return cli_learn(argc - 1, argv + 1);
+    if (strcmp(cmd, "config") == 0)
+        return cli_config(argc - 1, argv + 1);
     if (strcmp(cmd, "explain") == 0)
         return cli_explain(argc - 1, argv + 1);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/str.h"
 
@@ -22,8 +23,10 @@ enum {
     O_PER_SERVER, O_PORT, O_OFFLINE, O_ROLE_RISKY, O_CONFIG, O_COLOR, O_NO_COLOR,
     O_VERBOSE, O_HELP, O_NO_PROBE, O_GEOIP, O_DENY, O_ALLOW, O_RCPT_PER_SESSION, O_RCPT_PER_TXN,
     O_MIN_INTERVAL, O_PER_HOST, O_OUTPUT, O_FORMAT, O_COLUMN, O_NAME_COLUMN, O_SPLIT, O_STORE, O_RESUME, O_MAX_AGE, O_NO_PROGRESS,
-    O_LISTEN, O_TOKENS, O_RATE_LIMIT, O_MAX_BODY, O_WAIT
+    O_LISTEN, O_TOKENS, O_RATE_LIMIT, O_MAX_BODY, O_WAIT, O_LOG_FORMAT, O_END
 };
+
+_Static_assert(O_END - O_JSON <= 48, "cli_cfg_t.origin is too small");
 
 static const struct option long_opts[] = {
     {"json", no_argument, NULL, O_JSON},
@@ -69,24 +72,27 @@ static const struct option long_opts[] = {
     {"rate-limit", required_argument, NULL, O_RATE_LIMIT},
     {"max-body", required_argument, NULL, O_MAX_BODY},
     {"wait", required_argument, NULL, O_WAIT},
+    {"log-format", required_argument, NULL, O_LOG_FORMAT},
     {NULL, 0, NULL, 0},
 };
 
-/* Options only one command takes. */
+/* Which commands take an option (`config` takes them all, to show their effect). */
 static unsigned opt_cmds(int id)
 {
+    if (id == O_CONFIG || id == O_HELP || id == O_VERBOSE || id == O_LOG_FORMAT)
+        return CMD_ALL;
     switch (id) {
     case O_OUTPUT: case O_FORMAT: case O_COLUMN: case O_NAME_COLUMN: case O_SPLIT: case O_RESUME:
     case O_NO_PROGRESS:
-        return CMD_BULK;
+        return CMD_BULK | CMD_CONFIG;
     case O_STORE: case O_MAX_AGE:
-        return CMD_BULK | CMD_SERVE;
+        return CMD_BULK | CMD_SERVE | CMD_CONFIG;
     case O_LISTEN: case O_TOKENS: case O_RATE_LIMIT: case O_MAX_BODY: case O_WAIT:
-        return CMD_SERVE;
+        return CMD_SERVE | CMD_CONFIG;
     case O_JSON: case O_TRACE: case O_COLOR: case O_NO_COLOR:
-        return CMD_CHECK;
+        return CMD_CHECK | CMD_CONFIG;
     default:
-        return CMD_CHECK | CMD_BULK | CMD_SERVE;
+        return CMD_CHECK | CMD_BULK | CMD_SERVE | CMD_CONFIG;
     }
 }
 
@@ -328,6 +334,11 @@ static int apply_opt(cli_cfg_t *c, int id, const char *v, const char *where)
             return cli_usage_error("%s: --wait needs a duration up to 300s, got '%s'", where, v);
         c->wait_ms = n;
         break;
+    case O_LOG_FORMAT:
+        if (strcmp(v, "text") != 0 && strcmp(v, "json") != 0)
+            return cli_usage_error("%s: --log-format is text or json, not '%s'", where, v);
+        c->log_json = strcmp(v, "json") == 0;
+        break;
     case O_CONFIG:
         break; /* handled before */
     default:
@@ -336,8 +347,26 @@ static int apply_opt(cli_cfg_t *c, int id, const char *v, const char *where)
     return 0;
 }
 
+/* Apply one option and remember where it came from (for `mailprobe config`). */
+static int apply_from(cli_cfg_t *c, int id, const char *v, const char *where,
+                      const char *origin)
+{
+    int rc = apply_opt(c, id, v, where);
+    if (rc || id < O_JSON || id >= O_END)
+        return rc;
+    cli_origin_t *o = &c->origin[id - O_JSON];
+    free(o->value);
+    free(o->source);
+    o->value = strdup(v);
+    o->source = strdup(origin);
+    if (!o->value || !o->source)
+        return cli_usage_error("out of memory");
+    return 0;
+}
+
 /* Config file: one option a line, "name = value" or "name value" or "name";
- * '#' starts a comment. Names are the long options without "--". */
+ * '#' starts a comment. Names are the long options without "--". An option that this
+ * command does not take is skipped (one file serves check, bulk and serve). */
 static int load_config(cli_cfg_t *c, const char *path, bool must_exist)
 {
     FILE *f = fopen(path, "r");
@@ -346,6 +375,8 @@ static int load_config(cli_cfg_t *c, const char *path, bool must_exist)
             return 0;
         return cli_usage_error("cannot read config file %s: %s", path, strerror(errno));
     }
+    if (c->nfiles < CFG_FILES_MAX)
+        c->files[c->nfiles++] = strdup(path);
     char line[2048];
     unsigned lineno = 0;
     int rc = 0;
@@ -385,18 +416,196 @@ static int load_config(cli_cfg_t *c, const char *path, bool must_exist)
             rc = cli_usage_error("%s: '%s' takes no value", where, line);
             break;
         }
-        if ((rc = apply_opt(c, o->val, val, where)) != 0)
+        if (!(opt_cmds(o->val) & c->cmd))
+            continue;
+        if ((rc = apply_from(c, o->val, val, where, where)) != 0)
             break;
     }
     fclose(f);
     return rc;
 }
 
+/* MAILPROBE_<OPTION>: the long name in capitals, '-' as '_' (MAILPROBE_GREYLIST_WAIT).
+ * A switch takes 1/true/yes (set) or 0/false/no (leave as it is). Variables of options
+ * this command does not take are skipped, like the config file's lines. */
+static int load_env(cli_cfg_t *c)
+{
+    for (const struct option *o = long_opts; o->name; o++) {
+        if (o->val == O_CONFIG || o->val == O_HELP || !(opt_cmds(o->val) & c->cmd))
+            continue;
+        char var[64];
+        size_t pos = 0;
+        mp_appendf(var, sizeof var, &pos, "MAILPROBE_");
+        for (const char *p = o->name; *p && pos + 1 < sizeof var; p++)
+            var[pos++] = *p == '-' ? '_' : (*p >= 'a' && *p <= 'z') ? (char)(*p - 'a' + 'A') : *p;
+        var[pos] = '\0';
+        const char *v = getenv(var);
+        if (!v || !*v)
+            continue;
+        if (o->has_arg == no_argument) {
+            if (strcmp(v, "0") == 0 || strcmp(v, "false") == 0 || strcmp(v, "no") == 0)
+                continue;
+            if (strcmp(v, "1") != 0 && strcmp(v, "true") != 0 && strcmp(v, "yes") != 0)
+                return cli_usage_error("%s: a switch takes 1, true, yes, 0, false or no, "
+                                       "not '%s'", var, v);
+            v = "";
+        }
+        int rc = apply_from(c, o->val, v, var, var);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* The files read before the environment and the flags: --config FILE (or
+ * $MAILPROBE_CONFIG) alone when given, as ssh -F does; else the system file, then the
+ * user's ($XDG_CONFIG_HOME/mailprobe/config, default ~/.config/mailprobe/config). */
+static int load_config_files(cli_cfg_t *c)
+{
+    const char *envcfg = getenv("MAILPROBE_CONFIG");
+    if (c->config_given)
+        return load_config(c, c->config, true);
+    if (envcfg && *envcfg) {
+        mp_strlcpy(c->config, envcfg, sizeof c->config);
+        return load_config(c, envcfg, true);
+    }
+    int rc = load_config(c, MP_SYSCONF_FILE, false);
+    char path[1024];
+    if (!rc && cli_cfg_user_file(path, sizeof path))
+        rc = load_config(c, path, false);
+    return rc;
+}
+
+bool cli_cfg_user_file(char *out, size_t size)
+{
+    const char *xdg = getenv("XDG_CONFIG_HOME");
+    const char *home = getenv("HOME");
+    size_t pos = 0;
+    if (xdg && xdg[0] == '/')
+        return mp_appendf(out, size, &pos, "%s/mailprobe/config", xdg);
+    if (home && *home)
+        return mp_appendf(out, size, &pos, "%s/.config/mailprobe/config", home);
+    return false;
+}
+
+/* The long option that arg (after "--", up to '=') names, exactly or by a unique
+ * prefix as getopt_long accepts; NULL when none or ambiguous. */
+static const struct option *find_long(const char *arg)
+{
+    size_t n = strcspn(arg, "=");
+    const struct option *hit = NULL;
+    for (const struct option *o = long_opts; o->name; o++) {
+        if (strncmp(o->name, arg, n) != 0)
+            continue;
+        if (o->name[n] == '\0')
+            return o;
+        if (hit)
+            return NULL;
+        hit = o;
+    }
+    return hit;
+}
+
+/* Put the options first and the operands after them, keeping each group's order, and
+ * return where the operands start. An argument that starts with '-' and holds an '@'
+ * is an address, not a cluster of short options ("-alice@example.com"), and so is
+ * everything after "--" (which stays last among the options so getopt consumes it). */
+static int argv_sort(int argc, char **argv)
+{
+    char **opts = calloc((size_t)argc + 1, sizeof *opts);
+    char **ops = calloc((size_t)argc + 1, sizeof *ops);
+    if (!opts || !ops) {
+        free(opts);
+        free(ops);
+        return -1;
+    }
+    int no = 0, nr = 0;
+    char *dashdash = NULL;
+    for (int i = 1; i < argc; i++) {
+        char *a = argv[i];
+        if (dashdash || a[0] != '-' || a[1] == '\0') {
+            ops[nr++] = a;
+        } else if (strcmp(a, "--") == 0) {
+            dashdash = a;
+        } else if (a[1] == '-') {
+            opts[no++] = a;
+            const struct option *o = find_long(a + 2);
+            if (o && o->has_arg == required_argument && !strchr(a, '=') && i + 1 < argc)
+                opts[no++] = argv[++i];
+        } else if (strchr(a, '@')) {
+            ops[nr++] = a;
+        } else {
+            opts[no++] = a;
+            const char *oo = strchr(a + 1, 'o');
+            if (oo && oo[1] == '\0' && i + 1 < argc)
+                opts[no++] = argv[++i];
+        }
+    }
+    int k = 1;
+    for (int i = 0; i < no; i++)
+        argv[k++] = opts[i];
+    if (dashdash)
+        argv[k++] = dashdash;
+    int first = k;
+    for (int i = 0; i < nr; i++)
+        argv[k++] = ops[i];
+    free(opts);
+    free(ops);
+    return first;
+}
+
+/* Name the argument getopt refused: a short option inside a cluster ("-vx") has no
+ * argv slot of its own, so optopt says which letter it was. */
+static int getopt_error(const char *name, int id, char **argv)
+{
+    if (optopt > 0 && optopt < 256)
+        return cli_usage_error(id == ':' ? "%s: option '-%c' needs a value"
+                                         : "%s: unknown option '-%c' (try --help)",
+                               name, optopt);
+    return cli_usage_error(id == ':' ? "%s: option '%s' needs a value"
+                                     : "%s: unknown option '%s' (try --help)",
+                           name, argv[optind - 1]);
+}
+
+static bool stderr_is_journal(void)
+{
+    static int journal = -1;
+    if (journal < 0)
+        journal = mp_log_stderr_is_journal();
+    return journal == 1;
+}
+
+/* The log sink: text or JSON lines on stderr, with priorities when journald reads it. */
 static void log_to_stderr(mp_log_level_t level, const char *msg, void *arg)
 {
-    (void)arg;
-    static const char *const names[] = {"debug", "info", "warning", "error"};
-    fprintf(stderr, "mailprobe: %s: %s\n", names[level], msg);
+    const cli_cfg_t *c = arg;
+    char line[2048];
+    size_t n = mp_log_format_line(line, sizeof line, level, msg,
+                                  c->log_json ? MP_LOG_JSON : MP_LOG_TEXT,
+                                  stderr_is_journal(), mp_wall_s());
+    fwrite(line, 1, n, stderr);
+}
+
+void cli_log(const cli_cfg_t *c, mp_log_level_t level, const char *fmt, ...)
+{
+    char msg[1536], line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    size_t n;
+    if (c->log_json) {
+        n = mp_log_format_line(line, sizeof line, level, msg, MP_LOG_JSON,
+                               stderr_is_journal(), mp_wall_s());
+    } else {
+        static const char prio[] = {'7', '6', '4', '3'};
+        int k = stderr_is_journal()
+                    ? snprintf(line, sizeof line, "<%c>mailprobe: %s\n", prio[level], msg)
+                    : snprintf(line, sizeof line, "mailprobe: %s\n", msg);
+        n = k < 0 ? 0 : (size_t)k < sizeof line ? (size_t)k : sizeof line - 1;
+    }
+    fwrite(line, 1, n, stderr);
+    fflush(stderr);
 }
 
 static void default_helo(char *buf, size_t size)
@@ -425,45 +634,59 @@ int cli_cfg_parse(cli_cfg_t *c, unsigned cmd, const char *name, int argc, char *
         c->max_age_ms = 600000; /* a repeat call within 10 minutes receives the result */
     c->colour = -1;
 
-    /* pass 1: find --config; pass 2 (after the file): every flag, so flags win */
+    int nopt = argv_sort(argc, argv);
+    if (nopt < 0)
+        return cli_usage_error("out of memory");
+
+    /* pass 1: find --config; then the files, the environment, and pass 2: every flag,
+     * so that each later source wins */
     opterr = 0;
     optind = 0;
     int id;
-    while ((id = getopt_long(argc, argv, "+vo:", long_opts, NULL)) != -1) {
+    while ((id = getopt_long(nopt, argv, "+vo:", long_opts, NULL)) != -1) {
         if (id == O_CONFIG) {
             mp_strlcpy(c->config, optarg, sizeof c->config);
             c->config_given = true;
         }
     }
-    int rc = 0;
-    if (c->config_given) {
-        rc = load_config(c, c->config, true);
-    } else if (getenv("MAILPROBE_CONFIG") && *getenv("MAILPROBE_CONFIG")) {
-        rc = load_config(c, getenv("MAILPROBE_CONFIG"), true);
-    } else if (getenv("HOME")) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/.config/mailprobe/config", getenv("HOME"));
-        rc = load_config(c, path, false);
-    }
+    int rc = load_config_files(c);
+    if (!rc)
+        rc = load_env(c);
     if (rc)
         return rc;
 
     opterr = 0;
     optind = 0;
-    while ((id = getopt_long(argc, argv, ":vo:", long_opts, NULL)) != -1) {
-        if (id == '?')
-            return cli_usage_error("%s: unknown option '%s' (try --help)", name, argv[optind - 1]);
-        if (id == ':')
-            return cli_usage_error("%s: option '%s' needs a value", name, argv[optind - 1]);
+    while ((id = getopt_long(nopt, argv, ":vo:", long_opts, NULL)) != -1) {
+        if (id == '?' || id == ':')
+            return getopt_error(name, id, argv);
         if (id == 'v')
             id = O_VERBOSE;
         else if (id == 'o')
             id = O_OUTPUT;
-        if ((rc = apply_opt(c, id, optarg ? optarg : "", name)) != 0)
+        if ((rc = apply_from(c, id, optarg ? optarg : "", name, "command line")) != 0)
             return rc;
     }
     *first_arg = optind;
     return c->help ? -1 : 0;
+}
+
+const char *cli_cfg_option(size_t i, bool *takes_value, unsigned *cmds)
+{
+    if (i >= sizeof long_opts / sizeof long_opts[0] - 1)
+        return NULL;
+    *takes_value = long_opts[i].has_arg == required_argument;
+    *cmds = opt_cmds(long_opts[i].val);
+    return long_opts[i].name;
+}
+
+const cli_origin_t *cli_cfg_origin(const cli_cfg_t *c, const char *name)
+{
+    for (const struct option *o = long_opts; o->name; o++)
+        if (strcmp(o->name, name) == 0 && o->val >= O_JSON && o->val < O_END &&
+            c->origin[o->val - O_JSON].source)
+            return &c->origin[o->val - O_JSON];
+    return NULL;
 }
 
 int cli_cfg_finish(cli_cfg_t *c)
@@ -475,7 +698,7 @@ int cli_cfg_finish(cli_cfg_t *c)
     c->eo.mail_from = c->from;
     c->eo.dns.server = c->dns[0] ? c->dns : NULL;
     c->eo.keep_transcript = c->trace;
-    mp_log_set(log_to_stderr, c->verbose ? MP_LOG_DEBUG : MP_LOG_WARN, NULL);
+    mp_log_set(log_to_stderr, c->verbose ? MP_LOG_DEBUG : MP_LOG_WARN, c);
 
     userlist_t *allow = NULL, *deny = NULL;
     geo_db_t *geo = NULL;
@@ -523,6 +746,14 @@ void cli_cfg_cleanup(cli_cfg_t *c)
     for (size_t i = 0; i < c->nallow; i++)
         free((char *)c->allow[i]);
     c->ngeoip = c->ndeny = c->nallow = 0;
+    for (size_t i = 0; i < sizeof c->origin / sizeof c->origin[0]; i++) {
+        free(c->origin[i].value);
+        free(c->origin[i].source);
+        c->origin[i].value = c->origin[i].source = NULL;
+    }
+    for (size_t i = 0; i < c->nfiles; i++)
+        free(c->files[i]);
+    c->nfiles = 0;
 }
 
 
@@ -564,9 +795,12 @@ void cli_cfg_help(unsigned cmd)
         "                         over the deny list; repeatable\n"
         "  --geoip FILE.mmdb      MaxMind-format database(s) for the MX's country, city\n"
         "                         and network; repeatable (e.g. a City and an ASN file)\n"
-        "  --config FILE          read options from FILE (default: $MAILPROBE_CONFIG,\n"
-        "                         else ~/.config/mailprobe/config if it exists)\n"
-        "  --verbose              log what the engine does to stderr\n"
+        "  --config FILE          read options from FILE alone (default: $MAILPROBE_CONFIG,\n"
+        "                         else " MP_SYSCONF_FILE " then\n"
+        "                         ~/.config/mailprobe/config); MAILPROBE_<OPTION>\n"
+        "                         variables and flags win over files\n"
+        "  -v, --verbose          log what the engine does to stderr\n"
+        "  --log-format text|json log lines as text or one JSON object each\n"
         "Durations take a unit: 30, 30s, 500ms, 2m, 24h.\n",
         stdout);
 }

@@ -1,9 +1,13 @@
 /*
  * options.h - the options shared by mailprobe's commands: engine settings, output,
- * the config file (flags win over it), and what they load (lists, GeoIP databases).
+ * where settings come from, and what they load (lists, GeoIP databases).
  *
- * Each option says which commands take it (CMD_CHECK, CMD_BULK); a command refuses the
- * others with a one-line usage error. Owner: the command; cli_cfg_cleanup frees.
+ * Sources, each later one winning: the system file (MP_SYSCONF_FILE, /etc/mailprobe/
+ * config), the user's ($XDG_CONFIG_HOME/mailprobe/config) — or instead of both the one
+ * file --config / $MAILPROBE_CONFIG names —, MAILPROBE_<OPTION> variables, then flags.
+ * Each option says which commands take it (CMD_CHECK, CMD_BULK…); a flag for another
+ * command is a one-line usage error, a file line or variable for one is skipped.
+ * Owner: the command; cli_cfg_cleanup frees.
  */
 #ifndef MP_CLI_OPTIONS_H
 #define MP_CLI_OPTIONS_H
@@ -14,8 +18,18 @@
 #include "geo/geo.h"
 #include "intel/userlist.h"
 #include "sched/engine.h"
+#include "util/log.h"
 
-enum { CMD_CHECK = 1, CMD_BULK = 2, CMD_SERVE = 4 };
+enum { CMD_CHECK = 1, CMD_BULK = 2, CMD_SERVE = 4, CMD_CONFIG = 8, CMD_ALL = 15 };
+
+#ifndef MP_SYSCONF_FILE
+#define MP_SYSCONF_FILE "/etc/mailprobe/config"
+#endif
+
+/* Where an option's value came from: a file and line, a variable, "command line". */
+typedef struct {
+    char *value, *source;      /* NULL: the default */
+} cli_origin_t;
 
 #define CFG_FILES_MAX 8
 
@@ -23,6 +37,7 @@ typedef struct {
     unsigned cmd;              /* CMD_CHECK or CMD_BULK */
     engine_opts_t eo;
     bool json, trace, verbose, help;
+    bool log_json;             /* --log-format json */
     int colour;                /* -1 auto */
     char helo[256];
     char from[512];
@@ -52,6 +67,10 @@ typedef struct {
     double rate_limit;         /* requests per second per token / client (0: none) */
     uint64_t max_body;         /* bytes */
     uint64_t wait_ms;          /* default /v1/check wait */
+    /* where each option came from, and the files read */
+    cli_origin_t origin[48];
+    char *files[CFG_FILES_MAX];
+    size_t nfiles;
     /* loaded by cli_cfg_finish */
     userlist_t *allow_list, *deny_list;
     geo_db_t *geo;
@@ -72,6 +91,22 @@ int cli_cfg_finish(cli_cfg_t *c);
 
 /** Free what parse/finish allocated. */
 void cli_cfg_cleanup(cli_cfg_t *c);
+
+/** The user's config file path ($XDG_CONFIG_HOME or ~/.config + /mailprobe/config);
+ *  false when neither variable is set or the path is too long. */
+bool cli_cfg_user_file(char *out, size_t size);
+
+/** The i-th long option (NULL past the last); *takes_value says if it needs one. */
+const char *cli_cfg_option(size_t i, bool *takes_value, unsigned *cmds);
+
+/** Where option `name` came from, or NULL when it has its default. */
+const cli_origin_t *cli_cfg_origin(const cli_cfg_t *c, const char *name);
+
+/** A message of the command itself ("serving on …"), whatever --verbose says: text as
+ *  "mailprobe: MESSAGE", or a JSON line under --log-format json; with the journal's
+ *  priority prefix under systemd (see mp_log_format_line). */
+void cli_log(const cli_cfg_t *c, mp_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /** Help lines for the shared options. */
 void cli_cfg_help(unsigned cmd);

@@ -1,11 +1,18 @@
 /*
  * serve.c - `mailprobe serve`: the HTTP API and the web page (src/api) on one event loop
  * with the engine and the job store. SIGINT/SIGTERM stop it cleanly: the running job
- * stays in the store and continues at the next start.
+ * stays in the store and continues at the next start. Under systemd (Type=notify) it
+ * says READY=1 once the listener is open and STOPPING=1 when it begins to stop.
  */
+#include <errno.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -13,6 +20,7 @@
 #include "cli/cli.h"
 #include "cli/options.h"
 #include "store/store.h"
+#include "util/log.h"
 #include "util/str.h"
 
 #ifndef MP_VERSION
@@ -28,7 +36,7 @@ static void print_help(void)
           "\n"
           "  --listen ADDR:PORT     where to listen (default 127.0.0.1:8080; [::1]:8080\n"
           "                         for IPv6; port 0 = any free port, printed at start)\n"
-          "  --store PATH           the job store (default: ~/.local/share/mailprobe/\n"
+          "  --store PATH           the job store (default: ~/.local/state/mailprobe/\n"
           "                         jobs.sqlite); job files go to PATH.d/\n"
           "  --tokens FILE          API tokens, one a line; callers send\n"
           "                         'Authorization: Bearer TOKEN'. Without it the server\n"
@@ -44,6 +52,29 @@ static void print_help(void)
           "                         check again)\n",
           stdout);
     cli_cfg_help(CMD_SERVE);
+}
+
+/* sd_notify(3)'s protocol by hand: one datagram to the AF_UNIX socket $NOTIFY_SOCKET
+ * names ('@' = abstract namespace). Nothing happens without the variable. */
+static void notify_systemd(const cli_cfg_t *c, const char *state)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un sa;
+    size_t n = path ? strlen(path) : 0;
+    if (n < 2 || n >= sizeof sa.sun_path || (path[0] != '/' && path[0] != '@'))
+        return;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, path, n);
+    if (path[0] == '@')
+        sa.sun_path[0] = '\0';
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
+        cli_log(c, MP_LOG_WARN, "cannot notify systemd (%s): %s", path, strerror(errno));
+    close(fd);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -97,7 +128,7 @@ int cli_serve(int argc, char **argv)
     mp_status_t est = MP_ERR_NOMEM;
     engine = base ? engine_new(base, &cfg.eo, &est) : NULL;
     if (!engine) {
-        fprintf(stderr, "mailprobe: %s\n", mp_strerror(est));
+        cli_log(&cfg, MP_LOG_ERROR, "%s", mp_strerror(est));
         rc = EXIT_RUNTIME;
         goto done;
     }
@@ -113,25 +144,30 @@ int cli_serve(int argc, char **argv)
         .max_age_ms = cfg.max_age_ms,
         .version = MP_VERSION,
     };
+    /* caught before anything says "serving": a stop right after it is a clean one */
+    sigint = evsignal_new(base, SIGINT, on_signal, base);
+    sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+    if (!sigint || !sigterm || evsignal_add(sigint, NULL) || evsignal_add(sigterm, NULL)) {
+        cli_log(&cfg, MP_LOG_ERROR, "cannot catch signals");
+        rc = EXIT_RUNTIME;
+        goto done;
+    }
     api = api_new(base, engine, st, &ao, err, sizeof err);
     if (!api) {
         rc = cli_usage_error("serve: %s", err);
         goto done;
     }
     bool v6 = strchr(cfg.listen_host, ':') != NULL;
-    fprintf(stderr, "mailprobe: serving on http://%s%s%s:%u/ (job store %s)%s\n",
+    cli_log(&cfg, MP_LOG_INFO, "serving on http://%s%s%s:%u/ (job store %s)%s",
             v6 ? "[" : "", cfg.listen_host, v6 ? "]" : "", api_port(api), path,
             cfg.tokens[0] ? "" : "; no token file: loopback only, no authentication");
-    fflush(stderr);
-    sigint = evsignal_new(base, SIGINT, on_signal, base);
-    sigterm = evsignal_new(base, SIGTERM, on_signal, base);
-    if (!sigint || !sigterm || evsignal_add(sigint, NULL) || evsignal_add(sigterm, NULL)) {
-        fprintf(stderr, "mailprobe: cannot catch signals\n");
-        rc = EXIT_RUNTIME;
-        goto done;
-    }
+    char status[256];
+    snprintf(status, sizeof status, "READY=1\nSTATUS=serving on port %u\nMAINPID=%ld",
+             api_port(api), (long)getpid());
+    notify_systemd(&cfg, status);
     event_base_dispatch(base);
-    fprintf(stderr, "mailprobe: stopping\n");
+    notify_systemd(&cfg, "STOPPING=1");
+    cli_log(&cfg, MP_LOG_INFO, "stopping");
     api_shutdown(api);
     /* a few turns of the loop so that the 503s just queued reach their callers */
     struct timeval grace = {0, 200000};

@@ -365,23 +365,52 @@ static mp_status_t mkdir_p(char *path, mode_t mode)
     return MP_OK;
 }
 
+/* "<base>/<sub>" into out; false when too long. */
+static bool path_join(char *out, size_t size, const char *base, const char *sub)
+{
+    size_t pos = 0;
+    return mp_appendf(out, size, &pos, "%s%s", base, sub);
+}
+
 mp_status_t store_default_path(char *out, size_t size)
 {
-    const char *xdg = getenv("XDG_DATA_HOME");
+    /* systemd's StateDirectory= (a colon-separated list: the first is ours), then XDG */
+    const char *sd = getenv("STATE_DIRECTORY");
+    const char *xdg = getenv("XDG_STATE_HOME");
     const char *home = getenv("HOME");
-    size_t pos = 0;
+    char dir[1024];
     bool ok;
-    if (xdg && xdg[0] == '/')
-        ok = mp_appendf(out, size, &pos, "%s/mailprobe", xdg);
-    else if (home && *home)
-        ok = mp_appendf(out, size, &pos, "%s/.local/share/mailprobe", home);
-    else
+    if (sd && sd[0] == '/') {
+        size_t n = strcspn(sd, ":");
+        ok = n < sizeof dir;
+        if (ok)
+            mp_strlcpyn(dir, sd, n, sizeof dir);
+    } else if (xdg && xdg[0] == '/') {
+        ok = path_join(dir, sizeof dir, xdg, "/mailprobe");
+    } else if (home && *home) {
+        ok = path_join(dir, sizeof dir, home, "/.local/state/mailprobe");
+    } else {
         return MP_ERR_ARG;
-    if (!ok)
+    }
+    if (!ok || !path_join(out, size, dir, "/jobs.sqlite"))
         return MP_ERR_LIMIT;
-    if (mkdir_p(out, 0700))
+    /* Before 0.2 the store lived under XDG_DATA_HOME: keep using one found there (and
+     * none at the new place), so nobody's jobs disappear on upgrade. */
+    struct stat sb;
+    if (!(sd && sd[0] == '/') && stat(out, &sb) != 0) {
+        const char *data = getenv("XDG_DATA_HOME");
+        char old[1024];
+        if ((data && data[0] == '/' &&
+             path_join(old, sizeof old, data, "/mailprobe/jobs.sqlite")) ||
+            (home && *home &&
+             path_join(old, sizeof old, home, "/.local/share/mailprobe/jobs.sqlite"))) {
+            if (stat(old, &sb) == 0 && S_ISREG(sb.st_mode))
+                return mp_strlcpy(out, old, size) < size ? MP_OK : MP_ERR_LIMIT;
+        }
+    }
+    if (mkdir_p(dir, 0700))
         return MP_ERR_IO;
-    return mp_appendf(out, size, &pos, "/jobs.sqlite") ? MP_OK : MP_ERR_LIMIT;
+    return MP_OK;
 }
 
 mp_status_t store_fingerprint(const char *path, char *out, size_t size, char *err, size_t errsize)

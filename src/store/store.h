@@ -122,8 +122,10 @@ void store_wall_set(store_wall_fn fn, void *arg);
 /* ---- paths and fingerprints --------------------------------------------------------- */
 
 /**
- * The default store path: $XDG_DATA_HOME/mailprobe/jobs.sqlite, else
- * $HOME/.local/share/mailprobe/jobs.sqlite. Creates the directory (0700) if missing.
+ * The default store path: $STATE_DIRECTORY/jobs.sqlite (systemd's StateDirectory=),
+ * else $XDG_STATE_HOME/mailprobe/jobs.sqlite, else ~/.local/state/mailprobe/jobs.sqlite;
+ * but a store left at the old place ($XDG_DATA_HOME/mailprobe or ~/.local/share/mailprobe)
+ * is kept while none exists at the new one. Creates the directory (0700) if missing.
  * @return MP_OK; MP_ERR_ARG when neither variable is set; MP_ERR_LIMIT when too long;
  *         MP_ERR_IO when the directory cannot be created.
  */

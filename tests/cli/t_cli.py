@@ -11,8 +11,8 @@ BIN = os.environ.get("MAILPROBE", "build/mailprobe")
 
 
 def mp(*args, stdin=None, env=None):
-    e = dict(os.environ)
-    e.pop("MAILPROBE_CONFIG", None)
+    e = {k: v for k, v in os.environ.items()
+         if not k.startswith(("MAILPROBE_", "XDG_", "JOURNAL_STREAM", "STATE_DIRECTORY"))}
     e["HOME"] = tempfile.gettempdir() + "/mp-cli-home-none"
     if env:
         e.update(env)
@@ -112,6 +112,205 @@ class Config(unittest.TestCase):
         p = mp("check", "--config", "/nonexistent/mp.conf", "a@b.test")
         self.assertEqual(p.returncode, 2)
         self.assertIn("/nonexistent/mp.conf", p.stderr)
+
+
+class Precedence(unittest.TestCase):
+    """user file < MAILPROBE_* variables < flags; --config replaces the files."""
+
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.addCleanup(self.dir.cleanup)
+        os.makedirs(self.dir.name + "/xdg/mailprobe")
+        self.user = self.dir.name + "/xdg/mailprobe/config"
+        with open(self.user, "w") as f:
+            f.write("helo = from-user-file.test\nport = 2525\nper-server = 3\n"
+                    "listen = 127.0.0.1:9999\n")  # a serve option: skipped by check
+
+    def config(self, *args, env=None):
+        e = {"XDG_CONFIG_HOME": self.dir.name + "/xdg"}
+        e.update(env or {})
+        p = mp("config", "--json", *args, env=e)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return json.loads(p.stdout)
+
+    def test_each_later_source_wins(self):
+        r = self.config(env={"MAILPROBE_PORT": "2626", "MAILPROBE_PER_SERVER": "4"})
+        s = r["settings"]
+        self.assertEqual(s["helo"], {"value": "from-user-file.test",
+                                     "source": self.user + ":1"})
+        self.assertEqual(s["port"], {"value": "2626", "source": "MAILPROBE_PORT"})
+        r = self.config("--per-server", "5", env={"MAILPROBE_PER_SERVER": "4"})
+        self.assertEqual(r["settings"]["per-server"],
+                         {"value": "5", "source": "command line"})
+        self.assertEqual(r["settings"]["timeout"]["source"], "default")
+        self.assertTrue(any(f["path"] == self.user and f["read"] for f in r["files"]))
+
+    def test_config_flag_replaces_the_files(self):
+        other = self.dir.name + "/other.conf"
+        with open(other, "w") as f:
+            f.write("port = 2727\n")
+        for r in (self.config("--config", other),
+                  self.config(env={"MAILPROBE_CONFIG": other})):
+            self.assertEqual(r["settings"]["port"]["value"], "2727")
+            self.assertEqual(r["settings"]["helo"]["source"], "default")
+
+    def test_env_reaches_check(self):
+        e = {"XDG_CONFIG_HOME": self.dir.name + "/xdg", "MAILPROBE_OFFLINE": "1",
+             "MAILPROBE_JSON": "yes"}
+        p = mp("check", "alice@example.org", env=e)
+        self.assertEqual(results(p)[0]["reason"], "not_checked", p.stderr)
+        e["MAILPROBE_JSON"] = "0"  # leaves the switch off
+        p = mp("check", "alice@example.org", env=e)
+        self.assertTrue(p.stdout.startswith("alice@example.org: "), p.stdout)
+
+    def test_env_errors_name_the_variable(self):
+        for var, val in (("MAILPROBE_OFFLINE", "maybe"), ("MAILPROBE_GREYLIST_WAIT", "x"),
+                         ("MAILPROBE_LOG_FORMAT", "xml")):
+            p = mp("check", "a@b.test", env={var: val})
+            self.assertEqual(p.returncode, 2, var)
+            self.assertIn(var, p.stderr)
+            self.assertEqual(len(p.stderr.strip().splitlines()), 1)
+
+    def test_a_flag_for_another_command_is_still_an_error(self):
+        p = mp("check", "--listen", "127.0.0.1:1", "a@b.test")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--listen", p.stderr)
+
+    def test_text_output_names_sources(self):
+        p = mp("config", env={"XDG_CONFIG_HOME": self.dir.name + "/xdg",
+                              "MAILPROBE_HELO": "env.test"})
+        self.assertRegex(p.stdout, r"(?m)^helo +env\.test +# MAILPROBE_HELO$")
+        self.assertIn("# file %s: read" % self.user, p.stdout)
+
+
+class DashAddresses(unittest.TestCase):
+    """An argument that starts with '-' and holds an '@' is an address."""
+
+    def test_after_double_dash_and_among_options(self):
+        for args in (["--offline", "--json", "--", "-alice@example.org"],
+                     ["--offline", "--json", "-alice@example.org"],
+                     ["-x@example.org", "--offline", "--json"]):
+            p = mp("check", *args)
+            self.assertEqual(p.returncode, 3, (args, p.stderr))
+            emails = [r["email"] for r in results(p)]
+            self.assertIn(emails[0], ("-alice@example.org", "-x@example.org"))
+
+    def test_order_kept(self):
+        p = mp("check", "--offline", "--json", "b@x.test", "-a@x.test", "--", "-c@x.test")
+        self.assertEqual([r["email"] for r in results(p)], ["b@x.test", "-a@x.test", "-c@x.test"])
+
+    def test_errors_name_the_right_argument(self):
+        p = mp("check", "--offline", "-vq", "a@b.test")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("unknown option '-q'", p.stderr)
+        p = mp("check", "-z", "--offline", "a@b.test")
+        self.assertIn("unknown option '-z'", p.stderr)
+        p = mp("bulk", "in.csv", "-o")
+        self.assertIn("option '-o' needs a value", p.stderr)
+
+    def test_option_values_stay_values(self):
+        # the value of --from may start with '-' and hold an '@'
+        p = mp("check", "--offline", "--json", "--from", "-bounce@x.test", "a@b.test")
+        self.assertEqual(p.returncode, 3, p.stderr)
+        self.assertEqual([r["email"] for r in results(p)], ["a@b.test"])
+
+
+class LogFormat(unittest.TestCase):
+    # a literal address on loopback, port 1: refused at once, logged at debug level
+    ARGS = ["check", "--verbose", "--allow-private-mx", "--port", "1", "a@[127.0.0.1]"]
+
+    def test_text_and_json_lines(self):
+        for fmt in ("text", "json"):
+            p = mp(*self.ARGS, "--log-format", fmt)
+            lines = [l for l in p.stderr.splitlines() if l]
+            self.assertTrue(lines, p.stderr)
+            for l in lines:
+                if fmt == "json":
+                    o = json.loads(l)
+                    self.assertEqual(set(o), {"time", "level", "msg"})
+                    self.assertIn(o["level"], ("debug", "info", "warning", "error"))
+                else:
+                    self.assertTrue(l.startswith("mailprobe: "), l)
+
+    def test_serve_lines_follow_the_format(self):
+        import signal
+        d = tempfile.TemporaryDirectory()
+        self.addCleanup(d.cleanup)
+        p = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--log-format", "json",
+                              "--store", d.name + "/jobs.sqlite"], stderr=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, text=True,
+                             env=dict(os.environ, HOME=d.name))
+        try:
+            first = json.loads(p.stderr.readline())
+            self.assertEqual(first["level"], "info")
+            self.assertIn("serving on http://127.0.0.1:", first["msg"])
+            p.send_signal(signal.SIGTERM)
+            self.assertEqual(p.wait(timeout=30), 0)
+            rest = [json.loads(l) for l in p.stderr.read().splitlines() if l]
+            self.assertEqual(rest[-1]["msg"], "stopping")
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stderr.close()
+
+    def test_journal_priorities_only_on_the_journal_stream(self):
+        with tempfile.TemporaryFile("w+") as err:
+            st = os.fstat(err.fileno())
+            stream = "%d:%d" % (st.st_dev, st.st_ino)
+            for js, want in ((stream, r"<[3-7]>mailprobe: "), ("1:2", r"mailprobe: ")):
+                err.seek(0)
+                err.truncate()
+                e = dict(os.environ, JOURNAL_STREAM=js, HOME="/nonexistent")
+                subprocess.run([BIN] + self.ARGS, stdout=subprocess.DEVNULL, stderr=err,
+                               env=e, timeout=60)
+                err.seek(0)
+                lines = [l for l in err.read().splitlines() if l]
+                self.assertTrue(lines)
+                for l in lines:
+                    self.assertRegex(l, "^" + want)
+                if js == stream:
+                    self.assertIn("<7>mailprobe: debug: ", "\n".join(lines))
+
+
+class ServeNotify(unittest.TestCase):
+    """Type=notify: READY=1 once the listener is open, STOPPING=1 on SIGTERM, exit 0."""
+
+    def test_ready_then_stopping(self):
+        import signal
+        import socket
+        d = tempfile.TemporaryDirectory()
+        self.addCleanup(d.cleanup)
+        for addr in (d.name + "/notify", "@mp-cli-notify-%d" % os.getpid()):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.bind(addr.replace("@", "\0", 1) if addr[0] == "@" else addr)
+            sock.settimeout(30)
+            e = {k: v for k, v in os.environ.items() if not k.startswith("MAILPROBE_")}
+            e.update(NOTIFY_SOCKET=addr, HOME=d.name)
+            p = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--store",
+                                  d.name + "/jobs.sqlite"], env=e,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            try:
+                msg = sock.recv(4096).decode()
+                fields = dict(l.split("=", 1) for l in msg.splitlines())
+                self.assertEqual(fields["READY"], "1")
+                self.assertEqual(fields["MAINPID"], str(p.pid))
+                port = int(fields["STATUS"].rsplit(" ", 1)[1])
+                self.assertIn("serving on http://127.0.0.1:%d/" % port, p.stderr.readline())
+                # the listener is open when READY arrives
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                    c.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+                    self.assertIn(b" 200 ", c.recv(100))
+                p.send_signal(signal.SIGTERM)
+                self.assertEqual(sock.recv(4096), b"STOPPING=1")
+                self.assertEqual(p.wait(timeout=30), 0)
+                self.assertIn("mailprobe: stopping", p.stderr.read())
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+                p.stderr.close()
+                sock.close()
 
 
 class Offline(unittest.TestCase):

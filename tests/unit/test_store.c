@@ -197,18 +197,38 @@ static void test_fingerprint_and_default(void **state)
     assert_int_equal(store_fingerprint(tpath("in.csv"), fp2, 10, err, sizeof err), MP_ERR_LIMIT);
 
     char p[512];
-    setenv("XDG_DATA_HOME", tpath("xdg/data"), 1);
-    assert_int_equal(store_default_path(p, sizeof p), MP_OK);
-    assert_string_equal(p, tpath("xdg/data/mailprobe/jobs.sqlite"));
-    struct stat sb;
-    assert_int_equal(stat(tpath("xdg/data/mailprobe"), &sb), 0);
+    unsetenv("STATE_DIRECTORY");
     unsetenv("XDG_DATA_HOME");
+    setenv("XDG_STATE_HOME", tpath("xdg/state"), 1);
+    assert_int_equal(store_default_path(p, sizeof p), MP_OK);
+    assert_string_equal(p, tpath("xdg/state/mailprobe/jobs.sqlite"));
+    struct stat sb;
+    assert_int_equal(stat(tpath("xdg/state/mailprobe"), &sb), 0);
+    unsetenv("XDG_STATE_HOME");
     const char *home = getenv("HOME");
     char *saved = home ? strdup(home) : NULL;
     setenv("HOME", tpath("home"), 1);
     assert_int_equal(store_default_path(p, sizeof p), MP_OK);
-    assert_string_equal(p, tpath("home/.local/share/mailprobe/jobs.sqlite"));
+    assert_string_equal(p, tpath("home/.local/state/mailprobe/jobs.sqlite"));
     assert_int_equal(store_default_path(p, 8), MP_ERR_LIMIT);
+    /* a store at the old place (XDG_DATA_HOME) is kept while the new place has none */
+    setenv("XDG_DATA_HOME", tpath("xdg/data"), 1);
+    assert_int_equal(mkdir(tpath("xdg/data"), 0700), 0);
+    assert_int_equal(mkdir(tpath("xdg/data/mailprobe"), 0700), 0);
+    f = fopen(tpath("xdg/data/mailprobe/jobs.sqlite"), "w");
+    fclose(f);
+    assert_int_equal(store_default_path(p, sizeof p), MP_OK);
+    assert_string_equal(p, tpath("xdg/data/mailprobe/jobs.sqlite"));
+    unsetenv("XDG_DATA_HOME");
+    f = fopen(tpath("home/.local/state/mailprobe/jobs.sqlite"), "w");
+    fclose(f);
+    assert_int_equal(store_default_path(p, sizeof p), MP_OK);
+    assert_string_equal(p, tpath("home/.local/state/mailprobe/jobs.sqlite"));
+    /* systemd's StateDirectory= wins, first of its list */
+    setenv("STATE_DIRECTORY", tpath("sd:/elsewhere"), 1);
+    assert_int_equal(store_default_path(p, sizeof p), MP_OK);
+    assert_string_equal(p, tpath("sd/jobs.sqlite"));
+    unsetenv("STATE_DIRECTORY");
     if (saved)
         setenv("HOME", saved, 1);
     free(saved);
