@@ -30,6 +30,8 @@ typedef struct {
     uint64_t code_n[API_CODES];         /* ... and how many of each */
     uint64_t check_requests, check_cached, check_timeouts;
     uint64_t webhooks_ok, webhooks_failed;
+    uint64_t slices_count, slices_results; /* background work, one slice per loop turn */
+    uint64_t slices_job;                   /* pump turns of finished runs */
 } api_metrics_t;
 
 void api_metrics_result(api_metrics_t *m, const vd_result_t *res);
@@ -47,6 +49,8 @@ void api_jobs_shutdown(struct api *a);
 void api_jobs_free(struct api *a);
 /** Queued jobs (the running one not counted) and whether one runs. */
 void api_jobs_depth(const struct api *a, unsigned *queued, bool *running);
+/** Turns of the job pump so far, finished runs and the running one. */
+uint64_t api_jobs_pump_turns(const struct api *a);
 
 void api_jobs_post(struct api *a, struct evhttp_request *req, const char *query);
 void api_jobs_get(struct api *a, struct evhttp_request *req, const char *id);

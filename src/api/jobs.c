@@ -207,6 +207,14 @@ void api_jobs_list(api_t *a, struct evhttp_request *req)
     api_reply_json(a, req, 200, json_pack("{so}", "jobs", arr));
 }
 
+uint64_t api_jobs_pump_turns(const api_t *a)
+{
+    job_counts_t c = {0};
+    if (a->jobs && a->jobs->run)
+        job_run_counts(a->jobs->run, &c);
+    return a->m.slices_job + c.slices;
+}
+
 void api_jobs_depth(const api_t *a, unsigned *queued, bool *running)
 {
     *queued = a->jobs ? (unsigned)a->jobs->nq : 0;
@@ -406,6 +414,9 @@ static void on_next(evutil_socket_t fd, short what, void *arg)
     if (q->run && q->run_ended) {
         char id[STORE_ID_MAX];
         mp_strlcpy(id, job_run_id(q->run), sizeof id);
+        job_counts_t c;
+        job_run_counts(q->run, &c);
+        a->m.slices_job += c.slices;
         job_run_free(q->run, false);
         q->run = NULL;
         if (q->run_end != JOB_END_STOPPED) {
@@ -528,6 +539,7 @@ static void count_step(evutil_socket_t fd, short what, void *arg)
     counter_t *c = q->counters;
     if (!c)
         return;
+    a->m.slices_count++;
     const bulkio_row_t *row;
     mp_status_t st = MP_OK;
     size_t i = 0;
@@ -536,7 +548,7 @@ static void count_step(evutil_socket_t fd, short what, void *arg)
         i++;
     }
     if (i == COUNT_SLICE && st == MP_OK) {
-        event_active(q->count_ev, 0, 0);
+        job_yield(q->count_ev);
         return;
     }
     /* the end (or a read error: the run will report it); the run stores the same total
@@ -547,7 +559,7 @@ static void count_step(evutil_socket_t fd, short what, void *arg)
     bulkio_reader_free(c->rd);
     free(c);
     if (q->counters)
-        event_active(q->count_ev, 0, 0);
+        job_yield(q->count_ev);
 }
 
 /* Count a job's rows in the background. */
@@ -566,7 +578,7 @@ static void count_later(api_t *a, const char *id, const char *path, const api_jo
     while (*tail)
         tail = &(*tail)->next;
     *tail = c;
-    event_active(a->jobs->count_ev, 0, 0);
+    job_yield(a->jobs->count_ev);
 }
 
 static void count_cancel(api_t *a, const char *id)
@@ -755,6 +767,7 @@ static void out_step(evutil_socket_t fd, short what, void *arg)
     out_task_t *t = a->jobs->tasks;
     if (!t)
         return;
+    a->m.slices_results++;
     char err[BULKIO_ERR_MAX + STORE_ERR_MAX];
     if (!t->out && task_open(a, t, err, sizeof err) != 0) {
         task_free(a, t, err);
@@ -766,7 +779,7 @@ static void out_step(evutil_socket_t fd, short what, void *arg)
             task_free(a, t, NULL);
     }
     if (a->jobs->tasks)
-        event_active(a->jobs->out_ev, 0, 0);
+        job_yield(a->jobs->out_ev);
 }
 
 void api_jobs_results(api_t *a, struct evhttp_request *req, const char *id, const char *query)
@@ -820,7 +833,7 @@ void api_jobs_results(api_t *a, struct evhttp_request *req, const char *id, cons
     mp_strlcpy(w->verdict, verdict, sizeof w->verdict);
     w->next = t->waiters;
     t->waiters = w;
-    event_active(a->jobs->out_ev, 0, 0);
+    job_yield(a->jobs->out_ev);
 }
 
 /* ---- DELETE ------------------------------------------------------------------------- */

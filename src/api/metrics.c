@@ -120,6 +120,15 @@ void api_metrics_render(api_t *a, struct evbuffer *o)
     evbuffer_add_printf(o, "mailprobe_webhooks_total{result=\"delivered\"} %llu\n"
                         "mailprobe_webhooks_total{result=\"failed\"} %llu\n",
                         (unsigned long long)m->webhooks_ok, (unsigned long long)m->webhooks_failed);
+    head(o, "mailprobe_background_slices_total", "counter",
+         "Slices of background work done, one per loop turn at most, by task: counting a "
+         "large upload, writing results, the job pump.");
+    evbuffer_add_printf(o, "mailprobe_background_slices_total{task=\"count\"} %llu\n"
+                        "mailprobe_background_slices_total{task=\"results\"} %llu\n"
+                        "mailprobe_background_slices_total{task=\"job\"} %llu\n",
+                        (unsigned long long)m->slices_count,
+                        (unsigned long long)m->slices_results,
+                        (unsigned long long)api_jobs_pump_turns(a));
     head(o, "mailprobe_uptime_seconds", "gauge", "Seconds since the server started.");
     evbuffer_add_printf(o, "mailprobe_uptime_seconds %llu\n",
                         (unsigned long long)((mp_now_ms() - a->started_ms) / 1000));

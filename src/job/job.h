@@ -36,6 +36,16 @@
 
 typedef struct job_run job_run_t;
 
+/**
+ * Run ev's callback (an event without descriptor, from event_new(base, -1, 0, ...)) at
+ * the next turn of the loop, after the loop has polled its sockets. event_active() is
+ * not that: libevent 2.1 runs an event activated from a callback again in the same loop
+ * iteration, before any socket is read, so a task that re-activates itself "a slice per
+ * turn" in fact runs to its end. A zero timeout goes through the timer heap, which the
+ * loop reads only after polling. Re-arming a pending one is harmless.
+ */
+void job_yield(struct event *ev);
+
 typedef enum {
     JOB_END_DONE,     /* every row has a result; the total is stored */
     JOB_END_STOPPED,  /* job_run_stop() */
@@ -48,6 +58,7 @@ typedef struct {
     uint64_t by_verdict[4];  /* rows checked or reused in this run, per vd_verdict_t */
     uint64_t inflight;       /* addresses in the engine now */
     bool eof;                /* the whole input has been read */
+    uint64_t slices;         /* turns of the pump (one per loop turn at most) */
 } job_counts_t;
 
 /** Called once when the run ends (from the loop, never from inside job_run_* calls). */

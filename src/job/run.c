@@ -3,7 +3,8 @@
  *
  * One "pump" event does all the work, a little per loop turn: it sends the current chunk
  * to the engine while fewer than JOB_WINDOW addresses are in flight, and when the chunk
- * is sent it reads the next JOB_SLICE rows. A finished check re-arms the pump. The end
+ * is sent it reads the next JOB_SLICE rows. A finished check re-arms the pump (job_yield:
+ * at the next loop turn, after the sockets are polled). The end
  * callback also runs from the pump, so callers never see it re-enter their own calls.
  */
 #include <stdio.h>
@@ -90,10 +91,16 @@ static void pend_remove(job_run_t *r, pend_t *p)
     free(p);
 }
 
+void job_yield(struct event *ev)
+{
+    static const struct timeval zero = {0, 0};
+    event_add(ev, &zero);
+}
+
 static void kick(job_run_t *r)
 {
-    if (r->pump) /* activating an active event again is a no-op */
-        event_active(r->pump, 0, 0);
+    if (r->pump)
+        job_yield(r->pump);
 }
 
 static void fail(job_run_t *r, const char *what, const char *detail)
@@ -275,6 +282,7 @@ static void pump(evutil_socket_t fd, short what, void *arg)
     job_run_t *r = arg;
     if (r->ended)
         return;
+    r->c.slices++;
     if (r->failed || r->stopped) {
         if (!r->failed)
             mp_strlcpy(r->msg, "interrupted", sizeof r->msg);

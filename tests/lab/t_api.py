@@ -464,6 +464,61 @@ class BigUpload(labkit.LabCase):
             self.assertEqual(srv.stop(), 0)
 
 
+class Yield(labkit.LabCase):
+    def test_other_requests_served_between_slices(self):
+        """Counting a large upload, running its job and writing its results go a slice per
+        loop turn: a client polling /metrics meanwhile must see each task's slice counter
+        between its start and its end, i.e. be answered between two slices. (libevent runs
+        an event activated from its own callback again in the same turn: a task that
+        re-activated itself ran to its end before any socket was read.)"""
+        import http.client
+        d = tempfile.mkdtemp(prefix="mp-api-yield-")
+        srv = Server(os.path.join(d, "s.sqlite"), "--offline", "--rate-limit", "0")
+        seen = {"count": [], "results": [], "job": []}
+        stop = threading.Event()
+
+        def poll():
+            c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+            while not stop.is_set():
+                c.request("GET", "/metrics")
+                text = c.getresponse().read().decode()
+                for task in seen:
+                    m = re.search(r'mailprobe_background_slices_total\{task="%s"\} (\d+)'
+                                  % task, text)
+                    seen[task].append(int(m.group(1)))
+            c.close()
+        try:
+            n = 200000
+            body = "email\n" + "".join("u%d@example-%d.test\n" % (i, i % 89)
+                                        for i in range(n))
+            t = threading.Thread(target=poll)
+            t.start()
+            r = request(srv.url("/v1/jobs"), "POST", body, {"Content-Type": "text/csv"})
+            self.assertEqual(r.code, 202, r.body)
+            id = r.json()["id"]
+            deadline = time.monotonic() + SLOW * 10
+            while time.monotonic() < deadline:
+                j = json.loads(request(srv.url("/v1/jobs/" + id)).body)
+                if j["state"] == "done":
+                    break
+                time.sleep(0.3)
+            self.assertEqual(j["state"], "done", j)
+            self.assertEqual(j["rows_total"], n)
+            rows = request(srv.url("/v1/jobs/%s/results" % id), timeout=SLOW * 4).body
+            self.assertEqual(rows.count(b"\n"), n + 1)
+            stop.set()
+            t.join(SLOW)
+            for task, values in seen.items():
+                last = values[-1]
+                self.assertGreater(last, 3, (task, values[-5:]))
+                between = [v for v in values if 0 < v < last]
+                self.assertTrue(between, "%s: no answer between its slices (%d polls, "
+                                "last %d)" % (task, len(values), last))
+        finally:
+            stop.set()
+            self.assertEqual(srv.stop(), 0)
+
+
 class Stop(labkit.LabCase):
     def test_waiting_callers_told_when_the_server_stops(self):
         d = tempfile.mkdtemp(prefix="mp-api-stop-")
