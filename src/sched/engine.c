@@ -183,6 +183,7 @@ static bool ipv4_unroutable(uint32_t a)
            (a >> 20) == 0xac1 ||           /* 172.16/12 */
            (a >> 16) == 0xc0a8 ||          /* 192.168/16 */
            (a >> 22) == (100u << 2 | 1) || /* 100.64/10 shared address space */
+           (a >> 17) == (0xc612u >> 1) ||  /* 198.18/15 benchmarking (RFC 2544) */
            (a >> 28) >= 0xe;               /* 224/4 multicast, 240/4 reserved */
 }
 
@@ -198,10 +199,19 @@ bool engine_addr_unroutable(const struct sockaddr *sa)
         if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
             return ipv4_unroutable((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
                                    (uint32_t)b[14] << 8 | b[15]);
-        return IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr) || IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) ||
-               (b[0] & 0xfe) == 0xfc ||                   /* fc00::/7 unique local */
-               (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || /* fe80::/10 link-local */
-               b[0] == 0xff;                              /* multicast */
+        /* the prefixes that embed an IPv4 address or reach one through a translator
+         * (NAT64, 6to4, IPv4-compatible) are refused whole: a public host has an address
+         * of its own, and the IPv4 one inside may be private */
+        static const unsigned char zero12[12], nat64[12] = {0, 0x64, 0xff, 0x9b};
+        static const unsigned char nat64_local[6] = {0, 0x64, 0xff, 0x9b, 0, 1};
+        return memcmp(b, zero12, 12) == 0 ||                /* ::/96 (::, ::1 included) */
+               memcmp(b, nat64, 12) == 0 ||                 /* 64:ff9b::/96 NAT64 */
+               memcmp(b, nat64_local, 6) == 0 ||            /* 64:ff9b:1::/48 local NAT64 */
+               (b[0] == 0x20 && b[1] == 0x02) ||            /* 2002::/16 6to4 */
+               (b[0] & 0xfe) == 0xfc ||                     /* fc00::/7 unique local */
+               (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) ||   /* fe80::/10 link-local */
+               (b[0] == 0xfe && (b[1] & 0xc0) == 0xc0) ||   /* fec0::/10 site-local */
+               b[0] == 0xff;                                /* multicast */
     }
     return true;
 }

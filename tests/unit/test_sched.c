@@ -40,14 +40,25 @@ static void test_unroutable(void **state)
     const char *bad[] = {"127.0.0.1", "127.9.9.9", "10.1.2.3", "172.16.0.1", "172.31.255.255",
                          "192.168.1.1", "169.254.3.4", "0.0.0.0", "224.0.0.1", "239.1.1.1",
                          "255.255.255.255", "100.64.0.1", "::1", "::", "fe80::1", "fd00::5",
-                         "fc00::1", "ff02::1", "::ffff:10.0.0.1", "::ffff:127.0.0.1"};
+                         "fc00::1", "ff02::1", "::ffff:10.0.0.1", "::ffff:127.0.0.1",
+                         /* embedding or translating to IPv4, site-local, benchmarking */
+                         "64:ff9b::a00:1", "64:ff9b::808:808", "64:ff9b::", "64:ff9b::ffff:ffff",
+                         "64:ff9b:1::1", "64:ff9b:1:ffff::1", "::a00:1", "::808:808",
+                         "::ffff:ffff", "2002:a00:1::1", "2002:808:808::1", "2002::",
+                         "2002:ffff:ffff:ffff::1", "fec0::1", "feff:ffff::1", "fed0::1",
+                         "198.18.0.1", "198.18.0.0", "198.19.255.255", "198.19.1.1"};
     const char *good[] = {"8.8.8.8", "172.15.255.255", "172.32.0.1", "192.0.2.1",
                           "100.63.255.255", "100.128.0.1", "2001:db8::1", "2a00:1450::1",
-                          "::ffff:8.8.4.4", "11.0.0.1", "223.255.255.255"};
+                          "::ffff:8.8.4.4", "11.0.0.1", "223.255.255.255",
+                          "198.17.255.255", "198.20.0.0", "64:ff9a:ffff::1", "64:ff9b:0:1::1",
+                          "64:ff9b:2::1", "::1:0:0:1", "2001::1", "2003::1", "2001:ffff::1",
+                          "fe7f:ffff::1", "1::1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        assert_true(unroutable(bad[i]));
+        if (!unroutable(bad[i]))
+            fail_msg("%s allowed", bad[i]);
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
-        assert_false(unroutable(good[i]));
+        if (unroutable(good[i]))
+            fail_msg("%s refused", good[i]);
 }
 
 typedef struct {
