@@ -33,6 +33,9 @@ typedef struct {
     size_t max_body;           /* largest request body (bytes) */
     uint64_t wait_ms;          /* how long /v1/check waits when the caller does not say */
     uint64_t max_age_ms;       /* answer from results this fresh (checks and jobs) */
+    bool allow_private_hooks;  /* webhooks may reach loopback, private, link-local ... */
+    uint64_t request_timeout_ms; /* a request (head and body) must arrive within it */
+    unsigned max_per_client;   /* connections per client address (0: no cap) */
     const char *version;
 } api_opts_t;
 

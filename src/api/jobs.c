@@ -20,6 +20,9 @@
 #include <unistd.h>
 #include <fcntl.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <event2/dns.h>
 #include <event2/keyvalq_struct.h>
 
@@ -63,6 +66,13 @@ typedef struct hook {
     char url[API_URL_MAX];
     unsigned attempt;
     struct event *timer;
+    struct evdns_getaddrinfo_request *gai; /* resolving the host now */
+    bool orphan;              /* freed while resolving: the answer frees it */
+    char *body;               /* this attempt's status JSON */
+    char host[API_URL_MAX];   /* the URL's host, IPv6 brackets removed */
+    char host_hdr[API_URL_MAX + 8];
+    char path[API_URL_MAX];
+    ev_uint16_t port;
     struct hook *next;
 } hook_t;
 
@@ -235,16 +245,32 @@ static void hook_free(hook_t *h)
         }
     if (h->timer)
         event_free(h->timer);
+    h->timer = NULL;
+    free(h->body);
+    h->body = NULL;
+    if (h->gai) { /* the resolver calls back (cancelled) later: free it then */
+        h->orphan = true;
+        evdns_getaddrinfo_cancel(h->gai);
+        return;
+    }
     free(h);
+}
+
+static void hook_give_up(hook_t *h, const char *why)
+{
+    h->a->m.webhooks_failed++;
+    mp_log(MP_LOG_WARN, "job %s: webhook %s: %s; giving up", h->id, h->url, why);
+    hook_free(h);
 }
 
 static void hook_retry(hook_t *h, const char *why)
 {
+    free(h->body);
+    h->body = NULL;
     if (++h->attempt >= HOOK_ATTEMPTS) {
-        h->a->m.webhooks_failed++;
-        mp_log(MP_LOG_WARN, "job %s: webhook %s failed %u times (last: %s); giving up", h->id,
-               h->url, HOOK_ATTEMPTS, why);
-        hook_free(h);
+        char last[160];
+        snprintf(last, sizeof last, "failed %u times (last: %s)", HOOK_ATTEMPTS, why);
+        hook_give_up(h, last);
         return;
     }
     mp_log(MP_LOG_INFO, "job %s: webhook %s: %s; retrying", h->id, h->url, why);
@@ -274,6 +300,72 @@ static void hook_done(struct evhttp_request *req, void *arg)
     hook_retry(h, why);
 }
 
+/* Connect to the address just checked (not to the name again: a second resolution could
+ * answer differently, which is how DNS rebinding reaches inside) and post the status. */
+static void hook_post(hook_t *h, const struct sockaddr *sa)
+{
+    char ip[INET6_ADDRSTRLEN];
+    const void *bin = sa->sa_family == AF_INET6
+                          ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                          : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+    if (!inet_ntop(sa->sa_family, bin, ip, sizeof ip)) {
+        hook_retry(h, "bad address");
+        return;
+    }
+    struct evhttp_connection *con = evhttp_connection_base_new(h->a->base, NULL, ip, h->port);
+    struct evhttp_request *req = con ? evhttp_request_new(hook_done, h) : NULL;
+    if (!req) {
+        if (con)
+            evhttp_connection_free(con);
+        hook_retry(h, "cannot connect");
+        return;
+    }
+    evhttp_connection_set_timeout(con, 10);
+    evhttp_connection_free_on_completion(con);
+    struct evkeyvalq *hd = evhttp_request_get_output_headers(req);
+    evhttp_add_header(hd, "Host", h->host_hdr);
+    evhttp_add_header(hd, "Content-Type", "application/json");
+    evhttp_add_header(hd, "User-Agent", "mailprobe");
+    evbuffer_add(evhttp_request_get_output_buffer(req), h->body, strlen(h->body));
+    free(h->body);
+    h->body = NULL;
+    if (evhttp_make_request(con, req, EVHTTP_REQ_POST, h->path) != 0)
+        hook_retry(h, "cannot send"); /* evhttp freed the request and the connection */
+}
+
+static void hook_resolved(int result, struct evutil_addrinfo *res, void *arg)
+{
+    hook_t *h = arg;
+    h->gai = NULL;
+    if (h->orphan) {
+        if (res)
+            evutil_freeaddrinfo(res);
+        free(h);
+        return;
+    }
+    if (result != 0 || !res) {
+        if (res)
+            evutil_freeaddrinfo(res);
+        hook_retry(h, evutil_gai_strerror(result));
+        return;
+    }
+    const struct evutil_addrinfo *pick = NULL;
+    for (const struct evutil_addrinfo *ai = res; ai && !pick; ai = ai->ai_next)
+        if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
+            (h->a->o.allow_private_hooks || !engine_addr_unroutable(ai->ai_addr)))
+            pick = ai;
+    if (!pick) {
+        evutil_freeaddrinfo(res);
+        hook_give_up(h, "the host has only loopback, private, link-local or reserved "
+                        "addresses (refused; serve --allow-private-webhooks allows them)");
+        return;
+    }
+    struct sockaddr_storage ss;
+    memcpy(&ss, pick->ai_addr, pick->ai_addrlen);
+    evutil_freeaddrinfo(res);
+    hook_post(h, (const struct sockaddr *)&ss);
+}
+
 static void hook_send(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -288,39 +380,80 @@ static void hook_send(evutil_socket_t fd, short what, void *arg)
         return;
     }
     json_t *js = job_json(a, &j);
-    char *body = js ? mp_json_escape_ls(json_dumps(js, JSON_COMPACT)) : NULL;
+    free(h->body);
+    h->body = js ? mp_json_escape_ls(json_dumps(js, JSON_COMPACT)) : NULL;
     json_decref(js);
     store_job_cleanup(&j);
     struct evhttp_uri *u = evhttp_uri_parse(h->url);
     const char *host = u ? evhttp_uri_get_host(u) : NULL;
     int port = u ? evhttp_uri_get_port(u) : -1;
-    struct evhttp_connection *con =
-        host && body ? evhttp_connection_base_new(a->base, a->jobs->dns, host,
-                                                  (ev_uint16_t)(port > 0 ? port : 80))
-                     : NULL;
-    struct evhttp_request *req = con ? evhttp_request_new(hook_done, h) : NULL;
-    if (!req) {
-        if (con)
-            evhttp_connection_free(con);
+    if (!host || !h->body) {
         evhttp_uri_free(u);
-        free(body);
         hook_retry(h, "cannot connect");
         return;
     }
-    evhttp_connection_set_timeout(con, 10);
-    evhttp_connection_free_on_completion(con);
-    struct evkeyvalq *hd = evhttp_request_get_output_headers(req);
-    evhttp_add_header(hd, "Host", host);
-    evhttp_add_header(hd, "Content-Type", "application/json");
-    evhttp_add_header(hd, "User-Agent", "mailprobe");
-    evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
-    char path[API_URL_MAX];
+    /* evhttp keeps an IPv6 literal's brackets: the Host header wants them, the
+     * resolver does not */
+    size_t hl = strlen(host);
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']')
+        snprintf(h->host, sizeof h->host, "%.*s", (int)(hl - 2), host + 1);
+    else
+        mp_strlcpy(h->host, host, sizeof h->host);
+    h->port = (ev_uint16_t)(port > 0 ? port : 80);
+    if (port > 0)
+        snprintf(h->host_hdr, sizeof h->host_hdr, "%s:%d", host, port);
+    else
+        mp_strlcpy(h->host_hdr, host, sizeof h->host_hdr);
     const char *p = evhttp_uri_get_path(u), *qs = evhttp_uri_get_query(u);
-    snprintf(path, sizeof path, "%s%s%s", p && *p ? p : "/", qs ? "?" : "", qs ? qs : "");
-    if (evhttp_make_request(con, req, EVHTTP_REQ_POST, path) != 0)
-        hook_retry(h, "cannot send"); /* evhttp freed the request and the connection */
+    snprintf(h->path, sizeof h->path, "%s%s%s", p && *p ? p : "/", qs ? "?" : "",
+             qs ? qs : "");
     evhttp_uri_free(u);
-    free(body);
+    struct evutil_addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    /* may call back at once (a literal): set h->gai only when it did not */
+    struct evdns_getaddrinfo_request *g =
+        evdns_getaddrinfo(a->jobs->dns, h->host, NULL, &hints, hook_resolved, h);
+    if (g)
+        h->gai = g;
+}
+
+/* A webhook the server refuses at once: its host is an address literal (or localhost)
+ * that the private-address rule refuses. Names are checked again when resolved. */
+static bool hook_refused(const api_t *a, const char *url, char *err, size_t errsize)
+{
+    if (a->o.allow_private_hooks)
+        return false;
+    struct evhttp_uri *u = evhttp_uri_parse(url);
+    const char *host = u ? evhttp_uri_get_host(u) : NULL;
+    char h[API_URL_MAX];
+    size_t hl = host ? strlen(host) : 0;
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']')
+        snprintf(h, sizeof h, "%.*s", (int)(hl - 2), host + 1);
+    else
+        mp_strlcpy(h, host ? host : "", sizeof h);
+    evhttp_uri_free(u);
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    bool refused;
+    if (inet_pton(AF_INET, h, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        refused = engine_addr_unroutable((struct sockaddr *)&ss);
+    } else if (inet_pton(AF_INET6, h, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        refused = engine_addr_unroutable((struct sockaddr *)&ss);
+    } else {
+        refused = mp_str_ieq(h, "localhost") || mp_str_iends(h, ".localhost") ||
+                  mp_str_ieq(h, "localhost.");
+    }
+    if (refused)
+        snprintf(err, errsize, "webhook host %s is a loopback, private, link-local or "
+                 "reserved address: refused (the server allows such webhooks only when "
+                 "started with --allow-private-webhooks)", h);
+    return refused;
 }
 
 /* Call the job's webhook (unless it already was). */
@@ -600,6 +733,10 @@ void api_jobs_post(api_t *a, struct evhttp_request *req, const char *query)
     api_job_opts_t jo;
     char err[512], path[1200];
     if (api_job_opts_from_query(query, &jo, err, sizeof err) != 0) {
+        api_error(a, req, 400, "bad_request", "%s", err);
+        return;
+    }
+    if (jo.webhook[0] && hook_refused(a, jo.webhook, err, sizeof err)) {
         api_error(a, req, 400, "bad_request", "%s", err);
         return;
     }

@@ -745,9 +745,21 @@ static int load_tokens(api_t *a, const char *path, char *err, size_t errsize)
     return rc;
 }
 
+/* libevent's own messages ("[warn] Epoll ADD...", evhttp's complaints about a peer) go
+ * to the project's log like every other line, never straight to stderr. */
+static void on_libevent_log(int severity, const char *msg)
+{
+    mp_log_level_t l = severity == EVENT_LOG_DEBUG ? MP_LOG_DEBUG
+                       : severity == EVENT_LOG_MSG ? MP_LOG_INFO
+                       : severity == EVENT_LOG_WARN ? MP_LOG_WARN
+                                                    : MP_LOG_ERROR;
+    mp_log(l, "libevent: %s", msg);
+}
+
 api_t *api_new(struct event_base *base, engine_t *engine, store_t *st, const api_opts_t *o,
                char *err, size_t errsize)
 {
+    event_set_log_callback(on_libevent_log);
     if (!o->tokens_path && !api_host_is_loopback(o->host)) {
         snprintf(err, errsize, "without --tokens the server answers anyone who can reach "
                  "it: listen on a loopback address (127.0.0.1, ::1) or give a token file");

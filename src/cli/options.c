@@ -23,7 +23,8 @@ enum {
     O_PER_SERVER, O_PORT, O_OFFLINE, O_ROLE_RISKY, O_CONFIG, O_COLOR, O_NO_COLOR,
     O_VERBOSE, O_HELP, O_NO_PROBE, O_GEOIP, O_DENY, O_ALLOW, O_RCPT_PER_SESSION, O_RCPT_PER_TXN,
     O_MIN_INTERVAL, O_PER_HOST, O_OUTPUT, O_FORMAT, O_COLUMN, O_NAME_COLUMN, O_SPLIT, O_STORE, O_RESUME, O_MAX_AGE, O_NO_PROGRESS,
-    O_LISTEN, O_TOKENS, O_RATE_LIMIT, O_MAX_BODY, O_WAIT, O_LOG_FORMAT, O_END
+    O_LISTEN, O_TOKENS, O_RATE_LIMIT, O_MAX_BODY, O_WAIT, O_LOG_FORMAT,
+    O_ALLOW_PRIVATE_HOOKS, O_REQUEST_TIMEOUT, O_MAX_PER_CLIENT, O_END
 };
 
 _Static_assert(O_END - O_JSON <= 48, "cli_cfg_t.origin is too small");
@@ -73,6 +74,9 @@ static const struct option long_opts[] = {
     {"max-body", required_argument, NULL, O_MAX_BODY},
     {"wait", required_argument, NULL, O_WAIT},
     {"log-format", required_argument, NULL, O_LOG_FORMAT},
+    {"allow-private-webhooks", no_argument, NULL, O_ALLOW_PRIVATE_HOOKS},
+    {"request-timeout", required_argument, NULL, O_REQUEST_TIMEOUT},
+    {"max-per-client", required_argument, NULL, O_MAX_PER_CLIENT},
     {NULL, 0, NULL, 0},
 };
 
@@ -88,6 +92,7 @@ static unsigned opt_cmds(int id)
     case O_STORE: case O_MAX_AGE:
         return CMD_BULK | CMD_SERVE | CMD_CONFIG;
     case O_LISTEN: case O_TOKENS: case O_RATE_LIMIT: case O_MAX_BODY: case O_WAIT:
+    case O_ALLOW_PRIVATE_HOOKS: case O_REQUEST_TIMEOUT: case O_MAX_PER_CLIENT:
         return CMD_SERVE | CMD_CONFIG;
     case O_JSON: case O_TRACE: case O_COLOR: case O_NO_COLOR:
         return CMD_CHECK | CMD_CONFIG;
@@ -338,6 +343,19 @@ static int apply_opt(cli_cfg_t *c, int id, const char *v, const char *where)
         if (strcmp(v, "text") != 0 && strcmp(v, "json") != 0)
             return cli_usage_error("%s: --log-format is text or json, not '%s'", where, v);
         c->log_json = strcmp(v, "json") == 0;
+        break;
+    case O_ALLOW_PRIVATE_HOOKS: c->allow_private_hooks = true; break;
+    case O_REQUEST_TIMEOUT:
+        if (!mp_parse_duration_ms(v, &n) || n < 100 || n > 3600000)
+            return cli_usage_error("%s: --request-timeout needs a duration from 100ms to 1h, "
+                                   "got '%s'", where, v);
+        c->request_timeout_ms = n;
+        break;
+    case O_MAX_PER_CLIENT:
+        if (!mp_parse_uint(v, 1, 1000000, &n))
+            return cli_usage_error("%s: --max-per-client needs a number of connections "
+                                   "(1 or more), got '%s'", where, v);
+        c->max_per_client = (unsigned)n;
         break;
     case O_CONFIG:
         break; /* handled before */
@@ -630,6 +648,8 @@ int cli_cfg_parse(cli_cfg_t *c, unsigned cmd, const char *name, int argc, char *
     c->rate_limit = 20;
     c->max_body = 100u << 20;
     c->wait_ms = 30000;
+    c->request_timeout_ms = 30000;
+    c->max_per_client = 32;
     if (cmd == CMD_SERVE)
         c->max_age_ms = 600000; /* a repeat call within 10 minutes receives the result */
     c->colour = -1;

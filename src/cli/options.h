@@ -67,6 +67,9 @@ typedef struct {
     double rate_limit;         /* requests per second per token / client (0: none) */
     uint64_t max_body;         /* bytes */
     uint64_t wait_ms;          /* default /v1/check wait */
+    bool allow_private_hooks;  /* webhooks may reach loopback/private addresses */
+    uint64_t request_timeout_ms; /* a request's head and body must arrive within it */
+    unsigned max_per_client;   /* connections per client address */
     /* where each option came from, and the files read */
     cli_origin_t origin[48];
     char *files[CFG_FILES_MAX];

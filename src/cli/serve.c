@@ -49,7 +49,12 @@ static void print_help(void)
           "                         gives no timeout (default 30s); then it answers\n"
           "                         unknown/timeout with retry_after and keeps checking\n"
           "  --max-age D            answer from results this fresh (default 10m; 0 = always\n"
-          "                         check again)\n",
+          "                         check again)\n"
+          "  --allow-private-webhooks  also call webhooks on loopback, private, link-local\n"
+          "                         or reserved addresses (refused by default)\n"
+          "  --request-timeout D    a request's head and body must arrive within D\n"
+          "                         (default 30s); near the connection limit, 2s\n"
+          "  --max-per-client N     connections per client address (default 32)\n",
           stdout);
     cli_cfg_help(CMD_SERVE);
 }
@@ -142,6 +147,9 @@ int cli_serve(int argc, char **argv)
         .max_body = (size_t)cfg.max_body,
         .wait_ms = cfg.wait_ms,
         .max_age_ms = cfg.max_age_ms,
+        .allow_private_hooks = cfg.allow_private_hooks,
+        .request_timeout_ms = cfg.request_timeout_ms,
+        .max_per_client = cfg.max_per_client,
         .version = MP_VERSION,
     };
     /* caught before anything says "serving": a stop right after it is a clean one */

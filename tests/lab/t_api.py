@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -119,7 +120,8 @@ class Api(labkit.LabCase):
         super().setUpClass()
         cls.dir = tempfile.mkdtemp(prefix="mp-api-")
         cls.srv = Server(os.path.join(cls.dir, "store.sqlite"), "--timeout", "3",
-                         "--max-body", "64K", "--rate-limit", "0")
+                         "--max-body", "64K", "--rate-limit", "0",
+                         "--allow-private-webhooks")
 
     @classmethod
     def tearDownClass(cls):
@@ -342,6 +344,29 @@ class Api(labkit.LabCase):
             hooks.shutdown()
             hooks.server_close()
 
+    def test_webhook_to_an_ipv6_literal_delivered(self):
+        class V6Server(http.server.ThreadingHTTPServer):
+            address_family = socket.AF_INET6
+        hooks = V6Server(("::1", 0), Hooks)
+        Hooks.calls, Hooks.fail_first = [], 0
+        threading.Thread(target=hooks.serve_forever, daemon=True).start()
+        try:
+            hook = "http://[::1]:%d/v6" % hooks.server_address[1]
+            r = self.post("/v1/jobs?webhook=" + urllib.request.quote(hook, safe=""),
+                          "email\nalice@postfix.test\n", "text/csv")
+            self.assertEqual(r.code, 202, r.body)
+            id = r.json()["id"]
+            self.wait_job(id)
+            deadline = time.monotonic() + 20
+            while not Hooks.calls and time.monotonic() < deadline:
+                time.sleep(0.2)
+            self.assertEqual(len(Hooks.calls), 1, self.srv.stderr()[-2000:])
+            self.assertEqual(Hooks.calls[0][0], "/v6")
+            self.assertEqual(json.loads(Hooks.calls[0][2])["id"], id)
+        finally:
+            hooks.shutdown()
+            hooks.server_close()
+
     def test_job_json_and_not_done_yet(self):
         body = json.dumps({"emails": ["alice@postfix.test", {"email": "s1@silent.script.test",
                                                               "crm_id": 42}]})
@@ -461,6 +486,69 @@ class BigUpload(labkit.LabCase):
             self.assertEqual(len(rows), n + 1)
             self.assertTrue(rows[-1].startswith("user%d@" % (n - 1)))
         finally:
+            self.assertEqual(srv.stop(), 0)
+
+
+class Webhooks(labkit.LabCase):
+    def test_private_targets_refused(self):
+        """Without --allow-private-webhooks: an address literal on loopback, private,
+        link-local, metadata or translated ranges is a 400 that says why; a name is
+        checked once resolved, at delivery, on the address actually dialled."""
+        d = tempfile.mkdtemp(prefix="mp-api-hooks-")
+        srv = Server(os.path.join(d, "s.sqlite"), "--rate-limit", "0")
+        # a receiver on the lab address mx.postfix.test resolves to (127.0.1.10)
+        hooks = http.server.ThreadingHTTPServer((labkit.PF["mbox"], 0), Hooks)
+        Hooks.calls, Hooks.fail_first = [], 0
+        threading.Thread(target=hooks.serve_forever, daemon=True).start()
+        try:
+            for target in ("127.0.0.1:22", "10.0.0.1", "169.254.169.254", "[::1]:8080",
+                           "[fe80::1]", "[64:ff9b::a9fe:a9fe]", "[::ffff:10.1.1.1]",
+                           "localhost:9", "192.168.1.1", "198.18.0.1"):
+                hook = "http://%s/x" % target
+                r = request(srv.url("/v1/jobs?webhook=" + urllib.request.quote(hook, safe="")),
+                            "POST", "email\na@b.test\n", {"Content-Type": "text/csv"})
+                self.assertEqual(r.code, 400, (target, r.body))
+                m = r.json()
+                self.assertEqual(m["error"], "bad_request")
+                self.assertIn("--allow-private-webhooks", m["message"])
+                self.assertIn("private", m["message"])
+            # a name: accepted, then refused once resolved; nothing reaches the receiver
+            hook = "http://mx.postfix.test:%d/hook" % hooks.server_address[1]
+            r = request(srv.url("/v1/jobs?webhook=" + urllib.request.quote(hook, safe="")),
+                        "POST", "email\nalice@postfix.test\n", {"Content-Type": "text/csv"})
+            self.assertEqual(r.code, 202, r.body)
+            deadline = time.monotonic() + 60
+            text = ""
+            while time.monotonic() < deadline:
+                text = request(srv.url("/metrics")).body.decode()
+                if 'mailprobe_webhooks_total{result="failed"} 1' in text:
+                    break
+                time.sleep(0.2)
+            self.assertIn('mailprobe_webhooks_total{result="failed"} 1', text)
+            self.assertIn('mailprobe_webhooks_total{result="delivered"} 0', text)
+            self.assertEqual(Hooks.calls, [])
+            self.assertIn("--allow-private-webhooks", srv.stderr())
+        finally:
+            hooks.shutdown()
+            hooks.server_close()
+            self.assertEqual(srv.stop(), 0)
+        # the same name with the operator's consent is delivered
+        srv = Server(os.path.join(d, "s2.sqlite"), "--rate-limit", "0",
+                     "--allow-private-webhooks")
+        hooks = http.server.ThreadingHTTPServer((labkit.PF["mbox"], 0), Hooks)
+        threading.Thread(target=hooks.serve_forever, daemon=True).start()
+        try:
+            hook = "http://mx.postfix.test:%d/hook" % hooks.server_address[1]
+            r = request(srv.url("/v1/jobs?webhook=" + urllib.request.quote(hook, safe="")),
+                        "POST", "email\nalice@postfix.test\n", {"Content-Type": "text/csv"})
+            self.assertEqual(r.code, 202, r.body)
+            deadline = time.monotonic() + 60
+            while not Hooks.calls and time.monotonic() < deadline:
+                time.sleep(0.2)
+            self.assertEqual(len(Hooks.calls), 1, srv.stderr()[-2000:])
+        finally:
+            hooks.shutdown()
+            hooks.server_close()
             self.assertEqual(srv.stop(), 0)
 
 
