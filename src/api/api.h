@@ -36,6 +36,7 @@ typedef struct {
     bool allow_private_hooks;  /* webhooks may reach loopback, private, link-local ... */
     uint64_t request_timeout_ms; /* a request (head and body) must arrive within it */
     unsigned max_per_client;   /* connections per client address (0: no cap) */
+    size_t max_conns;          /* connections at once (0: from the open files limit) */
     const char *version;
 } api_opts_t;
 

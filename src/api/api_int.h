@@ -59,6 +59,22 @@ void api_jobs_results(struct api *a, struct evhttp_request *req, const char *id,
                       const char *query);
 void api_jobs_delete(struct api *a, struct evhttp_request *req, const char *id);
 
+/* ---- connections (conns.c) ---------------------------------------------------------- */
+
+typedef struct api_conns api_conns_t;
+
+/** Guard the server's connections (deadlines, per-client cap, room at the limit); installs
+ *  evhttp's bufferevent callback. NULL when out of memory. */
+api_conns_t *api_conns_new(struct api *a);
+/** Release every record (after evhttp is freed). */
+void api_conns_free(api_conns_t *g);
+/** A request arrived whole on its connection (trusted: it carried a valid token). */
+void api_conns_request(api_conns_t *g, struct evhttp_request *req, bool trusted);
+/** Deadlines and the records of connections evhttp has freed (from the 200 ms tick). */
+void api_conns_tick(api_conns_t *g);
+/** Connections open now. */
+size_t api_conns_open(const api_conns_t *g);
+
 /* ---- the server --------------------------------------------------------------------- */
 
 struct api {
@@ -84,6 +100,8 @@ struct api {
     uint64_t accept_warned_ms;
     api_metrics_t m;
     api_jobs_t *jobs;
+    api_conns_t *conns;
+    size_t conns_max;         /* connections at once (from the open files limit) */
     uint64_t started_ms;
     bool shutting;
 };

@@ -632,6 +632,31 @@ static int save_input(api_t *a, struct evhttp_request *req, api_job_opts_t *jo, 
 /* Refuse bad input before the job exists: no email column, no row. A small upload is
  * counted now (*rows); a larger one is counted later in slices (*rows = 0: not known),
  * so that a million-row upload does not hold the loop for half a second. */
+/* 400 bad_input: the reader's message speaks of the saved file by its path, which is
+ * the server's business: the caller hears of "the upload", and of the column= parameter
+ * rather than the command line's --column. */
+static void input_error(api_t *a, struct evhttp_request *req, const char *path,
+                        const char *msg)
+{
+    char out[BULKIO_ERR_MAX + 64];
+    size_t o = 0, pl = strlen(path);
+    while (*msg && o + 16 < sizeof out) {
+        if (strncmp(msg, path, pl) == 0) {
+            o += (size_t)snprintf(out + o, sizeof out - o, "the upload");
+            msg += pl;
+        } else if (strncmp(msg, "--column", 8) == 0) {
+            o += (size_t)snprintf(out + o, sizeof out - o, "column=");
+            msg += 8;
+            if (*msg == ' ')
+                msg++;
+        } else {
+            out[o++] = *msg++;
+        }
+    }
+    out[o] = '\0';
+    api_error(a, req, 400, "bad_input", "%s", out);
+}
+
 static int validate_input(api_t *a, struct evhttp_request *req, const char *path,
                           const api_job_opts_t *jo, size_t size, int64_t *rows)
 {
@@ -640,7 +665,7 @@ static int validate_input(api_t *a, struct evhttp_request *req, const char *path
     bulkio_reader_t *rd = NULL;
     char err[BULKIO_ERR_MAX];
     if (bulkio_reader_open(path, &ro, &rd, err, sizeof err) != MP_OK) {
-        api_error(a, req, 400, "bad_input", "%s", err);
+        input_error(a, req, path, err);
         return 400;
     }
     const bulkio_row_t *row;
@@ -650,7 +675,7 @@ static int validate_input(api_t *a, struct evhttp_request *req, const char *path
         if (++n == 1 && size > COUNT_NOW_MAX)
             break;
     if (st != MP_OK) {
-        api_error(a, req, 400, "bad_input", "%s", bulkio_reader_error(rd));
+        input_error(a, req, path, bulkio_reader_error(rd));
         bulkio_reader_free(rd);
         return 400;
     }

@@ -585,6 +585,7 @@ static void route_jobs(api_t *a, struct evhttp_request *req, const char *path,
 static void on_request(struct evhttp_request *req, void *arg)
 {
     api_t *a = arg;
+    api_conns_request(a->conns, req, false);
     if (a->shutting) {
         api_error(a, req, 503, "shutting_down", "the server is stopping");
         return;
@@ -605,6 +606,8 @@ static void on_request(struct evhttp_request *req, void *arg)
                       "send a valid token: Authorization: Bearer TOKEN");
             return;
         }
+        if (a->auth)
+            api_conns_request(a->conns, req, true);
         double retry_s = 0;
         if (is_api && !rate_ok(a, key, &retry_s)) {
             char ra[16];
@@ -674,14 +677,23 @@ static void on_accept_again(evutil_socket_t fd, short what, void *arg)
         evconnlistener_enable(evhttp_bound_socket_get_listener(a->sock));
 }
 
-/* Each connection is a descriptor: take the hard limit, not the soft 1,024. */
-static void raise_fd_limit(void)
+/* Each connection is a descriptor: take the hard limit, not the soft 1,024. Returns the
+ * connections to allow: the limit less what the engine, the store and the listener need
+ * (a quarter, at most 256). */
+static size_t raise_fd_limit(void)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 768;
+    if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
     }
+    rlim_t n = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1u << 24) ? (1u << 24)
+                                                                         : rl.rlim_cur;
+    rlim_t keep = n / 4 < 256 ? n / 4 : 256;
+    return n - keep > 8 ? (size_t)(n - keep) : 8;
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -689,6 +701,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     api_t *a = arg;
+    api_conns_tick(a->conns);
     if (store_tick(a->st) != MP_OK)
         mp_log(MP_LOG_WARN, "job store: %s", store_errmsg(a->st));
 }
@@ -806,12 +819,22 @@ api_t *api_new(struct event_base *base, engine_t *engine, store_t *st, const api
     evhttp_set_max_body_size(a->http, (ev_ssize_t)o->max_body);
     evhttp_set_max_headers_size(a->http, 16384);
     evhttp_set_timeout(a->http, 120);
+    /* every method evhttp knows reaches on_request, which answers 405 in JSON (evhttp's
+     * own answer to a method not allowed here would be a 501 page in HTML) */
     evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_HEAD);
+                                            EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(a->http, on_request, a);
     if (api_jobs_init(a, err, errsize) != 0)
         goto fail;
-    raise_fd_limit();
+    a->conns_max = raise_fd_limit();
+    if (o->max_conns)
+        a->conns_max = o->max_conns;
+    if (!(a->conns = api_conns_new(a))) {
+        snprintf(err, errsize, "out of memory");
+        goto fail;
+    }
     a->sock = evhttp_bind_socket_with_handle(a->http, o->host, (ev_uint16_t)o->port);
     if (!a->sock) {
         snprintf(err, errsize, "cannot listen on %s:%u: %s", o->host, o->port,
@@ -891,6 +914,7 @@ void api_free(api_t *a)
     api_jobs_free(a);
     if (a->http)
         evhttp_free(a->http);
+    api_conns_free(a->conns); /* after evhttp: it closes what evhttp freed */
     if (a->tick)
         event_free(a->tick);
     if (a->accept_ev)

@@ -24,7 +24,7 @@ enum {
     O_VERBOSE, O_HELP, O_NO_PROBE, O_GEOIP, O_DENY, O_ALLOW, O_RCPT_PER_SESSION, O_RCPT_PER_TXN,
     O_MIN_INTERVAL, O_PER_HOST, O_OUTPUT, O_FORMAT, O_COLUMN, O_NAME_COLUMN, O_SPLIT, O_STORE, O_RESUME, O_MAX_AGE, O_NO_PROGRESS,
     O_LISTEN, O_TOKENS, O_RATE_LIMIT, O_MAX_BODY, O_WAIT, O_LOG_FORMAT,
-    O_ALLOW_PRIVATE_HOOKS, O_REQUEST_TIMEOUT, O_MAX_PER_CLIENT, O_END
+    O_ALLOW_PRIVATE_HOOKS, O_REQUEST_TIMEOUT, O_MAX_PER_CLIENT, O_MAX_CONNS, O_END
 };
 
 _Static_assert(O_END - O_JSON <= 48, "cli_cfg_t.origin is too small");
@@ -77,6 +77,7 @@ static const struct option long_opts[] = {
     {"allow-private-webhooks", no_argument, NULL, O_ALLOW_PRIVATE_HOOKS},
     {"request-timeout", required_argument, NULL, O_REQUEST_TIMEOUT},
     {"max-per-client", required_argument, NULL, O_MAX_PER_CLIENT},
+    {"max-connections", required_argument, NULL, O_MAX_CONNS},
     {NULL, 0, NULL, 0},
 };
 
@@ -93,6 +94,7 @@ static unsigned opt_cmds(int id)
         return CMD_BULK | CMD_SERVE | CMD_CONFIG;
     case O_LISTEN: case O_TOKENS: case O_RATE_LIMIT: case O_MAX_BODY: case O_WAIT:
     case O_ALLOW_PRIVATE_HOOKS: case O_REQUEST_TIMEOUT: case O_MAX_PER_CLIENT:
+    case O_MAX_CONNS:
         return CMD_SERVE | CMD_CONFIG;
     case O_JSON: case O_TRACE: case O_COLOR: case O_NO_COLOR:
         return CMD_CHECK | CMD_CONFIG;
@@ -356,6 +358,12 @@ static int apply_opt(cli_cfg_t *c, int id, const char *v, const char *where)
             return cli_usage_error("%s: --max-per-client needs a number of connections "
                                    "(1 or more), got '%s'", where, v);
         c->max_per_client = (unsigned)n;
+        break;
+    case O_MAX_CONNS:
+        if (!mp_parse_uint(v, 8, 1u << 24, &n))
+            return cli_usage_error("%s: --max-connections needs a number from 8, got '%s'",
+                                   where, v);
+        c->max_conns = (size_t)n;
         break;
     case O_CONFIG:
         break; /* handled before */

@@ -70,6 +70,7 @@ typedef struct {
     bool allow_private_hooks;  /* webhooks may reach loopback/private addresses */
     uint64_t request_timeout_ms; /* a request's head and body must arrive within it */
     unsigned max_per_client;   /* connections per client address */
+    size_t max_conns;          /* connections at once (0: from the open files limit) */
     /* where each option came from, and the files read */
     cli_origin_t origin[48];
     char *files[CFG_FILES_MAX];

@@ -54,7 +54,9 @@ static void print_help(void)
           "                         or reserved addresses (refused by default)\n"
           "  --request-timeout D    a request's head and body must arrive within D\n"
           "                         (default 30s); near the connection limit, 2s\n"
-          "  --max-per-client N     connections per client address (default 32)\n",
+          "  --max-per-client N     connections per client address (default 32)\n"
+          "  --max-connections N    connections at once (default: the open files limit\n"
+          "                         less a quarter, at most 256, for the rest)\n",
           stdout);
     cli_cfg_help(CMD_SERVE);
 }
@@ -150,6 +152,7 @@ int cli_serve(int argc, char **argv)
         .allow_private_hooks = cfg.allow_private_hooks,
         .request_timeout_ms = cfg.request_timeout_ms,
         .max_per_client = cfg.max_per_client,
+        .max_conns = cfg.max_conns,
         .version = MP_VERSION,
     };
     /* caught before anything says "serving": a stop right after it is a clean one */

@@ -253,12 +253,23 @@ class Api(labkit.LabCase):
         r = request(self.srv.url("/v1/check"), "DELETE")
         self.assertError(r, 405, "method_not_allowed")
         self.assertIn("GET", r.headers.get("Allow"))
+        # methods evhttp knows but the API does not use: JSON 405, not evhttp's 501 page
+        for method in ("PUT", "PATCH", "OPTIONS", "TRACE"):
+            for path in ("/v1/check", "/v1/jobs", "/healthz"):
+                self.assertError(request(self.srv.url(path), method), 405,
+                                 "method_not_allowed")
         # too large: the server's --max-body is 64K
         r = self.post("/v1/jobs", "email\n" + "x@postfix.test\n" * 6000, "text/csv")
         self.assertEqual(r.code, 413)
         # a bad job: no email column, empty, not JSON, an https webhook
-        self.assertError(self.post("/v1/jobs", "name,city\nA,B\n", "text/csv"), 400,
-                         "bad_input")
+        r = self.post("/v1/jobs", "name,city\nA,B\n", "text/csv")
+        self.assertError(r, 400, "bad_input")
+        # the message speaks of the upload, not of the server's files
+        self.assertNotIn(self.dir, r.json()["message"])
+        self.assertNotIn("/", r.json()["message"])
+        r = self.post("/v1/jobs", "email\n\"a@b.test\n", "text/csv")
+        if r.code == 400:
+            self.assertNotIn(self.dir, r.json()["message"])
         self.assertError(self.post("/v1/jobs", "", "text/csv"), 400, "bad_request")
         self.assertError(self.post("/v1/jobs", "[1]"), 400, "bad_request")
         self.assertError(self.post("/v1/jobs", "[]"), 400, "bad_request")
@@ -635,8 +646,10 @@ class Descriptors(labkit.LabCase):
         def limit():
             resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
         err = tempfile.TemporaryFile(mode="w+")
+        # connection limit and per-client cap above the descriptors: accept() runs out
         proc = subprocess.Popen([labkit.mailprobe_path(), "serve", "--listen", "127.0.0.1:0",
-                                 "--store", os.path.join(d, "s.sqlite"), "--offline"],
+                                 "--store", os.path.join(d, "s.sqlite"), "--offline",
+                                 "--max-connections", "1000", "--max-per-client", "1000"],
                                 stderr=err, preexec_fn=limit, text=True)
         try:
             port = None
@@ -681,6 +694,124 @@ class Descriptors(labkit.LabCase):
         warnings = [l for l in text.splitlines() if "Too many open files" in l]
         self.assertEqual(len(warnings), 1, text[-2000:])
         self.assertEqual(proc.returncode, 0, text[-2000:])
+
+
+class Slowloris(labkit.LabCase):
+    """Slow clients cannot hold the server: a request's head must arrive whole within
+    --request-timeout however often a byte comes, one address holds at most
+    --max-per-client connections, and at the connection limit a new caller still gets in."""
+
+    def start(self, d, *extra):
+        import resource
+
+        def limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+        self.err = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(
+            labkit.mailprobe_argv_prefix() + [
+                "serve", "--listen", "127.0.0.1:0", "--store", os.path.join(d, "s.sqlite"),
+                "--offline", "--rate-limit", "0"] + list(extra),
+            stderr=self.err, preexec_fn=limit, text=True)
+        for _ in range(SLOW * 10):
+            self.err.seek(0)
+            m = re.search(r"serving on http://127\.0\.0\.1:(\d+)/", self.err.read())
+            if m:
+                return int(m.group(1))
+            time.sleep(0.1)
+        self.fail("serve did not start")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=SLOW)
+        self.err.seek(0)
+        text = self.err.read()
+        self.err.close()
+        labkit.assert_clean_stderr(text)
+        self.assertEqual(self.proc.returncode, 0, text[-2000:])
+
+    @staticmethod
+    def slow(port, src):
+        s = socket.socket()
+        s.bind((src, 0))
+        s.settimeout(5)
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"GET /healthz HTTP/1.1\r\n")
+        return s
+
+    @staticmethod
+    def answer(s):
+        """What the server sent before closing (b"" when it closed without a word)."""
+        data = b""
+        try:
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except ConnectionResetError:
+            pass
+        return data
+
+    def test_deadline_and_cap_per_client(self):
+        if os.environ.get("MAILPROBE_WRAPPER"):
+            return  # valgrind keeps descriptors of its own; the plain pass runs this
+        d = tempfile.mkdtemp(prefix="mp-api-slow-")
+        port = self.start(d, "--request-timeout", "3s", "--max-per-client", "4")
+        try:
+            held = [self.slow(port, "127.0.5.1") for _ in range(4)]
+            extra = self.slow(port, "127.0.5.1")
+            got = self.answer(extra)
+            self.assertTrue(got.startswith(b"HTTP/1.1 503"), got)
+            self.assertIn(b'"too_many_connections"', got)
+            extra.close()
+            # another address is not held back by the first one's connections
+            ok = request("http://127.0.0.1:%d/healthz" % port)
+            self.assertEqual(ok.code, 200)
+            # a header line every half second never completes the head: closed by the
+            # deadline, with a 408, long before the idle timeout (120 s) would
+            closed = set()
+            for _ in range(60):  # 30 s at most
+                for i, s in enumerate(held):
+                    if i in closed:
+                        continue
+                    try:
+                        s.sendall(b"X-Slow: %d\r\n" % i)
+                    except OSError:
+                        closed.add(i)
+                if len(closed) == len(held):
+                    break
+                time.sleep(0.5)
+            for s in held:
+                s.settimeout(5)
+                got = self.answer(s)
+                self.assertTrue(got.startswith(b"HTTP/1.1 408"), got)
+                self.assertIn(b'"request_timeout"', got)
+                s.close()
+        finally:
+            self.stop()
+
+    def test_new_callers_served_at_the_limit(self):
+        if os.environ.get("MAILPROBE_WRAPPER"):
+            return  # valgrind keeps descriptors of its own; the plain pass runs this
+        d = tempfile.mkdtemp(prefix="mp-api-slow-")
+        port = self.start(d, "--request-timeout", "60s", "--max-per-client", "2")
+        try:
+            # 60 slow clients on 30 addresses: more than the 48 connections that 64
+            # descriptors allow
+            held = [self.slow(port, "127.0.6.%d" % (1 + i // 2)) for i in range(60)]
+            for i in range(20):
+                r = request("http://127.0.0.1:%d/healthz" % port, timeout=30)
+                self.assertEqual(r.code, 200)
+            text = request("http://127.0.0.1:%d/metrics" % port).body.decode()
+            self.assertRegex(text, r'mailprobe_http_responses_total\{code="503"\} [1-9]')
+            with open("/proc/%d/stat" % self.proc.pid) as f:
+                st = f.read().split()
+            cpu = (int(st[13]) + int(st[14])) / os.sysconf("SC_CLK_TCK")
+            self.assertLess(cpu, 2.0, "the server spun")
+            for s in held:
+                s.close()
+        finally:
+            self.stop()
 
 
 class Auth(labkit.LabCase):
