@@ -34,7 +34,9 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define APP_ID 0x4d50524a /* "MPRJ" */
 #define BUSY_MS 5000
@@ -45,6 +47,9 @@
 #define WINDOW_ROWS ((int64_t)1 << 20)      /* rows ordered at once when iterating (8 MiB) */
 #define CACHE_PAGES_KIB 16384               /* SQLite page cache: 16 MiB */
 #define WAL_CKPT_PAGES 4096                 /* checkpoint when the WAL reaches 16 MiB */
+#define WAL_KEEP_BYTES (64 << 20)           /* a checkpointed WAL is cut back to this */
+#define JSON_MAX (1u << 20)                 /* a stored result's JSON, uncompressed */
+#define PACK_V1 0x01                        /* packed JSON: deflate with zdict_v1 */
 
 /* ---- schema and migrations ---------------------------------------------------------- */
 
@@ -182,13 +187,12 @@ static const char *const sql[S__COUNT] = {
                          " ON CONFLICT(job, reason) DO UPDATE SET n = n + excluded.n",
     [S_JOB_REASONS] = "SELECT reason, n FROM job_reasons WHERE job = ?1 ORDER BY n DESC, reason",
     [S_JOB_DEL_REASONS] = "DELETE FROM job_reasons WHERE job = ?1",
-    /* cache entries that refer to a job's results get their own copy before it goes */
-    [S_JOB_UNREF_CACHE] = "UPDATE cache SET result = (SELECT r.result FROM results r"
-                          " WHERE r.seq = cache.ref), ref = NULL"
-                          " WHERE ref IN (SELECT seq FROM results WHERE job = ?1)",
-    [S_JOB_UNREF_LOG] = "UPDATE cache_log SET result = (SELECT r.result FROM results r"
-                        " WHERE r.seq = cache_log.ref), ref = NULL"
-                        " WHERE ref IN (SELECT seq FROM results WHERE job = ?1)",
+    /* cache entries that refer to a job's results go with it: a deleted job's data is
+     * gone (and copying them made a delete grow the file by a copy of every result) */
+    [S_JOB_UNREF_CACHE] = "DELETE FROM cache WHERE ref IN (SELECT seq FROM results"
+                          " WHERE job = ?1)",
+    [S_JOB_UNREF_LOG] = "DELETE FROM cache_log WHERE ref IN (SELECT seq FROM results"
+                        " WHERE job = ?1)",
     [S_RES_PUT] = "INSERT INTO results(job, row_no, address, row_error, verdict, reason, score,"
                   " result, ref, checked_at) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [S_RES_ROWS] = "SELECT row_no, seq FROM results WHERE job = ?1 AND row_no >= ?2",
@@ -285,6 +289,14 @@ struct store {
     int64_t it_num, it_lo, it_next;     /* it_next: first row of the next window, 0 = none */
     int64_t *it_map;
     size_t it_len, it_pos;
+    /* packed JSON (see pack): one compressor, and one output buffer per reader so that
+     * an iteration's row and a cache look-up do not overwrite each other */
+    z_stream zd, zi;
+    bool zd_ok, zi_ok;
+    unsigned char *pk;
+    size_t pk_cap;
+    char *unpk[2];
+    size_t unpk_cap[2];
     char err[STORE_ERR_MAX];
 };
 
@@ -566,6 +578,11 @@ mp_status_t store_open(const char *path, store_t **out, char *err, size_t errsiz
     /* WAL: readers (mailprobe jobs) never block the writer; NORMAL: a commit is not
      * fsync'd until checkpoint, so a power cut may lose the last batches but never
      * corrupts; a killed process loses nothing committed. */
+    /* a new file frees the pages of deleted jobs at the end of the file, for
+     * store_job_delete to give back (it must be set before the first table) */
+    if (pragma_int(st, "PRAGMA page_count") == 0 &&
+        (rc = exec(st, "PRAGMA auto_vacuum=INCREMENTAL")) != MP_OK)
+        goto fail;
     sqlite3_stmt *s = NULL;
     const unsigned char *mode = NULL;
     if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode=WAL", -1, &s, NULL) == SQLITE_OK &&
@@ -579,9 +596,10 @@ mp_status_t store_open(const char *path, store_t **out, char *err, size_t errsiz
     }
     /* A page cache that holds a batch's pages and the upper B-tree levels; checkpoints
      * (two fsyncs each) every 16 MiB of WAL instead of 4. Neither is stored in the file. */
-    char q[96];
+    char q[160];
     snprintf(q, sizeof q, "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-%d;"
-             " PRAGMA wal_autocheckpoint=%d", CACHE_PAGES_KIB, WAL_CKPT_PAGES);
+             " PRAGMA wal_autocheckpoint=%d; PRAGMA journal_size_limit=%d", CACHE_PAGES_KIB,
+             WAL_CKPT_PAGES, WAL_KEEP_BYTES);
     if ((rc = exec(st, q)) != MP_OK)
         goto fail;
     if ((rc = migrate(st)) != MP_OK)
@@ -625,6 +643,13 @@ mp_status_t store_close(store_t *st)
     stage_free(&st->stage);
     free(st->lj);
     free(st->it_map);
+    if (st->zd_ok)
+        deflateEnd(&st->zd);
+    if (st->zi_ok)
+        inflateEnd(&st->zi);
+    free(st->pk);
+    free(st->unpk[0]);
+    free(st->unpk[1]);
     free(st);
     return rc;
 }
@@ -714,6 +739,147 @@ static mp_status_t one_int(store_t *st, sqlite3_stmt *s, int64_t *v, const char 
 static const char *col_text(sqlite3_stmt *s, int i)
 {
     return (const char *)sqlite3_column_text(s, i);
+}
+
+/* ---- packed JSON ---------------------------------------------------------------------
+ *
+ * A result's JSON is stored as a BLOB: PACK_V1, its length (4 bytes, little-endian) and
+ * raw deflate with a preset dictionary, the text results share (keys, verdicts, common
+ * reasons and values). A 1.2 KB result packs to ~200 bytes; without the dictionary
+ * deflate saves half. Rows written before are TEXT and read as they are. The dictionary
+ * of PACK_V1 never changes: a better one is PACK_V2, read beside it. */
+static const char zdict_v1[] =
+    "\"mx_geo\":null},\"flags\":{\"disposable\":false,\"free\":false,\"role\":false,"
+    "\"gibberish\":false,\"gibberish_score\":0.0},\"suggestion\":null,\"list_match\":null,"
+    "\"duration_ms\":\"tls\":false,\"tls_verified\":false,\"attempts\":1,\"round_trips\":"
+    "\"smtp\":{\"result\":\"not_checked\",\"code\":null,\"enhanced\":null,\"message\":null,"
+    "\"stage\":null,\"rule\":null,\"catch_all\":null,\"probe\":null,\"mx_host\":null,"
+    "\"mx_ip\":null,\"domain\":{\"exists\":false,\"mx\":[],\"null_mx\":false,"
+    "\"implicit_mx\":false,\"spf\":false,\"dmarc\":false,\"provider\":null,\"gateway\":false},"
+    "\"reason\":\"no_such_domain\",\"reason_text\":\"the domain does not exist\","
+    "\"reason\":\"no_mail_server\",\"reason_text\":\"the domain has no mail server\","
+    "\"reason\":\"invalid_syntax\",\"verdict\":\"unknown\",\"reason\":\"timeout\","
+    "\"reason\":\"connect_failed\",\"reason\":\"greylisted\",\"policy_blocked\","
+    "\"verdict\":\"risky\",\"reason\":\"accept_all\",\"catch_all\":true,"
+    "\"message\":\"Recipient address rejected: User unknown in virtual mailbox table\","
+    "\"verdict\":\"undeliverable\",\"reason\":\"mailbox_absent\",\"reason_text\":"
+    "\"the server says there is no such user\",\"score\":1,\"score_factors\":[{\"factor\":"
+    "\"mailbox_absent\",\"points\":1}],\"code\":550,\"enhanced\":\"5.1.1\",\"stage\":\"rcpt\","
+    "\"rule\":\"code:550\",\"result\":\"rejected\",\"accepted this address and rejected\","
+    "\"an address that cannot exist, so its yes is meaningful\",\"score\":95,"
+    "\"score_factors\":[{\"factor\":\"accepted\",\"points\":95}],\"syntax\":{\"valid\":true,"
+    "\"local\":\"\",\"domain\":\"\",\"domain_ascii\":\"\",\"utf8_local\":false,\"rule\":null},"
+    "\"domain\":{\"exists\":true,\"mx\":[{\"host\":\"\",\"pref\":10,\"ips\":[\"\"]}],"
+    "\"null_mx\":false,\"implicit_mx\":false,\"spf\":true,\"dmarc\":true,\"provider\":null,"
+    "\"gateway\":false},\"smtp\":{\"result\":\"accepted\",\"code\":250,\"enhanced\":\"2.1.5\","
+    "\"message\":\"Ok\",\"stage\":\"rcpt\",\"rule\":\"code:250\",\"catch_all\":false,"
+    "\"probe\":{\"rcpt\":\"\",\"code\":550,\"enhanced\":\"5.1.1\",\"message\":\"\","
+    "\"cached\":false},\"mx_host\":\"\",\"mx_ip\":\"\",\"tls\":true,\"tls_verified\":false,"
+    "\"attempts\":1,\"round_trips\":6,\"mx_geo\":null},\"flags\":{\"disposable\":false,"
+    "\"free\":false,\"role\":false,\"gibberish\":false,\"gibberish_score\":0.0},"
+    "{\"email\":\"\",\"normalized\":\"\",\"verdict\":\"deliverable\",\"reason\":\"accepted\","
+    "\"reason_text\":\"";
+
+/* Pack JSON into st->pk; out and outlen are valid until the next pack. */
+static mp_status_t pack(store_t *st, const char *json, size_t len, const unsigned char **out,
+                        size_t *outlen)
+{
+    if (len > JSON_MAX) {
+        set_err(st->err, sizeof st->err, "a result of %zu bytes (at most %u)", len, JSON_MAX);
+        return MP_ERR_LIMIT;
+    }
+    if (!st->zd_ok) {
+        if (deflateInit2(&st->zd, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+            return no_memory(st);
+        st->zd_ok = true;
+    } else if (deflateReset(&st->zd) != Z_OK) {
+        return no_memory(st);
+    }
+    size_t need = 5 + deflateBound(&st->zd, (uLong)len);
+    if (need > st->pk_cap) {
+        unsigned char *n = realloc(st->pk, need);
+        if (!n)
+            return no_memory(st);
+        st->pk = n;
+        st->pk_cap = need;
+    }
+    deflateSetDictionary(&st->zd, (const Bytef *)zdict_v1, (uInt)(sizeof zdict_v1 - 1));
+    st->pk[0] = PACK_V1;
+    for (int i = 0; i < 4; i++)
+        st->pk[1 + i] = (unsigned char)(len >> (8 * i));
+    st->zd.next_in = (Bytef *)(uintptr_t)json;
+    st->zd.avail_in = (uInt)len;
+    st->zd.next_out = st->pk + 5;
+    st->zd.avail_out = (uInt)(st->pk_cap - 5);
+    if (deflate(&st->zd, Z_FINISH) != Z_STREAM_END) {
+        set_err(st->err, sizeof st->err, "packing a result failed");
+        return MP_ERR_INTERNAL;
+    }
+    *out = st->pk;
+    *outlen = 5 + st->zd.total_out;
+    return MP_OK;
+}
+
+/* Bind a result's JSON packed (NULL stays NULL). */
+static mp_status_t bind_json(store_t *st, sqlite3_stmt *s, int i, const char *json, size_t len)
+{
+    const unsigned char *b;
+    size_t bl;
+    mp_status_t rc = pack(st, json, len, &b, &bl);
+    if (rc == MP_OK)
+        sqlite3_bind_blob(s, i, b, (int)bl, SQLITE_STATIC);
+    return rc;
+}
+
+/* A result's JSON from column i, packed or not, as text in buffer `which` (or the
+ * column's own text); NULL for NULL, or for a value that does not unpack (err set). */
+static const char *col_json(store_t *st, sqlite3_stmt *s, int i, int which, mp_status_t *rc)
+{
+    *rc = MP_OK;
+    if (sqlite3_column_type(s, i) != SQLITE_BLOB)
+        return col_text(s, i);
+    const unsigned char *b = sqlite3_column_blob(s, i);
+    size_t bl = (size_t)sqlite3_column_bytes(s, i);
+    if (bl < 5 || b[0] != PACK_V1)
+        goto bad;
+    size_t len = 0;
+    for (int k = 0; k < 4; k++)
+        len |= (size_t)b[1 + k] << (8 * k);
+    if (len > JSON_MAX)
+        goto bad;
+    if (len + 1 > st->unpk_cap[which]) {
+        char *n = realloc(st->unpk[which], len + 1);
+        if (!n) {
+            *rc = no_memory(st);
+            return NULL;
+        }
+        st->unpk[which] = n;
+        st->unpk_cap[which] = len + 1;
+    }
+    if (!st->zi_ok) {
+        if (inflateInit2(&st->zi, -15) != Z_OK) {
+            *rc = no_memory(st);
+            return NULL;
+        }
+        st->zi_ok = true;
+    } else if (inflateReset(&st->zi) != Z_OK) {
+        goto bad;
+    }
+    if (inflateSetDictionary(&st->zi, (const Bytef *)zdict_v1, (uInt)(sizeof zdict_v1 - 1)) !=
+        Z_OK)
+        goto bad;
+    st->zi.next_in = (Bytef *)(uintptr_t)(b + 5);
+    st->zi.avail_in = (uInt)(bl - 5);
+    st->zi.next_out = (Bytef *)st->unpk[which];
+    st->zi.avail_out = (uInt)len;
+    if (inflate(&st->zi, Z_FINISH) != Z_STREAM_END || st->zi.total_out != len)
+        goto bad;
+    st->unpk[which][len] = '\0';
+    return st->unpk[which];
+bad:
+    set_err(st->err, sizeof st->err, "%s: a stored result is damaged", st->path);
+    *rc = MP_ERR_IO;
+    return NULL;
 }
 
 /* ---- rows stored per job: first put wins --------------------------------------------- */
@@ -1061,8 +1227,8 @@ mp_status_t store_result_put(store_t *st, const char *job_id, const store_result
         bind_text(s, 6, r->reason);
         if (r->verdict)
             sqlite3_bind_int(s, 7, r->score);
-        if (json && !ref)
-            sqlite3_bind_text(s, 8, json, (int)len, SQLITE_STATIC);
+        if (json && !ref && (rc = bind_json(st, s, 8, json, len)) != MP_OK)
+            return rc;
         if (ref)
             sqlite3_bind_int64(s, 9, st->lj_seq);
         sqlite3_bind_int64(s, 10, r->checked_at ? r->checked_at : wall_now());
@@ -1231,7 +1397,12 @@ mp_status_t store_results_next(store_t *st, store_result_t *out, bool *have)
         out->verdict = col_text(s, 3);
         out->reason = col_text(s, 4);
         out->score = sqlite3_column_int(s, 5);
-        out->result_json = col_text(s, 6);
+        mp_status_t jr;
+        out->result_json = col_json(st, s, 6, 0, &jr);
+        if (jr) {
+            store_results_close(st);
+            return jr;
+        }
         out->checked_at = sqlite3_column_int64(s, 7);
         if (!out->address)
             out->address = "";
@@ -1462,6 +1633,23 @@ mp_status_t store_job_set_checkpoint(store_t *st, const char *id, int64_t row_no
     return job_update(st, s, "setting the job checkpoint");
 }
 
+/* Give the space of deleted rows back to the file system: free pages off the end of the
+ * file (incremental vacuum), then the WAL that holds them checkpointed and cut. A store
+ * made before auto_vacuum was set is rewritten once (VACUUM: as long as it takes to copy
+ * the file; needs room for a copy). Failures leave the space free inside the file, to
+ * be reused by the next rows: the delete itself is done. */
+static void reclaim(store_t *st)
+{
+    end_read(st);
+    int64_t mode = pragma_int(st, "PRAGMA auto_vacuum");
+    if (mode == 0)
+        (void)exec(st, "PRAGMA auto_vacuum=INCREMENTAL; VACUUM");
+    else
+        (void)exec(st, "PRAGMA incremental_vacuum");
+    (void)exec(st, "PRAGMA wal_checkpoint(TRUNCATE)");
+    st->err[0] = '\0';
+}
+
 mp_status_t store_job_delete(store_t *st, const char *id)
 {
     int64_t num;
@@ -1487,7 +1675,11 @@ mp_status_t store_job_delete(store_t *st, const char *id)
     if (st->lj_job == num)
         st->lj_seq = 0;
     st->last_id[0] = '\0';
-    return store_flush(st);
+    stage_free(&st->stage); /* staged entries may be gone: read the log again */
+    if ((rc = store_flush(st)) != MP_OK)
+        return rc;
+    reclaim(st);
+    return MP_OK;
 }
 
 /* ---- cache -------------------------------------------------------------------------- */
@@ -1646,7 +1838,10 @@ static mp_status_t cache_merge(store_t *st)
  * remember the JSON, so that a result put with the same text refers to the same row. */
 static mp_status_t cached_fill(store_t *st, sqlite3_stmt *s, int col, store_cached_t *out)
 {
-    const char *v = col_text(s, col), *j = col_text(s, col + 2);
+    mp_status_t jr;
+    const char *v = col_text(s, col), *j = col_json(st, s, col + 2, 1, &jr);
+    if (jr)
+        return jr;
     mp_strlcpy(out->verdict, v ? v : "", sizeof out->verdict);
     out->checked_at = sqlite3_column_int64(s, col + 1);
     out->result_json = strdup(j ? j : "");
@@ -1717,8 +1912,8 @@ mp_status_t store_cache_put(store_t *st, const char *norm_address, const char *v
     sqlite3_bind_int64(s, 3, checked_at);
     if (ref)
         sqlite3_bind_int64(s, 4, st->lj_seq);
-    else
-        sqlite3_bind_text(s, 5, result_json, (int)len, SQLITE_STATIC);
+    else if ((rc = bind_json(st, s, 5, result_json, len)) != MP_OK)
+        return rc;
     if ((rc = run(st, s, "storing a cache entry")) != MP_OK)
         return rc;
     int64_t seq = sqlite3_last_insert_rowid(st->db);

@@ -645,8 +645,8 @@ static void test_migrate_v1(void **state)
     assert_int_equal(sql_int("v1.sqlite", "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 }
 
-/* Repeated JSON is stored once per job and referred to; the cache refers to results and
- * keeps its own copy when the job goes. */
+/* Repeated JSON is stored once per job and referred to; the cache refers to results, and
+ * such entries go with the job. */
 static void test_shared_json(void **state)
 {
     (void)state;
@@ -701,13 +701,12 @@ static void test_shared_json(void **state)
                                               " AND result IS NULL"), 1);
     assert_int_equal(sql_int("shared.sqlite", "SELECT count(*) FROM cache_log"), 0);
 
-    /* deleting the job gives the cache entry its own copy */
+    /* deleting the job deletes the cache entries that refer to it (no copy: a delete
+     * never grows the file) */
     st = open_store("shared.sqlite");
     assert_int_equal(store_job_delete(st, j.id), MP_OK);
     assert_int_equal(store_cache_get(st, "dup@x.com", -1, &c, &found), MP_OK);
-    assert_true(found);
-    assert_string_equal(c.result_json, json);
-    free(c.result_json);
+    assert_false(found);
     assert_int_equal(store_results_open(st, k.id, 1), MP_OK);
     store_result_t r;
     bool have;
@@ -716,9 +715,132 @@ static void test_shared_json(void **state)
     assert_string_equal(r.result_json, json);
     store_results_close(st);
     store_close(st);
-    assert_int_equal(sql_int("shared.sqlite", "SELECT count(*) FROM cache WHERE ref IS NULL"
-                                              " AND result IS NOT NULL"), 1);
+    assert_int_equal(sql_int("shared.sqlite", "SELECT count(*) FROM cache"), 0);
     store_wall_set(NULL, NULL);
+}
+
+static void sql_exec(const char *file, const char *q)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(tpath(file), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    char *msg = NULL;
+    if (sqlite3_exec(db, q, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", q, msg);
+    sqlite3_close(db);
+}
+
+static int64_t file_size(const char *name)
+{
+    struct stat sb;
+    return stat(tpath(name), &sb) == 0 ? (int64_t)sb.st_size : 0;
+}
+
+/* A result as vd_to_json writes it, for one address. */
+static void real_json(char *out, size_t size, int64_t i)
+{
+    snprintf(out, size,
+             "{\"email\":\"user%lld@d%lld.example\",\"normalized\":\"user%lld@d%lld.example\","
+             "\"verdict\":\"undeliverable\",\"reason\":\"mailbox_absent\",\"reason_text\":\"the "
+             "server says there is no such user\",\"score\":1,\"score_factors\":[{\"factor\":"
+             "\"mailbox_absent\",\"points\":1}],\"syntax\":{\"valid\":true,\"local\":\"user%lld\","
+             "\"domain\":\"d%lld.example\",\"domain_ascii\":\"d%lld.example\",\"utf8_local\":false,"
+             "\"rule\":null},\"domain\":{\"exists\":true,\"mx\":[{\"host\":\"mx%lld.example\","
+             "\"pref\":10,\"ips\":[\"192.0.2.%lld\"]}],\"null_mx\":false,\"implicit_mx\":false,"
+             "\"spf\":true,\"dmarc\":false,\"provider\":null,\"gateway\":false},\"smtp\":{\"result\":"
+             "\"rejected\",\"code\":550,\"enhanced\":\"5.1.1\",\"message\":\"<user%lld@d%lld.example>"
+             ": Recipient address rejected: User unknown in virtual mailbox table\",\"stage\":"
+             "\"rcpt\",\"rule\":\"code:550\",\"catch_all\":false,\"probe\":null,\"mx_host\":"
+             "\"mx%lld.example\",\"mx_ip\":\"192.0.2.%lld\",\"tls\":true,\"tls_verified\":false,"
+             "\"attempts\":1,\"round_trips\":%lld,\"mx_geo\":null},\"flags\":{\"disposable\":false,"
+             "\"free\":false,\"role\":false,\"gibberish\":false,\"gibberish_score\":0.%04lld},"
+             "\"suggestion\":null,\"list_match\":null,\"duration_ms\":%lld}",
+             (long long)i, (long long)(i % 97), (long long)i, (long long)(i % 97), (long long)i,
+             (long long)(i % 97), (long long)(i % 97), (long long)(i % 97),
+             (long long)(i % 250 + 1), (long long)i, (long long)(i % 97), (long long)(i % 97),
+             (long long)(i % 250 + 1), (long long)(4 + i % 5), (long long)(i * 7919 % 10000),
+             (long long)(20 + i % 300));
+}
+
+/* Results are packed (a few hundred bytes a row), read back exactly, rows of the older
+ * TEXT form read as they are, a damaged one is an error; deleting a job gives the space
+ * back to the file system (incremental vacuum, WAL cut), also for a store made before
+ * auto_vacuum (rewritten once). */
+static void test_packed_and_reclaimed(void **state)
+{
+    (void)state;
+    for (int old = 0; old < 2; old++) {
+        const char *name = old ? "pack-old.sqlite" : "pack.sqlite";
+        store_t *st = open_store(name);
+        if (old) { /* as a store of the previous release: no auto_vacuum */
+            store_close(st);
+            sql_exec(name, "PRAGMA auto_vacuum=NONE; VACUUM");
+            assert_int_equal(sql_int(name, "PRAGMA auto_vacuum"), 0);
+            st = open_store(name);
+        } else {
+            assert_int_equal(sql_int(name, "PRAGMA auto_vacuum"), 2);
+        }
+        store_job_t j;
+        new_job(st, old ? "fp-pack-old" : "fp-pack", "", &j);
+        enum { N = 20000 };
+        char json[2048];
+        size_t text_bytes = 0;
+        for (int64_t i = 1; i <= N; i++) {
+            char addr[64];
+            snprintf(addr, sizeof addr, "user%lld@d%lld.example", (long long)i,
+                     (long long)(i % 97));
+            real_json(json, sizeof json, i);
+            text_bytes += strlen(json);
+            store_result_t r = {.row_no = i, .address = addr, .verdict = "undeliverable",
+                                .reason = "mailbox_absent", .score = 1, .result_json = json};
+            assert_int_equal(store_result_put(st, j.id, &r), MP_OK);
+            assert_int_equal(store_cache_put(st, addr, "undeliverable", json, 0), MP_OK);
+        }
+        store_close(st); /* merges the cache */
+        assert_int_equal(sql_int(name, "SELECT count(*) FROM results WHERE typeof(result)"
+                                       " <> 'blob'"), 0);
+        int64_t packed = sql_int(name, "SELECT sum(length(result)) FROM results");
+        assert_true(packed * 4 < (int64_t)text_bytes); /* 1.2 KB -> under 300 bytes */
+        int64_t before = file_size(name) + file_size(old ? "pack-old.sqlite-wal"
+                                                          : "pack.sqlite-wal");
+        assert_true(before / N < 700);
+        /* a row of the TEXT form, and a damaged packed one */
+        sql_exec(name, "UPDATE results SET result = '{\"old\":1}' WHERE row_no = 5");
+        st = open_store(name);
+        assert_int_equal(store_results_open(st, j.id, 1), MP_OK);
+        store_result_t r;
+        bool have;
+        for (int64_t i = 1; i <= N; i++) {
+            assert_int_equal(store_results_next(st, &r, &have), MP_OK);
+            assert_true(have);
+            real_json(json, sizeof json, i);
+            assert_string_equal(r.result_json, i == 5 ? "{\"old\":1}" : json);
+        }
+        store_results_close(st);
+        store_cached_t c;
+        bool found;
+        assert_int_equal(store_cache_get(st, "user77@d77.example", -1, &c, &found), MP_OK);
+        assert_true(found);
+        real_json(json, sizeof json, 77);
+        assert_string_equal(c.result_json, json);
+        free(c.result_json);
+        store_close(st);
+        sql_exec(name, "UPDATE results SET result = x'01ff000000abcdef' WHERE row_no = 6");
+        st = open_store(name);
+        assert_int_equal(store_results_open(st, j.id, 6), MP_OK);
+        assert_int_equal(store_results_next(st, &r, &have), MP_ERR_IO);
+        assert_non_null(strstr(store_errmsg(st), "damaged"));
+        /* delete: the file shrinks to its bare tables, the WAL is cut */
+        assert_int_equal(store_job_delete(st, j.id), MP_OK);
+        int64_t after = file_size(name) + file_size(old ? "pack-old.sqlite-wal"
+                                                         : "pack.sqlite-wal");
+        assert_true(after * 10 < before);
+        assert_true(file_size(old ? "pack-old.sqlite-wal" : "pack.sqlite-wal") < 1 << 20);
+        store_close(st);
+        assert_int_equal(sql_int(name, "PRAGMA auto_vacuum"), 2);
+        print_message("store %s: %lld bytes a row, %lld after the delete\n", name,
+                      (long long)(before / N), (long long)after);
+    }
 }
 
 /* Staged cache entries: found by the handle that staged them at once, by others after a
@@ -1050,6 +1172,7 @@ int main(void)
         cmocka_unit_test(test_job_list),        cmocka_unit_test(test_migrate_v1),
         cmocka_unit_test(test_job_reasons),
         cmocka_unit_test(test_shared_json),     cmocka_unit_test(test_cache_staging),
+        cmocka_unit_test(test_packed_and_reclaimed),
         cmocka_unit_test(test_first_put_two_handles), cmocka_unit_test(test_row_order_far),        cmocka_unit_test(test_million),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
