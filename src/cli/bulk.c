@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -184,15 +186,40 @@ static void print_help(void)
     cli_cfg_help(CMD_BULK);
 }
 
-static int open_store(cli_cfg_t *cfg, store_t **st)
+/* A damaged store: say so once, and how to go on (running again cannot help). */
+static int store_damaged(const char *path, const char *err)
 {
-    char path[1024], err[STORE_ERR_MAX];
+    const char *from = *path && strstr(err, path) ? strstr(err, path) : err;
+    fprintf(stderr, "mailprobe: job store %s\nmailprobe: running again will not help: start "
+            "afresh with --store NEW.sqlite (rows are checked again), or first save what it "
+            "holds: sqlite3 %s .recover | sqlite3 NEW.sqlite, then --store NEW.sqlite\n",
+            from, *path ? path : "STORE");
+    return EXIT_RUNTIME;
+}
+
+/* The store failed: the damage advice, or its message. EXIT_RUNTIME. */
+static int store_failed(const char *path, store_t *st)
+{
+    if (store_err_damaged(store_errmsg(st)))
+        return store_damaged(path, store_errmsg(st));
+    fprintf(stderr, "mailprobe: job store: %s\n", store_errmsg(st));
+    return EXIT_RUNTIME;
+}
+
+static int open_store(cli_cfg_t *cfg, store_t **st, char *path, size_t psize)
+{
+    char err[STORE_ERR_MAX];
     if (cfg->store[0])
-        mp_strlcpy(path, cfg->store, sizeof path);
-    else if (store_default_path(path, sizeof path) != MP_OK)
+        mp_strlcpy(path, cfg->store, psize);
+    else if (store_default_path(path, psize) != MP_OK)
         return cli_usage_error("cannot find a place for the job store: give --store PATH");
-    if (store_open(path, st, err, sizeof err) != MP_OK)
-        return cli_usage_error("job store %s: %s", path, err);
+    if (store_open(path, st, err, sizeof err) != MP_OK) {
+        if (store_err_damaged(err))
+            return store_damaged(path, err);
+        /* the message names the file already */
+        return strstr(err, path) ? cli_usage_error("job store: %s", err)
+                                 : cli_usage_error("job store %s: %s", path, err);
+    }
     return 0;
 }
 
@@ -232,7 +259,10 @@ int cli_bulk(int argc, char **argv)
     char err[BULKIO_ERR_MAX + STORE_ERR_MAX];
     char input[1024] = "", spooled[1024] = "";
     char options[2048], fp[STORE_FP_MAX];
-    rc = open_store(&cfg, &b.st);
+    int lock_fd = -1;
+    bool continuing = false;
+    char store_path[1024] = "";
+    rc = open_store(&cfg, &b.st, store_path, sizeof store_path);
     if (rc)
         goto done;
 
@@ -246,7 +276,9 @@ int cli_bulk(int argc, char **argv)
             goto done;
         }
         mp_strlcpy(input, b.job.input_path, sizeof input);
-        if (first < argc && strcmp(argv[first], input) != 0) {
+        char given[PATH_MAX];
+        if (first < argc && strcmp(realpath(argv[first], given) ? given : argv[first],
+                                   input) != 0) {
             rc = cli_usage_error("bulk: job %s reads %s, not %s", cfg.resume, input,
                                  argv[first]);
             goto done;
@@ -262,7 +294,9 @@ int cli_bulk(int argc, char **argv)
         }
         mp_strlcpy(input, spooled, sizeof input);
     } else {
-        mp_strlcpy(input, argv[first], sizeof input);
+        /* stored absolute: --resume ID works from any directory */
+        char abs[PATH_MAX];
+        mp_strlcpy(input, realpath(argv[first], abs) ? abs : argv[first], sizeof input);
     }
 
     /* everything that can fail on bad input fails here, before any work */
@@ -297,8 +331,7 @@ int cli_bulk(int argc, char **argv)
     } else if (!spooled[0] &&
                store_job_find(b.st, fp, options, &b.job, &found) == MP_OK && found &&
                b.job.state != STORE_JOB_DONE) {
-        fprintf(stderr, "mailprobe: continuing job %s (%lld rows already done)\n", b.job.id,
-                (long long)b.job.done_rows);
+        continuing = true; /* said once its lock is taken */
     } else {
         store_job_cleanup(&b.job);
         memset(&b.job, 0, sizeof b.job);
@@ -311,23 +344,33 @@ int cli_bulk(int argc, char **argv)
         /* store_job_create copied what it keeps; drop our borrowed pointers */
         b.job.input_path = b.job.fingerprint = b.job.options = b.job.output_path = NULL;
         if (st != MP_OK) {
-            fprintf(stderr, "mailprobe: job store: %s\n", store_errmsg(b.st));
-            rc = EXIT_RUNTIME;
+            rc = store_failed(store_path, b.st);
             goto done;
         }
         bool f2 = false;
         char id[STORE_ID_MAX];
         mp_strlcpy(id, b.job.id, sizeof id);
         if (store_job_get(b.st, id, &b.job, &f2) != MP_OK || !f2) {
-            fprintf(stderr, "mailprobe: job store: %s\n", store_errmsg(b.st));
-            rc = EXIT_RUNTIME;
+            rc = store_failed(store_path, b.st);
             goto done;
         }
         fprintf(stderr, "mailprobe: job %s started\n", b.job.id);
     }
+    long holder = 0;
+    mp_status_t lst = store_job_lock(b.st, b.job.id, &lock_fd, &holder);
+    if (lst != MP_OK) {
+        fprintf(stderr, "mailprobe: %s%s\n", store_errmsg(b.st),
+                lst == MP_ERR_LIMIT ? "; let it finish (or stop it) and run this again" : "");
+        rc = EXIT_RUNTIME;
+        goto done;
+    }
+    if (continuing)
+        fprintf(stderr, "mailprobe: continuing job %s (%lld rows already done)\n", b.job.id,
+                (long long)b.job.done_rows);
     store_job_set_state(b.st, b.job.id, STORE_JOB_RUNNING, NULL);
-    if (b.job.total_rows < 0 && !cfg.no_progress) {
-        /* count the rows first (about a second per million) so progress has a total */
+    if (b.job.total_rows < 0) {
+        /* count the rows first (about a second per million): progress has a total, and
+         * the room the job needs is known */
         bulkio_reader_t *cnt = NULL;
         if (bulkio_reader_open(input, &ro, &cnt, err, sizeof err) == MP_OK) {
             const bulkio_row_t *row;
@@ -339,6 +382,19 @@ int cli_bulk(int argc, char **argv)
         bulkio_reader_free(cnt);
     }
 
+    {
+        /* room for what is left, before any work (rows unknown: 24 bytes a row guessed) */
+        struct stat isb;
+        int64_t in_size = stat(input, &isb) == 0 ? (int64_t)isb.st_size : 0;
+        int64_t left = (b.job.total_rows >= 0 ? b.job.total_rows : in_size / 24) -
+                       b.job.done_rows;
+        if (store_space_check(b.st, left, 0) != MP_OK) {
+            fprintf(stderr, "mailprobe: %s\n", store_errmsg(b.st));
+            store_job_set_state(b.st, b.job.id, STORE_JOB_FAILED, store_errmsg(b.st));
+            rc = EXIT_RUNTIME;
+            goto done;
+        }
+    }
     b.base = event_base_new();
     mp_status_t est;
     b.engine = b.base ? engine_new(b.base, &cfg.eo, &est) : NULL;
@@ -386,10 +442,21 @@ int cli_bulk(int argc, char **argv)
         store_flush(b.st);
         store_job_set_state(b.st, b.job.id, failed ? STORE_JOB_FAILED : STORE_JOB_INTERRUPTED,
                             b.endmsg);
-        fprintf(stderr, "mailprobe: %s; job %s keeps %llu checked rows: run the same command "
-                "again (or mailprobe bulk --resume %s) to continue\n", b.endmsg, b.job.id,
-                (unsigned long long)kept, b.job.id);
-        rc = failed ? EXIT_RUNTIME : 130;
+        /* what the store holds, not what this run counted (a failed commit lost some) */
+        store_job_t now;
+        bool have = false;
+        memset(&now, 0, sizeof now);
+        if (store_job_get(b.st, b.job.id, &now, &have) == MP_OK && have)
+            kept = (uint64_t)now.done_rows;
+        store_job_cleanup(&now);
+        if (store_err_damaged(b.endmsg))
+            rc = store_damaged(store_path, b.endmsg);
+        else
+            fprintf(stderr, "mailprobe: %s; job %s keeps %llu checked rows: run the same "
+                    "command again (or mailprobe bulk --resume %s) to continue\n", b.endmsg,
+                    b.job.id, (unsigned long long)kept, b.job.id);
+        if (!store_err_damaged(b.endmsg))
+            rc = failed ? EXIT_RUNTIME : 130;
     } else {
         /* phase 2: the writer was opened before any work (a bad path fails early) */
         job_out_t *out = NULL;
@@ -428,6 +495,8 @@ int cli_bulk(int argc, char **argv)
     event_free(sigterm);
 
 done:
+    if (lock_fd >= 0)
+        store_job_unlock(b.st, b.job.id, lock_fd);
     engine_free(b.engine);
     job_run_free(b.run, true);
     if (b.base)
@@ -460,8 +529,9 @@ int cli_jobs(int argc, char **argv)
     if (!rc && first < argc)
         rc = cli_usage_error("jobs: unexpected argument '%s'", argv[first]);
     store_t *st = NULL;
+    char path[1024];
     if (!rc)
-        rc = open_store(&cfg, &st);
+        rc = open_store(&cfg, &st, path, sizeof path);
     if (rc) {
         cli_cfg_cleanup(&cfg);
         return rc;
@@ -469,7 +539,7 @@ int cli_jobs(int argc, char **argv)
     store_job_t *jobs = NULL;
     size_t n = 0;
     if (store_job_list(st, &jobs, &n) != MP_OK) {
-        fprintf(stderr, "mailprobe: job store: %s\n", store_errmsg(st));
+        store_failed(path, st);
         store_close(st);
         cli_cfg_cleanup(&cfg);
         return EXIT_RUNTIME;

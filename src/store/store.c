@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -326,11 +327,23 @@ static void set_err(char *dst, size_t size, const char *fmt, ...)
 }
 
 /* Record an SQLite failure and map it to a status. */
+#define DAMAGED " is damaged: "
+
 static mp_status_t db_fail(store_t *st, int rc, const char *what)
 {
-    set_err(st->err, sizeof st->err, "%s: %s: %s", st->path, what,
-            st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+    const char *msg = st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
+    if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB)
+        set_err(st->err, sizeof st->err, "%s" DAMAGED "%s (%s)", st->path, msg, what);
+    else if ((rc & 0xff) == SQLITE_FULL)
+        set_err(st->err, sizeof st->err, "%s: %s: the disk is full", st->path, what);
+    else
+        set_err(st->err, sizeof st->err, "%s: %s: %s", st->path, what, msg);
     return (rc & 0xff) == SQLITE_NOMEM ? MP_ERR_NOMEM : MP_ERR_IO;
+}
+
+bool store_err_damaged(const char *err)
+{
+    return err && strstr(err, DAMAGED) != NULL;
 }
 
 static mp_status_t no_memory(store_t *st)
@@ -1008,7 +1021,7 @@ static void forget(store_t *st)
  * committed since our last look, take its new results into our bitmaps. */
 static mp_status_t see_others(store_t *st)
 {
-    int64_t dv;
+    int64_t dv = 0;
     mp_status_t rc = one_int(st, stmt(st, S_DATA_VERSION), &dv, "reading the data version");
     if (rc || dv == st->data_version)
         return rc;
@@ -1211,7 +1224,7 @@ mp_status_t store_result_put(store_t *st, const char *job_id, const store_result
             return rc;
         d = delta_for(st, num);
     }
-    jobbits_t *b;
+    jobbits_t *b = NULL;
     if ((rc = bits_for(st, num, &b)) != MP_OK)
         return rc;
     if (!bits_test(b, (uint64_t)r->row_no)) {
@@ -1965,4 +1978,92 @@ mp_status_t store_job_reasons(store_t *st, const char *id, store_reason_fn fn, v
     rc = src == SQLITE_DONE ? MP_OK : db_fail(st, src, "reading job reasons");
     sqlite3_reset(s);
     return rc;
+}
+
+/* ---- room on disk, job locks ---------------------------------------------------------- */
+
+/* The directory holding the store's file (for statvfs and the lock files). */
+static void store_dir(const store_t *st, char *out, size_t size)
+{
+    mp_strlcpy(out, st->path, size);
+    char *slash = strrchr(out, '/');
+    if (!slash)
+        mp_strlcpy(out, ".", size);
+    else if (slash == out)
+        out[1] = '\0';
+    else
+        *slash = '\0';
+}
+
+mp_status_t store_space_check(store_t *st, int64_t rows, uint64_t extra_bytes)
+{
+    char dir[sizeof st->path];
+    store_dir(st, dir, sizeof dir);
+    struct statvfs vs;
+    if (statvfs(dir, &vs) != 0)
+        return MP_OK; /* cannot tell: SQLite will say when the disk is full */
+    uint64_t avail = (uint64_t)vs.f_bavail * vs.f_frsize;
+    uint64_t total = (uint64_t)vs.f_blocks * vs.f_frsize;
+    uint64_t reserve = total / 20 < STORE_FREE_RESERVE ? total / 20 : STORE_FREE_RESERVE;
+    uint64_t need = (uint64_t)(rows > 0 ? rows : 0) * STORE_ROW_BUDGET + extra_bytes;
+    if (avail >= need + reserve)
+        return MP_OK;
+    set_err(st->err, sizeof st->err,
+            "not enough room for the job: %lld rows need about %.1f MB in the job store "
+            "(%u bytes a row) and %s has %.1f MB free, of which %.1f MB stay free",
+            (long long)rows, (double)need / 1e6, STORE_ROW_BUDGET, dir, (double)avail / 1e6,
+            (double)reserve / 1e6);
+    return MP_ERR_LIMIT;
+}
+
+mp_status_t store_job_lock(store_t *st, const char *id, int *fd_out, long *holder)
+{
+    *fd_out = -1;
+    *holder = 0;
+    char p[sizeof st->path + 64];
+    snprintf(p, sizeof p, "%s.d", st->path);
+    if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+        set_err(st->err, sizeof st->err, "cannot create %s: %s", p, strerror(errno));
+        return MP_ERR_IO;
+    }
+    snprintf(p, sizeof p, "%s.d/%s.lock", st->path, id);
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        set_err(st->err, sizeof st->err, "cannot open %s: %s", p, strerror(errno));
+        return MP_ERR_IO;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char buf[32] = "";
+        ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+        buf[n > 0 ? n : 0] = '\0';
+        *holder = strtol(buf, NULL, 10);
+        close(fd);
+        if (e == EWOULDBLOCK) {
+            if (*holder > 0)
+                set_err(st->err, sizeof st->err, "job %s is being run by another process "
+                        "(pid %ld)", id, *holder);
+            else
+                set_err(st->err, sizeof st->err, "job %s is being run by another process", id);
+            return MP_ERR_LIMIT;
+        }
+        set_err(st->err, sizeof st->err, "cannot lock %s: %s", p, strerror(e));
+        return MP_ERR_IO;
+    }
+    char pid[32];
+    int pl = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) == 0 && pl > 0)
+        (void)!pwrite(fd, pid, (size_t)pl, 0);
+    *fd_out = fd;
+    return MP_OK;
+}
+
+void store_job_unlock(store_t *st, const char *id, int fd)
+{
+    if (fd < 0)
+        return;
+    char p[sizeof st->path + 64];
+    snprintf(p, sizeof p, "%s.d/%s.lock", st->path, id);
+    unlink(p); /* while still holding it: a waiting process locks a file no one reuses */
+    close(fd);
 }

@@ -48,6 +48,12 @@
 #define STORE_FP_HEAD (64u * 1024u)
 /** Size of the error buffer callers pass to store_open / store_fingerprint. */
 #define STORE_ERR_MAX 512u
+/** Room a job's row is given in the store when a job is accepted: a packed result
+ *  (~200-300 bytes), its row, index and cache entries (~370 bytes measured), with room
+ *  for longer results. A job of N rows needs N x this, plus its input. */
+#define STORE_ROW_BUDGET 1024u
+/** Free space never promised to a job: this much, or 5 % of a smaller file system. */
+#define STORE_FREE_RESERVE (256ull << 20)
 
 typedef struct store store_t;
 
@@ -153,6 +159,29 @@ mp_status_t store_close(store_t *st);
 
 /** The message of the last failure ("" when none). */
 const char *store_errmsg(const store_t *st);
+
+/** True when err (store_open's message, or store_errmsg) says the file is damaged (not a
+ *  database, or corrupt): running again will not help. */
+bool store_err_damaged(const char *err);
+
+/**
+ * Is there room on the store's file system for a job of `rows` rows (STORE_ROW_BUDGET
+ * each) plus extra_bytes, keeping STORE_FREE_RESERVE free?
+ * @return MP_OK (also when it cannot be told); MP_ERR_LIMIT with the figures in
+ *         store_errmsg.
+ */
+mp_status_t store_space_check(store_t *st, int64_t rows, uint64_t extra_bytes);
+
+/**
+ * Take the job's run lock (flock on STORE_PATH.d/ID.lock, holding this pid), so that two
+ * processes never run one job. Held until store_job_unlock or the process ends.
+ * @return MP_OK with *fd; MP_ERR_LIMIT when another process holds it (*holder = its pid
+ *         when known; message in store_errmsg); MP_ERR_IO.
+ */
+mp_status_t store_job_lock(store_t *st, const char *id, int *fd, long *holder);
+
+/** Release (and remove) a lock taken by store_job_lock; fd < 0 is a no-op. */
+void store_job_unlock(store_t *st, const char *id, int fd);
 
 /** Schema version of the open file (after migration: STORE_SCHEMA_VERSION). */
 int store_schema_version(const store_t *st);

@@ -200,6 +200,96 @@ class Bulk(labkit.LabCase):
         self.assertEqual(p.returncode, 2)
         self.assertIn("nosuchjob", p.stderr)
 
+    def test_input_stored_absolute(self):
+        """A relative input path is stored absolute: --resume works from anywhere."""
+        self.write("rel.csv", "email\nalice@postfix.test\n")
+        p = labkit.nsexec(labkit.mailprobe_argv_prefix() +
+                          ["bulk", "--store", self.store, "rel.csv", "-o", "out.csv"] + ENGINE,
+                          capture_output=True, text=True, timeout=120, cwd=self.dir)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        db = sqlite3.connect(self.store)
+        job_id, stored = db.execute("SELECT id, input_path FROM jobs").fetchone()
+        db.close()
+        self.assertEqual(stored, self.path("rel.csv"))
+        p = labkit.nsexec(labkit.mailprobe_argv_prefix() +
+                          ["bulk", "--store", self.store, "--resume", job_id, "-o",
+                           self.path("again.csv")] + ENGINE,
+                          capture_output=True, text=True, timeout=120, cwd="/")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.read_csv("again.csv")[1][0], "alice@postfix.test")
+
+    def test_second_process_refused_while_one_runs(self):
+        lines = ["email"] + ["user%d@postfix.test" % i for i in range(12)] + \
+                ["a@silent.script.test"]
+        src = self.write("in.csv", "\n".join(lines) + "\n")
+        argv = self.bulk_argv(src, "-o", self.path("out.csv"), "--timeout", "8")
+        proc = labkit.nspopen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                time.sleep(0.3)
+                try:
+                    if self.stored_rows() >= 12:
+                        break
+                except sqlite3.Error:
+                    pass
+            p = self.bulk(src, "-o", self.path("out2.csv"), "--timeout", "8")
+            self.assertEqual(p.returncode, 5, p.stderr)
+            self.assertIn("being run by another process (pid %d)" % proc.pid, p.stderr)
+            self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
+            self.assertFalse(os.path.exists(self.path("out2.csv")))
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=30)
+        # once it stopped, the job is free again
+        p = self.bulk(src, "-o", self.path("out.csv"), "--timeout", "8")
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_damaged_store(self):
+        src = self.write("in.csv", "email\nalice@postfix.test\n")
+        # not a database at all, then a real store with damaged pages
+        with open(self.store, "wb") as f:
+            f.write(os.urandom(8192))
+        for attempt in range(2):
+            p = self.bulk(src, "-o", self.path("out.csv"))
+            self.assertEqual(p.returncode, 5, p.stderr)
+            lines = p.stderr.strip().splitlines()
+            self.assertEqual(lines[0].count(self.store), 1, p.stderr)
+            self.assertIn("damaged", lines[0])
+            self.assertIn("--store NEW.sqlite", p.stderr)
+            self.assertIn(".recover", p.stderr)
+            self.assertNotIn("run the same command", p.stderr)
+            os.unlink(self.store)
+            for ext in ("-wal", "-shm"):
+                if os.path.exists(self.store + ext):
+                    os.unlink(self.store + ext)
+            if attempt == 0:
+                p = self.bulk(src, "-o", self.path("out.csv"))
+                self.assertEqual(p.returncode, 0, p.stderr)
+                with open(self.store, "r+b") as f:
+                    f.seek(4096)
+                    f.write(b"\xff" * 8192)
+
+    def test_no_room_refused_before_any_work(self):
+        """A job that would not fit is refused before it starts (a small tmpfs)."""
+        small = self.path("small")
+        os.mkdir(small)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", small], check=True)
+        try:
+            rows = 10000
+            src = self.write("big.csv", "email\n" + "".join(
+                "u%d@postfix.test\n" % i for i in range(rows)))
+            p = labkit.nsexec(labkit.mailprobe_argv_prefix() +
+                              ["bulk", "--store", os.path.join(small, "s.sqlite"), src, "-o",
+                               self.path("out.csv")] + ENGINE,
+                              capture_output=True, text=True, timeout=120)
+            self.assertEqual(p.returncode, 5, p.stderr)
+            self.assertIn("not enough room", p.stderr)
+            self.assertIn("%d rows" % rows, p.stderr)
+            self.assertFalse(os.path.exists(self.path("out.csv")))
+        finally:
+            subprocess.run(["umount", small], check=True)
+
     def test_greylisting_is_deferred_not_waited(self):
         # postgrey delays 5 s: the greylisted rows wait on their own timers (retry at 15 s)
         # while the other rows are checked and committed at once
