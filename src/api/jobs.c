@@ -84,6 +84,8 @@ struct api_jobs {
     job_end_t run_end;
     bool run_ended;
     char run_msg[STORE_ERR_MAX + 64];
+    int run_lock;             /* the running job's lock (store_job_lock), or -1 */
+    char run_id[STORE_ID_MAX];
     struct event *next_ev;    /* deferred: finish the ended run, start the next */
     store_t *rst;             /* reader connection for outputs */
     struct evdns_base *dns;   /* webhook host names, resolved without blocking the loop */
@@ -502,6 +504,13 @@ static void set_state(api_t *a, const char *id, store_job_state_t s, const char 
         mp_log(MP_LOG_WARN, "job %s: job store: %s", id, store_errmsg(a->st));
 }
 
+static void run_unlock(api_t *a)
+{
+    api_jobs_t *q = a->jobs;
+    store_job_unlock(a->st, q->run_id, q->run_lock);
+    q->run_lock = -1;
+}
+
 /* Start the next queued job, if none runs. */
 static void start_next(api_t *a)
 {
@@ -524,8 +533,17 @@ static void start_next(api_t *a)
         job_run_opts_t o = {a->base, a->engine, a->st, j.id, j.created, j.input_path, &ro,
                             (int64_t)(a->o.max_age_ms / 1000), on_job_end, on_job_result, a};
         char err[BULKIO_ERR_MAX + STORE_ERR_MAX];
+        long holder = 0;
+        if (store_job_lock(a->st, id, &q->run_lock, &holder) != MP_OK) {
+            /* `mailprobe bulk --resume` runs it: it is not ours to run now */
+            mp_log(MP_LOG_WARN, "job %s: %s; not run here", id, store_errmsg(a->st));
+            store_job_cleanup(&j);
+            continue;
+        }
+        mp_strlcpy(q->run_id, id, sizeof q->run_id);
         set_state(a, id, STORE_JOB_RUNNING, NULL);
         if (job_run_start(&o, &q->run, err, sizeof err) != MP_OK) {
+            run_unlock(a);
             set_state(a, id, STORE_JOB_FAILED, err);
             hook_start(a, &j);
         } else {
@@ -552,6 +570,7 @@ static void on_next(evutil_socket_t fd, short what, void *arg)
         a->m.slices_job += c.slices;
         job_run_free(q->run, false);
         q->run = NULL;
+        run_unlock(a);
         if (q->run_end != JOB_END_STOPPED) {
             /* stopped = shutting down: the job stays "running" and continues next start */
             set_state(a, id, q->run_end == JOB_END_DONE ? STORE_JOB_DONE : STORE_JOB_FAILED,
@@ -587,6 +606,21 @@ static bool is_json(struct evhttp_request *req)
 
 /* Save the body as the job's input: JSON is turned into NDJSON, anything else is kept
  * as sent (CSV or NDJSON, sniffed by the reader). 0, or an HTTP code after answering. */
+/* store_space_check's message without the server's directory. */
+static const char *space_msg(api_t *a)
+{
+    static char out[STORE_ERR_MAX];
+    const char *m = store_errmsg(a->st);
+    const char *dir = strstr(m, " and ");
+    const char *has = dir ? strstr(dir, " has ") : NULL;
+    if (!dir || !has) {
+        mp_strlcpy(out, "not enough room for the job in the job store", sizeof out);
+        return out;
+    }
+    snprintf(out, sizeof out, "%.*s and the server has%s", (int)(dir - m), m, has + 4);
+    return out;
+}
+
 static int save_input(api_t *a, struct evhttp_request *req, api_job_opts_t *jo, char *path,
                       size_t size)
 {
@@ -596,6 +630,12 @@ static int save_input(api_t *a, struct evhttp_request *req, api_job_opts_t *jo, 
         api_error(a, req, 400, "bad_request", "the body is empty: send a CSV file or a JSON "
                   "array of addresses");
         return 400;
+    }
+    /* room for the input and its results (24 bytes a row guessed: the rows are counted
+     * later), before anything is written */
+    if (store_space_check(a->st, (int64_t)(len / 24), len) != MP_OK) {
+        api_error(a, req, 507, "insufficient_storage", "%s", space_msg(a));
+        return 507;
     }
     snprintf(path, size, "%s/in-XXXXXX", a->dir);
     int fd = mkstemp(path);
@@ -617,13 +657,14 @@ static int save_input(api_t *a, struct evhttp_request *req, api_job_opts_t *jo, 
             rc = 400;
         }
     } else if (fwrite(body, 1, len, f) != len) {
-        api_error(a, req, 500, "internal", "cannot save the input: %s", strerror(errno));
-        rc = 500;
+        rc = errno == ENOSPC ? 507 : 500;
     }
-    if (fclose(f) != 0 && !rc) {
+    if (fclose(f) != 0 && !rc)
+        rc = errno == ENOSPC ? 507 : 500;
+    if (rc == 507)
+        api_error(a, req, 507, "insufficient_storage", "the disk of the job store is full");
+    else if (rc == 500)
         api_error(a, req, 500, "internal", "cannot save the input: %s", strerror(errno));
-        rc = 500;
-    }
     if (rc)
         unlink(path);
     return rc;
@@ -778,6 +819,7 @@ void api_jobs_post(api_t *a, struct evhttp_request *req, const char *query)
         unlink(path);
         return;
     }
+
     char fp[STORE_FP_MAX], ferr[STORE_ERR_MAX];
     json_t *oj = json_pack("{ssss}", "column", jo.column, "webhook", jo.webhook);
     char *oj_text = oj ? json_dumps(oj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -1028,6 +1070,7 @@ void api_jobs_delete(api_t *a, struct evhttp_request *req, const char *id)
     if (q->run && strcmp(job_run_id(q->run), id) == 0) {
         job_run_free(q->run, false); /* checks in flight finish into nothing */
         q->run = NULL;
+        run_unlock(a);
         event_active(q->next_ev, 0, 0);
     }
     for (size_t i = 0; i < q->nq; i++)
@@ -1080,6 +1123,7 @@ int api_jobs_init(api_t *a, char *err, size_t errsize)
         return -1;
     }
     a->jobs = q;
+    q->run_lock = -1;
     q->next_ev = event_new(a->base, -1, 0, on_next, a);
     q->out_ev = event_new(a->base, -1, 0, out_step, a);
     q->count_ev = event_new(a->base, -1, 0, count_step, a);
@@ -1150,6 +1194,7 @@ void api_jobs_free(api_t *a)
     if (!q)
         return;
     job_run_free(q->run, true);
+    run_unlock(a);
     while (q->tasks) {
         out_task_t *t = q->tasks;
         while (t->waiters) {

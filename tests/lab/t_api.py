@@ -563,6 +563,69 @@ class Webhooks(labkit.LabCase):
             self.assertEqual(srv.stop(), 0)
 
 
+class Disk(labkit.LabCase):
+    def test_no_room_is_a_507_and_delete_gives_space_back(self):
+        d = tempfile.mkdtemp(prefix="mp-api-disk-")
+        small = os.path.join(d, "small")
+        os.mkdir(small)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", small], check=True)
+        srv = None
+        try:
+            srv = Server(os.path.join(small, "s.sqlite"), "--offline", "--rate-limit", "0")
+            big = "email\n" + "".join("user%d@example.test\n" % i for i in range(12000))
+            r = request(srv.url("/v1/jobs"), "POST", big, {"Content-Type": "text/csv"})
+            self.assertEqual(r.code, 507, r.body)
+            self.assertEqual(r.json()["error"], "insufficient_storage")
+            self.assertIn("not enough room", r.json()["message"])
+            self.assertNotIn(small, r.json()["message"])
+            self.assertEqual(os.listdir(os.path.join(small, "s.sqlite.d")), [])
+            # a job that fits is taken, and its DELETE gives the space back
+            some = "email\n" + "".join("user%d@example.test\n" % i for i in range(2500))
+            r = request(srv.url("/v1/jobs"), "POST", some, {"Content-Type": "text/csv"})
+            self.assertEqual(r.code, 202, r.body)
+            id = r.json()["id"]
+            deadline = time.monotonic() + SLOW * 2
+            while time.monotonic() < deadline:
+                if request(srv.url("/v1/jobs/" + id)).json()["state"] == "done":
+                    break
+                time.sleep(0.2)
+            self.assertEqual(request(srv.url("/v1/jobs/%s/results" % id)).code, 200)
+
+            def used():
+                st = os.statvfs(small)
+                return (st.f_blocks - st.f_bfree) * st.f_frsize
+            full = used()
+            r = request(srv.url("/v1/jobs/" + id), "DELETE")
+            self.assertEqual(r.code, 200, r.body)
+            self.assertLess(used(), full // 2, (full, used()))
+        finally:
+            if srv:
+                self.assertEqual(srv.stop(), 0)
+            subprocess.run(["umount", small], check=True)
+
+    def test_a_job_serve_runs_is_not_run_by_bulk_too(self):
+        d = tempfile.mkdtemp(prefix="mp-api-lock-")
+        store = os.path.join(d, "s.sqlite")
+        srv = Server(store, "--rate-limit", "0", "--timeout", "10")
+        try:
+            r = request(srv.url("/v1/jobs"), "POST", "email\nslow@silent.script.test\n",
+                        {"Content-Type": "text/csv"})
+            self.assertEqual(r.code, 202, r.body)
+            id = r.json()["id"]
+            deadline = time.monotonic() + SLOW
+            while time.monotonic() < deadline:
+                if request(srv.url("/v1/jobs/" + id)).json()["state"] == "running":
+                    break
+                time.sleep(0.1)
+            p = subprocess.run(labkit.mailprobe_argv_prefix() + [
+                "bulk", "--store", store, "--resume", id, "--no-progress"] + ENGINE,
+                capture_output=True, text=True, timeout=SLOW)
+            self.assertEqual(p.returncode, 5, p.stderr)
+            self.assertIn("being run by another process (pid %d)" % srv.proc.pid, p.stderr)
+        finally:
+            self.assertEqual(srv.stop(), 0)
+
+
 class Yield(labkit.LabCase):
     def test_other_requests_served_between_slices(self):
         """Counting a large upload, running its job and writing its results go a slice per
