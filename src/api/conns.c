@@ -8,7 +8,7 @@
  * every byte resets, and no hook at accept time. So the server creates each connection's
  * bufferevent itself (evhttp_set_bevcb) and keeps one reference of its own on it: the
  * record stays valid after evhttp frees the connection, which the guard sees (the
- * bufferevent's callbacks are gone) and then drops its reference, which closes the
+ * bufferevent's event callback is gone) and then drops its reference, which closes the
  * socket. A connection to end is shut down (shutdown(2)): evhttp reads the end of
  * stream and frees it the usual way.
  *
@@ -94,12 +94,14 @@ static void conn_release(api_conns_t *g, api_conn_t *c)
     free(c);
 }
 
-/* evhttp freed the connection (bufferevent_free clears the callbacks). */
+/* evhttp freed the connection: bufferevent_free clears the callbacks. (The event
+ * callback, not the read one: evhttp clears the read callback itself while it writes an
+ * answer.) */
 static bool conn_gone(const api_conn_t *c)
 {
-    bufferevent_data_cb rd = NULL;
-    bufferevent_getcb(c->bev, &rd, NULL, NULL, NULL);
-    return rd == NULL;
+    bufferevent_event_cb ev = NULL;
+    bufferevent_getcb(c->bev, NULL, NULL, &ev, NULL);
+    return ev == NULL;
 }
 
 /* Answer (best effort, never blocking) and shut the connection down. */
