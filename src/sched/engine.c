@@ -23,6 +23,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include "classify/classify.h"
@@ -234,6 +235,33 @@ static int reason_rank(vd_reason_t r)
     }
 }
 
+/* An address literal's target is named by its address: "[192.0.2.1] [192.0.2.1]" and
+ * "[IPv6:2001:db8::1] [2001:db8::1]" say it twice. Copy in to out saying it once. */
+static void literal_once(const char *in, char *out, size_t size)
+{
+    size_t o = 0;
+    while (*in && o + 1 < size) {
+        const char *e = *in == '[' ? strchr(in, ']') : NULL;
+        if (e && e[1] == ' ' && e[2] == '[') {
+            const char *inner = in + 1;
+            if (strncasecmp(inner, "IPv6:", 5) == 0)
+                inner += 5;
+            size_t il = (size_t)(e - inner);
+            if (strncmp(e + 3, inner, il) == 0 && e[3 + il] == ']') {
+                size_t n = (size_t)(e - in) + 1;
+                if (o + n >= size)
+                    break;
+                memcpy(out + o, in, n);
+                o += n;
+                in = e + 4 + il;
+                continue;
+            }
+        }
+        out[o++] = *in++;
+    }
+    out[o] = '\0';
+}
+
 /* Record a failure unless a more telling one is already recorded. */
 static void job_fail(job_t *j, vd_reason_t reason, const char *detail)
 {
@@ -241,7 +269,9 @@ static void job_fail(job_t *j, vd_reason_t reason, const char *detail)
     if (rank < j->fail_rank)
         return;
     j->fail_rank = rank;
-    vd_set(j->res, reason, "%s", detail);
+    char once[1024];
+    literal_once(detail, once, sizeof once);
+    vd_set(j->res, reason, "%s", once);
 }
 
 static uint64_t job_elapsed(const job_t *j)

@@ -45,6 +45,14 @@ class Mailboxes(labkit.LabCase):
         self.assertVerdict(r, "undeliverable", "domain_not_served")
         self.assertCommands(r, TLS + [MAIL, rcpt("alice@relay.test"), "QUIT"])
 
+    def test_address_literal_named_once(self):
+        """The reason names a literal's server once, not as "[ip] [ip]"."""
+        for addr, ip in (("x@[%s]" % labkit.REFUSED_IPS[0], labkit.REFUSED_IPS[0]),
+                         ("x@[IPv6:::1]", "::1")):
+            r = self.check(addr, "--timeout", "3")
+            self.assertVerdict(r, "unknown", "connect_failed")
+            self.assertEqual(r["reason_text"].count(ip), 1, r["reason_text"])
+
     def test_null_sender(self):
         r = self.check("alice@postfix.test", sender="<>")
         self.assertVerdict(r, "deliverable", "accepted")
