@@ -50,6 +50,7 @@ typedef struct api_conn {
     bool busy;                /* a request is being answered */
     bool trusted;             /* a request on it carried a valid token */
     bool ending;              /* shut down: evhttp will free it */
+    bool held;                /* reading held while pipelined requests wait */
     struct api_conn *prev, *next;
 } api_conn_t;
 
@@ -279,13 +280,24 @@ void api_conns_free(api_conns_t *g)
     free(g);
 }
 
+/* An answer went out completely; evhttp reads the next request now. When the client
+ * pipelined more requests, they wait in the input buffer, and evhttp would read the
+ * socket before parsing them: a client that half-closed its side after sending them
+ * (shutdown, nc -N) gives an end of stream there, and evhttp drops the connection with
+ * the buffered requests unanswered. So the socket is not read while the buffer holds as
+ * much as now (a read high-water mark): evhttp parses the buffered requests first, and
+ * each one it takes leaves the buffer below the mark. The tick clears a mark that a
+ * partial request would otherwise hold up. */
 static void on_request_done(struct evhttp_request *req, void *arg)
 {
     api_conn_t *c = conn_of(arg, req);
-    if (c) {
-        c->busy = false;
-        c->since_ms = mp_now_ms(); /* the next request's deadline starts now */
-    }
+    if (!c)
+        return;
+    c->busy = false;
+    c->since_ms = mp_now_ms(); /* the next request's deadline starts now */
+    size_t pending = evbuffer_get_length(bufferevent_get_input(c->bev));
+    bufferevent_setwatermark(c->bev, EV_READ, 0, pending);
+    c->held = pending > 0;
 }
 
 void api_conns_request(api_conns_t *g, struct evhttp_request *req, bool trusted)
@@ -311,8 +323,14 @@ void api_conns_tick(api_conns_t *g)
         next = c->next;
         if (conn_gone(c)) {
             conn_release(g, c);
-        } else if (!c->busy && !c->ending && c->fd >= 0 && limit &&
-                   now - c->since_ms > limit) {
+            continue;
+        }
+        if (c->held && !c->busy) {
+            /* what is left in the buffer is not a whole request: read the rest */
+            bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+            c->held = false;
+        }
+        if (!c->busy && !c->ending && c->fd >= 0 && limit && now - c->since_ms > limit) {
             char why[96];
             snprintf(why, sizeof why, "the request did not arrive within %.1f s",
                      (double)limit / 1000.0);

@@ -563,6 +563,36 @@ class Webhooks(labkit.LabCase):
             self.assertEqual(srv.stop(), 0)
 
 
+class HalfClose(labkit.LabCase):
+    def test_pipelined_requests_then_half_close_all_answered(self):
+        """A client that sends its requests and then shuts down its sending side (as
+        `nc -N` or an HTTP/1.0 tool does) still gets every answer, even a slow one."""
+        d = tempfile.mkdtemp(prefix="mp-api-half-")
+        srv = Server(os.path.join(d, "s.sqlite"), "--rate-limit", "0", "--timeout", "20")
+        try:
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+            reqs = (b"GET /v1/check?email=half1@silent.script.test&timeout=1.5 HTTP/1.1\r\n"
+                    b"Host: x\r\n\r\n"
+                    b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                    b"GET /v1/check?email=half2@silent.script.test&timeout=1 HTTP/1.1\r\n"
+                    b"Host: x\r\nConnection: close\r\n\r\n")
+            s.sendall(reqs)
+            s.shutdown(socket.SHUT_WR)
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            s.close()
+            codes = re.findall(rb"HTTP/1\.1 (\d{3})", data)
+            self.assertEqual(codes, [b"200", b"200", b"200"], data[:3000])
+            self.assertIn(b'"pending":true', data)
+            self.assertIn(b'"status":"ok"', data)
+        finally:
+            self.assertEqual(srv.stop(), 0)
+
+
 class Disk(labkit.LabCase):
     def test_no_room_is_a_507_and_delete_gives_space_back(self):
         d = tempfile.mkdtemp(prefix="mp-api-disk-")
