@@ -290,6 +290,51 @@ class Bulk(labkit.LabCase):
         finally:
             subprocess.run(["umount", small], check=True)
 
+    def test_disk_full_mid_run_counts_what_is_kept(self):
+        """The disk fills during a run: the message counts the rows the store holds (the
+        ones resume will skip), not the ones this run checked."""
+        small = self.path("full")
+        os.mkdir(small)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", small], check=True)
+        try:
+            store = os.path.join(small, "s.sqlite")
+            lines = ["email"] + ["user%d@postfix.test" % i for i in range(1500)] + \
+                    ["late@silent.script.test"]
+            src = self.write("in.csv", "\n".join(lines) + "\n")
+            argv = labkit.mailprobe_argv_prefix() + [
+                "bulk", "--store", store, src, "-o", self.path("out.csv"), "--timeout",
+                "20"] + ENGINE
+            proc = labkit.nspopen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+            db = None
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                time.sleep(0.2)
+                try:
+                    db = sqlite3.connect(store, timeout=5)
+                    if db.execute("SELECT done_rows FROM jobs").fetchone()[0] >= 1500:
+                        break
+                except (sqlite3.Error, TypeError):
+                    pass
+                finally:
+                    if db:
+                        db.close()
+            # the quick rows are stored; fill the disk while the last one waits
+            subprocess.run(["dd", "if=/dev/zero", "of=" + os.path.join(small, "fill"),
+                            "bs=64k"], capture_output=True)
+            out, err = proc.communicate(timeout=60)
+            self.assertEqual(proc.returncode, 5, err)
+            self.assertIn("disk is full", err)
+            os.unlink(os.path.join(small, "fill"))
+            db = sqlite3.connect(store)
+            held = db.execute("SELECT count(*) FROM results").fetchone()[0]
+            db.close()
+            self.assertEqual(held, 1500)
+            self.assertIn("keeps %d checked rows" % held, err)
+            self.assertFalse(os.path.exists(self.path("out.csv")))
+        finally:
+            subprocess.run(["umount", small], check=True)
+
     def test_greylisting_is_deferred_not_waited(self):
         # postgrey delays 5 s: the greylisted rows wait on their own timers (retry at 15 s)
         # while the other rows are checked and committed at once
