@@ -41,6 +41,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include "net/socks5.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -55,6 +56,7 @@
  * sequences; RFC 3207 STARTTLS; RFC 2920 PIPELINING):
  *
  *   CONNECT --connected--> BANNER --2xx--> EHLO --2xx, STARTTLS offered+wanted--> STARTTLS
+ *      '--connected to the SOCKS5 proxy--> PROXY --tunnel open--> BANNER (RFC 1928)
  *                            |               |--5xx (not 530)--> HELO --2xx--> MAIL
  *                            |               |--530, TLS possible--> STARTTLS
  *                            |               '--2xx--> MAIL
@@ -79,6 +81,7 @@
  */
 static const char *const smtp_state_names[SMTP_ST__COUNT] = {
     [SMTP_ST_CONNECT] = "CONNECT",
+    [SMTP_ST_PROXY] = "PROXY",
     [SMTP_ST_BANNER] = "BANNER",
     [SMTP_ST_EHLO] = "EHLO",
     [SMTP_ST_HELO] = "HELO",
@@ -138,6 +141,10 @@ struct smtp_sess {
     smtp_done_cb cb;
     void *arg;
 
+    /* egress: a bound source address or a SOCKS5 proxy (socks != NULL) */
+    const net_egress_t *egress;
+    socks5_t *socks;
+
     smtp_result_t res;
     smtp_rcpt_result_t *rres;
     smtp_line_t *lines;
@@ -146,6 +153,8 @@ struct smtp_sess {
 
 static void smtp_sess_enter(smtp_sess_t *s, smtp_state_t st);
 static void sess_read(smtp_sess_t *s);
+static void sess_proxy_start(smtp_sess_t *s);
+static bool sess_proxy_read(smtp_sess_t *s);
 
 const char *smtp_state_name(smtp_state_t st)
 {
@@ -277,6 +286,7 @@ static void sess_free(smtp_sess_t *s)
     free(s->helo);
     free(s->mail_from);
     free(s->sni);
+    free(s->socks);
     free(s);
 }
 
@@ -448,6 +458,9 @@ static void sess_act(smtp_sess_t *s)
     case SMTP_ST_CONNECT:
     case SMTP_ST_BANNER:
         return; /* the connect is started by smtp_sess_start; the banner just comes */
+    case SMTP_ST_PROXY:
+        sess_proxy_start(s);
+        return;
     case SMTP_ST_TLS_HANDSHAKE:
         sess_tls_start(s);
         return;
@@ -513,6 +526,7 @@ static void sess_arm_step(smtp_sess_t *s)
     unsigned ms;
     switch (s->state) {
     case SMTP_ST_CONNECT:
+    case SMTP_ST_PROXY: /* the proxy connects to the server meanwhile */
         ms = s->to.connect_ms;
         break;
     case SMTP_ST_BANNER:
@@ -810,6 +824,11 @@ static void sess_read(smtp_sess_t *s)
         size_t len = evbuffer_get_length(in);
         if (len == 0)
             return;
+        if (s->state == SMTP_ST_PROXY) {
+            if (!sess_proxy_read(s))
+                return;
+            continue; /* the banner may have come in the same segment */
+        }
         if (s->state == SMTP_ST_CONNECT || s->state == SMTP_ST_TLS_HANDSHAKE)
             return;
         size_t n = len < SMTP_REPLY_TOTAL_MAX + 1 ? len : SMTP_REPLY_TOTAL_MAX + 1;
@@ -836,6 +855,63 @@ static void sess_read(smtp_sess_t *s)
         evbuffer_drain(in, used);
         sess_on_reply(s, &r);
     }
+}
+
+/* ---- egress: SOCKS5 proxy ------------------------------------------------------------- */
+
+/* The proxy (not the server) failed us: END_CONNECT naming the proxy, never a word about
+ * the mailbox. proxy_fault: the proxy's own failure (rest it), not the destination's. */
+static void sess_proxy_fail(smtp_sess_t *s, bool proxy_fault, const char *why)
+{
+    s->res.egress_failed = proxy_fault;
+    sess_fail(s, SMTP_END_CONNECT, "SOCKS5 proxy %s: %s", s->egress->name, why);
+}
+
+/* Send what the handshake has to say next. */
+static void sess_proxy_flush(smtp_sess_t *s)
+{
+    size_t n;
+    const unsigned char *p = socks5_out(s->socks, &n);
+    if (n && bufferevent_write(s->bev, p, n) != 0)
+        sess_fail(s, SMTP_END_LOCAL, "out of memory writing to the proxy");
+}
+
+/* PROXY entered, connected to the proxy: offer our methods (RFC 1928 §3). */
+static void sess_proxy_start(smtp_sess_t *s)
+{
+    sess_proxy_flush(s);
+}
+
+/* Feed the proxy's bytes to the handshake (socks5.h); the bytes after its last reply
+ * stay in the buffer for the reply reader. False when nothing more can be read now. */
+static bool sess_proxy_read(smtp_sess_t *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    size_t len = evbuffer_get_length(in), used = 0;
+    if (len > 512) /* the longest SOCKS5 reply is 262 bytes */
+        len = 512;
+    const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)len);
+    if (!p) {
+        sess_fail(s, SMTP_END_LOCAL, "out of memory reading from the proxy");
+        return false;
+    }
+    socks5_step_t st = socks5_read(s->socks, p, len, &used);
+    evbuffer_drain(in, used);
+    switch (st) {
+    case SOCKS5_MORE:
+        return false;
+    case SOCKS5_WRITE:
+        sess_proxy_flush(s);
+        return !s->finished;
+    case SOCKS5_DONE:
+        mp_log(MP_LOG_DEBUG, "smtp %s: tunnel open through %s", s->peer, s->egress->name);
+        smtp_sess_enter(s, SMTP_ST_BANNER);
+        return !s->finished;
+    case SOCKS5_FAIL:
+        break;
+    }
+    sess_proxy_fail(s, socks5_fault_is_proxy(s->socks), socks5_why(s->socks));
+    return false;
 }
 
 /* ---- TLS ------------------------------------------------------------------------------ */
@@ -930,7 +1006,7 @@ static void sess_eventcb(struct bufferevent *bev, short what, void *arg)
         return;
     if (what & BEV_EVENT_CONNECTED) {
         if (s->state == SMTP_ST_CONNECT) {
-            smtp_sess_enter(s, SMTP_ST_BANNER);
+            smtp_sess_enter(s, s->socks ? SMTP_ST_PROXY : SMTP_ST_BANNER);
         } else if (s->state == SMTP_ST_TLS_HANDSHAKE) {
             sess_tls_record(s);
             /* RFC 3207 §4.2: forget what was learnt before TLS; EHLO again. */
@@ -944,7 +1020,16 @@ static void sess_eventcb(struct bufferevent *bev, short what, void *arg)
         char d[128];
         mp_strlcpy(d, err ? evutil_socket_error_to_string(err) : "connection failed", sizeof d);
         lower_first(d);
-        sess_fail(s, SMTP_END_CONNECT, "%s", d);
+        if (s->socks)
+            sess_proxy_fail(s, true, d);
+        else
+            sess_fail(s, SMTP_END_CONNECT, "%s", d);
+        return;
+    }
+    if (s->state == SMTP_ST_PROXY) {
+        sess_read(s); /* a refusal may have come with the close */
+        if (!s->finished)
+            sess_proxy_fail(s, true, "the proxy closed the connection during the handshake");
         return;
     }
     if (s->state == SMTP_ST_TLS_HANDSHAKE) {
@@ -985,7 +1070,18 @@ static void sess_step_timeout_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     switch (s->state) {
     case SMTP_ST_CONNECT:
-        sess_fail(s, SMTP_END_TIMEOUT, "no connection within %u ms", s->to.connect_ms);
+        if (s->socks)
+            sess_proxy_fail(s, true, "no connection to the proxy in time");
+        else
+            sess_fail(s, SMTP_END_TIMEOUT, "no connection within %u ms", s->to.connect_ms);
+        break;
+    case SMTP_ST_PROXY:
+        /* silent before the CONNECT request: the proxy's fault; after it, the proxy may
+         * still be waiting for the server */
+        sess_proxy_fail(s, s->socks->state != SOCKS5_ST_REPLY,
+                        s->socks->state != SOCKS5_ST_REPLY
+                            ? "no answer to the handshake in time"
+                            : "no answer to CONNECT in time (the server may not answer)");
         break;
     case SMTP_ST_BANNER:
         sess_fail(s, SMTP_END_TIMEOUT, "no banner within %u ms", s->to.banner_ms);
@@ -1055,6 +1151,29 @@ static void peer_name(const struct sockaddr *sa, char *buf, size_t size)
     } else {
         mp_strlcpy(buf, "?", size);
     }
+}
+
+/* The egress of a session: a socket bound to the source address, or the SOCKS5
+ * handshake and the proxy's address to connect to. A socket that cannot be made leaves
+ * *fd at -1 with the reason in err: the session then fails through its callback. */
+static mp_status_t sess_egress_open(smtp_sess_t *s, const net_egress_t *eg,
+                                    const struct sockaddr *sa, const struct sockaddr **csa,
+                                    socklen_t *clen, evutil_socket_t *fd, char *err,
+                                    size_t errsize)
+{
+    s->egress = eg;
+    if (eg->kind == NET_EGRESS_SOCKS5) {
+        s->socks = calloc(1, sizeof *s->socks);
+        if (!s->socks)
+            return MP_ERR_NOMEM;
+        if (socks5_init(s->socks, sa, eg->user[0] ? eg->user : NULL,
+                        eg->user[0] ? eg->pass : NULL) != MP_OK)
+            return MP_ERR_ARG;
+        *csa = (const struct sockaddr *)&eg->addr;
+        *clen = eg->addrlen;
+    }
+    *fd = net_egress_socket(eg, sa->sa_family, err, errsize);
+    return MP_OK;
 }
 
 int smtp_sess_start(struct event_base *base, const smtp_opts_t *opts,
@@ -1129,9 +1248,18 @@ int smtp_sess_start(struct event_base *base, const smtp_opts_t *opts,
     s->step_ev = evtimer_new(base, sess_step_timeout_cb, s);
     s->sess_ev = evtimer_new(base, sess_cap_timeout_cb, s);
     s->done_ev = event_new(base, -1, 0, sess_done_cb, s);
+    const struct sockaddr *csa = sa; /* where we connect: the server, or the proxy */
+    socklen_t clen = salen;
+    evutil_socket_t fd = -1;
+    char eerr[200] = "";
+    if (opts->egress && (st = sess_egress_open(s, opts->egress, sa, &csa, &clen, &fd, eerr,
+                                               sizeof eerr)) != MP_OK)
+        goto done;
     /* Deferred callbacks: libevent never calls us back from inside its own API calls
      * (bufferevent_socket_connect may report an error synchronously otherwise). */
-    s->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!s->bev && fd >= 0)
+        evutil_closesocket(fd);
     if (!s->step_ev || !s->sess_ev || !s->done_ev || !s->bev) {
         st = MP_ERR_NOMEM;
         goto done;
@@ -1146,7 +1274,10 @@ int smtp_sess_start(struct event_base *base, const smtp_opts_t *opts,
     }
     mp_log(MP_LOG_DEBUG, "smtp %s: start, %zu recipient(s)", s->peer, nrcpt);
     sess_arm_step(s); /* the CONNECT deadline; state is already CONNECT */
-    if (bufferevent_socket_connect(s->bev, sa, (int)salen) != 0) {
+    if (opts->egress && fd < 0) {
+        s->res.egress_failed = true; /* reported from the loop, like any failure */
+        sess_fail(s, SMTP_END_CONNECT, "%s", eerr);
+    } else if (bufferevent_socket_connect(s->bev, csa, (int)clen) != 0) {
         char d[128];
         int err = EVUTIL_SOCKET_ERROR();
         mp_strlcpy(d, err ? evutil_socket_error_to_string(err) : "connect failed", sizeof d);

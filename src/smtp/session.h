@@ -25,12 +25,14 @@
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
+#include "net/egress.h"
 #include "smtp/reply.h"
 #include "util/buf.h"
 
 /* Session states (the order of a conversation). See session.c for the transitions. */
 typedef enum {
     SMTP_ST_CONNECT,
+    SMTP_ST_PROXY,        /* SOCKS5 handshake with the proxy (opts.egress), RFC 1928 */
     SMTP_ST_BANNER,
     SMTP_ST_EHLO,
     SMTP_ST_HELO,
@@ -82,6 +84,10 @@ typedef struct {
     size_t rcpt_per_txn;     /* RCPTs per transaction, 0 = all in one; a 452 4.5.3 lowers
                                 it for the rest of the session (RFC 5321 §4.5.3.1.10) */
     unsigned max_txn;        /* transactions per session, 0 = SMTP_TXN_MAX_DEFAULT */
+    const net_egress_t *egress; /* send from this source address or through this SOCKS5
+                                   proxy; NULL = the system's choice. Borrowed: must
+                                   outlive the session. A proxy's failures end the session
+                                   as END_CONNECT with the proxy named in detail */
 } smtp_opts_t;
 
 /** Transactions one session runs at most when opts.max_txn is 0. */
@@ -134,6 +140,10 @@ typedef struct {
     size_t nlines;
     const smtp_line_t *lines;     /* transcript */
     bool lines_truncated;         /* the transcript hit its cap (500 lines) */
+    bool egress_failed;           /* the egress itself failed (proxy down, refused our
+                                     credentials or its rules, not SOCKS5, silent; a
+                                     source address that cannot be bound): the server
+                                     was never asked, and the egress deserves a rest */
 } smtp_result_t;
 
 typedef struct smtp_sess smtp_sess_t;
