@@ -24,10 +24,10 @@ enum {
     O_VERBOSE, O_HELP, O_NO_PROBE, O_GEOIP, O_DENY, O_ALLOW, O_RCPT_PER_SESSION, O_RCPT_PER_TXN,
     O_MIN_INTERVAL, O_PER_HOST, O_OUTPUT, O_FORMAT, O_COLUMN, O_NAME_COLUMN, O_SPLIT, O_STORE, O_RESUME, O_MAX_AGE, O_NO_PROGRESS,
     O_LISTEN, O_TOKENS, O_RATE_LIMIT, O_MAX_BODY, O_WAIT, O_LOG_FORMAT,
-    O_ALLOW_PRIVATE_HOOKS, O_REQUEST_TIMEOUT, O_MAX_PER_CLIENT, O_MAX_CONNS, O_END
+    O_ALLOW_PRIVATE_HOOKS, O_REQUEST_TIMEOUT, O_MAX_PER_CLIENT, O_MAX_CONNS, O_SOURCE, O_PROXY, O_END
 };
 
-_Static_assert(O_END - O_JSON <= 48, "cli_cfg_t.origin is too small");
+_Static_assert(O_END - O_JSON <= 64, "cli_cfg_t.origin is too small");
 
 static const struct option long_opts[] = {
     {"json", no_argument, NULL, O_JSON},
@@ -78,6 +78,8 @@ static const struct option long_opts[] = {
     {"request-timeout", required_argument, NULL, O_REQUEST_TIMEOUT},
     {"max-per-client", required_argument, NULL, O_MAX_PER_CLIENT},
     {"max-connections", required_argument, NULL, O_MAX_CONNS},
+    {"source", required_argument, NULL, O_SOURCE},
+    {"proxy", required_argument, NULL, O_PROXY},
     {NULL, 0, NULL, 0},
 };
 
@@ -173,6 +175,29 @@ static bool parse_secs(const char *v, uint64_t *ms)
     return mp_parse_duration_ms(v, ms) && *ms > 0;
 }
 
+/* --source ADDR[=HELO] / --proxy socks5://...: parsed, a source address bound once to
+ * see that it is ours, appended to the egress list. 0 or EXIT_USAGE. */
+static int add_egress(cli_cfg_t *c, int id, const char *v, const char *where)
+{
+    const char *opt = id == O_SOURCE ? "--source" : "--proxy";
+    char err[512];
+    if (c->negress >= NET_EGRESS_MAX)
+        return cli_usage_error("%s: at most %d --source/--proxy in all", where, NET_EGRESS_MAX);
+    if (!c->egress && !(c->egress = calloc(NET_EGRESS_MAX, sizeof *c->egress)))
+        return cli_usage_error("out of memory");
+    net_egress_t *eg = &c->egress[c->negress];
+    mp_status_t st = id == O_SOURCE ? net_egress_parse_source(v, eg, err, sizeof err)
+                                    : net_egress_parse_proxy(v, eg, err, sizeof err);
+    if (st == MP_OK)
+        st = net_egress_check(eg, err, sizeof err);
+    if (st != MP_OK)
+        return cli_usage_error("%s: %s %s", where, opt, err);
+    c->negress++;
+    c->eo.egress = c->egress;
+    c->eo.negress = c->negress;
+    return 0;
+}
+
 /* Apply one option; `where` names its source for error messages. 0 or EXIT_USAGE. */
 static int apply_opt(cli_cfg_t *c, int id, const char *v, const char *where)
 {
@@ -264,6 +289,7 @@ static int apply_opt(cli_cfg_t *c, int id, const char *v, const char *where)
         c->eo.rcpt_per_txn = (unsigned)n;
         break;
     case O_GEOIP: return add_file(c->geoip, &c->ngeoip, v, "--geoip", where);
+    case O_SOURCE: case O_PROXY: return add_egress(c, id, v, where);
     case O_DENY: return add_file(c->deny, &c->ndeny, v, "--deny-list", where);
     case O_ALLOW: return add_file(c->allow, &c->nallow, v, "--allow-list", where);
     case O_PER_HOST:
@@ -383,7 +409,8 @@ static int apply_from(cli_cfg_t *c, int id, const char *v, const char *where,
     cli_origin_t *o = &c->origin[id - O_JSON];
     free(o->value);
     free(o->source);
-    o->value = strdup(v);
+    /* a proxy is shown by its name, which never holds the password */
+    o->value = strdup(id == O_PROXY && c->negress ? c->egress[c->negress - 1].name : v);
     o->source = strdup(origin);
     if (!o->value || !o->source)
         return cli_usage_error("out of memory");
@@ -782,6 +809,9 @@ void cli_cfg_cleanup(cli_cfg_t *c)
     for (size_t i = 0; i < c->nfiles; i++)
         free(c->files[i]);
     c->nfiles = 0;
+    free(c->egress);
+    c->egress = NULL;
+    c->negress = 0;
 }
 
 
@@ -823,6 +853,10 @@ void cli_cfg_help(unsigned cmd)
         "                         over the deny list; repeatable\n"
         "  --geoip FILE.mmdb      MaxMind-format database(s) for the MX's country, city\n"
         "                         and network; repeatable (e.g. a City and an ASN file)\n"
+        "  --source ADDR[=HELO]   send from this local address (bind before connect), with\n"
+        "                         its HELO name; repeatable: each domain keeps one address\n"
+        "  --proxy socks5://[USER:PASS@]HOST:PORT[=HELO]  connect through this SOCKS5\n"
+        "                         proxy (RFC 1928/1929); repeatable, mixed with --source\n"
         "  --config FILE          read options from FILE alone (default: $MAILPROBE_CONFIG,\n"
         "                         else " MP_SYSCONF_FILE " then\n"
         "                         ~/.config/mailprobe/config); MAILPROBE_<OPTION>\n"

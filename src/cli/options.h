@@ -17,6 +17,7 @@
 
 #include "geo/geo.h"
 #include "intel/userlist.h"
+#include "net/egress.h"
 #include "sched/engine.h"
 #include "util/log.h"
 
@@ -71,8 +72,10 @@ typedef struct {
     uint64_t request_timeout_ms; /* a request's head and body must arrive within it */
     unsigned max_per_client;   /* connections per client address */
     size_t max_conns;          /* connections at once (0: from the open files limit) */
+    net_egress_t *egress;      /* --source, --proxy (checked when parsed), in order */
+    size_t negress;
     /* where each option came from, and the files read */
-    cli_origin_t origin[48];
+    cli_origin_t origin[64];
     char *files[CFG_FILES_MAX];
     size_t nfiles;
     /* loaded by cli_cfg_finish */

@@ -273,7 +273,8 @@ int net_pool_pick(const net_pool_t *p, const char *key, int family, uint64_t now
     uint64_t bh = 0, bhr = 0;
     for (size_t i = 0; i < p->n; i++) {
         const net_egress_t *eg = p->eg[i];
-        if (eg->kind == NET_EGRESS_SOURCE && eg->addr.ss_family != family)
+        if (family != AF_UNSPEC && eg->kind == NET_EGRESS_SOURCE &&
+            eg->addr.ss_family != family)
             continue;
         uint64_t h = rendezvous(key, eg->name);
         if (p->rest_until_ms[i] > now_ms) {

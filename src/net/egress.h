@@ -6,7 +6,8 @@
  * Does: parse `--source ADDR[=HELO]` and `--proxy socks5://[USER:PASS@]HOST:PORT[=HELO]`,
  * check that a source address can be bound here, open a socket bound to it, pick an
  * egress per domain (rendezvous hashing: the same domain always gets the same egress,
- * in every process, so greylisting retries come from the address that started them)
+ * in every process, so greylisting retries come from the address that started them;
+ * family AF_UNSPEC: any egress)
  * and rest an egress that failed (a penalty window, doubling per consecutive failure).
  * Does not: connect, speak SOCKS (socks5.h, driven by smtp/session.c) or read the clock
  * (callers pass the time). A proxy's host name is resolved once, when it is parsed.

@@ -115,6 +115,7 @@ typedef struct batch {
     smtp_sess_t *sess;
     char host[256];
     char ip[64];
+    int egress;              /* index in the egress pool, or -1 */
 } batch_t;
 
 /* A domain whose catch-all probe is running in some check's session. */
@@ -139,6 +140,7 @@ struct engine {
     facts_t *facts;               /* domain facts (catch-all) */
     bool own_facts;
     strmap_t *probing;            /* domain -> probing_t: probes in flight */
+    net_pool_t egress;            /* --source / --proxy, and which of them rest */
     engine_stats_t stats;
     job_t *wait_head, *wait_tail; /* jobs waiting for a session slot */
     struct event *dispatch_ev;    /* starts sessions for waiting jobs, once per loop turn */
@@ -346,6 +348,40 @@ static void wait_remove(engine_t *e, job_t *j)
 }
 
 static void batch_start(job_t *j);
+
+/* ---- egress: source addresses and proxies (net/egress.h) ------------------------ */
+
+/* The egress for a session to t of the domain: the same one for every session of the
+ * domain while it works (greylisting remembers the client address). A target of a
+ * family no source has still gets one: the session then fails with a clear reason and
+ * the check moves to its next target. Sets the HELO name that belongs to it. */
+static int egress_pick(engine_t *e, const char *domain, const target_t *t, smtp_opts_t *so)
+{
+    if (!e->egress.n)
+        return -1;
+    uint64_t now = mp_now_ms();
+    int i = net_pool_pick(&e->egress, domain, t->ip.sa.ss_family, now);
+    if (i < 0)
+        i = net_pool_pick(&e->egress, domain, AF_UNSPEC, now);
+    so->egress = e->egress.eg[i];
+    if (so->egress->helo[0])
+        so->helo = so->egress->helo;
+    return i;
+}
+
+/* A session through egress i ended: rest a proxy that failed, forgive one that worked. */
+static void egress_on_done(engine_t *e, int i, const smtp_result_t *sr)
+{
+    if (i < 0)
+        return;
+    if (sr->egress_failed) {
+        uint64_t ms = net_pool_rest(&e->egress, i, mp_now_ms());
+        mp_log(MP_LOG_WARN, "%s: resting it for %llu s", sr->detail,
+               (unsigned long long)(ms / 1000));
+    } else if (sr->end != SMTP_END_CONNECT) {
+        net_pool_ok(&e->egress, i);
+    }
+}
 
 /* Start sessions for waiting jobs whose server has a free slot, in arrival order; each
  * session takes along the waiting jobs of the same domain on the same server. */
@@ -894,6 +930,7 @@ static void batch_start(job_t *j)
     so.ssl_ctx = e->ssl;
     so.sni = t->host;
     so.rcpt_per_txn = e->o.rcpt_per_txn;
+    b->egress = egress_pick(e, domain, t, &so);
     mp_log(MP_LOG_DEBUG, "session to %s [%s]: %zu recipient(s)%s", t->host, t->ip.text, b->n,
            b->prober ? " + catch-all probe" : "");
     if (smtp_sess_start(e->base, &so, (struct sockaddr *)&ss, t->ip.salen, rcpts, nrcpt,
@@ -1105,6 +1142,7 @@ static void on_smtp_done(const smtp_result_t *sr, void *arg)
     job_t *prober = b->prober;
     size_t probe_idx = b->probe_idx;
     b->sess = NULL; /* it frees itself after this callback */
+    egress_on_done(e, b->egress, sr);
     batch_release_slot(b, session_outcome(sr));
     free(b);
     for (size_t i = 0; i < n; i++)
@@ -1189,7 +1227,7 @@ static void job_on_session(job_t *j, const smtp_result_t *sr, size_t idx)
     case SMTP_END_CONNECT:
         snprintf(why, sizeof why, "could not connect to %s [%s] port %u: %s%s", t->host,
                  t->ip.text, j->e->o.port, sr->detail,
-                 " (outbound port 25 may be blocked on this network)");
+                 sr->egress_failed ? "" : " (outbound port 25 may be blocked on this network)");
         job_fail(j, VR_CONNECT_FAILED, why);
         job_next_target(j);
         return;
@@ -1355,6 +1393,7 @@ engine_t *engine_new(struct event_base *base, const engine_opts_t *opts, mp_stat
         e->o.per_host_limit = 4;
     if (!e->o.port)
         e->o.port = 25;
+    net_pool_init(&e->egress, e->o.egress, e->o.negress);
     e->wcfg.limit = e->o.per_ip_limit;
     e->wcfg.min_interval_ms = e->o.min_interval_ms;
     e->wcfg.penalty_ms = e->o.penalty_ms ? e->o.penalty_ms : 1000;

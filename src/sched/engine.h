@@ -26,6 +26,7 @@
 #include "geo/geo.h"
 #include "intel/userlist.h"
 #include "mailprobe.h"
+#include "net/egress.h"
 #include "sched/facts.h"
 #include "smtp/session.h"
 #include "verdict/verdict.h"
@@ -62,6 +63,10 @@ typedef struct {
     uint64_t not_catch_all_ttl_ms; /* how long "not catch-all" is remembered (6 h) */
     facts_t *facts;              /* domain facts store; NULL: the engine keeps its own */
     const geo_db_t *geo;         /* --geoip databases, or NULL */
+    const net_egress_t *egress;  /* source addresses / SOCKS5 proxies (--source, --proxy),
+                                    borrowed; a domain always goes out through the same
+                                    one while it works (net_pool_pick); none: the system's */
+    size_t negress;              /* at most NET_EGRESS_MAX */
 } engine_opts_t;
 
 /** Defaults: HELO and MAIL FROM still must be set by the caller. */

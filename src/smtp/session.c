@@ -1275,7 +1275,10 @@ int smtp_sess_start(struct event_base *base, const smtp_opts_t *opts,
     mp_log(MP_LOG_DEBUG, "smtp %s: start, %zu recipient(s)", s->peer, nrcpt);
     sess_arm_step(s); /* the CONNECT deadline; state is already CONNECT */
     if (opts->egress && fd < 0) {
-        s->res.egress_failed = true; /* reported from the loop, like any failure */
+        /* reported from the loop, like any failure; a source of the other address
+         * family is not broken, only unfit for this server */
+        s->res.egress_failed = opts->egress->kind == NET_EGRESS_SOCKS5 ||
+                               opts->egress->addr.ss_family == sa->sa_family;
         sess_fail(s, SMTP_END_CONNECT, "%s", eerr);
     } else if (bufferevent_socket_connect(s->bev, csa, (int)clen) != 0) {
         char d[128];

@@ -53,6 +53,25 @@ class Usage(unittest.TestCase):
         self.assertUsage(mp("check", "--helo", "bad name", "a@b.test"), "--helo")
         self.assertUsage(mp("check", "--port", "70000", "a@b.test"), "--port")
 
+    def test_bad_source_and_proxy(self):
+        for cmd in ("check", "bulk", "serve"):
+            self.assertUsage(mp(cmd, "--source", "192.0.2.1", "a@b.test"),
+                             "--source cannot send from 192.0.2.1: not an address of this machine")
+        self.assertUsage(mp("check", "--source", "mx.example", "a@b.test"),
+                         "is not an IPv4 or IPv6 address")
+        self.assertUsage(mp("check", "--source", "127.0.0.1=bad name", "a@b.test"),
+                         "HELO name")
+        self.assertUsage(mp("check", "--proxy", "http://127.0.0.1:3128", "a@b.test"),
+                         "socks5://[USER:PASS@]HOST:PORT")
+        self.assertUsage(mp("check", "--proxy", "socks5://127.0.0.1", "a@b.test"),
+                         "needs HOST:PORT")
+        self.assertUsage(mp("check", "--proxy", "socks5://bob@127.0.0.1:1080", "a@b.test"),
+                         "credentials are USER:PASS")
+        with tempfile.NamedTemporaryFile("w", suffix=".conf") as f:
+            f.write("source = 192.0.2.7\n")
+            f.flush()
+            self.assertUsage(mp("check", "--config", f.name, "a@b.test"), "192.0.2.7")
+
     def test_no_address(self):
         self.assertUsage(mp("check"), "no address")
         self.assertUsage(mp("check", "-", stdin="\n\n"), "no address on stdin")
