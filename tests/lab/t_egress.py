@@ -1,0 +1,196 @@
+#!/usr/bin/python3
+"""Ways out (src/net/egress.c, smtp/session.c): --source addresses and --proxy SOCKS5.
+
+Source addresses: inside the namespace all of 127.0.0.0/8 is local, so 127.0.9.1,
+127.0.9.2 and 127.0.10.1 can be sources. Postfix's reject lines name the client address
+and the HELO name of every refused RCPT: each domain goes out from one address with that
+address's HELO name, the same one in every run; both addresses get used; a greylisted
+address comes back from the address that started it (postgrey keys on the client /24,
+so the two sources are in different /24s).
+
+SOCKS5: Debian's danted, started here inside the namespace (by pid, stopped by pid):
+127.0.8.1 with user/password authentication (the system user mplabsocks, given a fresh
+random password for the run and locked again afterwards), 127.0.8.2 without
+authentication but refusing port 25 by rule. Verdicts through the proxy equal direct
+ones and Postfix sees the proxy's address; bad credentials, a proxy that is down and a
+refusing rule are unknown/connect_failed naming the proxy, never a verdict about the
+mailbox, and the password is never printed."""
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import labkit  # noqa: E402
+from labkit import LAB, NS, POSTFIX_LOG, client_commands, run_mailprobe  # noqa: E402
+
+SRC1, SRC2, SRC_OTHER24 = "127.0.9.1", "127.0.9.2", "127.0.10.1"
+HELOS = {SRC1: "one.lab.test", SRC2: "two.lab.test", SRC_OTHER24: "ten.lab.test"}
+# unknown mailboxes on domains whose MX is Postfix's mbox listener: each RCPT leaves a
+# reject line with client address and HELO name
+UNKNOWN = ["nobody@postfix.test", "nobody@multi.test", "nobody@twoip.test",
+           "nobody@cname.test", "nobody@implicit.test"]
+REJECT = re.compile(r"reject: RCPT from unknown\[([0-9.]+)\]: .* to=<([^>]+)> .*helo=<([^>]+)>")
+CONNECT = re.compile(r"postfix/(\w+)/smtpd\[\d+\]: connect from unknown\[([0-9.]+)\]")
+
+SOCKS_USER = "mplabsocks"
+AUTH_PROXY, RULE_PROXY, DOWN_PROXY = "127.0.8.1", "127.0.8.2", "127.0.8.9"
+
+
+def sources_args(*ips):
+    out = []
+    for ip in ips:
+        out += ["--source", "%s=%s" % (ip, HELOS[ip])]
+    return out
+
+
+def rejects(mark):
+    return [m.groups() for m in map(REJECT.search, mark.new_text().splitlines()) if m]
+
+
+class Sources(labkit.LabCase):
+    def test_each_domain_one_source_with_its_helo(self):
+        seen = {}
+        for _ in range(2):  # a second process picks the same address per domain
+            mark = labkit.postfix_mark()
+            run = run_mailprobe(UNKNOWN, sources_args(SRC1, SRC2))
+            for r in run.results:
+                self.assertEqual((r["verdict"], r["reason"]), ("undeliverable", "mailbox_absent"),
+                                 repr(run))
+            lines = rejects(mark)
+            self.assertEqual(sorted(rcpt for _, rcpt, _ in lines), sorted(UNKNOWN), lines)
+            for ip, rcpt, helo in lines:
+                self.assertIn(ip, (SRC1, SRC2))
+                self.assertEqual(helo, HELOS[ip], "HELO name of the source %s" % ip)
+                self.assertEqual(seen.setdefault(rcpt, ip), ip, "%s changed source" % rcpt)
+        self.assertEqual(set(seen.values()), {SRC1, SRC2}, "both sources used: %s" % seen)
+
+    def test_greylisted_retry_from_the_same_source(self):
+        addr = "egress-%d-%d@greylist.test" % (os.getpid(), int(time.time() * 1000) % 10**9)
+        mark = labkit.postfix_mark()
+        r = self.check(addr, "--greylist-wait", "60", *sources_args(SRC1, SRC_OTHER24))
+        self.assertVerdict(r, "deliverable", "accepted")
+        self.assertGreaterEqual(r["smtp"]["attempts"], 2, "it was greylisted first")
+        ips = [ip for lst, ip in (m.groups() for m in map(CONNECT.search,
+               mark.new_text().splitlines()) if m) if lst == "greylist"]
+        self.assertGreaterEqual(len(ips), 2, ips)
+        self.assertEqual(len(set(ips)), 1, "retries from one address: %s" % ips)
+        self.assertIn(ips[0], (SRC1, SRC_OTHER24))
+        ehlos = {c for c in client_commands(r) if c.startswith("EHLO ")}
+        self.assertEqual(ehlos, {"EHLO " + HELOS[ips[0]]})
+
+
+# --------------------------------------------------------------------------- danted
+def danted_conf(path, ip, method, block25):
+    rules = "socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 port = 25 }\n" if block25 else ""
+    with open(path, "w") as f:
+        f.write("logoutput: %s\ninternal: %s port = 1080\nexternal: %s\n"
+                "socksmethod: %s\nuser.privileged: root\nuser.unprivileged: nobody\n"
+                "client pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }\n%s"
+                "socks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 command: connect }\n"
+                % (path[:-5] + ".log", ip, ip, method, rules))
+
+
+def wait_listening(ip, port, secs=15):
+    probe = ("import socket,sys,time\nend=time.time()+%d\n"
+             "while time.time()<end:\n"
+             " try:\n  socket.create_connection(('%s',%d),1).close(); sys.exit(0)\n"
+             " except OSError: time.sleep(0.1)\nsys.exit(1)\n" % (secs, ip, port))
+    return labkit.nsexec(["/usr/bin/python3", "-c", probe]).returncode == 0
+
+
+class Proxy(labkit.LabCase):
+    procs = []
+
+    @classmethod
+    def setUpClass(cls):
+        labkit.require_lab()
+        if not os.path.exists("/usr/sbin/danted"):
+            raise labkit.LabError("danted is missing: run scripts/lab-deps (dante-server)")
+        if subprocess.run(["getent", "passwd", SOCKS_USER], capture_output=True).returncode:
+            raise labkit.LabError("system user %s is missing: run scripts/lab-deps" % SOCKS_USER)
+        cls.password = "pw-" + secrets.token_hex(8)
+        subprocess.run(["chpasswd"], input="%s:%s\n" % (SOCKS_USER, cls.password), text=True,
+                       check=True)
+        d = os.path.join(LAB, "dante")
+        os.makedirs(d, exist_ok=True)
+        for name, ip, method, block in (("auth", AUTH_PROXY, "username", False),
+                                        ("rule", RULE_PROXY, "none", True)):
+            conf = os.path.join(d, name + ".conf")
+            danted_conf(conf, ip, method, block)
+            with open(os.path.join(d, name + ".out"), "w") as out:
+                cls.procs.append(subprocess.Popen(
+                    ["ip", "netns", "exec", NS, "/usr/sbin/danted", "-f", conf, "-N", "1",
+                     "-p", os.path.join(d, name + ".pid")],
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True))
+            if not wait_listening(ip, 1080):
+                raise labkit.LabError("danted on %s did not start: see %s" % (ip, d))
+
+    @classmethod
+    def tearDownClass(cls):
+        for p in cls.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        subprocess.run(["usermod", "-L", SOCKS_USER], capture_output=True)
+
+    def proxy(self, ip=AUTH_PROXY, password=None, helo=""):
+        return "socks5://%s:%s@%s:1080%s" % (SOCKS_USER, password or self.password, ip,
+                                             "=" + helo if helo else "")
+
+    def test_same_verdicts_as_direct(self):
+        addrs = ["alice@postfix.test", "nobody@postfix.test", "full@access.test",
+                 "disabled@access.test", "blocked@access.test", "someone@catchall.test"]
+        direct = run_mailprobe(addrs, probe=True).results
+        mark = labkit.postfix_mark()
+        via = run_mailprobe(addrs, ["--proxy", self.proxy(helo="px.lab.test")],
+                            probe=True).results
+        key = lambda r: (r["email"], r["verdict"], r["reason"], r["smtp"]["code"],  # noqa: E731
+                         r["smtp"]["enhanced"], r["smtp"]["catch_all"])
+        self.assertEqual([key(r) for r in via], [key(r) for r in direct])
+        self.assertTrue(all(r["smtp"]["tls"] == d["smtp"]["tls"] for r, d in zip(via, direct)))
+        clients = {ip for _, ip in (m.groups() for m in map(CONNECT.search,
+                   mark.new_text().splitlines()) if m)}
+        self.assertEqual(clients, {AUTH_PROXY}, "Postfix saw only the proxy")
+        for r in via:  # the proxy's HELO name
+            self.assertIn("EHLO px.lab.test", client_commands(r))
+
+    def assertProxyFailure(self, run, words):
+        for r in run.results:
+            self.assertEqual((r["verdict"], r["reason"]), ("unknown", "connect_failed"), repr(run))
+            self.assertIn(words, r["reason_text"])
+            self.assertNotIn("port 25 may be blocked", r["reason_text"])
+            self.assertEqual(labkit.transcript(r) and client_commands(r), [], "no SMTP at all")
+        self.assertNotIn(self.password, run.stdout + run.stderr)
+        self.assertEqual(run.rc, 3)
+
+    def test_bad_credentials(self):
+        run = run_mailprobe(["alice@postfix.test", "nobody@postfix.test"],
+                            ["--proxy", self.proxy(password="wrong-" + self.password)])
+        self.assertProxyFailure(run, "SOCKS5 proxy socks5://mplabsocks@127.0.8.1:1080: "
+                                "the proxy refused the user name or password")
+        self.assertIn("resting it", run.stderr)
+
+    def test_no_credentials_for_an_authenticating_proxy(self):
+        run = run_mailprobe(["alice@postfix.test"], ["--proxy", "socks5://%s:1080" % AUTH_PROXY])
+        self.assertProxyFailure(run, "the proxy requires authentication (give USER:PASS)")
+
+    def test_proxy_down(self):
+        run = run_mailprobe(["alice@postfix.test"], ["--proxy", "socks5://%s:1080" % DOWN_PROXY])
+        self.assertProxyFailure(run, "SOCKS5 proxy socks5://127.0.8.9:1080: connection refused")
+
+    def test_rule_refuses_port_25(self):
+        run = run_mailprobe(["alice@postfix.test"], ["--proxy", "socks5://%s:1080" % RULE_PROXY])
+        self.assertProxyFailure(run, "the proxy refused the connection: connection not "
+                                "allowed by ruleset (REP 2)")
+
+
+if __name__ == "__main__":
+    labkit.main()
