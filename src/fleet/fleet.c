@@ -1,0 +1,651 @@
+/*
+ * fleet.c - the shared politeness budget and domain facts in Redis; see fleet.h and
+ * docs/internals/fleet.md (key layout, the scripts' contracts).
+ *
+ * Every decision about a (egress, server) pair is one Lua script run by Redis, which
+ * runs scripts one at a time: reading the leases, checking the window and the interval,
+ * and taking the slot cannot interleave with another worker's request. The scripts read
+ * the time with TIME (allowed since Redis 5 replicates a script's effects, not the
+ * script), so no worker's clock matters. Scripts are loaded once at open and called by
+ * their SHA1; a Redis that forgot them (restarted) answers NOSCRIPT and the request is
+ * sent again with the script's text.
+ *
+ * Ownership: each request owns copies of its arguments (req_t) and holds a reference on
+ * the handle, so fleet_free() from anywhere, even inside a callback, frees the handle
+ * only after hiredis has given back every request.
+ */
+#include "fleet/fleet.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wsign-conversion"
+#include <hiredis/adapters/libevent.h>
+#pragma GCC diagnostic pop
+
+#include "util/str.h"
+
+#define NAME_MAX_LEN 200          /* egress and server names in keys */
+#define FACT_MAX (64 * 1024)      /* bytes of one fact */
+#define IDLE_TTL_MS 3600000       /* a pair's state outlives its last use by an hour */
+#define ARGV_MAX 12
+
+/* ---- the scripts (contracts in docs/internals/fleet.md) ------------------------------ */
+
+/* KEYS: leases (zset lease -> expiry ms), state (hash next, win, strikes)
+ * ARGV: limit, min_interval_ms, lease_ms, lease id, idle_ttl_ms
+ * -> {granted 0|1, wait_ms, now_ms, active, allowed} */
+static const char script_acquire[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local limit = tonumber(ARGV[1])\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
+    "local active = redis.call('ZCARD', KEYS[1])\n"
+    "local st = redis.call('HMGET', KEYS[2], 'next', 'win')\n"
+    "local nxt = tonumber(st[1]) or 0\n"
+    "local win = tonumber(st[2]) or limit\n"
+    "if win > limit then win = limit end\n"
+    "local allowed = math.max(1, math.floor(win))\n"
+    "if active >= allowed then\n"
+    "  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')\n"
+    "  local wait = tonumber(first[2]) - now\n"
+    "  if nxt - now > wait then wait = nxt - now end\n"
+    "  return {0, wait, now, active, allowed}\n"
+    "end\n"
+    "if nxt > now then return {0, nxt - now, now, active, allowed} end\n"
+    "local lease_ms = tonumber(ARGV[3])\n"
+    "redis.call('ZADD', KEYS[1], now + lease_ms, ARGV[4])\n"
+    "redis.call('PEXPIRE', KEYS[1], lease_ms + 1000)\n"
+    "redis.call('HSET', KEYS[2], 'next', now + tonumber(ARGV[2]))\n"
+    "redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[5]))\n"
+    "return {1, 0, now, active + 1, allowed}\n";
+
+/* KEYS: leases, state.  ARGV: lease id, lease_ms
+ * -> {held 0|1, 0, now_ms, active, 0} */
+static const char script_renew[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
+    "local held = 0\n"
+    "if redis.call('ZSCORE', KEYS[1], ARGV[1]) then\n"
+    "  local exp = now + tonumber(ARGV[2])\n"
+    "  redis.call('ZADD', KEYS[1], exp, ARGV[1])\n"
+    "  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) + 1000 then\n"
+    "    redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + 1000)\n"
+    "  end\n"
+    "  held = 1\n"
+    "end\n"
+    "return {held, 0, now, redis.call('ZCARD', KEYS[1]), 0}\n";
+
+/* KEYS: leases, state.  ARGV: lease id, outcome ok|neutral|throttle, limit, penalty_ms,
+ * penalty_cap_ms, idle_ttl_ms  -> {held 0|1, 0, now_ms, active, allowed} */
+static const char script_release[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local held = redis.call('ZREM', KEYS[1], ARGV[1])\n"
+    "local limit = tonumber(ARGV[3])\n"
+    "local win = tonumber(redis.call('HGET', KEYS[2], 'win')) or limit\n"
+    "if win > limit then win = limit end\n"
+    "if ARGV[2] == 'throttle' then\n"
+    "  local strikes = (tonumber(redis.call('HGET', KEYS[2], 'strikes')) or 0) + 1\n"
+    "  win = math.max(1, win / 2)\n"
+    "  local pen = tonumber(ARGV[4]) * 2 ^ math.min(strikes - 1, 30)\n"
+    "  if pen > tonumber(ARGV[5]) then pen = tonumber(ARGV[5]) end\n"
+    "  local nxt = tonumber(redis.call('HGET', KEYS[2], 'next')) or 0\n"
+    "  if now + pen > nxt then redis.call('HSET', KEYS[2], 'next', now + pen) end\n"
+    "  redis.call('HSET', KEYS[2], 'strikes', strikes)\n"
+    "elseif ARGV[2] == 'ok' then\n"
+    "  win = math.min(limit, win + 1 / win)\n"
+    "  redis.call('HSET', KEYS[2], 'strikes', 0)\n"
+    "end\n"
+    "redis.call('HSET', KEYS[2], 'win', tostring(win))\n"
+    "redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[6]))\n"
+    "return {held, 0, now, redis.call('ZCARD', KEYS[1]), math.max(1, math.floor(win))}\n";
+
+enum { SC_ACQUIRE, SC_RENEW, SC_RELEASE, SC__COUNT };
+static const char *const scripts[SC__COUNT] = {script_acquire, script_renew, script_release};
+
+/* ---- handle and requests --------------------------------------------------------------- */
+
+struct fleet {
+    struct event_base *base;
+    fleet_url_t url;
+    redisAsyncContext *ac;      /* NULL while disconnected */
+    char sha[SC__COUNT][41];
+    char worker[17];            /* random id: lease ids are <worker>:<seq> */
+    uint64_t seq;
+    unsigned refs;              /* the owner's + one per request in flight */
+    bool closing;
+};
+
+typedef struct {
+    fleet_t *f;
+    int script;                 /* SC_*, or -1 for a plain command */
+    bool eval_sent;             /* NOSCRIPT: sent again as EVAL */
+    bool fact;                  /* a fact request: fcb; else lcb */
+    fleet_lease_cb lcb;
+    fleet_fact_cb fcb;
+    void *arg;
+    char lease[64];
+    int argc;
+    char *argv[ARGV_MAX];
+    size_t argvlen[ARGV_MAX];
+} req_t;
+
+static void fleet_unref(fleet_t *f)
+{
+    if (--f->refs == 0)
+        free(f);
+}
+
+static void req_free(req_t *rq)
+{
+    for (int i = 0; i < rq->argc; i++)
+        free(rq->argv[i]);
+    fleet_t *f = rq->f;
+    free(rq);
+    fleet_unref(f);
+}
+
+static bool req_arg(req_t *rq, const char *p, size_t n)
+{
+    if (rq->argc >= ARGV_MAX)
+        return false;
+    char *c = malloc(n + 1);
+    if (!c)
+        return false;
+    memcpy(c, p, n);
+    c[n] = '\0';
+    rq->argv[rq->argc] = c;
+    rq->argvlen[rq->argc++] = n;
+    return true;
+}
+
+static bool req_argf(req_t *rq, unsigned long long v)
+{
+    char b[32];
+    int n = snprintf(b, sizeof b, "%llu", v);
+    return req_arg(rq, b, (size_t)n);
+}
+
+static bool name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > NAME_MAX_LEN)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x21 || c == 0x7f || c == '{' || c == '}')
+            return false;
+    }
+    return true;
+}
+
+/* ---- URL -------------------------------------------------------------------------- */
+
+mp_status_t fleet_url_parse(const char *url, fleet_url_t *out, char *err, size_t errsize)
+{
+    static const char scheme[] = "redis://";
+    memset(out, 0, sizeof *out);
+    out->port = 6379;
+    if (strncmp(url, scheme, sizeof scheme - 1) != 0)
+        goto bad;
+    const char *h = url + sizeof scheme - 1, *end = h + strlen(h);
+    const char *slash = strchr(h, '/');
+    if (slash) {
+        uint64_t db;
+        if (!mp_parse_uint(slash + 1, 0, 15, &db))
+            goto bad;
+        out->db = (unsigned)db;
+        end = slash;
+    }
+    const char *hend = end, *colon = NULL;
+    if (*h == '[') {
+        const char *rb = memchr(h, ']', (size_t)(end - h));
+        if (!rb)
+            goto bad;
+        colon = rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
+        if (rb + 1 != end && !colon)
+            goto bad;
+        h++;
+        hend = rb;
+    } else {
+        colon = memchr(h, ':', (size_t)(end - h));
+        if (colon)
+            hend = colon;
+    }
+    if (colon) {
+        char port[8];
+        uint64_t p;
+        size_t n = (size_t)(end - colon - 1);
+        if (n == 0 || n >= sizeof port)
+            goto bad;
+        memcpy(port, colon + 1, n);
+        port[n] = '\0';
+        if (!mp_parse_uint(port, 1, 65535, &p))
+            goto bad;
+        out->port = (unsigned)p;
+    }
+    if (hend == h || (size_t)(hend - h) >= sizeof out->host)
+        goto bad;
+    memcpy(out->host, h, (size_t)(hend - h));
+    out->host[hend - h] = '\0';
+    return MP_OK;
+bad:
+    snprintf(err, errsize, "'%s' is not a Redis URL (redis://HOST[:PORT][/DB], DB 0-15)", url);
+    return MP_ERR_ARG;
+}
+
+/* ---- connection ------------------------------------------------------------------------- */
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    fleet_t *f = ac->data;
+    if (status != REDIS_OK && f && f->ac == ac)
+        f->ac = NULL; /* hiredis frees it; the next request connects again */
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    fleet_t *f = ac->data;
+    (void)status;
+    if (f && f->ac == ac)
+        f->ac = NULL;
+}
+
+/* The asynchronous connection, made when none is up (at open, after a loss). */
+static mp_status_t fleet_connect(fleet_t *f)
+{
+    if (f->ac)
+        return MP_OK;
+    redisAsyncContext *ac = redisAsyncConnect(f->url.host, (int)f->url.port);
+    if (!ac)
+        return MP_ERR_NOMEM;
+    if (ac->err || redisLibeventAttach(ac, f->base) != REDIS_OK) {
+        redisAsyncFree(ac);
+        return MP_ERR_IO;
+    }
+    ac->data = f;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    f->ac = ac;
+    if (f->url.db) {
+        char db[8];
+        snprintf(db, sizeof db, "%u", f->url.db);
+        const char *argv[] = {"SELECT", db};
+        if (redisAsyncCommandArgv(ac, NULL, NULL, 2, argv, NULL) != REDIS_OK)
+            return MP_ERR_IO;
+    }
+    return MP_OK;
+}
+
+/* Check Redis and load the scripts, synchronously: a clear error before any work. */
+static mp_status_t fleet_check(fleet_t *f, unsigned timeout_ms, char *err, size_t errsize)
+{
+    struct timeval tv = {(time_t)(timeout_ms / 1000), (suseconds_t)(timeout_ms % 1000) * 1000};
+    mp_status_t st = MP_ERR_IO;
+    redisReply *r = NULL;
+    redisContext *c = redisConnectWithTimeout(f->url.host, (int)f->url.port, tv);
+    if (!c || c->err) {
+        snprintf(err, errsize, "redis %s:%u: %s", f->url.host, f->url.port,
+                 c ? c->errstr : "out of memory");
+        goto done;
+    }
+    redisSetTimeout(c, tv);
+    if (f->url.db) {
+        r = redisCommand(c, "SELECT %u", f->url.db);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errsize, "redis %s:%u: SELECT %u: %s", f->url.host, f->url.port,
+                     f->url.db, r ? r->str : c->errstr);
+            goto done;
+        }
+        freeReplyObject(r);
+    }
+    for (int i = 0; i < SC__COUNT; i++) {
+        r = redisCommand(c, "SCRIPT LOAD %s", scripts[i]);
+        if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
+            snprintf(err, errsize, "redis %s:%u: cannot load a script: %s", f->url.host,
+                     f->url.port, !r ? c->errstr : r->type == REDIS_REPLY_ERROR ? r->str
+                                                                             : "bad reply");
+            goto done;
+        }
+        memcpy(f->sha[i], r->str, 41);
+        freeReplyObject(r);
+        r = NULL;
+    }
+    st = MP_OK;
+done:
+    if (r)
+        freeReplyObject(r);
+    if (c)
+        redisFree(c);
+    return st;
+}
+
+fleet_t *fleet_open(struct event_base *base, const char *url, unsigned timeout_ms, char *err,
+                    size_t errsize)
+{
+    fleet_t *f = calloc(1, sizeof *f);
+    if (!f) {
+        snprintf(err, errsize, "out of memory");
+        return NULL;
+    }
+    f->base = base;
+    f->refs = 1;
+    unsigned char rnd[8];
+    if (fleet_url_parse(url, &f->url, err, errsize) != MP_OK)
+        goto fail;
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+        snprintf(err, errsize, "getrandom failed");
+        goto fail;
+    }
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(f->worker + 2 * i, 3, "%02x", rnd[i]);
+    if (fleet_check(f, timeout_ms ? timeout_ms : 5000, err, errsize) != MP_OK)
+        goto fail;
+    if (fleet_connect(f) != MP_OK) {
+        snprintf(err, errsize, "redis %s:%u: cannot start a connection", f->url.host,
+                 f->url.port);
+        goto fail;
+    }
+    return f;
+fail:
+    fleet_free(f);
+    return NULL;
+}
+
+void fleet_free(fleet_t *f)
+{
+    if (!f || f->closing)
+        return;
+    f->closing = true;
+    redisAsyncContext *ac = f->ac;
+    f->ac = NULL;
+    if (ac) {
+        /* may call every pending callback now (or later, from inside a callback): each
+         * drops its request's reference; the owner's keeps f alive until here */
+        ac->data = NULL;
+        redisAsyncFree(ac);
+    }
+    fleet_unref(f); /* the owner's */
+}
+
+/* ---- replies ---------------------------------------------------------------------------- */
+
+static void req_send(req_t *rq, const char **err_out);
+
+static void lease_answer(req_t *rq, const redisReply *r, const char *error)
+{
+    fleet_lease_t l;
+    memset(&l, 0, sizeof l);
+    l.error = error;
+    if (!error) {
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 5) {
+            l.error = "unexpected reply from the lease script";
+        } else {
+            long long v[5];
+            for (size_t i = 0; i < 5; i++) {
+                const redisReply *e = r->element[i];
+                v[i] = e->type == REDIS_REPLY_INTEGER ? e->integer : 0;
+            }
+            l.granted = v[0] == 1;
+            l.wait_ms = v[1] > 0 ? (uint64_t)v[1] : 0;
+            l.now_ms = v[2] > 0 ? (uint64_t)v[2] : 0;
+            l.active = v[3] > 0 ? (unsigned)v[3] : 0;
+            l.allowed = v[4] > 0 ? (unsigned)v[4] : 0;
+            mp_strlcpy(l.lease, rq->lease, sizeof l.lease);
+            if (rq->script == SC_ACQUIRE && !l.granted)
+                l.lease[0] = '\0';
+        }
+    }
+    if (rq->lcb)
+        rq->lcb(&l, rq->arg);
+}
+
+static void fact_answer(req_t *rq, const redisReply *r, const char *error)
+{
+    if (!rq->fcb)
+        return;
+    if (error) {
+        rq->fcb(error, NULL, 0, 0, rq->arg);
+        return;
+    }
+    /* GET: MULTI [GET, PTTL] -> array of 2; PUT: status OK */
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+        const redisReply *v = r->element[0], *t = r->element[1];
+        uint64_t ttl = t->type == REDIS_REPLY_INTEGER && t->integer > 0 ? (uint64_t)t->integer : 0;
+        if (v->type == REDIS_REPLY_STRING)
+            rq->fcb(NULL, v->str, v->len, ttl, rq->arg);
+        else
+            rq->fcb(NULL, NULL, 0, 0, rq->arg);
+    } else if (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_NIL) {
+        rq->fcb(NULL, NULL, 0, 0, rq->arg);
+    } else {
+        rq->fcb("unexpected reply to a fact request", NULL, 0, 0, rq->arg);
+    }
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    req_t *rq = privdata;
+    const redisReply *r = reply;
+    (void)ac;
+    if (rq->f->closing) {
+        req_free(rq);
+        return;
+    }
+    char ebuf[200];
+    const char *error = NULL;
+    if (!r) {
+        error = "connection to Redis lost";
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        if (rq->script >= 0 && !rq->eval_sent && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+            /* Redis forgot the script (restarted): send its text this once */
+            free(rq->argv[0]);
+            free(rq->argv[1]);
+            rq->argv[0] = rq->argv[1] = NULL;
+            rq->argvlen[0] = rq->argvlen[1] = 0;
+            rq->eval_sent = true;
+            const char *e = NULL;
+            rq->argv[0] = strdup("EVAL");
+            rq->argv[1] = strdup(scripts[rq->script]);
+            if (rq->argv[0] && rq->argv[1]) {
+                rq->argvlen[0] = 4;
+                rq->argvlen[1] = strlen(scripts[rq->script]);
+                req_send(rq, &e);
+                if (!e)
+                    return;
+            }
+            error = e ? e : "out of memory";
+        } else {
+            snprintf(ebuf, sizeof ebuf, "redis: %s", r->str);
+            error = ebuf;
+        }
+    } else if (r->type == REDIS_REPLY_ARRAY && rq->fact && r->elements == 2 &&
+               r->element[0]->type == REDIS_REPLY_ERROR) {
+        snprintf(ebuf, sizeof ebuf, "redis: %s", r->element[0]->str);
+        error = ebuf;
+    }
+    if (rq->fact)
+        fact_answer(rq, r, error);
+    else
+        lease_answer(rq, r, error);
+    req_free(rq);
+}
+
+/* Send a request; *err_out set (and the request still ours) when it could not be. */
+static void req_send(req_t *rq, const char **err_out)
+{
+    fleet_t *f = rq->f;
+    *err_out = NULL;
+    if (fleet_connect(f) != MP_OK || !f->ac) {
+        *err_out = "cannot connect to Redis";
+        return;
+    }
+    if (redisAsyncCommandArgv(f->ac, on_reply, rq, rq->argc, (const char **)rq->argv,
+                              rq->argvlen) != REDIS_OK)
+        *err_out = "cannot send to Redis";
+}
+
+static req_t *req_new(fleet_t *f, int script, void *arg)
+{
+    req_t *rq = calloc(1, sizeof *rq);
+    if (!rq)
+        return NULL;
+    rq->f = f;
+    f->refs++;
+    rq->script = script;
+    rq->arg = arg;
+    return rq;
+}
+
+/* Submit: MP_OK (the callback will come) or an error (no callback, request freed). */
+static mp_status_t req_submit(req_t *rq, bool args_ok)
+{
+    const char *e = NULL;
+    if (!args_ok) {
+        req_free(rq);
+        return MP_ERR_NOMEM;
+    }
+    req_send(rq, &e);
+    if (e) {
+        req_free(rq);
+        return MP_ERR_IO;
+    }
+    return MP_OK;
+}
+
+/* EVALSHA sha 2 mp:lease:{E|M} mp:dest:{E|M} */
+static bool script_head(req_t *rq, const char *egress, const char *mx)
+{
+    char key[2 * NAME_MAX_LEN + 32];
+    bool ok = req_arg(rq, "EVALSHA", 7) &&
+              req_arg(rq, rq->f->sha[rq->script], 40) && req_arg(rq, "2", 1);
+    int n = snprintf(key, sizeof key, "mp:lease:{%s|%s}", egress, mx);
+    ok = ok && req_arg(rq, key, (size_t)n);
+    n = snprintf(key, sizeof key, "mp:dest:{%s|%s}", egress, mx);
+    return ok && req_arg(rq, key, (size_t)n);
+}
+
+static bool limits_ok(const fleet_limits_t *lim)
+{
+    return lim && lim->limit >= 1 && lim->lease_ms >= 1;
+}
+
+mp_status_t fleet_lease_acquire(fleet_t *f, const char *egress, const char *mx,
+                                const fleet_limits_t *lim, fleet_lease_cb cb, void *arg)
+{
+    if (!f || f->closing || !cb || !name_ok(egress) || !name_ok(mx) || !limits_ok(lim))
+        return MP_ERR_ARG;
+    req_t *rq = req_new(f, SC_ACQUIRE, arg);
+    if (!rq)
+        return MP_ERR_NOMEM;
+    rq->lcb = cb;
+    snprintf(rq->lease, sizeof rq->lease, "%s:%llu", f->worker, (unsigned long long)++f->seq);
+    bool ok = script_head(rq, egress, mx) && req_argf(rq, lim->limit) &&
+              req_argf(rq, lim->min_interval_ms) && req_argf(rq, lim->lease_ms) &&
+              req_arg(rq, rq->lease, strlen(rq->lease)) && req_argf(rq, IDLE_TTL_MS);
+    return req_submit(rq, ok);
+}
+
+mp_status_t fleet_lease_renew(fleet_t *f, const char *egress, const char *mx,
+                              const char *lease, const fleet_limits_t *lim,
+                              fleet_lease_cb cb, void *arg)
+{
+    if (!f || f->closing || !name_ok(egress) || !name_ok(mx) || !lease || !*lease ||
+        strlen(lease) >= sizeof ((req_t *)0)->lease || !limits_ok(lim))
+        return MP_ERR_ARG;
+    req_t *rq = req_new(f, SC_RENEW, arg);
+    if (!rq)
+        return MP_ERR_NOMEM;
+    rq->lcb = cb;
+    mp_strlcpy(rq->lease, lease, sizeof rq->lease);
+    bool ok = script_head(rq, egress, mx) && req_arg(rq, lease, strlen(lease)) &&
+              req_argf(rq, lim->lease_ms);
+    return req_submit(rq, ok);
+}
+
+mp_status_t fleet_lease_release(fleet_t *f, const char *egress, const char *mx,
+                                const char *lease, fleet_outcome_t o,
+                                const fleet_limits_t *lim, fleet_lease_cb cb, void *arg)
+{
+    static const char *const names[] = {[FLEET_OK] = "ok", [FLEET_NEUTRAL] = "neutral",
+                                        [FLEET_THROTTLE] = "throttle"};
+    if (!f || f->closing || !name_ok(egress) || !name_ok(mx) || !lease || !*lease ||
+        strlen(lease) >= sizeof ((req_t *)0)->lease || !limits_ok(lim) ||
+        (unsigned)o > FLEET_THROTTLE)
+        return MP_ERR_ARG;
+    req_t *rq = req_new(f, SC_RELEASE, arg);
+    if (!rq)
+        return MP_ERR_NOMEM;
+    rq->lcb = cb;
+    mp_strlcpy(rq->lease, lease, sizeof rq->lease);
+    bool ok = script_head(rq, egress, mx) && req_arg(rq, lease, strlen(lease)) &&
+              req_arg(rq, names[o], strlen(names[o])) && req_argf(rq, lim->limit) &&
+              req_argf(rq, lim->penalty_ms) && req_argf(rq, lim->penalty_cap_ms) &&
+              req_argf(rq, IDLE_TTL_MS);
+    return req_submit(rq, ok);
+}
+
+/* ---- facts -------------------------------------------------------------------------------- */
+
+static const char *fact_name(fleet_fact_t k)
+{
+    switch (k) {
+    case FLEET_FACT_MX: return "mx";
+    case FLEET_FACT_CATCH_ALL: return "catchall";
+    case FLEET_FACT_PROVIDER: return "provider";
+    }
+    return NULL;
+}
+
+static bool fact_key(req_t *rq, fleet_fact_t kind, const char *domain)
+{
+    char key[NAME_MAX_LEN + 32];
+    int n = snprintf(key, sizeof key, "mp:fact:%s:%s", fact_name(kind), domain);
+    return req_arg(rq, key, (size_t)n);
+}
+
+mp_status_t fleet_fact_get(fleet_t *f, fleet_fact_t kind, const char *domain,
+                           fleet_fact_cb cb, void *arg)
+{
+    if (!f || f->closing || !cb || !fact_name(kind) || !name_ok(domain))
+        return MP_ERR_ARG;
+    req_t *rq = req_new(f, -1, arg);
+    if (!rq)
+        return MP_ERR_NOMEM;
+    rq->fact = true;
+    rq->fcb = cb;
+    /* value and remaining TTL from one moment, in one round trip: a two-line script
+     * sent as text (no SHA to keep for it) */
+    bool ok = req_arg(rq, "EVAL", 4) &&
+              req_arg(rq, "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}",
+                      strlen("return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}")) &&
+              req_arg(rq, "1", 1) && fact_key(rq, kind, domain);
+    return req_submit(rq, ok);
+}
+
+mp_status_t fleet_fact_put(fleet_t *f, fleet_fact_t kind, const char *domain,
+                           const char *value, size_t len, uint64_t ttl_ms, fleet_fact_cb cb,
+                           void *arg)
+{
+    if (!f || f->closing || !fact_name(kind) || !name_ok(domain) || !value ||
+        len > FACT_MAX || ttl_ms == 0)
+        return MP_ERR_ARG;
+    req_t *rq = req_new(f, -1, arg);
+    if (!rq)
+        return MP_ERR_NOMEM;
+    rq->fact = true;
+    rq->fcb = cb;
+    bool ok = req_arg(rq, "SET", 3) && fact_key(rq, kind, domain) &&
+              req_arg(rq, value, len) && req_arg(rq, "PX", 2) &&
+              req_argf(rq, (unsigned long long)ttl_ms);
+    return req_submit(rq, ok);
+}

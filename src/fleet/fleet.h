@@ -1,0 +1,120 @@
+/*
+ * fleet.h - what several mailprobe processes share through Redis: the politeness budget
+ * per (outbound address, server address) and the domain facts.
+ *
+ * Does: keep one hiredis connection on the caller's libevent loop; lease a session slot
+ * for (egress, server) - at most N at once and a minimum interval between two starts,
+ * decided atomically by one Lua script on Redis' own clock (TIME), so workers on many
+ * machines with unsynchronised clocks see one budget; leases expire by themselves when a
+ * worker dies; a 421 (throttle) halves the shared window and delays the next start for
+ * every worker; get/put domain facts (MX answers, catch-all, provider) with a TTL.
+ * Does not: decide when to open a session (sched), read our clock, keep local state
+ * beyond the connection, or distribute jobs (docs/internals/fleet.md: the stream design).
+ * Key layout and the scripts' contracts: docs/internals/fleet.md.
+ *
+ * Lifetime: fleet_open() checks Redis synchronously (a clear error and NULL when it is
+ * unreachable), then works asynchronously; fleet_free() drops pending requests without
+ * calling back. Callbacks run from the loop, never inside the call that started them;
+ * their arguments are borrowed.
+ */
+#ifndef MP_FLEET_FLEET_H
+#define MP_FLEET_FLEET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "mailprobe.h"
+
+typedef struct fleet fleet_t;
+
+/** redis://HOST[:PORT][/DB], parsed. */
+typedef struct {
+    char host[256];
+    unsigned port; /* default 6379 */
+    unsigned db;   /* default 0 */
+} fleet_url_t;
+
+/** Parse a Redis URL. @return MP_OK or MP_ERR_ARG with a one-line reason in err. */
+mp_status_t fleet_url_parse(const char *url, fleet_url_t *out, char *err, size_t errsize);
+
+/**
+ * Connect to Redis: PING and load the scripts synchronously (at most timeout_ms), then
+ * keep an asynchronous connection on base. A lost connection fails the requests in
+ * flight (with an error in their callback) and is made again by the next request.
+ * @return the handle, or NULL with a one-line reason in err ("redis 127.0.0.1:6390:
+ *         Connection refused")
+ */
+fleet_t *fleet_open(struct event_base *base, const char *url, unsigned timeout_ms, char *err,
+                    size_t errsize);
+
+/** Close; pending requests are dropped without their callbacks. NULL is ignored. */
+void fleet_free(fleet_t *f);
+
+/** The politeness rules of one (egress, server) pair; every worker passes the same. */
+typedef struct {
+    unsigned limit;           /* sessions at once, fleet-wide (>= 1) */
+    unsigned min_interval_ms; /* between two session starts */
+    unsigned lease_ms;        /* a lease not renewed or released expires after this */
+    unsigned penalty_ms;      /* after a throttle, doubling per consecutive one */
+    unsigned penalty_cap_ms;  /* longest penalty */
+} fleet_limits_t;
+
+/** How a leased session went, for the shared window (AIMD, as sched/window.c). */
+typedef enum { FLEET_OK, FLEET_NEUTRAL, FLEET_THROTTLE } fleet_outcome_t;
+
+/** The answer to a lease request (borrowed by the callback). */
+typedef struct {
+    const char *error;   /* non-NULL: Redis failed (connection lost, script error) */
+    bool granted;        /* acquire: a slot is ours; renew: the lease was still held;
+                            release: the lease was still held when released */
+    char lease[64];      /* acquire: the lease id, to renew or release */
+    uint64_t wait_ms;    /* acquire refused: try again after at most this */
+    uint64_t now_ms;     /* Redis' clock when the script ran (ms since the epoch) */
+    unsigned active;     /* leases held for the pair after the decision */
+    unsigned allowed;    /* sessions the shared window allows now (<= limit) */
+} fleet_lease_t;
+
+typedef void (*fleet_lease_cb)(const fleet_lease_t *l, void *arg);
+
+/**
+ * Ask for a session slot toward server `mx` through `egress` (names without '{', '}',
+ * control bytes; at most 200 bytes each).
+ * @return MP_OK (the callback will come), MP_ERR_ARG, MP_ERR_NOMEM or MP_ERR_IO (no
+ *         connection could be started; no callback)
+ */
+mp_status_t fleet_lease_acquire(fleet_t *f, const char *egress, const char *mx,
+                                const fleet_limits_t *lim, fleet_lease_cb cb, void *arg);
+
+/** Keep a lease alive for another lim->lease_ms (a session longer than a lease).
+ *  cb may be NULL. granted false: it had expired (and may have been reclaimed). */
+mp_status_t fleet_lease_renew(fleet_t *f, const char *egress, const char *mx,
+                              const char *lease, const fleet_limits_t *lim,
+                              fleet_lease_cb cb, void *arg);
+
+/** Give a lease back with the session's outcome; a throttle halves the shared window and
+ *  sets the shared penalty. cb may be NULL. */
+mp_status_t fleet_lease_release(fleet_t *f, const char *egress, const char *mx,
+                                const char *lease, fleet_outcome_t o,
+                                const fleet_limits_t *lim, fleet_lease_cb cb, void *arg);
+
+/** Kinds of shared domain facts. */
+typedef enum { FLEET_FACT_MX, FLEET_FACT_CATCH_ALL, FLEET_FACT_PROVIDER } fleet_fact_t;
+
+/** A fact's answer: value NULL when absent; ttl_ms what is left of its TTL. */
+typedef void (*fleet_fact_cb)(const char *error, const char *value, size_t len,
+                              uint64_t ttl_ms, void *arg);
+
+/** Read a fact of a domain (lower-case A-label form). */
+mp_status_t fleet_fact_get(fleet_t *f, fleet_fact_t kind, const char *domain,
+                           fleet_fact_cb cb, void *arg);
+
+/** Store a fact (opaque bytes, at most 64 KiB) for ttl_ms (>= 1). cb may be NULL; it gets
+ *  value NULL. */
+mp_status_t fleet_fact_put(fleet_t *f, fleet_fact_t kind, const char *domain,
+                           const char *value, size_t len, uint64_t ttl_ms, fleet_fact_cb cb,
+                           void *arg);
+
+#endif

@@ -1,0 +1,511 @@
+/*
+ * test_fleet.c - the fleet module (src/fleet/) against a real redis-server that the test
+ * starts on 127.0.0.1 on a free port (Debian's redis-server; missing, the test fails) and
+ * kills by pid:
+ *  - four workers (four connections) ask for leases of one (egress, server) pair 100
+ *    times, holding each a few ms: the leases' intervals on Redis' own clock never
+ *    overlap more than the limit, and every request is served;
+ *  - a worker that dies holding a lease: the lease expires and another worker gets it;
+ *  - the minimum interval between starts; a throttle halves the shared window and delays
+ *    every worker by the penalty; renewing a live and an expired lease;
+ *  - facts: put, get from another worker with the TTL left, absent, expired;
+ *  - Redis unreachable at open: a clear one-line error; Redis killed: requests fail with
+ *    an error in their callback; Redis back (scripts forgotten): work resumes.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "fleet/fleet.h"
+
+#define REDIS_BIN "/usr/bin/redis-server"
+
+static pid_t redis_pid = -1;
+static unsigned redis_port;
+static char redis_dir[64];
+static char url[64];
+static struct event_base *base;
+
+static unsigned free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof in;
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&in, sizeof in), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&in, &len), 0);
+    close(fd);
+    return ntohs(in.sin_port);
+}
+
+static void redis_start(void)
+{
+    char port[16], log[128];
+    snprintf(port, sizeof port, "%u", redis_port);
+    snprintf(log, sizeof log, "%s/redis.log", redis_dir);
+    if (access(REDIS_BIN, X_OK) != 0)
+        fail_msg("%s is missing: install Debian's redis-server (scripts/deps test)", REDIS_BIN);
+    redis_pid = fork();
+    assert_true(redis_pid >= 0);
+    if (redis_pid == 0) {
+        execl(REDIS_BIN, "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+              "--appendonly", "no", "--dir", redis_dir, "--logfile", log, "--daemonize", "no",
+              (char *)NULL);
+        _exit(127);
+    }
+    char err[256];
+    for (int i = 0; i < 100; i++) { /* up to 10 s */
+        fleet_t *f = fleet_open(base, url, 500, err, sizeof err);
+        if (f) {
+            fleet_free(f);
+            return;
+        }
+        usleep(100000);
+    }
+    fail_msg("redis-server did not start: %s", err);
+}
+
+static void redis_kill(int sig)
+{
+    if (redis_pid > 0) {
+        kill(redis_pid, sig);
+        waitpid(redis_pid, NULL, 0);
+        redis_pid = -1;
+    }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    base = event_base_new();
+    snprintf(redis_dir, sizeof redis_dir, "/tmp/mp-test-fleet-XXXXXX");
+    if (!base || !mkdtemp(redis_dir))
+        return -1;
+    redis_port = free_port();
+    snprintf(url, sizeof url, "redis://127.0.0.1:%u", redis_port);
+    redis_start();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    redis_kill(SIGTERM);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", redis_dir);
+    if (system(cmd) != 0)
+        return -1;
+    event_base_free(base);
+    return 0;
+}
+
+static fleet_t *open_ok(void)
+{
+    char err[256] = "";
+    fleet_t *f = fleet_open(base, url, 2000, err, sizeof err);
+    if (!f)
+        fail_msg("fleet_open: %s", err);
+    return f;
+}
+
+/* ---- synchronous wrappers for step-by-step tests -------------------------------------- */
+
+typedef struct {
+    bool done;
+    fleet_lease_t l;
+    char err[200];
+} lease_wait_t;
+
+static void lease_cb(const fleet_lease_t *l, void *arg)
+{
+    lease_wait_t *w = arg;
+    w->l = *l;
+    w->l.error = NULL;
+    if (l->error)
+        snprintf(w->err, sizeof w->err, "%s", l->error);
+    w->done = true;
+}
+
+static void loop_until(bool *flag)
+{
+    for (int i = 0; !*flag && i < 100000; i++)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_true(*flag);
+}
+
+static const fleet_limits_t lim_default = {.limit = 4, .min_interval_ms = 200, .lease_ms = 10000,
+                                           .penalty_ms = 500, .penalty_cap_ms = 4000};
+
+static lease_wait_t acquire(fleet_t *f, const char *mx, const fleet_limits_t *lim)
+{
+    lease_wait_t w = {0};
+    assert_int_equal(fleet_lease_acquire(f, "127.0.9.1", mx, lim, lease_cb, &w), MP_OK);
+    loop_until(&w.done);
+    return w;
+}
+
+static lease_wait_t release(fleet_t *f, const char *mx, const char *lease, fleet_outcome_t o,
+                            const fleet_limits_t *lim)
+{
+    lease_wait_t w = {0};
+    assert_int_equal(fleet_lease_release(f, "127.0.9.1", mx, lease, o, lim, lease_cb, &w), MP_OK);
+    loop_until(&w.done);
+    return w;
+}
+
+/* ---- many workers, one budget ---------------------------------------------------------- */
+
+#define WORKERS 4
+#define ROUNDS 25
+#define LIMIT 3
+
+typedef struct {
+    uint64_t start, end;
+} span_t;
+
+static span_t spans[WORKERS * ROUNDS];
+static size_t nspans, finished;
+static const fleet_limits_t lim_conc = {.limit = LIMIT, .min_interval_ms = 0, .lease_ms = 10000,
+                                        .penalty_ms = 100, .penalty_cap_ms = 1000};
+
+typedef struct worker {
+    fleet_t *f;
+    struct event *timer;
+    char lease[64];
+    size_t span;
+    unsigned done;
+    bool holding;
+} worker_t;
+
+static void worker_try(worker_t *w);
+
+static void on_released(const fleet_lease_t *l, void *arg)
+{
+    worker_t *w = arg;
+    if (l->error)
+        fail_msg("release: %s", l->error);
+    assert_true(l->granted); /* still held: 10 s leases do not expire here */
+    spans[w->span].end = l->now_ms;
+    if (++w->done < ROUNDS)
+        worker_try(w);
+    else if (++finished == WORKERS)
+        event_base_loopbreak(base);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    worker_t *w = arg;
+    (void)fd;
+    (void)what;
+    if (w->holding) {
+        w->holding = false;
+        assert_int_equal(fleet_lease_release(w->f, "127.0.9.1", "192.0.2.25", w->lease,
+                                             FLEET_NEUTRAL, &lim_conc, on_released, w),
+                         MP_OK);
+    } else {
+        worker_try(w);
+    }
+}
+
+static void after_ms(worker_t *w, uint64_t ms)
+{
+    struct timeval tv = {0, (suseconds_t)(ms * 1000)};
+    evtimer_add(w->timer, &tv);
+}
+
+static void on_acquired(const fleet_lease_t *l, void *arg)
+{
+    worker_t *w = arg;
+    if (l->error)
+        fail_msg("acquire: %s", l->error);
+    if (!l->granted) {
+        assert_true(l->active >= l->allowed || l->wait_ms > 0);
+        after_ms(w, l->wait_ms < 2 ? 1 : 2); /* poll: a release may come before the hint */
+        return;
+    }
+    assert_true(l->active <= LIMIT);
+    assert_true(nspans < WORKERS * ROUNDS);
+    w->span = nspans++;
+    spans[w->span].start = l->now_ms;
+    snprintf(w->lease, sizeof w->lease, "%s", l->lease);
+    w->holding = true;
+    after_ms(w, 3 + (uint64_t)(rand() % 6)); /* the "session" */
+}
+
+static void worker_try(worker_t *w)
+{
+    assert_int_equal(fleet_lease_acquire(w->f, "127.0.9.1", "192.0.2.25", &lim_conc,
+                                         on_acquired, w),
+                     MP_OK);
+}
+
+static int cmp_ev(const void *a, const void *b)
+{
+    const int64_t *x = a, *y = b; /* {time, +1 grant | -1 release} */
+    if (x[0] != y[0])
+        return x[0] < y[0] ? -1 : 1;
+    return (int)(x[1] - y[1]); /* at the same ms, releases first: Redis served them first,
+                                  or the grant would have been refused */
+}
+
+static void test_never_more_than_the_limit(void **state)
+{
+    (void)state;
+    worker_t w[WORKERS];
+    memset(w, 0, sizeof w);
+    srand(12);
+    for (int i = 0; i < WORKERS; i++) {
+        w[i].f = open_ok();
+        w[i].timer = evtimer_new(base, on_timer, &w[i]);
+    }
+    for (int i = 0; i < WORKERS; i++)
+        worker_try(&w[i]);
+    event_base_dispatch(base);
+    assert_int_equal(finished, WORKERS);
+    assert_int_equal(nspans, WORKERS * ROUNDS);
+    static int64_t ev[2 * WORKERS * ROUNDS][2];
+    for (size_t i = 0; i < nspans; i++) {
+        assert_true(spans[i].end >= spans[i].start);
+        ev[2 * i][0] = (int64_t)spans[i].start;
+        ev[2 * i][1] = 1;
+        ev[2 * i + 1][0] = (int64_t)spans[i].end;
+        ev[2 * i + 1][1] = -1;
+    }
+    qsort(ev, 2 * nspans, sizeof ev[0], cmp_ev);
+    int cur = 0, max = 0;
+    for (size_t i = 0; i < 2 * nspans; i++) {
+        cur += (int)ev[i][1];
+        if (cur > max)
+            max = cur;
+    }
+    assert_true(max <= LIMIT);
+    assert_true(max >= 2); /* the workers did overlap: the limit was what held them */
+    for (int i = 0; i < WORKERS; i++) {
+        event_free(w[i].timer);
+        fleet_free(w[i].f);
+    }
+}
+
+/* ---- a dead worker's lease ------------------------------------------------------------ */
+
+static void test_expired_lease_is_reclaimed(void **state)
+{
+    (void)state;
+    const fleet_limits_t lim = {.limit = 1, .lease_ms = 300, .penalty_ms = 100,
+                                .penalty_cap_ms = 100};
+    fleet_t *dead = open_ok(), *alive = open_ok();
+    lease_wait_t a = acquire(dead, "192.0.2.30", &lim);
+    assert_true(a.l.granted);
+    fleet_free(dead); /* dies holding it */
+    lease_wait_t b = acquire(alive, "192.0.2.30", &lim);
+    assert_false(b.l.granted);
+    assert_true(b.l.wait_ms > 0 && b.l.wait_ms <= 300);
+    assert_int_equal(b.l.active, 1);
+    int tries = 0;
+    do {
+        usleep((useconds_t)(b.l.wait_ms + 5) * 1000);
+        b = acquire(alive, "192.0.2.30", &lim);
+    } while (!b.l.granted && ++tries < 10);
+    assert_true(b.l.granted);
+    assert_true(b.l.now_ms >= a.l.now_ms + 300);
+    /* renewing: the live lease is held, the dead one is gone */
+    lease_wait_t r = {0};
+    assert_int_equal(fleet_lease_renew(alive, "127.0.9.1", "192.0.2.30", b.l.lease, &lim,
+                                       lease_cb, &r), MP_OK);
+    loop_until(&r.done);
+    assert_true(r.l.granted);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(fleet_lease_renew(alive, "127.0.9.1", "192.0.2.30", a.l.lease, &lim,
+                                       lease_cb, &r), MP_OK);
+    loop_until(&r.done);
+    assert_false(r.l.granted);
+    fleet_free(alive);
+}
+
+/* ---- interval, shared penalty and window ---------------------------------------------- */
+
+static void test_interval_and_shared_penalty(void **state)
+{
+    (void)state;
+    fleet_t *w1 = open_ok(), *w2 = open_ok();
+    lease_wait_t a = acquire(w1, "192.0.2.40", &lim_default);
+    assert_true(a.l.granted);
+    assert_int_equal(a.l.allowed, 4);
+    lease_wait_t b = acquire(w2, "192.0.2.40", &lim_default);
+    assert_false(b.l.granted); /* 200 ms between starts, whoever asks */
+    assert_true(b.l.wait_ms > 0 && b.l.wait_ms <= 200);
+    usleep((useconds_t)(b.l.wait_ms + 5) * 1000);
+    b = acquire(w2, "192.0.2.40", &lim_default);
+    assert_true(b.l.granted);
+    assert_true(b.l.now_ms >= a.l.now_ms + 200);
+    assert_int_equal(b.l.active, 2);
+    /* w1's server said 421: the window halves and every worker waits the penalty */
+    lease_wait_t r = release(w1, "192.0.2.40", a.l.lease, FLEET_THROTTLE, &lim_default);
+    assert_true(r.l.granted);
+    assert_int_equal(r.l.allowed, 2);
+    assert_int_equal(r.l.active, 1);
+    lease_wait_t c = acquire(w2, "192.0.2.40", &lim_default);
+    assert_false(c.l.granted);
+    assert_true(c.l.wait_ms > 200 && c.l.wait_ms <= 500);
+    /* a second throttle in a row doubles the penalty; the window does not go below 1 */
+    r = release(w2, "192.0.2.40", b.l.lease, FLEET_THROTTLE, &lim_default);
+    assert_int_equal(r.l.allowed, 1);
+    c = acquire(w1, "192.0.2.40", &lim_default);
+    assert_false(c.l.granted);
+    assert_true(c.l.wait_ms > 500 && c.l.wait_ms <= 1000);
+    /* a release of a lease not held says so */
+    r = release(w1, "192.0.2.40", a.l.lease, FLEET_NEUTRAL, &lim_default);
+    assert_false(r.l.granted);
+    fleet_free(w1);
+    fleet_free(w2);
+}
+
+/* ---- facts ------------------------------------------------------------------------------ */
+
+typedef struct {
+    bool done;
+    char err[200];
+    char value[256];
+    bool has;
+    uint64_t ttl;
+} fact_wait_t;
+
+static void fact_cb(const char *error, const char *value, size_t len, uint64_t ttl, void *arg)
+{
+    fact_wait_t *w = arg;
+    if (error)
+        snprintf(w->err, sizeof w->err, "%s", error);
+    w->has = value != NULL;
+    if (value)
+        snprintf(w->value, sizeof w->value, "%.*s", (int)len, value);
+    w->ttl = ttl;
+    w->done = true;
+}
+
+static fact_wait_t fact_get(fleet_t *f, fleet_fact_t k, const char *d)
+{
+    fact_wait_t w = {0};
+    assert_int_equal(fleet_fact_get(f, k, d, fact_cb, &w), MP_OK);
+    loop_until(&w.done);
+    assert_string_equal(w.err, "");
+    return w;
+}
+
+static void fact_put(fleet_t *f, fleet_fact_t k, const char *d, const char *v, uint64_t ttl)
+{
+    fact_wait_t w = {0};
+    assert_int_equal(fleet_fact_put(f, k, d, v, strlen(v), ttl, fact_cb, &w), MP_OK);
+    loop_until(&w.done);
+    assert_string_equal(w.err, "");
+}
+
+static void test_facts(void **state)
+{
+    (void)state;
+    fleet_t *a = open_ok(), *b = open_ok();
+    fact_put(a, FLEET_FACT_MX, "example.test", "10 mx1.example.test 192.0.2.25", 5000);
+    fact_put(a, FLEET_FACT_CATCH_ALL, "example.test", "1", 100);
+    fact_wait_t w = fact_get(b, FLEET_FACT_MX, "example.test");
+    assert_true(w.has);
+    assert_string_equal(w.value, "10 mx1.example.test 192.0.2.25");
+    assert_true(w.ttl > 0 && w.ttl <= 5000);
+    w = fact_get(b, FLEET_FACT_PROVIDER, "example.test");
+    assert_false(w.has);
+    usleep(250000);
+    w = fact_get(b, FLEET_FACT_CATCH_ALL, "example.test");
+    assert_false(w.has); /* its TTL ran out */
+    assert_int_equal(fleet_fact_put(a, FLEET_FACT_MX, "bad{key}", "x", 1, 1000, NULL, NULL),
+                     MP_ERR_ARG);
+    assert_int_equal(fleet_fact_put(a, FLEET_FACT_MX, "a.test", "x", 1, 0, NULL, NULL),
+                     MP_ERR_ARG);
+    fleet_free(a);
+    fleet_free(b);
+}
+
+/* ---- Redis away ------------------------------------------------------------------------- */
+
+static void test_urls(void **state)
+{
+    (void)state;
+    fleet_url_t u;
+    char err[256];
+    assert_int_equal(fleet_url_parse("redis://10.0.0.5:6380/3", &u, err, sizeof err), MP_OK);
+    assert_string_equal(u.host, "10.0.0.5");
+    assert_int_equal(u.port, 6380);
+    assert_int_equal(u.db, 3);
+    assert_int_equal(fleet_url_parse("redis://cache.internal", &u, err, sizeof err), MP_OK);
+    assert_int_equal(u.port, 6379);
+    assert_int_equal(fleet_url_parse("redis://[::1]:7000", &u, err, sizeof err), MP_OK);
+    assert_string_equal(u.host, "::1");
+    const char *bad[] = {"http://x", "redis://", "redis://h:0", "redis://h:99999",
+                         "redis://h/16", "redis://h/x", "redis://[::1", "redis://h:"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (fleet_url_parse(bad[i], &u, err, sizeof err) != MP_ERR_ARG)
+            fail_msg("'%s' was taken", bad[i]);
+}
+
+static void test_unreachable_and_back(void **state)
+{
+    (void)state;
+    char err[256], want[128], other[64];
+    unsigned port = free_port();
+    snprintf(other, sizeof other, "redis://127.0.0.1:%u", port);
+    assert_null(fleet_open(base, other, 1000, err, sizeof err));
+    snprintf(want, sizeof want, "redis 127.0.0.1:%u: Connection refused", port);
+    assert_string_equal(err, want);
+    assert_null(fleet_open(base, "redis://127.0.0.1:99999", 1000, err, sizeof err));
+    assert_non_null(strstr(err, "not a Redis URL"));
+
+    fleet_t *f = open_ok();
+    const fleet_limits_t lim = {.limit = 2, .lease_ms = 1000};
+    assert_true(acquire(f, "192.0.2.50", &lim).l.granted);
+    redis_kill(SIGKILL); /* lost mid-way */
+    lease_wait_t w = {0};
+    mp_status_t st = fleet_lease_acquire(f, "127.0.9.1", "192.0.2.50", &lim, lease_cb, &w);
+    if (st == MP_OK) {
+        loop_until(&w.done);
+        assert_true(w.err[0] != '\0'); /* an error, never a grant */
+        assert_false(w.l.granted);
+    } else {
+        assert_int_equal(st, MP_ERR_IO);
+    }
+    redis_start(); /* back, empty: no scripts, no leases */
+    lease_wait_t g = {0};
+    for (int i = 0; i < 20 && !g.l.granted; i++) {
+        memset(&g, 0, sizeof g);
+        if (fleet_lease_acquire(f, "127.0.9.1", "192.0.2.50", &lim, lease_cb, &g) == MP_OK)
+            loop_until(&g.done);
+        else
+            usleep(50000);
+    }
+    assert_true(g.l.granted); /* reconnected, script sent again after NOSCRIPT */
+    assert_string_equal(g.err, "");
+    fleet_free(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_urls),
+        cmocka_unit_test(test_never_more_than_the_limit),
+        cmocka_unit_test(test_expired_lease_is_reclaimed),
+        cmocka_unit_test(test_interval_and_shared_penalty),
+        cmocka_unit_test(test_facts),
+        cmocka_unit_test(test_unreachable_and_back),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
