@@ -50,7 +50,7 @@ static socks5_step_t run(uint8_t flags, const uint8_t *p, size_t n, int chunked,
     start(&s, flags);
     while (off < n || have) {
         size_t take = n - off;
-        if (chunked && take > (size_t)(p[off] % 7) + 1)
+        if (chunked && take && take > (size_t)(p[off] % 7) + 1)
             take = (size_t)(p[off] % 7) + 1;
         if (take > sizeof buf - have)
             take = sizeof buf - have;
