@@ -67,39 +67,6 @@ void api_text_clean(char *s)
     }
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decode s[0..n) into out (size bytes). -1 on a bad escape, a NUL, or no room. */
-static int pct_decode(const char *s, size_t n, char *out, size_t size)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int c = (unsigned char)s[i];
-        if (c == '%') {
-            int a = i + 1 < n ? hexval((unsigned char)s[i + 1]) : -1;
-            int b = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
-            if (a < 0 || b < 0 || (a | b) == 0)
-                return -1; /* a bad escape, or %00 */
-            c = a * 16 + b;
-            i += 2;
-        }
-        if (o + 1 >= size)
-            return -1;
-        out[o++] = (char)c;
-    }
-    out[o] = '\0';
-    return 0;
-}
-
 /* A boolean parameter: 1/true/yes or 0/false/no (empty = true: "?transcript"). */
 static int parse_bool(const char *v, bool *out)
 {
@@ -137,11 +104,11 @@ static int each_param(const char *query, param_fn fn, void *arg, char *err, size
         const char *eq = memchr(p, '=', n);
         size_t klen = eq ? (size_t)(eq - p) : n;
         if (klen) {
-            if (pct_decode(p, klen, key, sizeof key) != 0)
+            if (mp_pct_decode(p, klen, key, sizeof key) != 0)
                 return fail(err, errsize, "bad parameter name in the query string");
             const char *v = eq ? eq + 1 : p + n;
             size_t vlen = eq ? n - klen - 1 : 0;
-            if (pct_decode(v, vlen, val, sizeof val) != 0)
+            if (mp_pct_decode(v, vlen, val, sizeof val) != 0)
                 return fail(err, errsize, "bad value for '%s' (a %%-escape, or too long)",
                             key);
             for (size_t i = 0; i < nseen; i++)

@@ -555,21 +555,39 @@ mp_status_t fleet_lease_acquire(fleet_t *f, const char *egress, const char *mx,
     return req_submit(rq, ok);
 }
 
+/* A renew or release request for a held lease: arguments checked, head built. NULL with
+ * *st set when it cannot be. */
+static req_t *held_req(fleet_t *f, int script, const char *egress, const char *mx,
+                       const char *lease, const fleet_limits_t *lim, fleet_lease_cb cb,
+                       void *arg, mp_status_t *st)
+{
+    *st = MP_ERR_ARG;
+    if (!f || f->closing || !name_ok(egress) || !name_ok(mx) || !lease || !*lease ||
+        strlen(lease) >= sizeof ((req_t *)0)->lease || !limits_ok(lim))
+        return NULL;
+    *st = MP_ERR_NOMEM;
+    req_t *rq = req_new(f, script, arg);
+    if (!rq)
+        return NULL;
+    rq->lcb = cb;
+    mp_strlcpy(rq->lease, lease, sizeof rq->lease);
+    if (!script_head(rq, egress, mx) || !req_arg(rq, lease, strlen(lease))) {
+        req_free(rq);
+        return NULL;
+    }
+    *st = MP_OK;
+    return rq;
+}
+
 mp_status_t fleet_lease_renew(fleet_t *f, const char *egress, const char *mx,
                               const char *lease, const fleet_limits_t *lim,
                               fleet_lease_cb cb, void *arg)
 {
-    if (!f || f->closing || !name_ok(egress) || !name_ok(mx) || !lease || !*lease ||
-        strlen(lease) >= sizeof ((req_t *)0)->lease || !limits_ok(lim))
-        return MP_ERR_ARG;
-    req_t *rq = req_new(f, SC_RENEW, arg);
+    mp_status_t st;
+    req_t *rq = held_req(f, SC_RENEW, egress, mx, lease, lim, cb, arg, &st);
     if (!rq)
-        return MP_ERR_NOMEM;
-    rq->lcb = cb;
-    mp_strlcpy(rq->lease, lease, sizeof rq->lease);
-    bool ok = script_head(rq, egress, mx) && req_arg(rq, lease, strlen(lease)) &&
-              req_argf(rq, lim->lease_ms);
-    return req_submit(rq, ok);
+        return st;
+    return req_submit(rq, req_argf(rq, lim->lease_ms));
 }
 
 mp_status_t fleet_lease_release(fleet_t *f, const char *egress, const char *mx,
@@ -578,17 +596,13 @@ mp_status_t fleet_lease_release(fleet_t *f, const char *egress, const char *mx,
 {
     static const char *const names[] = {[FLEET_OK] = "ok", [FLEET_NEUTRAL] = "neutral",
                                         [FLEET_THROTTLE] = "throttle"};
-    if (!f || f->closing || !name_ok(egress) || !name_ok(mx) || !lease || !*lease ||
-        strlen(lease) >= sizeof ((req_t *)0)->lease || !limits_ok(lim) ||
-        (unsigned)o > FLEET_THROTTLE)
+    mp_status_t st;
+    if ((unsigned)o > FLEET_THROTTLE)
         return MP_ERR_ARG;
-    req_t *rq = req_new(f, SC_RELEASE, arg);
+    req_t *rq = held_req(f, SC_RELEASE, egress, mx, lease, lim, cb, arg, &st);
     if (!rq)
-        return MP_ERR_NOMEM;
-    rq->lcb = cb;
-    mp_strlcpy(rq->lease, lease, sizeof rq->lease);
-    bool ok = script_head(rq, egress, mx) && req_arg(rq, lease, strlen(lease)) &&
-              req_arg(rq, names[o], strlen(names[o])) && req_argf(rq, lim->limit) &&
+        return st;
+    bool ok = req_arg(rq, names[o], strlen(names[o])) && req_argf(rq, lim->limit) &&
               req_argf(rq, lim->penalty_ms) && req_argf(rq, lim->penalty_cap_ms) &&
               req_argf(rq, IDLE_TTL_MS);
     return req_submit(rq, ok);
@@ -613,21 +627,28 @@ static bool fact_key(req_t *rq, fleet_fact_t kind, const char *domain)
     return req_arg(rq, key, (size_t)n);
 }
 
+static req_t *fact_req(fleet_t *f, fleet_fact_cb cb, void *arg)
+{
+    req_t *rq = req_new(f, -1, arg);
+    if (rq) {
+        rq->fact = true;
+        rq->fcb = cb;
+    }
+    return rq;
+}
+
 mp_status_t fleet_fact_get(fleet_t *f, fleet_fact_t kind, const char *domain,
                            fleet_fact_cb cb, void *arg)
 {
+    /* value and remaining TTL from one moment, in one round trip: a one-line script
+     * sent as text (no SHA to keep for it) */
+    static const char get[] = "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}";
     if (!f || f->closing || !cb || !fact_name(kind) || !name_ok(domain))
         return MP_ERR_ARG;
-    req_t *rq = req_new(f, -1, arg);
+    req_t *rq = fact_req(f, cb, arg);
     if (!rq)
         return MP_ERR_NOMEM;
-    rq->fact = true;
-    rq->fcb = cb;
-    /* value and remaining TTL from one moment, in one round trip: a two-line script
-     * sent as text (no SHA to keep for it) */
-    bool ok = req_arg(rq, "EVAL", 4) &&
-              req_arg(rq, "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}",
-                      strlen("return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}")) &&
+    bool ok = req_arg(rq, "EVAL", 4) && req_arg(rq, get, sizeof get - 1) &&
               req_arg(rq, "1", 1) && fact_key(rq, kind, domain);
     return req_submit(rq, ok);
 }
@@ -639,11 +660,9 @@ mp_status_t fleet_fact_put(fleet_t *f, fleet_fact_t kind, const char *domain,
     if (!f || f->closing || !fact_name(kind) || !name_ok(domain) || !value ||
         len > FACT_MAX || ttl_ms == 0)
         return MP_ERR_ARG;
-    req_t *rq = req_new(f, -1, arg);
+    req_t *rq = fact_req(f, cb, arg);
     if (!rq)
         return MP_ERR_NOMEM;
-    rq->fact = true;
-    rq->fcb = cb;
     bool ok = req_arg(rq, "SET", 3) && fact_key(rq, kind, domain) &&
               req_arg(rq, value, len) && req_arg(rq, "PX", 2) &&
               req_argf(rq, (unsigned long long)ttl_ms);

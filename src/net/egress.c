@@ -105,37 +105,10 @@ mp_status_t net_egress_parse_source(const char *spec, net_egress_t *out, char *e
     return MP_OK;
 }
 
-static int hexval(char c)
+/* %-decoded credentials: 1..255 bytes (RFC 1929 §2). */
+static bool cred_decode(const char *s, size_t n, char *dst, size_t size)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)mp_to_lower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-/* %-decode [s, s+n) into dst (1..255 bytes, no NUL). */
-static bool pct_decode(const char *s, size_t n, char *dst, size_t size)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int c = (unsigned char)s[i];
-        if (c == '%') {
-            if (i + 2 >= n)
-                return false;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return false;
-            c = hi * 16 + lo;
-            i += 2;
-        }
-        if (c == 0 || o + 1 >= size || o >= 255)
-            return false;
-        dst[o++] = (char)c;
-    }
-    dst[o] = '\0';
-    return o > 0;
+    return mp_pct_decode(s, n, dst, size) == 0 && dst[0] && strlen(dst) <= 255;
 }
 
 mp_status_t net_egress_parse_proxy(const char *spec, net_egress_t *out, char *err,
@@ -159,8 +132,8 @@ mp_status_t net_egress_parse_proxy(const char *spec, net_egress_t *out, char *er
     char *uat = strrchr(url, '@');
     if (uat) {
         char *colon = memchr(url, ':', (size_t)(uat - url));
-        if (!colon || !pct_decode(url, (size_t)(colon - url), out->user, sizeof out->user) ||
-            !pct_decode(colon + 1, (size_t)(uat - colon - 1), out->pass, sizeof out->pass)) {
+        if (!colon || !cred_decode(url, (size_t)(colon - url), out->user, sizeof out->user) ||
+            !cred_decode(colon + 1, (size_t)(uat - colon - 1), out->pass, sizeof out->pass)) {
             snprintf(err, errsize, "proxy '%s': credentials are USER:PASS, each 1-255 bytes "
                      "(%%-encode ':', '@', '=')", spec);
             return MP_ERR_ARG;

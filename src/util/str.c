@@ -180,3 +180,37 @@ char *mp_json_escape_ls(char *json)
     free(json);
     return out;
 }
+
+static int hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int mp_pct_decode(const char *s, size_t n, char *out, size_t size)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)s[i];
+        if (c == '%') {
+            int a = i + 1 < n ? hex_digit((unsigned char)s[i + 1]) : -1;
+            int b = i + 2 < n ? hex_digit((unsigned char)s[i + 2]) : -1;
+            if (a < 0 || b < 0 || (a | b) == 0)
+                return -1; /* a bad escape, or %00 */
+            c = a * 16 + b;
+            i += 2;
+        }
+        if (o + 1 >= size)
+            return -1;
+        out[o++] = (char)c;
+    }
+    if (size == 0)
+        return -1;
+    out[o] = '\0';
+    return 0;
+}
