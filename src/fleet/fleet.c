@@ -109,8 +109,37 @@ static const char script_release[] =
     "redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[6]))\n"
     "return {held, 0, now, redis.call('ZCARD', KEYS[1]), math.max(1, math.floor(win))}\n";
 
-enum { SC_ACQUIRE, SC_RENEW, SC_RELEASE, SC__COUNT };
-static const char *const scripts[SC__COUNT] = {script_acquire, script_renew, script_release};
+/* KEYS: prefix "mp:quota:{E}:<scope>".  ARGV: n, cap per minute, per hour, per day
+ * (0 = none) -> {granted 0|1, wait_ms, now_ms, used minute, used hour, used day} */
+static const char script_quota[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local n = tonumber(ARGV[1])\n"
+    "local spans = {60000, 3600000, 86400000}\n"
+    "local names = {':m:', ':h:', ':d:'}\n"
+    "local keys, used, wait = {}, {}, 0\n"
+    "for i = 1, 3 do\n"
+    "  local idx = math.floor(now / spans[i])\n"
+    "  keys[i] = KEYS[1] .. names[i] .. idx\n"
+    "  used[i] = tonumber(redis.call('GET', keys[i])) or 0\n"
+    "  local cap = tonumber(ARGV[i + 1])\n"
+    "  if cap > 0 and used[i] + n > cap then\n"
+    "    local w = (idx + 1) * spans[i] - now\n"
+    "    if w > wait then wait = w end\n"
+    "  end\n"
+    "end\n"
+    "if wait > 0 then return {0, wait, now, used[1], used[2], used[3]} end\n"
+    "for i = 1, 3 do\n"
+    "  if tonumber(ARGV[i + 1]) > 0 then\n"
+    "    used[i] = redis.call('INCRBY', keys[i], n)\n"
+    "    redis.call('PEXPIRE', keys[i], spans[i] + 60000)\n"
+    "  end\n"
+    "end\n"
+    "return {1, 0, now, used[1], used[2], used[3]}\n";
+
+enum { SC_ACQUIRE, SC_RENEW, SC_RELEASE, SC_QUOTA, SC__COUNT };
+static const char *const scripts[SC__COUNT] = {script_acquire, script_renew, script_release,
+                                               script_quota};
 
 /* ---- handle and requests --------------------------------------------------------------- */
 
@@ -129,8 +158,9 @@ typedef struct {
     fleet_t *f;
     int script;                 /* SC_*, or -1 for a plain command */
     bool eval_sent;             /* NOSCRIPT: sent again as EVAL */
-    bool fact;                  /* a fact request: fcb; else lcb */
+    bool fact;                  /* a fact request: fcb; a quota request: qcb; else lcb */
     fleet_lease_cb lcb;
+    fleet_quota_cb qcb;
     fleet_fact_cb fcb;
     void *arg;
     char lease[64];
@@ -432,6 +462,26 @@ static void fact_answer(req_t *rq, const redisReply *r, const char *error)
     }
 }
 
+static void quota_answer(req_t *rq, const redisReply *r, const char *error)
+{
+    fleet_quota_t q;
+    memset(&q, 0, sizeof q);
+    q.error = error;
+    if (!error && (r->type != REDIS_REPLY_ARRAY || r->elements != 6))
+        q.error = "unexpected reply from the quota script";
+    if (!q.error) {
+        long long v[6];
+        for (size_t i = 0; i < 6; i++)
+            v[i] = r->element[i]->type == REDIS_REPLY_INTEGER ? r->element[i]->integer : 0;
+        q.granted = v[0] == 1;
+        q.wait_ms = v[1] > 0 ? (uint64_t)v[1] : 0;
+        q.now_ms = v[2] > 0 ? (uint64_t)v[2] : 0;
+        for (int i = 0; i < 3; i++)
+            q.used[i] = v[3 + i] > 0 ? (unsigned)v[3 + i] : 0;
+    }
+    rq->qcb(&q, rq->arg);
+}
+
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     req_t *rq = privdata;
@@ -475,6 +525,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
     if (rq->fact)
         fact_answer(rq, r, error);
+    else if (rq->qcb)
+        quota_answer(rq, r, error);
     else
         lease_answer(rq, r, error);
     req_free(rq);
@@ -605,6 +657,24 @@ mp_status_t fleet_lease_release(fleet_t *f, const char *egress, const char *mx,
     bool ok = req_arg(rq, names[o], strlen(names[o])) && req_argf(rq, lim->limit) &&
               req_argf(rq, lim->penalty_ms) && req_argf(rq, lim->penalty_cap_ms) &&
               req_argf(rq, IDLE_TTL_MS);
+    return req_submit(rq, ok);
+}
+
+mp_status_t fleet_quota_take(fleet_t *f, const char *egress, const char *scope, unsigned n,
+                             const fleet_caps_t *caps, fleet_quota_cb cb, void *arg)
+{
+    char key[2 * NAME_MAX_LEN + 32];
+    if (!f || f->closing || !cb || !caps || n == 0 || !name_ok(egress) || !name_ok(scope))
+        return MP_ERR_ARG;
+    req_t *rq = req_new(f, SC_QUOTA, arg);
+    if (!rq)
+        return MP_ERR_NOMEM;
+    rq->qcb = cb;
+    int len = snprintf(key, sizeof key, "mp:quota:{%s}:%s", egress, scope);
+    bool ok = req_arg(rq, "EVALSHA", 7) && req_arg(rq, f->sha[SC_QUOTA], 40) &&
+              req_arg(rq, "1", 1) && req_arg(rq, key, (size_t)len) && req_argf(rq, n) &&
+              req_argf(rq, caps->per_minute) && req_argf(rq, caps->per_hour) &&
+              req_argf(rq, caps->per_day);
     return req_submit(rq, ok);
 }
 

@@ -100,6 +100,31 @@ mp_status_t fleet_lease_release(fleet_t *f, const char *egress, const char *mx,
                                 const char *lease, fleet_outcome_t o,
                                 const fleet_limits_t *lim, fleet_lease_cb cb, void *arg);
 
+/** Caps per outbound address, counted as providers count (0 = no cap). */
+typedef struct {
+    unsigned per_minute, per_hour, per_day;
+} fleet_caps_t;
+
+/** The answer to a quota request (borrowed by the callback). */
+typedef struct {
+    const char *error;   /* non-NULL: Redis failed */
+    bool granted;        /* the n units were counted: go ahead */
+    uint64_t wait_ms;    /* refused: when the fullest window ends */
+    uint64_t now_ms;     /* Redis' clock */
+    unsigned used[3];    /* units counted in this minute, hour, day (after a grant) */
+} fleet_quota_t;
+
+typedef void (*fleet_quota_cb)(const fleet_quota_t *q, void *arg);
+
+/**
+ * Take n units (sessions, or RCPTs) from the caps of `egress` for `scope` ("*" for all
+ * servers, or a provider name: Gmail and Microsoft count per sending address), all or
+ * nothing, in fixed minute/hour/day windows of Redis' clock (UTC days).
+ * @return MP_OK (the callback will come), MP_ERR_ARG, MP_ERR_NOMEM or MP_ERR_IO
+ */
+mp_status_t fleet_quota_take(fleet_t *f, const char *egress, const char *scope, unsigned n,
+                             const fleet_caps_t *caps, fleet_quota_cb cb, void *arg);
+
 /** Kinds of shared domain facts. */
 typedef enum { FLEET_FACT_MX, FLEET_FACT_CATCH_ALL, FLEET_FACT_PROVIDER } fleet_fact_t;
 

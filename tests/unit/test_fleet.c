@@ -8,6 +8,7 @@
  *  - a worker that dies holding a lease: the lease expires and another worker gets it;
  *  - the minimum interval between starts; a throttle halves the shared window and delays
  *    every worker by the penalty; renewing a live and an expired lease;
+ *  - caps per outbound address per minute/hour/day: all or nothing, per egress and scope;
  *  - facts: put, get from another worker with the TTL left, absent, expired;
  *  - Redis unreachable at open: a clear one-line error; Redis killed: requests fail with
  *    an error in their callback; Redis back (scripts forgotten): work resumes.
@@ -374,6 +375,74 @@ static void test_interval_and_shared_penalty(void **state)
     fleet_free(w2);
 }
 
+/* ---- caps per outbound address ---------------------------------------------------------- */
+
+typedef struct {
+    bool done;
+    fleet_quota_t q;
+    char err[200];
+} quota_wait_t;
+
+static void quota_cb(const fleet_quota_t *q, void *arg)
+{
+    quota_wait_t *w = arg;
+    w->q = *q;
+    w->q.error = NULL;
+    if (q->error)
+        snprintf(w->err, sizeof w->err, "%s", q->error);
+    w->done = true;
+}
+
+static fleet_quota_t take(fleet_t *f, const char *egress, const char *scope, unsigned n,
+                          const fleet_caps_t *caps)
+{
+    quota_wait_t w = {0};
+    assert_int_equal(fleet_quota_take(f, egress, scope, n, caps, quota_cb, &w), MP_OK);
+    loop_until(&w.done);
+    assert_string_equal(w.err, "");
+    return w.q;
+}
+
+static void test_caps(void **state)
+{
+    (void)state;
+    fleet_t *a = open_ok(), *b = open_ok();
+    const fleet_caps_t per_min = {.per_minute = 3};
+    /* fixed windows: keep clear of a minute's end (hours and days end with one) */
+    const fleet_caps_t none = {0};
+    uint64_t now = take(a, "127.0.9.9", "clock", 1, &none).now_ms;
+    if (60000 - now % 60000 < 3000)
+        usleep((useconds_t)(60000 - now % 60000 + 200) * 1000);
+    /* two workers share the count of one address; another address counts apart */
+    for (unsigned i = 1; i <= 3; i++) {
+        fleet_quota_t q = take(i % 2 ? a : b, "127.0.9.1", "*", 1, &per_min);
+        assert_true(q.granted);
+        assert_int_equal(q.used[0], i);
+        assert_int_equal(q.used[2], 0); /* no daily cap: not counted */
+    }
+    fleet_quota_t q = take(b, "127.0.9.1", "*", 1, &per_min);
+    assert_false(q.granted);
+    assert_true(q.wait_ms > 0 && q.wait_ms <= 60000);
+    assert_int_equal(q.used[0], 3);
+    assert_true(take(a, "127.0.9.2", "*", 1, &per_min).granted);
+    /* all or nothing, per scope; the tightest window decides */
+    const fleet_caps_t caps = {.per_minute = 100, .per_hour = 5, .per_day = 1000};
+    q = take(a, "127.0.9.1", "google", 4, &caps);
+    assert_true(q.granted);
+    assert_int_equal(q.used[1], 4);
+    q = take(a, "127.0.9.1", "google", 2, &caps);
+    assert_false(q.granted);
+    assert_true(q.wait_ms > 0 && q.wait_ms <= 3600000);
+    q = take(b, "127.0.9.1", "google", 1, &caps);
+    assert_true(q.granted);
+    assert_int_equal(q.used[0], 5);
+    assert_int_equal(q.used[1], 5);
+    assert_int_equal(q.used[2], 5);
+    assert_int_equal(fleet_quota_take(a, "127.0.9.1", "*", 0, &caps, quota_cb, NULL), MP_ERR_ARG);
+    fleet_free(a);
+    fleet_free(b);
+}
+
 /* ---- facts ------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -504,6 +573,7 @@ int main(void)
         cmocka_unit_test(test_never_more_than_the_limit),
         cmocka_unit_test(test_expired_lease_is_reclaimed),
         cmocka_unit_test(test_interval_and_shared_penalty),
+        cmocka_unit_test(test_caps),
         cmocka_unit_test(test_facts),
         cmocka_unit_test(test_unreachable_and_back),
     };
