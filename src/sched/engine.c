@@ -961,6 +961,7 @@ static void record_session(job_t *j, const smtp_result_t *sr)
     const target_t *t = &j->targets[j->cur];
     mp_strlcpy(r->mx_host, t->host, sizeof r->mx_host);
     mp_strlcpy(r->mx_ip, t->ip.text, sizeof r->mx_ip);
+    mp_strlcpy(r->egress, sr->egress ? sr->egress->name : "", sizeof r->egress);
     r->tls = sr->tls;
     r->tls_verified = sr->tls_verified;
     r->round_trips = sr->round_trips;

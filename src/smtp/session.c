@@ -1161,7 +1161,7 @@ static mp_status_t sess_egress_open(smtp_sess_t *s, const net_egress_t *eg,
                                     socklen_t *clen, evutil_socket_t *fd, char *err,
                                     size_t errsize)
 {
-    s->egress = eg;
+    s->egress = s->res.egress = eg;
     if (eg->kind == NET_EGRESS_SOCKS5) {
         s->socks = calloc(1, sizeof *s->socks);
         if (!s->socks)

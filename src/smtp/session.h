@@ -140,6 +140,7 @@ typedef struct {
     size_t nlines;
     const smtp_line_t *lines;     /* transcript */
     bool lines_truncated;         /* the transcript hit its cap (500 lines) */
+    const net_egress_t *egress;   /* opts.egress (the way out), or NULL */
     bool egress_failed;           /* the egress itself failed (proxy down, refused our
                                      credentials or its rules, not SOCKS5, silent; a
                                      source address that cannot be bound): the server

@@ -339,6 +339,8 @@ char *vd_to_json(const vd_result_t *r, bool with_transcript)
     jb_str_or_null(b, r->mx_host);
     JB(b, ",\"mx_ip\":");
     jb_str_or_null(b, r->mx_ip);
+    JB(b, ",\"egress\":");
+    jb_str_or_null(b, r->egress);
     JB(b, ",\"tls\":");
     jb_bool(b, r->tls);
     JB(b, ",\"tls_verified\":");
@@ -456,7 +458,8 @@ void vd_print_human(const vd_result_t *r, FILE *out, bool colour)
     print_oneline(out, r->detail[0] ? r->detail : vd_reason_text(r->reason));
     fputc('\n', out);
     if (r->mx_host[0] || r->mx_ip[0])
-        fprintf(out, "  MX: %s [%s]%s\n", r->mx_host, r->mx_ip, r->tls ? " (TLS)" : "");
+        fprintf(out, "  MX: %s [%s]%s%s%s\n", r->mx_host, r->mx_ip, r->tls ? " (TLS)" : "",
+                r->egress[0] ? ", via " : "", r->egress);
     else if (r->dns_checked && r->nmx)
         fprintf(out, "  MX: %s (pref %u)%s\n", r->mx[0].host, r->mx[0].pref,
                 r->implicit_mx ? " (implicit: the domain's own address)" : "");

@@ -124,6 +124,8 @@ typedef struct {
     unsigned provider_flags;   /* PROVIDER_* behaviour of domain.provider */
     char mx_host[256];
     char mx_ip[64];
+    char egress[320];          /* --source address or --proxy it went out by; "" = the
+                                  system's choice */
     bool tls;
     bool tls_verified;
     unsigned attempts;         /* SMTP sessions opened for this address */

@@ -62,8 +62,10 @@ class Sources(labkit.LabCase):
                                  repr(run))
             lines = rejects(mark)
             self.assertEqual(sorted(rcpt for _, rcpt, _ in lines), sorted(UNKNOWN), lines)
+            egress = {r["email"]: r["smtp"]["egress"] for r in run.results}
             for ip, rcpt, helo in lines:
                 self.assertIn(ip, (SRC1, SRC2))
+                self.assertEqual(egress[rcpt], ip, "smtp.egress names the source Postfix saw")
                 self.assertEqual(helo, HELOS[ip], "HELO name of the source %s" % ip)
                 self.assertEqual(seen.setdefault(rcpt, ip), ip, "%s changed source" % rcpt)
         self.assertEqual(set(seen.values()), {SRC1, SRC2}, "both sources used: %s" % seen)
@@ -149,6 +151,7 @@ class Proxy(labkit.LabCase):
         addrs = ["alice@postfix.test", "nobody@postfix.test", "full@access.test",
                  "disabled@access.test", "blocked@access.test", "someone@catchall.test"]
         direct = run_mailprobe(addrs, probe=True).results
+        self.assertEqual({r["smtp"]["egress"] for r in direct}, {None})
         mark = labkit.postfix_mark()
         via = run_mailprobe(addrs, ["--proxy", self.proxy(helo="px.lab.test")],
                             probe=True).results
@@ -159,8 +162,9 @@ class Proxy(labkit.LabCase):
         clients = {ip for _, ip in (m.groups() for m in map(CONNECT.search,
                    mark.new_text().splitlines()) if m)}
         self.assertEqual(clients, {AUTH_PROXY}, "Postfix saw only the proxy")
-        for r in via:  # the proxy's HELO name
+        for r in via:  # the proxy's HELO name, the proxy named (never its password)
             self.assertIn("EHLO px.lab.test", client_commands(r))
+            self.assertEqual(r["smtp"]["egress"], "socks5://mplabsocks@127.0.8.1:1080")
 
     def assertProxyFailure(self, run, words):
         for r in run.results:

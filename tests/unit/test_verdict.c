@@ -312,6 +312,7 @@ static char *ref_to_json(const vd_result_t *r, bool with_transcript)
     }
     json_object_set_new(smtp, "mx_host", ref_str_or_null(r->mx_host));
     json_object_set_new(smtp, "mx_ip", ref_str_or_null(r->mx_ip));
+    json_object_set_new(smtp, "egress", ref_str_or_null(r->egress));
     json_object_set_new(smtp, "tls", json_boolean(r->tls));
     json_object_set_new(smtp, "tls_verified", json_boolean(r->tls_verified));
     json_object_set_new(smtp, "attempts", json_integer(r->attempts));
@@ -446,6 +447,7 @@ static vd_result_t *rnd_result(void)
     rnd_text(r->probe_text, sizeof r->probe_text, true);
     rnd_text(r->mx_host, sizeof r->mx_host, false);
     rnd_text(r->mx_ip, sizeof r->mx_ip, false);
+    rnd_text(r->egress, sizeof r->egress, false);
     r->tls = rnd(2);
     r->tls_verified = rnd(2);
     r->attempts = rnd(5);
