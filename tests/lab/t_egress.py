@@ -13,8 +13,9 @@ SOCKS5: Debian's danted, started here inside the namespace (by pid, stopped by p
 random password for the run and locked again afterwards), 127.0.8.2 without
 authentication but refusing port 25 by rule. Verdicts through the proxy equal direct
 ones and Postfix sees the proxy's address; bad credentials, a proxy that is down and a
-refusing rule are unknown/connect_failed naming the proxy, never a verdict about the
-mailbox, and the password is never printed."""
+refusing rule, a silent proxy and an SMTP server in a proxy's place are
+unknown/connect_failed naming the proxy, never a verdict about the mailbox, and the
+password is never printed."""
 import os
 import re
 import secrets
@@ -189,6 +190,20 @@ class Proxy(labkit.LabCase):
     def test_proxy_down(self):
         run = run_mailprobe(["alice@postfix.test"], ["--proxy", "socks5://%s:1080" % DOWN_PROXY])
         self.assertProxyFailure(run, "SOCKS5 proxy socks5://127.0.8.9:1080: connection refused")
+
+    def test_silent_proxy(self):
+        # the scripted server's silent listener accepts and never says a word
+        silent = labkit.SCRIPT["silent"]
+        run = run_mailprobe(["alice@postfix.test"], ["--proxy", "socks5://%s:25" % silent,
+                                                     "--connect-timeout", "2"])
+        self.assertProxyFailure(run, "SOCKS5 proxy socks5://%s:25: no answer to the "
+                                "handshake in time" % silent)
+        self.assertIn("resting it", run.stderr)
+
+    def test_not_a_socks_proxy(self):
+        # an SMTP server where a proxy should be: its banner is no SOCKS5 answer
+        run = run_mailprobe(["alice@postfix.test"], ["--proxy", "socks5://%s:25" % labkit.PF["mbox"]])
+        self.assertProxyFailure(run, "not a SOCKS5 proxy")
 
     def test_rule_refuses_port_25(self):
         run = run_mailprobe(["alice@postfix.test"], ["--proxy", "socks5://%s:1080" % RULE_PROXY])
