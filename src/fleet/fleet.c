@@ -151,6 +151,7 @@ struct fleet {
     char worker[17];            /* random id: lease ids are <worker>:<seq> */
     uint64_t seq;
     unsigned refs;              /* the owner's + one per request in flight */
+    unsigned timeout_ms;        /* a request not answered by then fails */
     bool closing;
 };
 
@@ -158,6 +159,8 @@ typedef struct {
     fleet_t *f;
     int script;                 /* SC_*, or -1 for a plain command */
     bool eval_sent;             /* NOSCRIPT: sent again as EVAL */
+    bool answered;              /* the callback ran (reply, or the deadline passed) */
+    struct event *deadline;
     bool fact;                  /* a fact request: fcb; a quota request: qcb; else lcb */
     fleet_lease_cb lcb;
     fleet_quota_cb qcb;
@@ -177,6 +180,8 @@ static void fleet_unref(fleet_t *f)
 
 static void req_free(req_t *rq)
 {
+    if (rq->deadline)
+        event_free(rq->deadline);
     for (int i = 0; i < rq->argc; i++)
         free(rq->argv[i]);
     fleet_t *f = rq->f;
@@ -369,6 +374,7 @@ fleet_t *fleet_open(struct event_base *base, const char *url, unsigned timeout_m
     }
     f->base = base;
     f->refs = 1;
+    f->timeout_ms = timeout_ms ? timeout_ms : 5000;
     unsigned char rnd[8];
     if (fleet_url_parse(url, &f->url, err, errsize) != MP_OK)
         goto fail;
@@ -378,7 +384,7 @@ fleet_t *fleet_open(struct event_base *base, const char *url, unsigned timeout_m
     }
     for (size_t i = 0; i < sizeof rnd; i++)
         snprintf(f->worker + 2 * i, 3, "%02x", rnd[i]);
-    if (fleet_check(f, timeout_ms ? timeout_ms : 5000, err, errsize) != MP_OK)
+    if (fleet_check(f, f->timeout_ms, err, errsize) != MP_OK)
         goto fail;
     if (fleet_connect(f) != MP_OK) {
         snprintf(err, errsize, "redis %s:%u: cannot start a connection", f->url.host,
@@ -482,12 +488,24 @@ static void quota_answer(req_t *rq, const redisReply *r, const char *error)
     rq->qcb(&q, rq->arg);
 }
 
+/* The one way a request's callback runs: once. */
+static void req_answer(req_t *rq, const redisReply *r, const char *error)
+{
+    rq->answered = true;
+    if (rq->fact)
+        fact_answer(rq, r, error);
+    else if (rq->qcb)
+        quota_answer(rq, r, error);
+    else
+        lease_answer(rq, r, error);
+}
+
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     req_t *rq = privdata;
     const redisReply *r = reply;
     (void)ac;
-    if (rq->f->closing) {
+    if (rq->f->closing || rq->answered) { /* late: the deadline answered it */
         req_free(rq);
         return;
     }
@@ -523,13 +541,22 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         snprintf(ebuf, sizeof ebuf, "redis: %s", r->element[0]->str);
         error = ebuf;
     }
-    if (rq->fact)
-        fact_answer(rq, r, error);
-    else if (rq->qcb)
-        quota_answer(rq, r, error);
-    else
-        lease_answer(rq, r, error);
+    req_answer(rq, r, error);
     req_free(rq);
+}
+
+/* A request Redis did not answer in time (a hung or overloaded server): its callback
+ * gets an error now; the request stays with hiredis, and a late reply is dropped. */
+static void on_req_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    req_t *rq = arg;
+    char e[80];
+    (void)fd;
+    (void)what;
+    if (rq->f->closing || rq->answered)
+        return;
+    snprintf(e, sizeof e, "no answer from Redis within %u ms", rq->f->timeout_ms);
+    req_answer(rq, NULL, e);
 }
 
 /* Send a request; *err_out set (and the request still ours) when it could not be. */
@@ -555,6 +582,11 @@ static req_t *req_new(fleet_t *f, int script, void *arg)
     f->refs++;
     rq->script = script;
     rq->arg = arg;
+    rq->deadline = evtimer_new(f->base, on_req_deadline, rq);
+    if (!rq->deadline) {
+        req_free(rq);
+        return NULL;
+    }
     return rq;
 }
 
@@ -571,6 +603,9 @@ static mp_status_t req_submit(req_t *rq, bool args_ok)
         req_free(rq);
         return MP_ERR_IO;
     }
+    struct timeval tv = {(time_t)(rq->f->timeout_ms / 1000),
+                         (suseconds_t)(rq->f->timeout_ms % 1000) * 1000};
+    evtimer_add(rq->deadline, &tv);
     return MP_OK;
 }
 

@@ -43,7 +43,8 @@ mp_status_t fleet_url_parse(const char *url, fleet_url_t *out, char *err, size_t
 /**
  * Connect to Redis: PING and load the scripts synchronously (at most timeout_ms), then
  * keep an asynchronous connection on base. A lost connection fails the requests in
- * flight (with an error in their callback) and is made again by the next request.
+ * flight (with an error in their callback) and is made again by the next request; a
+ * request not answered within timeout_ms (0: 5 s) fails with an error too.
  * @return the handle, or NULL with a one-line reason in err ("redis 127.0.0.1:6390:
  *         Connection refused")
  */

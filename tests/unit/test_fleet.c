@@ -11,7 +11,9 @@
  *  - caps per outbound address per minute/hour/day: all or nothing, per egress and scope;
  *  - facts: put, get from another worker with the TTL left, absent, expired;
  *  - Redis unreachable at open: a clear one-line error; Redis killed: requests fail with
- *    an error in their callback; Redis back (scripts forgotten): work resumes.
+ *    an error in their callback; Redis back (scripts forgotten): work resumes;
+ *  - Redis hung (SIGSTOP): a request fails at its deadline, and the late reply after
+ *    SIGCONT is dropped, not delivered twice.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -566,6 +568,36 @@ static void test_unreachable_and_back(void **state)
     fleet_free(f);
 }
 
+static unsigned hung_calls;
+
+static void hung_cb(const fleet_lease_t *l, void *arg)
+{
+    lease_cb(l, arg);
+    hung_calls++;
+}
+
+static void test_hung_redis(void **state)
+{
+    (void)state;
+    char err[256];
+    fleet_t *f = fleet_open(base, url, 300, err, sizeof err);
+    assert_non_null(f);
+    const fleet_limits_t lim = {.limit = 2, .lease_ms = 1000};
+    kill(redis_pid, SIGSTOP);
+    lease_wait_t w = {0};
+    assert_int_equal(fleet_lease_acquire(f, "127.0.9.1", "192.0.2.60", &lim, hung_cb, &w),
+                     MP_OK);
+    loop_until(&w.done);
+    assert_string_equal(w.err, "no answer from Redis within 300 ms");
+    assert_false(w.l.granted);
+    kill(redis_pid, SIGCONT);
+    lease_wait_t g = acquire(f, "192.0.2.60", &lim); /* answered after the late one */
+    assert_string_equal(g.err, "");
+    assert_true(g.l.granted);
+    assert_int_equal(hung_calls, 1); /* the late reply called nobody */
+    fleet_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -575,6 +607,7 @@ int main(void)
         cmocka_unit_test(test_interval_and_shared_penalty),
         cmocka_unit_test(test_caps),
         cmocka_unit_test(test_facts),
+        cmocka_unit_test(test_hung_redis),
         cmocka_unit_test(test_unreachable_and_back),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
