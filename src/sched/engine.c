@@ -1228,7 +1228,9 @@ static void job_on_session(job_t *j, const smtp_result_t *sr, size_t idx)
     case SMTP_END_CONNECT:
         snprintf(why, sizeof why, "could not connect to %s [%s] port %u: %s%s", t->host,
                  t->ip.text, j->e->o.port, sr->detail,
-                 sr->egress_failed ? "" : " (outbound port 25 may be blocked on this network)");
+                 sr->egress_failed || (sr->egress && sr->egress->kind == NET_EGRESS_SOCKS5)
+                     ? "" /* the proxy's network, not ours */
+                     : " (outbound port 25 may be blocked on this network)");
         job_fail(j, VR_CONNECT_FAILED, why);
         job_next_target(j);
         return;

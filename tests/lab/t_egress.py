@@ -191,6 +191,16 @@ class Proxy(labkit.LabCase):
         run = run_mailprobe(["alice@postfix.test"], ["--proxy", "socks5://%s:1080" % DOWN_PROXY])
         self.assertProxyFailure(run, "SOCKS5 proxy socks5://127.0.8.9:1080: connection refused")
 
+    def test_server_refuses_behind_the_proxy(self):
+        # every MX of allrefused.test refuses: the proxy says so (REP 5); that is the
+        # server's answer relayed, so the proxy is not rested
+        run = run_mailprobe(["alice@allrefused.test"], ["--proxy", self.proxy()])
+        r = run.results[0]
+        self.assertEqual((r["verdict"], r["reason"]), ("unknown", "connect_failed"), repr(run))
+        self.assertIn("connection refused (REP 5)", r["reason_text"])
+        self.assertNotIn("port 25 may be blocked", r["reason_text"])
+        self.assertNotIn("resting it", run.stderr)
+
     def test_silent_proxy(self):
         # the scripted server's silent listener accepts and never says a word
         silent = labkit.SCRIPT["silent"]
