@@ -256,7 +256,7 @@ static void test_parse_proxy(void **state)
                          "socks5://127.0.8.1:0", "socks5://127.0.8.1:65536",
                          "socks5://bob@127.0.8.1:1080", "socks5://:p@127.0.8.1:1080",
                          "socks5://bob:%4@127.0.8.1:1080", "socks5://::1:1080",
-                         "socks5://127.0.8.1:1080=", "socks5://no-such-host.invalid:1080"};
+                         "socks5://127.0.8.1:1080="};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
         if (net_egress_parse_proxy(bad[i], &eg, err, sizeof err) != MP_ERR_ARG)
