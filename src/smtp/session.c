@@ -56,10 +56,11 @@
  * sequences; RFC 3207 STARTTLS; RFC 2920 PIPELINING):
  *
  *   CONNECT --connected--> BANNER --2xx--> EHLO --2xx, STARTTLS offered+wanted--> STARTTLS
- *      '--connected to the SOCKS5 proxy--> PROXY --tunnel open--> BANNER (RFC 1928)
  *                            |               |--5xx (not 530)--> HELO --2xx--> MAIL
  *                            |               |--530, TLS possible--> STARTTLS
  *                            |               '--2xx--> MAIL
+ *   CONNECT --connected to the SOCKS5 proxy (opts.egress)--> PROXY --tunnel open--> BANNER
+ *            (RFC 1928/1929, net/socks5.h; any failure: END_CONNECT naming the proxy)
  *   STARTTLS --220--> TLS_HANDSHAKE --ok--> EHLO (again, §4.2 of RFC 3207: forget caps)
  *            '--other: demanded--> stop (END_REPLY) ; opportunistic--> MAIL in clear
  *   MAIL --2xx--> RCPT ; --530 (TLS required), TLS offered, not yet tried--> STARTTLS
