@@ -72,6 +72,15 @@ class Usage(unittest.TestCase):
             f.flush()
             self.assertUsage(mp("check", "--config", f.name, "a@b.test"), "192.0.2.7")
 
+    def test_config_shows_proxy_without_password(self):
+        p = mp("config", "--proxy", "socks5://bob:s3cret@127.0.0.1:1080=out.test")
+        self.assertEqual(p.returncode, 0, p)
+        self.assertIn("socks5://bob@127.0.0.1:1080", p.stdout)
+        self.assertNotIn("s3cret", p.stdout + p.stderr)
+        p = mp("config", env={"MAILPROBE_PROXY": "socks5://bob:s3cret@127.0.0.1:1080"})
+        self.assertIn("socks5://bob@127.0.0.1:1080", p.stdout)
+        self.assertNotIn("s3cret", p.stdout + p.stderr)
+
     def test_no_address(self):
         self.assertUsage(mp("check"), "no address")
         self.assertUsage(mp("check", "-", stdin="\n\n"), "no address on stdin")
