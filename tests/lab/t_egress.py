@@ -71,6 +71,15 @@ class Sources(labkit.LabCase):
                 self.assertEqual(seen.setdefault(rcpt, ip), ip, "%s changed source" % rcpt)
         self.assertEqual(set(seen.values()), {SRC1, SRC2}, "both sources used: %s" % seen)
 
+    def test_source_of_the_other_family(self):
+        # only an IPv6 source for an IPv4 server: never out of the default address
+        run = run_mailprobe(["alice@postfix.test"], ["--source", "::1"])
+        r = run.results[0]
+        self.assertEqual((r["verdict"], r["reason"]), ("unknown", "connect_failed"), repr(run))
+        self.assertIn("source address ::1 cannot reach an IPv4 address", r["reason_text"])
+        self.assertEqual(client_commands(r), [])
+        self.assertNotIn("resting it", run.stderr)  # unfit here, not broken
+
     def test_greylisted_retry_from_the_same_source(self):
         addr = "egress-%d-%d@greylist.test" % (os.getpid(), int(time.time() * 1000) % 10**9)
         mark = labkit.postfix_mark()
