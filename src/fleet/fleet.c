@@ -233,6 +233,16 @@ mp_status_t fleet_url_parse(const char *url, fleet_url_t *out, char *err, size_t
     if (strncmp(url, scheme, sizeof scheme - 1) != 0)
         goto bad;
     const char *h = url + sizeof scheme - 1, *end = h + strlen(h);
+    const char *at = strrchr(h, '@');
+    if (at) {
+        const char *colon = memchr(h, ':', (size_t)(at - h));
+        if (!colon ||
+            mp_pct_decode(h, (size_t)(colon - h), out->user, sizeof out->user) != 0 ||
+            mp_pct_decode(colon + 1, (size_t)(at - colon - 1), out->pass, sizeof out->pass) != 0 ||
+            !out->pass[0])
+            goto bad;
+        h = at + 1;
+    }
     const char *slash = strchr(h, '/');
     if (slash) {
         uint64_t db;
@@ -274,7 +284,13 @@ mp_status_t fleet_url_parse(const char *url, fleet_url_t *out, char *err, size_t
     out->host[hend - h] = '\0';
     return MP_OK;
 bad:
-    snprintf(err, errsize, "'%s' is not a Redis URL (redis://HOST[:PORT][/DB], DB 0-15)", url);
+    memset(out->pass, 0, sizeof out->pass);
+    if (strchr(url, '@')) /* never echo a password */
+        snprintf(err, errsize, "the Redis URL is not redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] "
+                 "(DB 0-15)");
+    else
+        snprintf(err, errsize, "'%s' is not a Redis URL (redis://[[USER]:PASSWORD@]HOST"
+                 "[:PORT][/DB], DB 0-15)", url);
     return MP_ERR_ARG;
 }
 
@@ -311,6 +327,14 @@ static mp_status_t fleet_connect(fleet_t *f)
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     f->ac = ac;
+    if (f->url.pass[0]) { /* first in the queue: AUTH before anything else */
+        const char *argv[] = {"AUTH", f->url.user, f->url.pass};
+        int n = f->url.user[0] ? 3 : 2;
+        if (!f->url.user[0])
+            argv[1] = f->url.pass;
+        if (redisAsyncCommandArgv(ac, NULL, NULL, n, argv, NULL) != REDIS_OK)
+            return MP_ERR_IO;
+    }
     if (f->url.db) {
         char db[8];
         snprintf(db, sizeof db, "%u", f->url.db);
@@ -334,6 +358,17 @@ static mp_status_t fleet_check(fleet_t *f, unsigned timeout_ms, char *err, size_
         goto done;
     }
     redisSetTimeout(c, tv);
+    if (f->url.pass[0]) {
+        r = f->url.user[0] ? redisCommand(c, "AUTH %s %s", f->url.user, f->url.pass)
+                           : redisCommand(c, "AUTH %s", f->url.pass);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errsize, "redis %s:%u: AUTH: %s", f->url.host, f->url.port,
+                     r ? r->str : c->errstr);
+            goto done;
+        }
+        freeReplyObject(r);
+        r = NULL;
+    }
     if (f->url.db) {
         r = redisCommand(c, "SELECT %u", f->url.db);
         if (!r || r->type == REDIS_REPLY_ERROR) {
@@ -342,6 +377,7 @@ static mp_status_t fleet_check(fleet_t *f, unsigned timeout_ms, char *err, size_
             goto done;
         }
         freeReplyObject(r);
+        r = NULL;
     }
     for (int i = 0; i < SC__COUNT; i++) {
         r = redisCommand(c, "SCRIPT LOAD %s", scripts[i]);

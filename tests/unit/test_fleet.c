@@ -10,6 +10,8 @@
  *    every worker by the penalty; renewing a live and an expired lease;
  *  - caps per outbound address per minute/hour/day: all or nothing, per egress and scope;
  *  - facts: put, get from another worker with the TTL left, absent, expired;
+ *  - a Redis with a password: AUTH on both connections, a missing or wrong one refused
+ *    at open (never echoed);
  *  - Redis unreachable at open: a clear one-line error; Redis killed: requests fail with
  *    an error in their callback; Redis back (scripts forgotten): work resumes;
  *  - Redis hung (SIGSTOP): a request fails at its deadline, and the late reply after
@@ -32,6 +34,8 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+
+#include <hiredis/hiredis.h>
 
 #include "fleet/fleet.h"
 
@@ -522,8 +526,18 @@ static void test_urls(void **state)
     assert_int_equal(u.port, 6379);
     assert_int_equal(fleet_url_parse("redis://[::1]:7000", &u, err, sizeof err), MP_OK);
     assert_string_equal(u.host, "::1");
+    assert_int_equal(fleet_url_parse("redis://:p%40ss@cache:6390/2", &u, err, sizeof err), MP_OK);
+    assert_string_equal(u.user, "");
+    assert_string_equal(u.pass, "p@ss");
+    assert_string_equal(u.host, "cache");
+    assert_int_equal(fleet_url_parse("redis://worker:s3cret@[::1]", &u, err, sizeof err), MP_OK);
+    assert_string_equal(u.user, "worker");
+    assert_string_equal(u.pass, "s3cret");
+    assert_int_equal(fleet_url_parse("redis://s3cret@cache", &u, err, sizeof err), MP_ERR_ARG);
+    assert_null(strstr(err, "s3cret")); /* a password is never echoed */
     const char *bad[] = {"http://x", "redis://", "redis://h:0", "redis://h:99999",
-                         "redis://h/16", "redis://h/x", "redis://[::1", "redis://h:"};
+                         "redis://h/16", "redis://h/x", "redis://[::1", "redis://h:",
+                         "redis://u:@h", "redis://u:%zz@h"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (fleet_url_parse(bad[i], &u, err, sizeof err) != MP_ERR_ARG)
             fail_msg("'%s' was taken", bad[i]);
@@ -568,6 +582,40 @@ static void test_unreachable_and_back(void **state)
     fleet_free(f);
 }
 
+/* Redis with a password: AUTH first, on both connections; a wrong or missing one is a
+ * clear error at open. */
+static void test_password(void **state)
+{
+    (void)state;
+    char err[256], with[128], wrong[128];
+    redisContext *c = redisConnect("127.0.0.1", (int)redis_port);
+    assert_true(c && !c->err);
+    redisReply *r = redisCommand(c, "CONFIG SET requirepass s3cret");
+    assert_true(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    assert_null(fleet_open(base, url, 1000, err, sizeof err));
+    assert_non_null(strstr(err, "NOAUTH"));
+    snprintf(wrong, sizeof wrong, "redis://:nope@127.0.0.1:%u", redis_port);
+    assert_null(fleet_open(base, wrong, 1000, err, sizeof err));
+    assert_non_null(strstr(err, "AUTH: WRONGPASS"));
+    assert_null(strstr(err, "nope"));
+    snprintf(with, sizeof with, "redis://:s3cret@127.0.0.1:%u/1", redis_port);
+    fleet_t *f = fleet_open(base, with, 1000, err, sizeof err);
+    if (!f)
+        fail_msg("%s", err);
+    const fleet_limits_t lim = {.limit = 1, .lease_ms = 1000};
+    lease_wait_t w = acquire(f, "192.0.2.70", &lim); /* the async connection authenticated */
+    assert_string_equal(w.err, "");
+    assert_true(w.l.granted);
+    fleet_free(f);
+    r = redisCommand(c, "AUTH s3cret");
+    freeReplyObject(r);
+    r = redisCommand(c, "CONFIG SET requirepass %s", "");
+    assert_true(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
 static unsigned hung_calls;
 
 static void hung_cb(const fleet_lease_t *l, void *arg)
@@ -607,6 +655,7 @@ int main(void)
         cmocka_unit_test(test_interval_and_shared_penalty),
         cmocka_unit_test(test_caps),
         cmocka_unit_test(test_facts),
+        cmocka_unit_test(test_password),
         cmocka_unit_test(test_hung_redis),
         cmocka_unit_test(test_unreachable_and_back),
     };
