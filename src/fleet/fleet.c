@@ -288,9 +288,11 @@ bad:
     if (strchr(url, '@')) /* never echo a password */
         snprintf(err, errsize, "the Redis URL is not redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] "
                  "(DB 0-15)");
-    else
+    else {
+        char q[300];
         snprintf(err, errsize, "'%s' is not a Redis URL (redis://[[USER]:PASSWORD@]HOST"
-                 "[:PORT][/DB], DB 0-15)", url);
+                 "[:PORT][/DB], DB 0-15)", mp_str_printable(url, q, sizeof q));
+    }
     return MP_ERR_ARG;
 }
 

@@ -18,7 +18,7 @@
 #define IP_BIND_ADDRESS_NO_PORT 24 /* Linux 4.2 */
 #endif
 
-/* A HELO name: printable, no space, 1..255 bytes (RFC 5321 §4.1.1.1 wants a domain or
+/* A HELO name: printable, no space, no @, 1..255 bytes (RFC 5321 §4.1.1.1 wants a domain or
  * an address literal; we only refuse what could break the command line). */
 static bool helo_ok(const char *h)
 {
@@ -27,20 +27,40 @@ static bool helo_ok(const char *h)
         return false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)h[i];
-        if (c <= 0x20 || c >= 0x7f)
+        if (c <= 0x20 || c >= 0x7f || c == '@')
             return false;
     }
     return true;
 }
 
+/* A spec as quoted in a message: control bytes as '?', and for a proxy never the
+ * password ("socks5://USER@HOST:PORT" for "socks5://USER:PASS@HOST:PORT"). */
+static const char *shown(const char *spec, char *buf, size_t size)
+{
+    char tmp[1100];
+    /* the last '@' of all: whatever the spec's mistakes, nothing before it but the user
+     * name is shown */
+    const char *start = strstr(spec, "://"), *at = strrchr(spec, '@');
+    if (start && at && start < at) {
+        start += 3;
+        const char *colon = memchr(start, ':', (size_t)(at - start));
+        size_t pos = 0;
+        tmp[0] = '\0';
+        mp_appendf(tmp, sizeof tmp, &pos, "%.*s%s", (int)((colon ? colon : at) - spec), spec,
+                   at);
+        spec = tmp;
+    }
+    return mp_str_printable(spec, buf, size);
+}
+
 /* Split "...=HELO": copies the part before '=' into buf, the HELO into out->helo. */
 static bool split_helo(const char *spec, const char *from, char *buf, size_t size,
-                       net_egress_t *out, char *err, size_t errsize)
+                       net_egress_t *out, const char *quote, char *err, size_t errsize)
 {
     const char *eq = strchr(from, '=');
     size_t n = eq ? (size_t)(eq - spec) : strlen(spec);
     if (n >= size) {
-        snprintf(err, errsize, "'%.60s...' is too long", spec);
+        snprintf(err, errsize, "'%.60s...' is too long", quote);
         return false;
     }
     memcpy(buf, spec, n);
@@ -48,7 +68,7 @@ static bool split_helo(const char *spec, const char *from, char *buf, size_t siz
     if (eq) {
         if (!helo_ok(eq + 1)) {
             snprintf(err, errsize, "'%s': the HELO name after '=' must be 1-255 printable "
-                     "characters without spaces", spec);
+                     "characters without spaces or '@'", quote);
             return false;
         }
         mp_strlcpy(out->helo, eq + 1, sizeof out->helo);
@@ -92,13 +112,15 @@ static bool parse_ip(const char *s, uint16_t port, struct sockaddr_storage *ss, 
 mp_status_t net_egress_parse_source(const char *spec, net_egress_t *out, char *err,
                                     size_t errsize)
 {
-    char addr[128];
+    char addr[128], q[300];
     memset(out, 0, sizeof *out);
     out->kind = NET_EGRESS_SOURCE;
-    if (!split_helo(spec, spec, addr, sizeof addr, out, err, errsize))
+    if (!split_helo(spec, spec, addr, sizeof addr, out, mp_str_printable(spec, q, sizeof q), err,
+                    errsize))
         return MP_ERR_ARG;
     if (!parse_ip(addr, 0, &out->addr, &out->addrlen)) {
-        snprintf(err, errsize, "'%s' is not an IPv4 or IPv6 address", addr);
+        snprintf(err, errsize, "'%s' is not an IPv4 or IPv6 address",
+                 mp_str_printable(addr, q, sizeof q));
         return MP_ERR_ARG;
     }
     mp_strlcpy(out->name, addr, sizeof out->name);
@@ -115,18 +137,20 @@ mp_status_t net_egress_parse_proxy(const char *spec, net_egress_t *out, char *er
                                    size_t errsize)
 {
     static const char scheme[] = "socks5://";
-    char url[1024];
+    char url[1024], q[300];
     memset(out, 0, sizeof *out);
     out->kind = NET_EGRESS_SOCKS5;
     if (strncmp(spec, scheme, sizeof scheme - 1) != 0) {
         snprintf(err, errsize, "'%s': a proxy is socks5://[USER:PASS@]HOST:PORT[=HELO-NAME]",
-                 spec);
+                 shown(spec, q, sizeof q));
         return MP_ERR_ARG;
     }
     const char *rest = spec + sizeof scheme - 1;
+    /* the credentials end at the last '@' (a HELO name has none), and the HELO name is
+     * after the host, so look for '=' only after them: a password may hold '=' */
     const char *at = strrchr(rest, '@');
-    /* the HELO name is after the host, so look for '=' only after the credentials */
-    if (!split_helo(rest, at ? at : rest, url, sizeof url, out, err, errsize))
+    if (!split_helo(rest, at ? at : rest, url, sizeof url, out, shown(spec, q, sizeof q), err,
+                    errsize))
         return MP_ERR_ARG;
     char *hostport = url;
     char *uat = strrchr(url, '@');
@@ -134,8 +158,8 @@ mp_status_t net_egress_parse_proxy(const char *spec, net_egress_t *out, char *er
         char *colon = memchr(url, ':', (size_t)(uat - url));
         if (!colon || !cred_decode(url, (size_t)(colon - url), out->user, sizeof out->user) ||
             !cred_decode(colon + 1, (size_t)(uat - colon - 1), out->pass, sizeof out->pass)) {
-            snprintf(err, errsize, "proxy '%s': credentials are USER:PASS, each 1-255 bytes "
-                     "(%%-encode ':', '@', '=')", spec);
+            snprintf(err, errsize, "'%s': credentials are USER:PASS, each 1-255 bytes "
+                     "(%%-encode ':', '@', '=')", shown(spec, q, sizeof q));
             return MP_ERR_ARG;
         }
         hostport = uat + 1;
@@ -144,8 +168,8 @@ mp_status_t net_egress_parse_proxy(const char *spec, net_egress_t *out, char *er
     uint64_t port;
     if (!pcolon || pcolon == hostport || !mp_parse_uint(pcolon + 1, 1, 65535, &port) ||
         (strchr(hostport, ':') != pcolon && hostport[0] != '[')) {
-        snprintf(err, errsize, "proxy '%s': needs HOST:PORT (an IPv6 address in brackets)",
-                 spec);
+        snprintf(err, errsize, "'%s': needs HOST:PORT (an IPv6 address in brackets)",
+                 shown(spec, q, sizeof q));
         return MP_ERR_ARG;
     }
     *pcolon = '\0';
@@ -155,8 +179,9 @@ mp_status_t net_egress_parse_proxy(const char *spec, net_egress_t *out, char *er
         hints.ai_socktype = SOCK_STREAM;
         int rc = getaddrinfo(hostport, NULL, &hints, &ai);
         if (rc != 0 || !ai || ai->ai_addrlen > sizeof out->addr) {
-            snprintf(err, errsize, "proxy '%s': cannot resolve '%s': %s", spec, hostport,
-                     rc ? gai_strerror(rc) : "no address");
+            char h[300];
+            snprintf(err, errsize, "'%s': cannot resolve '%s': %s", shown(spec, q, sizeof q),
+                     mp_str_printable(hostport, h, sizeof h), rc ? gai_strerror(rc) : "no address");
             if (ai)
                 freeaddrinfo(ai);
             return MP_ERR_ARG;

@@ -214,3 +214,16 @@ int mp_pct_decode(const char *s, size_t n, char *out, size_t size)
     out[o] = '\0';
     return 0;
 }
+
+char *mp_str_printable(const char *s, char *buf, size_t size)
+{
+    size_t o = 0;
+    if (size == 0)
+        return buf;
+    for (; *s && o + 1 < size; s++) {
+        unsigned char c = (unsigned char)*s;
+        buf[o++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    buf[o] = '\0';
+    return buf;
+}

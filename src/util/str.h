@@ -41,6 +41,10 @@ bool mp_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /** Parse a duration: "30", "30s", "500ms", "2m", "1h" into milliseconds. */
 bool mp_parse_duration_ms(const char *s, uint64_t *out_ms);
 
+/** Copy s into buf (size bytes, truncated) with control bytes as '?': text a user typed,
+ *  safe to quote in a one-line message. Returns buf. */
+char *mp_str_printable(const char *s, char *buf, size_t size);
+
 /** %-decode s[0..n) (RFC 3986 §2.1; '+' stays '+') into out (size bytes, NUL-ended).
  *  @return 0, or -1 on a bad escape, %00, or no room */
 int mp_pct_decode(const char *s, size_t n, char *out, size_t size);

@@ -263,6 +263,16 @@ static void test_parse_proxy(void **state)
             fail_msg("'%s' was taken", bad[i]);
         assert_true(err[0] != '\0');
     }
+    /* a message quotes the spec without its password, on one line */
+    const char *secret[] = {"socks5://bob:s3cret@127.0.8.1", "socks5://bob:s3cret@h:1080=a b",
+                            "socks5://bob:s3%zzcret@127.0.8.1:1080",
+                            "socks5://bob:s3cret\n@127.0.8.1"};
+    for (size_t i = 0; i < sizeof secret / sizeof secret[0]; i++) {
+        assert_int_equal(net_egress_parse_proxy(secret[i], &eg, err, sizeof err), MP_ERR_ARG);
+        assert_null(strstr(err, "s3"));
+        assert_null(strchr(err, '\n'));
+        assert_non_null(strstr(err, "socks5://bob@"));
+    }
 }
 
 /* 127.0.0.1 is always ours; 192.0.2.1 (TEST-NET-1) never is. */
