@@ -567,8 +567,46 @@
   });
   $('bulk-form').addEventListener('submit', (ev) => ev.preventDefault());
 
+  // ------------------------------------------------------------------ this server
+  // The identity checks the server ran at start (GET /v1/doctor): shown when there is a
+  // report; a missing report (--offline) or token leaves the card hidden.
+  async function loadDoctor() {
+    let rep;
+    try { rep = await api('GET', '/v1/doctor'); } catch (e) { return; }
+    const r = rep && rep.reports && rep.reports[0];
+    if (!r) return;
+    const words = { ok: 'ok', warn: 'warning', fail: 'problem' };
+    const list = $('doctor-checks');
+    list.textContent = '';
+    for (const c of r.checks || []) {
+      if (c.status === 'skip') continue;
+      const li = document.createElement('li');
+      li.dataset.id = c.id;
+      li.dataset.status = c.status;
+      const b = document.createElement('span');
+      b.className = 'badge d-' + c.status;
+      b.textContent = words[c.status] || c.status;
+      const t = document.createElement('strong');
+      t.textContent = c.title + ': ';
+      li.append(b, t, document.createTextNode(c.message || ''));
+      if (c.fix) {
+        const f = document.createElement('span');
+        f.className = 'fix';
+        f.textContent = 'What to do: ' + c.fix;
+        li.append(f);
+      }
+      list.append(li);
+    }
+    $('doctor-status').textContent = rep.status === 'ok'
+      ? 'This server\'s identity (HELO ' + (r.helo || '?') + ') passes the quick checks.'
+      : 'Servers may refuse this server whatever the mailbox: see the ' +
+        (rep.status === 'fail' ? 'problems' : 'warnings') + ' below.';
+    $('doctor').hidden = false;
+  }
+
   // ------------------------------------------------------------------ start
   tokenUi();
+  loadDoctor();
   const m = /^#job=(.+)$/.exec(location.hash);
   if (m) startJob(decodeURIComponent(m[1]), null);
   const pre = query.get('email');

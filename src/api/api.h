@@ -38,6 +38,8 @@ typedef struct {
     unsigned max_per_client;   /* connections per client address (0: no cap) */
     size_t max_conns;          /* connections at once (0: from the open files limit) */
     const char *version;
+    const char *doctor_json;   /* the start-up doctor report, served at GET /v1/doctor
+                                  (NULL: 404); the caller keeps it alive */
 } api_opts_t;
 
 typedef struct api api_t;

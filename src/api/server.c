@@ -628,6 +628,11 @@ static void on_request(struct evhttp_request *req, void *arg)
         handle_health(a, req);
     } else if (strcmp(path, "/metrics") == 0) {
         handle_metrics(a, req);
+    } else if (strcmp(path, "/v1/doctor") == 0) {
+        if (a->o.doctor_json)
+            api_reply_text(a, req, 200, "application/json", a->o.doctor_json);
+        else
+            api_error(a, req, 404, "not_found", "no doctor report (serve --offline)");
     } else {
         const char *name = strcmp(path, "/") == 0 ? "index.html"
                            : strcmp(path, "/v1/openapi.json") == 0 ? "openapi.json"

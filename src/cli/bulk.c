@@ -322,6 +322,10 @@ int cli_bulk(int argc, char **argv)
         rc = cli_usage_error("bulk: %s", err);
         goto done;
     }
+    if (!cfg.eo.offline) {   /* identity checks; without --helo the PTR may become it */
+        cli_doctor_startup(&cfg, false);   /* warns once the job holds its lock */
+        canonical_options(&cfg, options, sizeof options);
+    }
     if (cfg.resume[0]) {
         if (strcmp(fp, b.job.fingerprint) != 0) {
             rc = cli_usage_error("bulk: %s changed since job %s started; start a new job",
@@ -368,6 +372,7 @@ int cli_bulk(int argc, char **argv)
         fprintf(stderr, "mailprobe: continuing job %s (%lld rows already done)\n", b.job.id,
                 (long long)b.job.done_rows);
     store_job_set_state(b.st, b.job.id, STORE_JOB_RUNNING, NULL);
+    cli_doctor_warn(&cfg);
     if (b.job.total_rows < 0) {
         /* count the rows first (about a second per million): progress has a total, and
          * the room the job needs is known */

@@ -243,6 +243,8 @@ int cli_check(int argc, char **argv)
         return out_of_memory();
     run.colour = cfg.colour < 0 ? (isatty(STDOUT_FILENO) && !getenv("NO_COLOR")) : cfg.colour;
     run.worst = EXIT_ALL_DELIVERABLE;
+    if (!cfg.eo.offline && !cfg.helo_given)
+        cli_doctor_startup(&cfg, true);   /* default HELO: the egress address's confirmed PTR */
 
     signal(SIGPIPE, SIG_IGN);
     run.base = event_base_new();

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "doctor/doctor.h"
 #include "sched/engine.h"
 
 /* Exit codes (documented in the README). */
@@ -29,5 +30,18 @@ int cli_jobs(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_learn(int argc, char **argv);
 int cli_config(int argc, char **argv);
+int cli_doctor(int argc, char **argv);
+
+struct cli_cfg;
+/** The quick doctor checks (1, 2, 4, 5) for bulk, serve and check at start: adopt the
+ *  forward-confirmed PTR as HELO when none was given; bulk and serve: warn on stderr
+ *  now when warn is set (else later with cli_doctor_warn); check: only about the HELO. */
+void cli_doctor_startup(struct cli_cfg *c, bool warn);
+
+/** Print the start-up report's problems (checks 1, 4, 5) on stderr, one line each. */
+void cli_doctor_warn(const struct cli_cfg *c);
+
+/** The JSON form of doctor reports (malloc'd text, NULL when out of memory). */
+char *cli_doctor_json(const doc_report_t *reps, size_t n);
 
 #endif

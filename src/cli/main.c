@@ -36,6 +36,7 @@ static void usage(FILE *out)
           "  explain [--stage S] REPLY        show how an SMTP reply is read\n"
           "  config [--json]                  the effective settings and their sources\n"
           "  learn --deny-list FILE PATH...   learn from bounces and CSV exports\n"
+          "  doctor [options]                 can this machine verify mail? what to fix\n"
           "  help                             this text; `mailprobe check --help` for options\n"
           "  version                          print the version\n",
           out);
@@ -60,6 +61,8 @@ int main(int argc, char **argv)
         return cli_learn(argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0)
         return cli_config(argc - 1, argv + 1);
+    if (strcmp(cmd, "doctor") == 0)
+        return cli_doctor(argc - 1, argv + 1);
     if (strcmp(cmd, "explain") == 0)
         return cli_explain(argc - 1, argv + 1);
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

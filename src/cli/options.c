@@ -4,6 +4,7 @@
  */
 #include "cli/options.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -24,7 +25,8 @@ enum {
     O_VERBOSE, O_HELP, O_NO_PROBE, O_GEOIP, O_DENY, O_ALLOW, O_RCPT_PER_SESSION, O_RCPT_PER_TXN,
     O_MIN_INTERVAL, O_PER_HOST, O_OUTPUT, O_FORMAT, O_COLUMN, O_NAME_COLUMN, O_SPLIT, O_STORE, O_RESUME, O_MAX_AGE, O_NO_PROGRESS,
     O_LISTEN, O_TOKENS, O_RATE_LIMIT, O_MAX_BODY, O_WAIT, O_LOG_FORMAT,
-    O_ALLOW_PRIVATE_HOOKS, O_REQUEST_TIMEOUT, O_MAX_PER_CLIENT, O_MAX_CONNS, O_SOURCE, O_PROXY, O_END
+    O_ALLOW_PRIVATE_HOOKS, O_REQUEST_TIMEOUT, O_MAX_PER_CLIENT, O_MAX_CONNS, O_SOURCE, O_PROXY,
+    O_REF_MX, O_DNSBL, O_DNSBL_DNS, O_MYIP_DNS, O_MYIP_NAME, O_END
 };
 
 _Static_assert(O_END - O_JSON <= 64, "cli_cfg_t.origin is too small");
@@ -80,6 +82,11 @@ static const struct option long_opts[] = {
     {"max-connections", required_argument, NULL, O_MAX_CONNS},
     {"source", required_argument, NULL, O_SOURCE},
     {"proxy", required_argument, NULL, O_PROXY},
+    {"reference-mx", required_argument, NULL, O_REF_MX},
+    {"dnsbl", required_argument, NULL, O_DNSBL},
+    {"dnsbl-dns", required_argument, NULL, O_DNSBL_DNS},
+    {"myip-dns", required_argument, NULL, O_MYIP_DNS},
+    {"myip-name", required_argument, NULL, O_MYIP_NAME},
     {NULL, 0, NULL, 0},
 };
 
@@ -98,8 +105,15 @@ static unsigned opt_cmds(int id)
     case O_ALLOW_PRIVATE_HOOKS: case O_REQUEST_TIMEOUT: case O_MAX_PER_CLIENT:
     case O_MAX_CONNS:
         return CMD_SERVE | CMD_CONFIG;
-    case O_JSON: case O_TRACE: case O_COLOR: case O_NO_COLOR:
+    case O_JSON:
+        return CMD_CHECK | CMD_DOCTOR | CMD_CONFIG;
+    case O_TRACE: case O_COLOR: case O_NO_COLOR:
         return CMD_CHECK | CMD_CONFIG;
+    case O_REF_MX: case O_DNSBL: case O_DNSBL_DNS:
+        return CMD_DOCTOR | CMD_CONFIG;
+    case O_DNS: case O_HELO: case O_FROM: case O_TIMEOUT: case O_MYIP_DNS: case O_MYIP_NAME:
+    case O_SOURCE: case O_PROXY:
+        return CMD_ALL;   /* the doctor's too; myip: the quick checks of the others */
     default:
         return CMD_CHECK | CMD_BULK | CMD_SERVE | CMD_CONFIG;
     }
@@ -120,6 +134,19 @@ static int add_file(const char **arr, size_t *n, const char *v, const char *opt,
     return 0;
 }
 
+
+/* Keep a copy of a repeatable doctor option's value. */
+static int add_item(const char **arr, size_t *n, const char *v, const char *opt,
+                    const char *where)
+{
+    if (*n >= DOC_LIST_MAX)
+        return cli_usage_error("%s: %s given more than %d times", where, opt, DOC_LIST_MAX);
+    char *copy = strdup(v);
+    if (!copy)
+        return cli_usage_error("out of memory");
+    arr[(*n)++] = copy;
+    return 0;
+}
 
 /* "HOST:PORT", "[V6]:PORT" or ":PORT" (= 127.0.0.1). */
 static int parse_listen(const char *v, char *host, size_t size, unsigned *port)
@@ -246,6 +273,7 @@ static int apply_opt(cli_cfg_t *c, int id, const char *v, const char *where)
         if (!parse_secs(v, &n) || n > 3600000)
             return cli_usage_error("%s: --timeout needs a duration up to 1h, got '%s'", where, v);
         c->eo.to.command_ms = c->eo.to.banner_ms = (unsigned)n;
+        c->timeout_ms = n;
         break;
     case O_CONNECT_TIMEOUT:
         if (!parse_secs(v, &n) || n > 3600000)
@@ -390,6 +418,28 @@ static int apply_opt(cli_cfg_t *c, int id, const char *v, const char *where)
             return cli_usage_error("%s: --max-connections needs a number from 8, got '%s'",
                                    where, v);
         c->max_conns = (size_t)n;
+        break;
+    case O_REF_MX:
+        if (!*v || strpbrk(v, " \t/@"))
+            return cli_usage_error("%s: --reference-mx needs HOST[:PORT], got '%s'", where, v);
+        return add_item(c->reference_mx, &c->nreference_mx, v, "--reference-mx", where);
+    case O_DNSBL:
+        if (!*v || !strchr(v, '.') || strpbrk(v, " \t/@:"))
+            return cli_usage_error("%s: --dnsbl needs a zone (e.g. zen.spamhaus.org), got '%s'",
+                                   where, v);
+        return add_item(c->dnsbl, &c->ndnsbl, v, "--dnsbl", where);
+    case O_DNSBL_DNS:
+        if (!*v || mp_strlcpy(c->dnsbl_dns, v, sizeof c->dnsbl_dns) >= sizeof c->dnsbl_dns)
+            return cli_usage_error("%s: --dnsbl-dns needs IP[:PORT]", where);
+        break;
+    case O_MYIP_DNS:
+        if (!*v || mp_strlcpy(c->myip_dns, v, sizeof c->myip_dns) >= sizeof c->myip_dns)
+            return cli_usage_error("%s: --myip-dns needs IP[:PORT] or 'none'", where);
+        break;
+    case O_MYIP_NAME:
+        if (!*v || mp_strlcpy(c->myip_name, v, sizeof c->myip_name) >= sizeof c->myip_name ||
+            strpbrk(v, " \t/@"))
+            return cli_usage_error("%s: --myip-name needs a DNS name", where);
         break;
     case O_CONFIG:
         break; /* handled before */
@@ -747,6 +797,7 @@ const cli_origin_t *cli_cfg_origin(const cli_cfg_t *c, const char *name)
 int cli_cfg_finish(cli_cfg_t *c)
 {
     int rc = 0;
+    c->helo_given = c->helo[0] != '\0';
     if (!c->helo[0])
         default_helo(c->helo, sizeof c->helo);
     c->eo.helo = c->helo;
@@ -812,6 +863,13 @@ void cli_cfg_cleanup(cli_cfg_t *c)
     free(c->egress);
     c->egress = NULL;
     c->negress = 0;
+    for (size_t i = 0; i < c->nreference_mx; i++)
+        free((char *)c->reference_mx[i]);
+    for (size_t i = 0; i < c->ndnsbl; i++)
+        free((char *)c->dnsbl[i]);
+    c->nreference_mx = c->ndnsbl = 0;
+    free(c->startup);
+    c->startup = NULL;
 }
 
 
@@ -819,7 +877,8 @@ void cli_cfg_help(unsigned cmd)
 {
     (void)cmd;
     fputs(
-        "  --helo NAME            name to send in EHLO/HELO (default: this host's name)\n"
+        "  --helo NAME            name to send in EHLO/HELO (default: the forward-confirmed\n"
+        "                         PTR of the egress address, else this host's name)\n"
         "  --from ADDRESS         envelope sender for MAIL FROM; '<>' for the null sender\n"
         "                         (default: <>)\n"
         "  --dns IP[:PORT]        DNS server to ask (default: /etc/resolv.conf)\n"
@@ -861,6 +920,10 @@ void cli_cfg_help(unsigned cmd)
         "                         else " MP_SYSCONF_FILE " then\n"
         "                         ~/.config/mailprobe/config); MAILPROBE_<OPTION>\n"
         "                         variables and flags win over files\n"
+        "  --myip-dns IP[:PORT]   server that answers --myip-name with the client's address,\n"
+        "                         to find the public (egress) address; 'none': use the\n"
+        "                         local address (default 208.67.222.222, OpenDNS)\n"
+        "  --myip-name NAME       (default myip.opendns.com; A, else TXT)\n"
         "  -v, --verbose          log what the engine does to stderr\n"
         "  --log-format text|json log lines as text or one JSON object each\n"
         "Durations take a unit: 30, 30s, 500ms, 2m, 24h.\n",

@@ -15,13 +15,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "doctor/doctor.h"
 #include "geo/geo.h"
 #include "intel/userlist.h"
 #include "net/egress.h"
 #include "sched/engine.h"
 #include "util/log.h"
 
-enum { CMD_CHECK = 1, CMD_BULK = 2, CMD_SERVE = 4, CMD_CONFIG = 8, CMD_ALL = 15 };
+enum { CMD_CHECK = 1, CMD_BULK = 2, CMD_SERVE = 4, CMD_CONFIG = 8, CMD_DOCTOR = 16,
+       CMD_ALL = 31 };
 
 #ifndef MP_SYSCONF_FILE
 #define MP_SYSCONF_FILE "/etc/mailprobe/config"
@@ -34,7 +36,7 @@ typedef struct {
 
 #define CFG_FILES_MAX 8
 
-typedef struct {
+typedef struct cli_cfg {
     unsigned cmd;              /* CMD_CHECK or CMD_BULK */
     engine_opts_t eo;
     bool json, trace, verbose, help;
@@ -78,6 +80,17 @@ typedef struct {
     cli_origin_t origin[64];
     char *files[CFG_FILES_MAX];
     size_t nfiles;
+    /* doctor (src/cli/doctor.c; its sources are the --source egresses above); bulk, serve
+     * and check use the myip settings too */
+    bool helo_given;           /* --helo or 'helo' in the config (set by cli_cfg_finish) */
+    uint64_t timeout_ms;       /* --timeout as given (0: not given) */
+    const char *reference_mx[DOC_LIST_MAX]; /* --reference-mx (strdup'd) */
+    size_t nreference_mx;
+    const char *dnsbl[DOC_LIST_MAX];        /* --dnsbl (strdup'd) */
+    size_t ndnsbl;
+    char dnsbl_dns[128], myip_dns[128], myip_name[256];
+    doc_report_t *startup;     /* the quick checks run by cli_cfg_finish (bulk, serve;
+                                  check without --helo), NULL when not run */
     /* loaded by cli_cfg_finish */
     userlist_t *allow_list, *deny_list;
     geo_db_t *geo;

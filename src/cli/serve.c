@@ -127,10 +127,14 @@ int cli_serve(int argc, char **argv)
     engine_t *engine = NULL;
     api_t *api = NULL;
     struct event *sigint = NULL, *sigterm = NULL;
+    char *doctor = NULL; /* the start-up doctor report as JSON */
     if (store_open(path, &st, err, sizeof err) != MP_OK) {
         rc = cli_usage_error("job store %s: %s", path, err);
         goto done;
     }
+    if (!cfg.eo.offline)   /* identity checks, served at GET /v1/doctor */
+        cli_doctor_startup(&cfg, false); /* warns once serving */
+    doctor = cfg.startup ? cli_doctor_json(cfg.startup, 1) : NULL;
     base = event_base_new();
     mp_status_t est = MP_ERR_NOMEM;
     engine = base ? engine_new(base, &cfg.eo, &est) : NULL;
@@ -154,6 +158,7 @@ int cli_serve(int argc, char **argv)
         .max_per_client = cfg.max_per_client,
         .max_conns = cfg.max_conns,
         .version = MP_VERSION,
+        .doctor_json = doctor,
     };
     /* caught before anything says "serving": a stop right after it is a clean one */
     sigint = evsignal_new(base, SIGINT, on_signal, base);
@@ -172,6 +177,7 @@ int cli_serve(int argc, char **argv)
     cli_log(&cfg, MP_LOG_INFO, "serving on http://%s%s%s:%u/ (job store %s)%s",
             v6 ? "[" : "", cfg.listen_host, v6 ? "]" : "", api_port(api), path,
             cfg.tokens[0] ? "" : "; no token file: loopback only, no authentication");
+    cli_doctor_warn(&cfg);   /* after the line that says where: tools wait for that one */
     char status[256];
     snprintf(status, sizeof status, "READY=1\nSTATUS=serving on port %u\nMAINPID=%ld",
              api_port(api), (long)getpid());
@@ -197,6 +203,7 @@ done:
     if (base)
         event_base_free(base);
     store_close(st);
+    free(doctor);
     cli_cfg_cleanup(&cfg);
     return rc;
 }

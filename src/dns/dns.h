@@ -8,6 +8,11 @@
  * Every query's answer is cached by its TTL (negative answers by the SOA minimum,
  * capped); concurrent look-ups of the same name share one query.
  *
+ * dns_records_lookup() asks one question (A, AAAA, TXT, PTR or MX) and returns its
+ * records as text and addresses, for diagnostics (`mailprobe doctor`: PTR, SPF TXT,
+ * DNSBL A/TXT). It bypasses the cache and the in-flight bound: its callers ask a few
+ * dozen questions, not millions.
+ *
  * Async answers are matched by id, not pointer: dns_cancel() with the id makes a late
  * answer find nothing. It does not decide what the facts mean for a verdict.
  */
@@ -25,6 +30,7 @@
 
 #define DNS_MX_MAX 16   /* MX hosts kept per domain (by preference) */
 #define DNS_IP_MAX 8    /* addresses kept per host (IPv6 keeps at least half) */
+#define DNS_NAME_TEXT_MAX 256 /* a presentation name incl. NUL (RFC 1035 §2.3.4) */
 
 /** Result of one query or of a whole look-up. */
 typedef enum {
@@ -75,6 +81,7 @@ typedef struct {
     unsigned tries;       /* default 3 */
     unsigned max_inflight;/* queries on the wire at once, default 64 */
     unsigned neg_ttl_max; /* cap on negative caching, seconds, default 300 */
+    const char *local_addr; /* IPv4 or IPv6 address queries are sent from, NULL: any */
 } dns_opts_t;
 
 /** Create a resolver on base. NULL on failure with *st set. */
@@ -95,8 +102,57 @@ typedef void (*dns_mail_cb)(const dns_mail_t *res, void *arg);
 uint64_t dns_mail_lookup(dns_resolver_t *r, const char *domain_ascii, dns_mail_cb cb,
                          void *arg);
 
-/** Cancel a pending look-up; its callback will not be called. Unknown ids are ignored. */
+/** Cancel a pending look-up (either kind); its callback will not be called. Unknown ids
+ *  are ignored. */
 void dns_cancel(dns_resolver_t *r, uint64_t id);
+
+/** Record types dns_records_lookup() knows (RFC 1035 §3.2.2, RFC 3596). */
+typedef enum {
+    DNS_RR_A = 1,
+    DNS_RR_PTR = 12,
+    DNS_RR_MX = 15,
+    DNS_RR_TXT = 16,
+    DNS_RR_AAAA = 28
+} dns_rr_type_t;
+
+#define DNS_RR_MAX 16         /* records kept per answer */
+#define DNS_RR_TEXT_MAX 1024  /* bytes kept per record's text, NUL included */
+
+typedef struct {
+    unsigned pref;               /* MX preference */
+    char text[DNS_RR_TEXT_MAX];  /* TXT: its strings joined (RFC 7208 §3.3); PTR, MX:
+                                    the name, lower-case, no trailing dot ("" = root);
+                                    A, AAAA: the printable address */
+    dns_ip_t ip;                 /* A, AAAA */
+} dns_rr_data_t;
+
+/** The records of one question. */
+typedef struct {
+    dns_status_t status;   /* DNS_OK (n >= 1), NODATA, NXDOMAIN or a failure */
+    dns_rr_type_t type;
+    char name[DNS_NAME_TEXT_MAX]; /* the question, as asked (normalised) */
+    size_t n;
+    bool truncated;        /* more records, or a longer text, than kept */
+    dns_rr_data_t rr[DNS_RR_MAX]; /* in answer order (a CNAME chain is followed) */
+} dns_records_t;
+
+/** Callback: res is borrowed for the duration of the call. */
+typedef void (*dns_records_cb)(const dns_records_t *res, void *arg);
+
+/**
+ * Ask one question, uncached. name: an A-label name (no trailing dot); an invalid one
+ * gives DNS_ERROR without a query. The callback is always called from the event loop.
+ * Returns a non-zero id for dns_cancel(), 0 when out of memory (no callback then).
+ */
+uint64_t dns_records_lookup(dns_resolver_t *r, dns_rr_type_t type, const char *name,
+                            dns_records_cb cb, void *arg);
+
+/** True for an A-label host name (RFC 1123 §2.1): letters, digits, '-' (not at either
+ *  end of a label) and '_', labels of 1..63, 253 characters at most, no trailing dot. */
+bool dns_name_valid(const char *name);
+
+/** Name for a record type ("A", "TXT", ...). */
+const char *dns_rr_type_name(dns_rr_type_t type);
 
 /** Cache statistics since creation. */
 typedef struct { uint64_t hits, misses, queries_sent; } dns_stats_t;

@@ -21,8 +21,8 @@
 #define DNS_NAME_MAX 256  /* presentation name incl. NUL (RFC 1035 §2.3.4: 255 octets) */
 
 /** DNS RR types used by the resolver (RFC 1035 §3.2.2, RFC 3596). */
-enum { DNS_T_A = 1, DNS_T_CNAME = 5, DNS_T_SOA = 6, DNS_T_MX = 15, DNS_T_TXT = 16,
-       DNS_T_AAAA = 28 };
+enum { DNS_T_A = 1, DNS_T_CNAME = 5, DNS_T_SOA = 6, DNS_T_PTR = 12, DNS_T_MX = 15,
+       DNS_T_TXT = 16, DNS_T_AAAA = 28 };
 
 /** DNS response codes (RFC 1035 §4.1.1). */
 enum { DNS_RC_NOERROR = 0, DNS_RC_FORMERR = 1, DNS_RC_SERVFAIL = 2, DNS_RC_NXDOMAIN = 3,

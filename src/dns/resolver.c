@@ -109,7 +109,16 @@ typedef struct lookup {
     host_t host[DNS_MX_MAX];
     char domain[DNS_NAME_MAX];
     dns_mail_t res;
+    dns_records_t *rec;       /* a record look-up (dns_records_lookup): its result */
+    dns_records_cb rcb;
 } lookup_t;
+
+/* dns_records_lookup(): one uncached question, a look-up of its own kind (rec set).
+ * c-ares gets a ticket (resolver, id), never the look-up, so a cancelled one is not found. */
+typedef struct {
+    dns_resolver_t *r;
+    uint64_t id;
+} ticket_t;
 
 typedef struct sockev {
     struct sockev *next;
@@ -259,6 +268,7 @@ static void lookup_free(lookup_t *l)
 {
     if (l->done_ev)
         event_free(l->done_ev);
+    free(l->rec);
     free(l);
 }
 
@@ -315,6 +325,19 @@ static int parse_records(dns_answer_t *a, const unsigned char *abuf, int alen)
                 count++;
         ares_free_data(mx);
         return count;
+    }
+    case DNS_T_PTR: {   /* counted only (dns_records_lookup reads the names) */
+        struct hostent *he = NULL;
+        static const unsigned char any[4];
+        rc = ares_parse_ptr_reply(abuf, alen, any, (int)sizeof any, AF_INET, &he);
+        if (rc == ARES_ENODATA)
+            return 0;
+        if (rc != ARES_SUCCESS)
+            return -1;
+        for (char **al = he->h_aliases; al && *al; al++)
+            count++;
+        ares_free_hostent(he);
+        return count > 0 ? count : 1;   /* c-ares lists every PTR target as an alias */
     }
     case DNS_T_TXT: {
         struct ares_txt_ext *txt = NULL;
@@ -576,7 +599,7 @@ fail: {
  * A-label host name (RFC 1123 §2.1): letters, digits, '-' (not at either end of a
  * label), '_' (for _dmarc and the like), dots between non-empty labels of <= 63.
  */
-static bool name_valid(const char *s)
+bool dns_name_valid(const char *s)
 {
     size_t n = strlen(s), label = 0;
     if (n == 0 || n > 253)
@@ -657,7 +680,7 @@ static void mx_apply(lookup_t *l, const dns_answer_t *a)
         unsigned slot = SLOT_HOST0 + 2 * (unsigned)i;
         char host[DNS_NAME_MAX];
         mp_strlcpy(host, res->mx[i].host, sizeof host);
-        if (!name_valid(host)) {
+        if (!dns_name_valid(host)) {
             l->host[i].a.st = DNS_ERROR;   /* not a host name: never asked */
             l->host[i].aaaa.st = DNS_ERROR;
             continue;
@@ -744,7 +767,10 @@ static void lookup_done_cb(evutil_socket_t fd, short what, void *arg)
     lookup_t *l = arg;
     lookup_unlink(l->r, l);
     /* the callback may cancel, start look-ups or even free the resolver: l is ours */
-    l->cb(&l->res, l->arg);
+    if (l->rec)
+        l->rcb(l->rec, l->arg);
+    else
+        l->cb(&l->res, l->arg);
     lookup_free(l);
 }
 
@@ -827,6 +853,184 @@ done:
         mp_panic("look-up %llu: answer without request", (unsigned long long)l->id);
     if (--l->pending == 0 && !l->finished)
         lookup_finish(l);
+}
+
+/* ---- record look-ups ------------------------------------------------------------------ */
+
+const char *dns_rr_type_name(dns_rr_type_t type)
+{
+    switch (type) {
+    case DNS_RR_A: return "A";
+    case DNS_RR_PTR: return "PTR";
+    case DNS_RR_MX: return "MX";
+    case DNS_RR_TXT: return "TXT";
+    case DNS_RR_AAAA: return "AAAA";
+    }
+    return "?";
+}
+
+static dns_rr_data_t *rr_next(dns_records_t *res)
+{
+    if (res->n >= DNS_RR_MAX) {
+        res->truncated = true;
+        return NULL;
+    }
+    dns_rr_data_t *d = &res->rr[res->n++];
+    memset(d, 0, sizeof *d);
+    return d;
+}
+
+static void rr_name(dns_records_t *res, dns_rr_data_t *d, const char *name)
+{
+    if (mp_strlcpy(d->text, name, sizeof d->text) >= sizeof d->text)
+        res->truncated = true;
+    dns_name_norm(d->text);
+}
+
+/* The records of an answer that parse_records() found good (a: the mail look-up's
+ * reading of it) into res as text. */
+static void records_fill(dns_records_t *res, const dns_answer_t *a, const unsigned char *abuf,
+                         int alen)
+{
+    if (res->type == DNS_RR_A || res->type == DNS_RR_AAAA || res->type == DNS_RR_MX) {
+        for (size_t i = 0; i < a->n; i++) {
+            dns_rr_data_t *d = rr_next(res);
+            if (!d)
+                return;
+            if (res->type == DNS_RR_MX) {
+                d->pref = a->rr[i].pref;
+                rr_name(res, d, a->rr[i].host ? a->rr[i].host : "");
+            } else {
+                addr_fill(&d->ip, res->type == DNS_RR_A ? AF_INET : AF_INET6, a->rr[i].addr);
+                mp_strlcpy(d->text, d->ip.text, sizeof d->text);
+            }
+        }
+    } else if (res->type == DNS_RR_PTR) {
+        struct hostent *he = NULL;
+        static const unsigned char any[4];
+        if (ares_parse_ptr_reply(abuf, alen, any, (int)sizeof any, AF_INET, &he) != ARES_SUCCESS)
+            return;
+        for (char **al = he->h_aliases; al && *al; al++) {
+            dns_rr_data_t *d = rr_next(res);
+            if (d)
+                rr_name(res, d, *al);
+        }
+        if (res->n == 0 && he->h_name) {
+            dns_rr_data_t *d = rr_next(res);
+            if (d)
+                rr_name(res, d, he->h_name);
+        }
+        ares_free_hostent(he);
+    } else {   /* TXT */
+        struct ares_txt_ext *txt = NULL;
+        if (ares_parse_txt_reply_ext(abuf, alen, &txt) != ARES_SUCCESS)
+            return;
+        dns_rr_data_t *d = NULL;
+        size_t pos = 0;
+        for (struct ares_txt_ext *t = txt; t; t = t->next) {
+            if (t->record_start) {
+                d = rr_next(res);
+                pos = 0;
+            }
+            if (!d)
+                continue;
+            /* RFC 7208 §3.3: the strings of one record are joined without spaces */
+            for (size_t i = 0; i < t->length; i++) {
+                if (pos + 1 >= sizeof d->text) {
+                    res->truncated = true;
+                    break;
+                }
+                unsigned char c = t->txt[i];
+                d->text[pos++] = (char)(c < 0x20 || c == 0x7f ? ' ' : c);
+            }
+            d->text[pos] = '\0';
+        }
+        ares_free_data(txt);
+    }
+}
+
+static void records_finish(lookup_t *l)
+{
+    static const struct timeval zero = { 0, 0 };
+    if (evtimer_add(l->done_ev, &zero) != 0)
+        mp_panic("look-up %llu: cannot schedule its callback", (unsigned long long)l->id);
+}
+
+static void records_ares_cb(void *arg, int status, int timeouts, unsigned char *abuf,
+                            int alen)
+{
+    (void)timeouts;
+    ticket_t *t = arg;
+    dns_resolver_t *r = t->r;
+    uint64_t id = t->id;
+    free(t);
+    if (r->closing)
+        return;
+    lookup_t *l = lookup_find(r, id);
+    if (!l)
+        return;   /* cancelled */
+    dns_records_t *res = l->rec;
+    mp_log(MP_LOG_DEBUG, "dns: %s/%s: %s", res->name, dns_rr_type_name(res->type),
+           ares_strerror(status));
+    uint64_t life_ms;   /* not cached: the status only */
+    dns_answer_t *a = answer_build(r, res->type, status, abuf, alen, &life_ms);
+    res->status = a ? a->status : DNS_ERROR;
+    if (a && a->status == DNS_OK && a->cname)
+        res->status = DNS_NODATA;   /* only a CNAME chain: the server did not chase it */
+    if (res->status == DNS_OK)
+        records_fill(res, a, abuf, alen);
+    dns_answer_free(a);
+    records_finish(l);
+}
+
+uint64_t dns_records_lookup(dns_resolver_t *r, dns_rr_type_t type, const char *name,
+                            dns_records_cb cb, void *arg)
+{
+    if (!r || !name || !cb)
+        mp_panic("NULL resolver, name or callback");
+    lookup_t *l = calloc(1, sizeof *l);
+    dns_records_t *res = calloc(1, sizeof *res);
+    if (!l || !res) {
+        free(l);
+        free(res);
+        return 0;
+    }
+    l->rec = res;
+    l->done_ev = evtimer_new(r->base, lookup_done_cb, l);
+    if (!l->done_ev) {
+        lookup_free(l);
+        return 0;
+    }
+    l->id = ++r->next_id;
+    l->r = r;
+    l->rcb = cb;
+    l->arg = arg;
+    res->type = type;
+    res->status = DNS_ERROR;
+    l->hnext = r->ltab[l->id % TABLE_SIZE];
+    r->ltab[l->id % TABLE_SIZE] = l;
+    bool fits = mp_strlcpy(res->name, name, sizeof res->name) < sizeof res->name;
+    if (fits)
+        dns_name_norm(res->name);
+    bool known = type == DNS_RR_A || type == DNS_RR_AAAA || type == DNS_RR_TXT ||
+                 type == DNS_RR_PTR || type == DNS_RR_MX;
+    if (!fits || !known || !dns_name_valid(res->name)) {
+        records_finish(l);   /* DNS_ERROR, no query */
+        return l->id;
+    }
+    ticket_t *t = malloc(sizeof *t);
+    if (!t) {
+        records_finish(l);
+        return l->id;
+    }
+    t->r = r;
+    t->id = l->id;
+    uint64_t id = l->id;
+    r->stats.queries_sent++;
+    /* may call records_ares_cb at once (bad name, no memory): the result is deferred */
+    ares_query(r->channel, res->name, DNS_CLASS_IN, (int)type, records_ares_cb, t);
+    timer_rearm(r);
+    return id;
 }
 
 /* ---- public API ----------------------------------------------------------------------- */
@@ -958,6 +1162,18 @@ dns_resolver_t *dns_resolver_new(struct event_base *base, const dns_opts_t *opts
         goto fail;
     }
     r->have_channel = true;
+    if (o.local_addr) {
+        unsigned char bin[16];
+        if (inet_pton(AF_INET, o.local_addr, bin) == 1) {
+            ares_set_local_ip4(r->channel, ((unsigned)bin[0] << 24) | ((unsigned)bin[1] << 16) |
+                                               ((unsigned)bin[2] << 8) | bin[3]);
+        } else if (inet_pton(AF_INET6, o.local_addr, bin) == 1) {
+            ares_set_local_ip6(r->channel, bin);
+        } else {
+            *st = MP_ERR_ARG;
+            goto fail;
+        }
+    }
     if (o.server) {
         rc = ares_set_servers_ports_csv(r->channel, csv);
         if (rc != ARES_SUCCESS) {
@@ -1033,7 +1249,7 @@ uint64_t dns_mail_lookup(dns_resolver_t *r, const char *domain_ascii, dns_mail_c
     bool fits = mp_strlcpy(l->domain, domain_ascii, sizeof l->domain) < sizeof l->domain;
     if (fits)
         dns_name_norm(l->domain);
-    if (!fits || !name_valid(l->domain)) {
+    if (!fits || !dns_name_valid(l->domain)) {
         l->res.status = DNS_ERROR;
         size_t pos = 0;
         mp_appendf(l->res.detail, sizeof l->res.detail, &pos, "invalid domain name");
@@ -1046,7 +1262,7 @@ uint64_t dns_mail_lookup(dns_resolver_t *r, const char *domain_ascii, dns_mail_c
     slot_request(l, SLOT_SPF, DNS_T_TXT, l->domain);
     char dmarc[DNS_NAME_MAX];
     size_t pos = 0;
-    if (mp_appendf(dmarc, sizeof dmarc, &pos, "_dmarc.%s", l->domain) && name_valid(dmarc))
+    if (mp_appendf(dmarc, sizeof dmarc, &pos, "_dmarc.%s", l->domain) && dns_name_valid(dmarc))
         slot_request(l, SLOT_DMARC, DNS_T_TXT, dmarc);
     if (--l->pending == 0 && !l->finished)
         lookup_finish(l);

@@ -419,6 +419,22 @@ class Page(WebCase):
             finally:
                 self.d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
+    def test_1b_server_identity(self):
+        """The card of GET /v1/doctor: the quick checks serve ran at start (in the lab the
+        egress address is unknown: no myip server is reachable, so warnings)."""
+        self.open("")
+        self.wait(lambda d: self.visible("doctor"), what="the server identity card")
+        items = self.d.execute_script(
+            "return [...document.querySelectorAll('#doctor-checks li')]"
+            ".map(li => [li.dataset.id, li.dataset.status])")
+        self.assertEqual([i[0] for i in items], ["config", "egress", "rdns", "helo"])
+        self.assertEqual(items[0][1], "ok")
+        self.assertIn("HELO probe.lab.test", self.text("doctor-checks"))
+        warned = [i for i in items if i[1] in ("warn", "fail")]
+        self.assertEqual(len(self.d.find_elements("css selector", "#doctor-checks .fix")),
+                         len(warned))
+        self.assertTrue(self.text("doctor-status"))
+
     def test_2_undeliverable(self):
         self.assertEqual(self.check_address(UNDELIVERABLE), "undeliverable")
         self.assertIn("Undeliverable", self.el("r-badge").text)

@@ -244,8 +244,10 @@ class DashAddresses(unittest.TestCase):
 
 
 class LogFormat(unittest.TestCase):
-    # a literal address on loopback, port 1: refused at once, logged at debug level
-    ARGS = ["check", "--verbose", "--allow-private-mx", "--port", "1", "a@[127.0.0.1]"]
+    # a literal address on loopback, port 1: refused at once, logged at debug level; a
+    # --helo, so that no start-up identity check asks DNS servers outside the test
+    ARGS = ["check", "--verbose", "--allow-private-mx", "--port", "1", "--helo", "probe.test",
+            "a@[127.0.0.1]"]
 
     def test_text_and_json_lines(self):
         for fmt in ("text", "json"):
@@ -264,8 +266,10 @@ class LogFormat(unittest.TestCase):
         import signal
         d = tempfile.TemporaryDirectory()
         self.addCleanup(d.cleanup)
+        # --offline: no start-up identity checks (they would ask DNS servers outside)
         p = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--log-format", "json",
-                              "--store", d.name + "/jobs.sqlite"], stderr=subprocess.PIPE,
+                              "--offline", "--store", d.name + "/jobs.sqlite"],
+                             stderr=subprocess.PIPE,
                              stdout=subprocess.DEVNULL, text=True,
                              env=dict(os.environ, HOME=d.name))
         try:
@@ -315,8 +319,8 @@ class ServeNotify(unittest.TestCase):
             sock.settimeout(30)
             e = {k: v for k, v in os.environ.items() if not k.startswith("MAILPROBE_")}
             e.update(NOTIFY_SOCKET=addr, HOME=d.name)
-            p = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--store",
-                                  d.name + "/jobs.sqlite"], env=e,
+            p = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--offline",
+                                  "--store", d.name + "/jobs.sqlite"], env=e,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             try:
                 msg = sock.recv(4096).decode()

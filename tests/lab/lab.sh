@@ -121,6 +121,24 @@ for ip, b in m.BEHAVIOURS.items():
     print("%s.script.test MX 10 mx.%s.script.test." % (b, b))
     print("mx.%s.script.test A %s" % (b, ip))
 EOF
+# records of the .test zone kept in files of their own (one feature each), same format
+cat "$HERE"/zones/*.records 2>/dev/null | grep -v '^#' || true
+}
+
+# Whole zones outside .test (reverse zones, ...): tests/lab/zones/ZONE.zone, in zone-file
+# syntax, each served as an auth-zone like PROVIDER_ZONES. unbound's built-in local zone
+# of the same name (127.in-addr.arpa: "localhost") is switched off.
+extra_zones() {
+  local f
+  for f in "$HERE"/zones/*.zone; do
+    [ -e "$f" ] && basename "$f" .zone
+  done
+}
+
+# Directly queried DNS stubs (no delegation): tests/lab/zones/*.stubs, lines "IP BEHAVIOUR"
+# (dnsstub.py), e.g. the doctor's myip server.
+direct_stubs() {
+  cat "$HERE"/zones/*.stubs 2>/dev/null | grep -v '^#' | awk 'NF == 2 {printf "%s=%s ", $1, $2}' || true
 }
 
 # Names of real providers' MX hosts, served by unbound inside the namespace only (they
@@ -201,12 +219,18 @@ write_unbound() {
   # unbound answers NXDOMAIN for the reserved "test." itself unless told otherwise
   local-zone: "test." nodefault
 EOF
+    for z in $(extra_zones); do printf '  local-zone: "%s." nodefault\n' "$z"; done
     # the .test zone is an authoritative zone that the iterator uses as its upstream
     # (for-upstream): answers are built like a real recursive resolver builds them (CNAME
     # chains followed, delegations to the broken servers of dnsstub.py followed).
     printf 'auth-zone:\n  name: "test."\n  zonefile: "%s/test.zone"\n' "$d"
     printf '  for-downstream: no\n  for-upstream: yes\n  fallback-enabled: no\n'
     for z in $PROVIDER_ZONES; do
+      printf 'auth-zone:\n  name: "%s."\n  zonefile: "%s/%s.zone"\n' "$z" "$d" "$z"
+      printf '  for-downstream: no\n  for-upstream: yes\n  fallback-enabled: no\n'
+    done
+    for z in $(extra_zones); do
+      cp "$HERE/zones/$z.zone" "$d/$z.zone"
       printf 'auth-zone:\n  name: "%s."\n  zonefile: "%s/%s.zone"\n' "$z" "$d" "$z"
       printf '  for-downstream: no\n  for-upstream: yes\n  fallback-enabled: no\n'
     done
@@ -450,7 +474,7 @@ do_up() {
   write_unbound; write_tls; write_postfix; write_exim; write_postgrey
 
   local stubargs
-  stubargs=$(echo "$STUBS" | awk '{printf "%s=%s ", $2, $3}')
+  stubargs="$(echo "$STUBS" | awk '{printf "%s=%s ", $2, $3}') $(direct_stubs)"
   # shellcheck disable=SC2086
   lab_start_bg "$NS" "$LAB" dnsstub "$PY" "$HERE/dnsstub.py" $stubargs
   lab_start_bg "$NS" "$LAB" unbound unbound -d -c "$LAB/unbound/unbound.conf"

@@ -547,6 +547,12 @@ static void mock_put_rec(pkt_t *p, const mrec_t *r)
     case DNS_T_AAAA: rr_a(p, SEC_AN, r->owner, r->ttl, r->data); break;
     case DNS_T_MX: rr_mx(p, SEC_AN, r->owner, r->ttl, r->pref, r->data); break;
     case DNS_T_CNAME: rr_cname(p, SEC_AN, r->owner, r->ttl, r->data); break;
+    case DNS_T_PTR: {
+        size_t at = rr_begin(p, SEC_AN, r->owner, DNS_T_PTR, r->ttl);
+        put_name(p, r->data);
+        rr_end(p, at);
+        break;
+    }
     case DNS_T_TXT: rr_txt(p, SEC_AN, r->owner, r->ttl, r->data); break;
     default: fail();
     }
@@ -1417,6 +1423,118 @@ static void test_invalid_domain(void **state)
     env_free(e);
 }
 
+/* ---- dns_records_lookup ------------------------------------------------------------- */
+
+typedef struct {
+    int ncalls;
+    dns_records_t res;
+} rec_env_t;
+
+static void rec_cb(const dns_records_t *res, void *arg)
+{
+    rec_env_t *re = arg;
+    re->res = *res;
+    re->ncalls++;
+}
+
+static const dns_records_t *records(env_t *e, rec_env_t *re, dns_rr_type_t type,
+                                    const char *name)
+{
+    re->ncalls = 0;
+    uint64_t id = dns_records_lookup(e->r, type, name, rec_cb, re);
+    assert_true(id != 0);
+    assert_int_equal(re->ncalls, 0);   /* never from inside the call */
+    struct event *dl = evtimer_new(e->base, deadline_cb, e);
+    struct timeval tv = { 5, 0 };
+    e->expired = false;
+    evtimer_add(dl, &tv);
+    while (re->ncalls == 0 && !e->expired)
+        event_base_loop(e->base, EVLOOP_ONCE);
+    event_free(dl);
+    assert_int_equal(re->ncalls, 1);
+    return &re->res;
+}
+
+static void test_records(void **state)
+{
+    (void)state;
+    env_t *e = env_new(300, 1, 0, 0);
+    rec_env_t re;
+    zone_basic(e->mock);
+    mock_add(e->mock, "10.7.0.127.in-addr.arpa", DNS_T_PTR, 300, 0, "Good.Doctor.TEST");
+    mock_add(e->mock, "10.7.0.127.in-addr.arpa", DNS_T_PTR, 300, 0, "other.doctor.test");
+    mock_add(e->mock, "host.test", DNS_T_A, 300, 0, "192.0.2.7");
+    mock_add(e->mock, "host.test", DNS_T_AAAA, 300, 0, "2001:db8::7");
+    mock_special(e->mock, "broken.test", 0, M_SERVFAIL);
+
+    const dns_records_t *r = records(e, &re, DNS_RR_PTR, "10.7.0.127.in-addr.arpa.");
+    assert_int_equal(r->status, DNS_OK);
+    assert_int_equal(r->n, 2);
+    assert_string_equal(r->rr[0].text, "good.doctor.test");
+    assert_string_equal(r->rr[1].text, "other.doctor.test");
+    assert_string_equal(r->name, "10.7.0.127.in-addr.arpa");
+
+    r = records(e, &re, DNS_RR_TXT, "example.test");
+    assert_int_equal(r->status, DNS_OK);
+    assert_int_equal(r->n, 2);
+    assert_string_equal(r->rr[1].text, "V=SPF1 ip4:192.0.2.0/24 -all");
+
+    r = records(e, &re, DNS_RR_A, "host.test");
+    assert_int_equal(r->status, DNS_OK);
+    assert_string_equal(r->rr[0].text, "192.0.2.7");
+    assert_int_equal(r->rr[0].ip.sa.ss_family, AF_INET);
+    r = records(e, &re, DNS_RR_AAAA, "host.test");
+    assert_string_equal(r->rr[0].text, "2001:db8::7");
+
+    r = records(e, &re, DNS_RR_MX, "example.test");
+    assert_int_equal(r->status, DNS_OK);
+    assert_int_equal(r->n, 4);
+    assert_string_equal(r->rr[0].text, "b.example.test");
+    assert_int_equal(r->rr[0].pref, 20);
+
+    assert_int_equal(records(e, &re, DNS_RR_A, "nosuch.test")->status, DNS_NXDOMAIN);
+    assert_int_equal(records(e, &re, DNS_RR_PTR, "host.test")->status, DNS_NODATA);
+    assert_int_equal(records(e, &re, DNS_RR_TXT, "broken.test")->status, DNS_SERVFAIL);
+    size_t asked = e->mock->nlog;
+    assert_int_equal(records(e, &re, DNS_RR_A, "bad name.test")->status, DNS_ERROR);
+    assert_int_equal(e->mock->nlog, asked);   /* no query for an invalid name */
+    /* uncached: the same question goes to the server again */
+    records(e, &re, DNS_RR_A, "host.test");
+    assert_int_equal(e->mock->nlog, asked + 1);
+    assert_string_equal(dns_rr_type_name(DNS_RR_PTR), "PTR");
+    env_free(e);
+}
+
+static void test_records_cancel_and_free(void **state)
+{
+    (void)state;
+    env_t *e = env_new(300, 1, 0, 0);
+    rec_env_t re = { 0 };
+    mock_add(e->mock, "host.test", DNS_T_A, 300, 0, "192.0.2.7");
+    uint64_t id = dns_records_lookup(e->r, DNS_RR_A, "host.test", rec_cb, &re);
+    dns_cancel(e->r, id);
+    run_until(e, 1, 300);   /* nothing may call back */
+    assert_int_equal(re.ncalls, 0);
+    dns_records_lookup(e->r, DNS_RR_A, "host.test", rec_cb, &re);
+    env_free(e);            /* pending: freed without a callback */
+    assert_int_equal(re.ncalls, 0);
+}
+
+static void test_local_addr_option(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    mp_status_t st = MP_OK;
+    dns_opts_t o = { .server = "127.0.0.1", .local_addr = "not-an-address" };
+    assert_null(dns_resolver_new(base, &o, &st));
+    assert_int_equal(st, MP_ERR_ARG);
+    o.local_addr = "127.0.0.1";
+    dns_resolver_t *r = dns_resolver_new(base, &o, &st);
+    assert_non_null(r);
+    dns_resolver_free(r);
+    event_base_free(base);
+}
+
 static void log_cb(mp_log_level_t level, const char *msg, void *arg)
 {
     (void)arg;
@@ -1463,6 +1581,9 @@ int main(void)
         cmocka_unit_test(test_cached_answer_is_deferred),
         cmocka_unit_test(test_invalid_domain),
         cmocka_unit_test(test_many_lookups),
+        cmocka_unit_test(test_records),
+        cmocka_unit_test(test_records_cancel_and_free),
+        cmocka_unit_test(test_local_addr_option),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
