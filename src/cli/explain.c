@@ -1,7 +1,11 @@
 /*
- * explain.c - `mailprobe explain REPLY`: how one SMTP reply is read, step by step.
+ * explain.c - `mailprobe explain REPLY`: how one SMTP reply is read, step by step;
+ * `mailprobe explain --corpus FILE`: replay a corpus of labelled replies
+ * (tests/data/replies.tsv) and print the share read as labelled and the false hard
+ * bounces, the figures of docs/benchmarks.md. Reads a file, no network.
  */
 #include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,7 +110,8 @@ static bool parse_stage(const char *s, cl_stage_t *out)
     } stages[] = {{"banner", CL_STAGE_BANNER}, {"connect", CL_STAGE_BANNER},
                   {"ehlo", CL_STAGE_EHLO},     {"helo", CL_STAGE_EHLO},
                   {"starttls", CL_STAGE_STARTTLS}, {"mail", CL_STAGE_MAIL},
-                  {"rcpt", CL_STAGE_RCPT}};
+                  {"rcpt", CL_STAGE_RCPT},
+                  {"other", CL_STAGE_OTHER}};
     for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++)
         if (mp_str_ieq(s, stages[i].name)) {
             *out = stages[i].st;
@@ -115,14 +120,148 @@ static bool parse_stage(const char *s, cl_stage_t *out)
     return false;
 }
 
+/* ---- the reading of a reply, as the engine gives it ----------------------------- */
+
+/* The reason the engine reports for this reply when it ends the check, or NULL when it
+ * does not end a check on its own (a 2xx before RCPT). */
+static const char *explain_reading(cl_stage_t stage, int code, const char *enh, const char *text)
+{
+    cl_result_t cl;
+    cl_outcome_t o = classify_reply(stage, code, enh, text, &cl);
+    if (stage != CL_STAGE_RCPT && code / 100 == 2)
+        return NULL;
+    vd_reason_t reason = vd_reason_from_outcome(o);
+    if (stage != CL_STAGE_RCPT) {
+        /* the engine's reading of a reply that ended the session before RCPT */
+        if (stage == CL_STAGE_MAIL && code >= 500 && o != CL_POLICY_BLOCKED &&
+            o != CL_RATE_LIMITED)
+            reason = VR_SENDER_REJECTED;
+        if (reason == VR_MAILBOX_ABSENT || reason == VR_MAILBOX_DISABLED ||
+            reason == VR_ACCEPTED || reason == VR_ANTI_ENUMERATION ||
+            reason == VR_MAILBOX_FULL)
+            reason = stage == CL_STAGE_MAIL ? VR_SENDER_REJECTED : VR_POLICY_BLOCKED;
+    }
+    return vd_reason_name(reason);
+}
+
+/* ---- corpus replay ---------------------------------------------------------------- */
+
+#define CORPUS_LINE_MAX 8192
+
+static bool reason_known(const char *name, vd_verdict_t *v)
+{
+    for (int r = 0; r < VR__COUNT; r++)
+        if (strcmp(vd_reason_name((vd_reason_t)r), name) == 0) {
+            *v = vd_reason_verdict((vd_reason_t)r);
+            return true;
+        }
+    return false;
+}
+
+/* Turn the two characters "\n" into a line break, in place. */
+static void corpus_unescape(char *s)
+{
+    char *w = s;
+    for (const char *r = s; *r; r++) {
+        if (r[0] == '\\' && r[1] == 'n') {
+            *w++ = '\n';
+            r++;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+}
+
+typedef struct {
+    unsigned lines, judged, as_labelled, false_hard;
+} corpus_count_t;
+
+/* Count one reading against its label; true when it matches. */
+static bool corpus_count(corpus_count_t *c, const char *label, const char *read)
+{
+    vd_verdict_t lv = VD_UNKNOWN, rv = VD_UNKNOWN;
+    c->judged++;
+    bool same = read && strcmp(read, label) == 0;
+    if (same)
+        c->as_labelled++;
+    if (read && reason_known(read, &rv) && reason_known(label, &lv) &&
+        rv == VD_UNDELIVERABLE && lv != VD_UNDELIVERABLE)
+        c->false_hard++;
+    return same;
+}
+
+static void corpus_print(const char *what, const corpus_count_t *c)
+{
+    printf("%s: %u of %u read as labelled (%.1f %%), %u false hard bounce(s)\n", what,
+           c->as_labelled, c->judged, c->judged ? 100.0 * c->as_labelled / c->judged : 0.0,
+           c->false_hard);
+}
+
+static int explain_corpus(const char *path, bool verbose)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return cli_usage_error("explain: cannot open corpus '%s'", path);
+    static char line[CORPUS_LINE_MAX];
+    unsigned lineno = 0, skipped = 0;
+    corpus_count_t bare = {0, 0, 0, 0};
+    int rc = 0;
+    while (fgets(line, sizeof line, fp)) {
+        lineno++;
+        size_t len = strlen(line);
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (lineno == 1 || len == 0 || line[0] == '#')
+            continue;
+        char *f[8];
+        size_t n = 0;
+        f[n++] = line;
+        for (char *p = line; *p && n < 8; p++)
+            if (*p == '\t') {
+                *p = '\0';
+                f[n++] = p + 1;
+            }
+        cl_stage_t stage;
+        uint64_t code;
+        vd_verdict_t v;
+        if (n != 8 || !parse_stage(f[0], &stage) || !mp_parse_uint(f[1], 200, 599, &code) ||
+            (strcmp(f[5], "-") != 0 && !reason_known(f[5], &v))) {
+            rc = cli_usage_error("explain: %s:%u: not a corpus line (8 tab-separated fields: "
+                                 "stage code enhanced text outcome reason controlled "
+                                 "source)", path, lineno);
+            goto done;
+        }
+        if (strcmp(f[5], "-") == 0) {
+            skipped++;
+            continue;
+        }
+        corpus_unescape(f[3]);
+        bare.lines++;
+        const char *read = explain_reading(stage, (int)code, f[2], f[3]);
+        if (!corpus_count(&bare, f[5], read) && verbose)
+            printf("%s:%u: labelled %s, read %s: %s %s %s\n", path, lineno, f[5],
+                   read ? read : "-", f[1], f[2], f[3]);
+    }
+    printf("corpus %s: %u replies with a reading of their own (%u more end nothing on "
+           "their own)\n", path, bare.lines, skipped);
+    corpus_print("reading", &bare);
+done:
+    fclose(fp);
+    return rc;
+}
+
 int cli_explain(int argc, char **argv)
 {
     static const struct option opts[] = {{"stage", required_argument, NULL, 's'},
                                          {"json", no_argument, NULL, 'j'},
+                                         {"corpus", required_argument, NULL, 'c'},
+                                         {"verbose", no_argument, NULL, 'v'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     cl_stage_t stage = CL_STAGE_RCPT;
-    bool json = false;
+    bool json = false, verbose = false;
+    const char *corpus = NULL;
     int c;
     opterr = 0;
     optind = 0;
@@ -134,6 +273,8 @@ int cli_explain(int argc, char **argv)
                                        "mail or rcpt, not '%s'", optarg);
             break;
         case 'j': json = true; break;
+        case 'c': corpus = optarg; break;
+        case 'v': verbose = true; break;
         case 'h':
             puts("usage: mailprobe explain [--stage STAGE] [--json] REPLY\n"
                  "Show how mailprobe reads an SMTP reply.\n"
@@ -143,11 +284,20 @@ int cli_explain(int argc, char **argv)
                  "  --json                 one JSON object instead of text\n"
                  "\n"
                  "Example: mailprobe explain \"550 5.1.1 <x@example.com>: Recipient address "
-                 "rejected: User unknown\"");
+                 "rejected: User unknown\"\n"
+                 "       mailprobe explain --corpus FILE [--verbose]\n"
+                 "Replay a corpus of labelled replies (tests/data/replies.tsv) and print the "
+                 "share read as labelled\nand the false hard bounces; --verbose lists every "
+                 "reply read otherwise.");
             return 0;
         case ':': return cli_usage_error("explain: option needs a value");
         default: return cli_usage_error("explain: unknown option '%s'", argv[optind - 1]);
         }
+    }
+    if (corpus) {
+        if (optind < argc)
+            return cli_usage_error("explain: --corpus takes no reply");
+        return explain_corpus(corpus, verbose);
     }
     if (optind >= argc)
         return cli_usage_error("explain: no reply given, e.g. mailprobe explain \"550 5.1.1 "

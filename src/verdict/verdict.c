@@ -37,6 +37,14 @@ static const struct {
                            "The mail server says this mailbox does not exist."},
     [VR_MAILBOX_DISABLED] = {"mailbox_disabled", VD_UNDELIVERABLE, 2,
                              "The mailbox exists but is disabled."},
+    [VR_RECIPIENT_REFUSED] = {"recipient_refused", VD_UNDELIVERABLE, 3,
+                              "The mail server refused this recipient while it accepted "
+                              "postmaster@ (or another recipient) in the same "
+                              "transaction: the refusal is about this address."},
+    [VR_SMTPUTF8_UNSUPPORTED] = {"smtputf8_unsupported", VD_UNDELIVERABLE, 3,
+                                 "The address has a UTF-8 local part and the domain's mail "
+                                 "server does not offer SMTPUTF8 (RFC 6531), so it cannot "
+                                 "receive mail for it."},
     [VR_DOMAIN_NOT_SERVED] = {"domain_not_served", VD_UNDELIVERABLE, 3,
                               "The domain's mail server says it does not take mail "
                               "for this domain."},
@@ -68,6 +76,10 @@ static const struct {
     [VR_RATE_LIMITED] = {"rate_limited", VD_UNKNOWN, 40,
                          "The server asked us to slow down (421 or too many "
                          "connections)."},
+    [VR_TOO_MANY_RECIPIENTS] = {"too_many_recipients", VD_UNKNOWN, 40,
+                                "The server refused more recipients in this transaction "
+                                "or from this sender (452 4.5.3); the mailbox was not "
+                                "judged."},
     [VR_CONNECT_FAILED] = {"connect_failed", VD_UNKNOWN, 35,
                            "No mail server of the domain accepted a connection on "
                            "port 25."},

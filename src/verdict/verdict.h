@@ -38,6 +38,8 @@ typedef enum {
     VR_UNROUTABLE_MX,
     VR_MAILBOX_ABSENT,
     VR_MAILBOX_DISABLED,
+    VR_RECIPIENT_REFUSED,   /* refused this recipient; the session's controls prove it */
+    VR_SMTPUTF8_UNSUPPORTED, /* a UTF-8 mailbox at a server without SMTPUTF8 */
     VR_DOMAIN_NOT_SERVED,
     VR_DENY_LISTED,
     VR_ACCEPT_ALL,
@@ -50,6 +52,7 @@ typedef enum {
     VR_POLICY_BLOCKED,
     VR_SENDER_REJECTED,
     VR_RATE_LIMITED,
+    VR_TOO_MANY_RECIPIENTS, /* the server limits recipients per transaction or sender */
     VR_CONNECT_FAILED,
     VR_TIMEOUT,
     VR_TLS_FAILED,

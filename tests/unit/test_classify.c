@@ -37,6 +37,8 @@ typedef struct {
     const char *enh;
     char *text; /* "\n" escapes turned into line breaks */
     const char *outcome;
+    const char *reason;     /* the engine's reading without controls, "-" for none */
+    const char *controlled; /* ... when postmaster@ was accepted, "-" when the same */
     const char *source;
 } golden_t;
 
@@ -91,13 +93,13 @@ static bool outcome_known(const char *name)
 /* Parse one data line (modified in place); fails the test on a malformed line. */
 static void golden_parse(char *line, unsigned lineno, golden_t *g)
 {
-    char *f[7];
+    char *f[9];
     size_t len = strlen(line);
     while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
         line[--len] = '\0';
-    size_t n = split_tabs(line, f, 7);
-    if (n != 6)
-        fail_msg("replies.tsv:%u: %zu fields, want 6", lineno, n);
+    size_t n = split_tabs(line, f, 9);
+    if (n != 8)
+        fail_msg("replies.tsv:%u: %zu fields, want 8", lineno, n);
     uint64_t code;
     g->lineno = lineno;
     if (!stage_from_name(f[0], &g->stage))
@@ -111,7 +113,9 @@ static void golden_parse(char *line, unsigned lineno, golden_t *g)
     if (!outcome_known(f[4]))
         fail_msg("replies.tsv:%u: unknown outcome '%s'", lineno, f[4]);
     g->outcome = f[4];
-    g->source = f[5];
+    g->reason = f[5];
+    g->controlled = f[6];
+    g->source = f[7];
     if (g->source[0] == '\0')
         fail_msg("replies.tsv:%u: no source", lineno);
 }
@@ -131,7 +135,7 @@ static unsigned golden_each(golden_fn fn, void *arg)
         if (strlen(line) == sizeof line - 1)
             fail_msg("replies.tsv:%u: line too long", lineno);
         if (lineno == 1) {
-            static const char header[] = "stage\tcode\tenhanced\ttext\toutcome\tsource";
+            static const char header[] = "stage\tcode\tenhanced\ttext\toutcome\treason\tcontrolled\tsource";
             assert_true(strncmp(line, header, sizeof header - 1) == 0);
             continue;
         }
