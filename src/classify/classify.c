@@ -43,6 +43,8 @@ static const char *const cl_outcome_names[CL__COUNT] = {
     [CL_GREYLISTED] = "greylisted",
     [CL_TEMPORARY] = "temporary",
     [CL_PERM_OTHER] = "perm_other",
+    [CL_RECIPIENT_REFUSED] = "recipient_refused",
+    [CL_TOO_MANY_RCPTS] = "too_many_rcpts",
     [CL_PROTOCOL_ERROR] = "protocol_error",
 };
 
@@ -67,7 +69,8 @@ const char *classify_stage_name(cl_stage_t s)
 
 bool classify_is_temporary(cl_outcome_t o)
 {
-    return o == CL_RATE_LIMITED || o == CL_GREYLISTED || o == CL_TEMPORARY;
+    return o == CL_RATE_LIMITED || o == CL_GREYLISTED || o == CL_TEMPORARY ||
+           o == CL_TOO_MANY_RCPTS;
 }
 
 size_t classify_rule_count(void)
@@ -334,9 +337,11 @@ static cl_outcome_t cl_default(cl_stage_t stage, int code, const cl_enh_t *e, cl
 
     switch (code) {
     case 550:
-        return cl_set(out, CL_MAILBOX_ABSENT, "code:550",
-                      "550 at RCPT: requested action not taken, mailbox unavailable "
-                      "(RFC 5321 §4.2.3)");
+        /* RFC 5321 §4.2.3 gives 550 for "mailbox unavailable" AND for a refusal for
+         * policy reasons: the bare code proves nothing about the mailbox. */
+        return cl_set(out, CL_PERM_OTHER, "code:550",
+                      "550 at RCPT with no wording that says why: mailbox unavailable or "
+                      "refused by policy (RFC 5321 §4.2.3)");
     case 552:
         return cl_set(out, CL_MAILBOX_FULL, "code:552",
                       "552 at RCPT: exceeded storage allocation (RFC 5321 §4.2.3)");

@@ -38,7 +38,12 @@ typedef enum {
     CL_RATE_LIMITED,     /* 421 / too many connections / slow down */
     CL_GREYLISTED,       /* temporary refusal that reads as greylisting */
     CL_TEMPORARY,        /* other 4xx: try again later */
-    CL_PERM_OTHER,       /* 5xx that says nothing reliable about the mailbox */
+    CL_PERM_OTHER,       /* 5xx whose wording does not say why: the session's controls
+                            (postmaster@ accepted or refused) decide (sched/trouble.h) */
+    CL_RECIPIENT_REFUSED, /* refused this recipient for a reason other than its absence
+                             (Facebook RCP-P2 "recipient preferences") */
+    CL_TOO_MANY_RCPTS,   /* too many recipients in this transaction or from this sender
+                            (RFC 5321 §4.5.3.1.10, X.5.3) */
     CL_PROTOCOL_ERROR,   /* not a meaningful reply for the stage (e.g. 3xx at RCPT) */
     CL__COUNT
 } cl_outcome_t;
@@ -70,7 +75,7 @@ const char *classify_outcome_name(cl_outcome_t o);
 const char *classify_stage_name(cl_stage_t s);
 
 /** True for outcomes that are temporary (worth retrying later): rate_limited, greylisted,
- *  temporary. A 4xx "mailbox full" is reported as CL_MAILBOX_FULL and is not retried. */
+ *  temporary, too_many_rcpts. A 4xx "mailbox full" is reported as CL_MAILBOX_FULL and is not retried. */
 bool classify_is_temporary(cl_outcome_t o);
 
 /** Number of rules in the tables (exceptions, enhanced codes, text hints), for tests and

@@ -23,7 +23,8 @@
     "account disabled|account is disabled|mailbox disabled|mailbox is disabled|"                   \
     "is disabled|has been disabled|deactivated|inactive|suspended|is no longer valid|"             \
     "user is locked|account is locked|mailbox is frozen|account has been closed|"                  \
-    "account closed|discontinued|no longer accepts mail"
+    "account closed|discontinued|no longer accepts mail|disabled recipient|"                        \
+    "administratively disabled"
 
 /* Texts of "this host does not take mail for that domain" (rules text:relay-denied*). */
 #define RELAY_TEXTS                                                                                \
@@ -63,13 +64,50 @@ const cl_rule_t cl_exceptions[] = {
      *   550 This IP has sent too many messages this hour. IB504 (GoDaddy) */
     {"text:rate-limit", S_ANY, CL_C45, 0, NULL,
      "rate limit|rate-limit|ratelimit|receiving mail too quickly|receiving mail at a rate|"
-     "too many connections|too many concurrent|too many sessions|too many recipients|"
+     "too many connections|too many concurrent|too many sessions|"
      "too many messages this|too many messages per|too many messages from|"
      "too many to too many|"
      "max message per connection|due to excessive volume|due to unexpected volume|"
      "received too much email|too fast|slow down|throttl",
      NULL, CL_RATE_LIMITED,
      "the server limits how fast we may send; slow down and try again later"},
+
+    /* "Too many recipients" (RFC 5321 §4.5.3.1.10; X.5.3, RFC 3463 §3.6): a limit on
+     * this transaction or this sender, not on the mailbox and not a rate limit of the
+     * server; the engine asks again in a transaction or session of its own. After the
+     * rate-limit rule: "550 This IP has sent too many to too many recipients this hour.
+     * IB607" (GoDaddy) is a rate limit.
+     *   452 4.5.3 Your message has too many recipients. (Gmail)
+     *   452 This message contains too many recipients. (GoDaddy IB605)
+     *   552 Too many recipients (NTT docomo)  452 4.5.3 Error: too many recipients
+     *       (Postfix smtpd_recipient_limit) */
+    {"text:too-many-rcpts", S_RCPT, CL_C45, 0, NULL,
+     "too many recipients|too many rcpt",
+     NULL, CL_TOO_MANY_RCPTS,
+     "the server takes no more recipients in this transaction or from this sender"},
+    /*   452 4.5.3 Domain policy size per transaction exceeded, please try this
+     *       recipient in a separate transaction. (Google Workspace)
+     *   452 4.5.3 Recipients belong to multiple regions ATTR38 (Outlook.com) */
+    {"enh:x.5.3", S_RCPT, CL_C45, 0, "*.5.3", NULL, NULL, CL_TOO_MANY_RCPTS,
+     "X.5.3: too many recipients (RFC 3463)"},
+
+    /* A recipient whose mailbox exists but is blocked or archived, in words that the
+     * policy rules below would read as a refusal of us ("blocked").
+     *   550 5.5.0 Le compte du destinataire est bloque. The recipient account isblocked.
+     *       LPN007_426 (La Poste)
+     *   550 5.5.0 Boite du destinataire archivee. Archived recipient. LPN007_420 */
+    {"text:recipient-blocked", S_RCPT, CL_C5, 0, NULL,
+     "recipient account isblocked|recipient account is blocked|"
+     "compte du destinataire est bloque|archived recipient|boite du destinataire archivee",
+     NULL, CL_MAILBOX_DISABLED, "the mailbox exists but is blocked or archived"},
+
+    /* The recipient's own preferences refuse us: the mailbox exists, our mail will not
+     * reach it.
+     *   550 5.1.1 RCP-P2 http://postmaster.facebook.com/response_codes?ip=192.0.2.135#rcp
+     *       Refused due to recipient preferences (Facebook) */
+    {"text:recipient-preferences", S_RCPT, CL_C5, 0, NULL,
+     "recipient preferences|refused due to recipient", NULL, CL_RECIPIENT_REFUSED,
+     "the recipient's own settings refuse this mail; the mailbox exists"},
 
     /* Sender rules come before the DNSBL/auth/policy texts: a reply that names our
      * sender address ("553 5.7.1 <verify@lab.test>: Sender address rejected: domain
@@ -158,10 +196,13 @@ const cl_rule_t cl_exceptions[] = {
      *   421 4.7.0 IP not in whitelist for RCPT domain, closing connection. (Gmail)
      *   554 5.7.9 Message not accepted for policy reasons. (Yahoo)
      *   550 5.7.1 [CS01] Message rejected due to local policy. (iCloud)
-     *   550 Denied by policy (Symantec) */
+     *   550 Denied by policy (Symantec)
+     *   550 mwinf5c10 ME Service refuse. Veuillez essayer plus tard. Service refused,
+     *       please try later. OFR006_103 (Orange) */
     {"text:policy", S_ANY, CL_C45, 0, NULL,
      "blocked|not in whitelist|whitelisted|rejected due to policy|denied by policy|"
-     "rejected by policy|policy reasons|due to local policy|policy violation",
+     "rejected by policy|policy reasons|due to local policy|policy violation|"
+     "service refused|service refuse",
      NULL, CL_POLICY_BLOCKED, "the server blocked us by its policy, not for the mailbox"},
 
     /* A temporary "access denied": our IP is restricted for a while.
@@ -224,6 +265,18 @@ const cl_rule_t cl_exceptions[] = {
     {"text:relay-denied-4xx", S_RCPT, CL_C4, 0, NULL, RELAY_TEXTS, NULL, CL_TEMPORARY,
      "a temporary refusal to relay for the recipient's domain; try again later"},
 
+    /* A mailbox that does not exist, under the "bad destination system" code.
+     *   550 5.1.2 Mailbox does not exist. (Stalwart) */
+    {"text:mailbox-under-5.1.2", S_RCPT, CL_C5, 0, "5.1.2",
+     "mailbox does not exist|mailbox not found|no such mailbox|no such user|user unknown",
+     NULL, CL_MAILBOX_ABSENT, "the server says there is no such mailbox"},
+
+    /* "not found OR access denied": either; the wording does not settle it.
+     *   550 Mailbox not found or access denied (jordan-wright/email#97) */
+    {"text:absent-or-denied", S_RCPT, CL_C5, 0, NULL,
+     "not found or access denied|unavailable or access denied", NULL, CL_PERM_OTHER,
+     "the server says the mailbox is absent OR that we are refused; it does not say which"},
+
     /* Microsoft 365 directory-based edge blocking: the tenant rejects a recipient that is
      * not in its directory with this text, not with 5.1.1.
      *   550 5.4.1 Recipient address rejected: Access denied. AS(201806281) */
@@ -242,12 +295,20 @@ const cl_rule_t cl_exceptions[] = {
     {"text:disabled-under-5.1", S_RCPT, CL_C5, 0, "5.1.*", DISABLED_TEXTS, NULL,
      CL_MAILBOX_DISABLED, "the mailbox exists but is disabled or inactive"},
 
+    /* A disabled mailbox under a 5.7.x code, which alone reads "refused us".
+     *   525 5.7.13 Disabled recipient address (sisimai set-of-emails)
+     *   525 5.7.13 <x>: Recipient address rejected: User account disabled. */
+    {"text:disabled-under-5.7", S_RCPT, CL_C5, 0, "5.7.*", DISABLED_TEXTS,
+     "recipient|mailbox|account", CL_MAILBOX_DISABLED,
+     "the mailbox exists but is disabled or inactive"},
+
     /* "No such user" under an enhanced code that says something else.
+     *   550 5.7.1 <x@tutanota.com>: Recipient address rejected: Recipient not found (Tuta)
      *   550 5.7.1 No such user! (Yandex)
      *   550 5.2.1 <EXAMPLE@PRODIGY.NET>... Addressee unknown (AT&T) */
     {"text:user-unknown", S_RCPT, CL_C5, 0, NULL,
      "no such user|user unknown|unknown user|user not found|user does not exist|"
-     "user doesn't exist|addressee unknown",
+     "user doesn't exist|addressee unknown|recipient not found",
      NULL, CL_MAILBOX_ABSENT, "the server says there is no such user"},
 
     /* Unknown users hidden behind a 4xx: Postfix with soft_bounce=yes, or an
@@ -287,12 +348,15 @@ const cl_rule_t cl_enh_rules[] = {
     /* 550 5.1.1 The email account that you tried to reach does not exist. (Gmail) */
     {"enh:5.1.1", S_RCPT, CL_C5, 0, "5.1.1", NULL, NULL, CL_MAILBOX_ABSENT,
      "5.1.1: bad destination mailbox address (RFC 3463)"},
-    /* 550 #5.1.0 Address rejected. (Sisimai userunknown.rb) */
-    {"enh:5.1.0", S_RCPT, CL_C5, 0, "5.1.0", NULL, NULL, CL_MAILBOX_ABSENT,
-     "5.1.0: the recipient address was rejected (RFC 3463 other address status)"},
-    /* 553 5.1.3 The recipient address <x> is not a valid RFC 5321 address. (Gmail) */
-    {"enh:5.1.3", S_RCPT, CL_C5, 0, "5.1.3", NULL, NULL, CL_MAILBOX_ABSENT,
-     "5.1.3: the server says the recipient address is not a valid mailbox address"},
+    /* X.1.0 "other address status" and X.1.3 "bad mailbox address syntax" say the server
+     * refused the address as written, not that the mailbox is absent: the session's
+     * controls decide (sched/trouble.c).
+     *   550 5.1.0 Address rejected. (Sisimai userunknown.rb)
+     *   553 5.1.3 The recipient address <x> is not a valid RFC 5321 address. (Gmail)
+     *   501 5.1.3 Invalid address (Microsoft Exchange, skynet/monit#2) */
+    {"enh:5.1.0|5.1.3", S_RCPT, CL_C5, 0, "5.1.0|5.1.3", NULL, NULL, CL_PERM_OTHER,
+     "5.1.0/5.1.3: the address was refused as written; this alone does not say the "
+     "mailbox is absent"},
     /* 550 5.1.6 recipient no longer on server: x@icloud.com (iCloud) */
     {"enh:5.1.6", S_RCPT, CL_C5, 0, "5.1.6", NULL, NULL, CL_MAILBOX_ABSENT,
      "5.1.6: the mailbox has moved away and is no longer here"},
@@ -343,13 +407,18 @@ const cl_rule_t cl_hints[] = {
      *   550 <x>: Recipient address rejected: Account Closed (Lycos) */
     {"hint:disabled", S_RCPT, CL_C5, 0, NULL, DISABLED_TEXTS, NULL, CL_MAILBOX_DISABLED,
      "the mailbox exists but is disabled or inactive"},
+    /* 501 is "syntax error in parameters or arguments" (RFC 5321 §4.2.3): the server
+     * refused our RCPT argument as written, whatever words follow.
+     *   501 Invalid address (Mimecast)  501 5.1.3 Invalid address (Exchange) */
+    {"hint:501", S_RCPT, CL_C5, 501, NULL, NULL, NULL, CL_PERM_OTHER,
+     "501: the server refused the argument of RCPT as written; this alone does not say "
+     "the mailbox is absent"},
     /*   554 delivery error: dd This user doesn't have a yahoo.com account (Yahoo)
-     *   550 Requested action not taken: mailbox unavailable (Hotmail, GMX)
      *   511 sorry, no mailbox here by that name (#5.1.1 - chkuser) (qmail)
      *   550 Unrouteable address (Exim)  550 Invalid Recipient  550 MAILBOX NOT FOUND (AOL)
      *   552 1 Requested mail action aborted, mailbox not found (Yahoo) */
     {"hint:mailbox-absent", S_RCPT, CL_C5, 0, NULL,
-     "doesn't have a|does not have a|no mailbox|mailbox unavailable|mailbox is unavailable|"
+     "doesn't have a|does not have a|no mailbox|"
      "mailbox not found|no such mailbox|no such recipient|"
      "no such address|recipient not found|recipient unknown|unknown recipient|"
      "invalid recipient|invalid mailbox|invalid address|address unknown|unknown address|"
@@ -360,6 +429,11 @@ const cl_rule_t cl_hints[] = {
      "no account by that name|there is no one at this address|unavailable mail user|"
      "benutzer nicht bekannt|utilisateur inconnu",
      NULL, CL_MAILBOX_ABSENT, "the server says there is no such mailbox"},
+    /* A user named and said to be missing or invalid, in words the list above lacks.
+     *   550 Local User [x@123.com] not found. (Coremail)
+     *   550 info@sbb.ch refused: user invalid (mailgun/mailgun-php#105) */
+    {"hint:user-not-found", S_RCPT, CL_C5, 0, NULL, "user", "not found|user invalid",
+     CL_MAILBOX_ABSENT, "the server says there is no such user"},
     /*   553 5.1.2 Unknown mail server. Could not find a mail server for example.com
      *   550 <x@example.com>: Recipient address rejected: Domain not found (Postfix) */
     {"hint:domain-absent", S_RCPT, CL_C5, 0, NULL,

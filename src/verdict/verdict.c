@@ -187,6 +187,8 @@ vd_reason_t vd_reason_from_outcome(cl_outcome_t o)
     /* A 5xx that says nothing reliable about the mailbox must never become
      * undeliverable: it is read as a refusal of us. */
     case CL_PERM_OTHER: return VR_POLICY_BLOCKED;
+    case CL_RECIPIENT_REFUSED: return VR_RECIPIENT_REFUSED;
+    case CL_TOO_MANY_RCPTS: return VR_TOO_MANY_RECIPIENTS;
     case CL_PROTOCOL_ERROR: return VR_PROTOCOL_ERROR;
     case CL__COUNT: break;
     }
@@ -200,7 +202,8 @@ vd_smtp_result_t vd_smtp_result_from_outcome(cl_outcome_t o)
     case CL_MAILBOX_ABSENT:
     case CL_MAILBOX_DISABLED:
     case CL_DOMAIN_ABSENT:
-    case CL_RELAY_DENIED: return VS_REJECTED;
+    case CL_RELAY_DENIED:
+    case CL_RECIPIENT_REFUSED: return VS_REJECTED;
     case CL_ANTI_ENUM:
     case CL_MAILBOX_FULL:
     case CL_POLICY_BLOCKED:
@@ -209,6 +212,7 @@ vd_smtp_result_t vd_smtp_result_from_outcome(cl_outcome_t o)
     case CL_GREYLISTED:
     case CL_TEMPORARY:
     case CL_PERM_OTHER:
+    case CL_TOO_MANY_RCPTS:
     case CL_PROTOCOL_ERROR: return VS_UNAVAILABLE;
     case CL__COUNT: break;
     }
