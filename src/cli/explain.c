@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "classify/classify.h"
+#include "sched/trouble.h"
 #include "cli/cli.h"
 #include "smtp/reply.h"
 #include "util/buf.h"
@@ -122,26 +123,38 @@ static bool parse_stage(const char *s, cl_stage_t *out)
 
 /* ---- the reading of a reply, as the engine gives it ----------------------------- */
 
-/* The reason the engine reports for this reply when it ends the check, or NULL when it
- * does not end a check on its own (a 2xx before RCPT). */
-static const char *explain_reading(cl_stage_t stage, int code, const char *enh, const char *text)
+/* The meaning the engine gives this reply (trouble.c), with the controls in ctl.
+ * Returns false for a reply that does not end a check on its own (2xx before RCPT). */
+static bool explain_read(cl_stage_t stage, const smtp_reply_t *rp, const trouble_ctx_t *ctl,
+                         trouble_t *out)
 {
-    cl_result_t cl;
-    cl_outcome_t o = classify_reply(stage, code, enh, text, &cl);
-    if (stage != CL_STAGE_RCPT && code / 100 == 2)
-        return NULL;
-    vd_reason_t reason = vd_reason_from_outcome(o);
-    if (stage != CL_STAGE_RCPT) {
-        /* the engine's reading of a reply that ended the session before RCPT */
-        if (stage == CL_STAGE_MAIL && code >= 500 && o != CL_POLICY_BLOCKED &&
-            o != CL_RATE_LIMITED)
-            reason = VR_SENDER_REJECTED;
-        if (reason == VR_MAILBOX_ABSENT || reason == VR_MAILBOX_DISABLED ||
-            reason == VR_ACCEPTED || reason == VR_ANTI_ENUMERATION ||
-            reason == VR_MAILBOX_FULL)
-            reason = stage == CL_STAGE_MAIL ? VR_SENDER_REJECTED : VR_POLICY_BLOCKED;
+    if (stage == CL_STAGE_RCPT) {
+        trouble_rcpt(rp, ctl, out);
+        return true;
     }
-    return vd_reason_name(reason);
+    trouble_early(rp, stage, ctl, out);
+    return rp->code / 100 != 2;
+}
+
+/* The reason name for a corpus line, or NULL when the reply ends nothing on its own. */
+static const char *explain_reading(cl_stage_t stage, int code, const char *enh,
+                                   const char *text, bool postmaster_accepted)
+{
+    smtp_reply_t rp;
+    trouble_ctx_t ctl;
+    trouble_t tr;
+    memset(&rp, 0, sizeof rp);
+    rp.code = code;
+    mp_strlcpy(rp.enh, enh, sizeof rp.enh);
+    mp_strlcpy(rp.text, text, sizeof rp.text);
+    memset(&ctl, 0, sizeof ctl);
+    ctl.smtputf8_offered = true;
+    ctl.solo = true; /* a corpus line is read as the final answer */
+    if (postmaster_accepted)
+        ctl.postmaster = TR_CTL_ACCEPTED;
+    if (!explain_read(stage, &rp, &ctl, &tr))
+        return NULL;
+    return vd_reason_name(tr.reason);
 }
 
 /* ---- corpus replay ---------------------------------------------------------------- */
@@ -205,7 +218,7 @@ static int explain_corpus(const char *path, bool verbose)
         return cli_usage_error("explain: cannot open corpus '%s'", path);
     static char line[CORPUS_LINE_MAX];
     unsigned lineno = 0, skipped = 0;
-    corpus_count_t bare = {0, 0, 0, 0};
+    corpus_count_t bare = {0, 0, 0, 0}, ctl = {0, 0, 0, 0};
     int rc = 0;
     while (fgets(line, sizeof line, fp)) {
         lineno++;
@@ -238,14 +251,24 @@ static int explain_corpus(const char *path, bool verbose)
         }
         corpus_unescape(f[3]);
         bare.lines++;
-        const char *read = explain_reading(stage, (int)code, f[2], f[3]);
+        const char *read = explain_reading(stage, (int)code, f[2], f[3], false);
         if (!corpus_count(&bare, f[5], read) && verbose)
             printf("%s:%u: labelled %s, read %s: %s %s %s\n", path, lineno, f[5],
                    read ? read : "-", f[1], f[2], f[3]);
+        const char *want = strcmp(f[6], "-") == 0 ? f[5] : f[6];
+        if (!reason_known(want, &v)) {
+            rc = cli_usage_error("explain: %s:%u: unknown reason '%s'", path, lineno, want);
+            goto done;
+        }
+        read = explain_reading(stage, (int)code, f[2], f[3], true);
+        if (!corpus_count(&ctl, want, read) && verbose)
+            printf("%s:%u: with postmaster@ accepted labelled %s, read %s: %s %s %s\n", path,
+                   lineno, want, read ? read : "-", f[1], f[2], f[3]);
     }
     printf("corpus %s: %u replies with a reading of their own (%u more end nothing on "
            "their own)\n", path, bare.lines, skipped);
-    corpus_print("reading", &bare);
+    corpus_print("without controls", &bare);
+    corpus_print("with postmaster@ accepted in the same transaction", &ctl);
 done:
     fclose(fp);
     return rc;
@@ -257,11 +280,15 @@ int cli_explain(int argc, char **argv)
                                          {"json", no_argument, NULL, 'j'},
                                          {"corpus", required_argument, NULL, 'c'},
                                          {"verbose", no_argument, NULL, 'v'},
+                                         {"postmaster", required_argument, NULL, 'p'},
+                                         {"other-accepted", no_argument, NULL, 'o'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     cl_stage_t stage = CL_STAGE_RCPT;
-    bool json = false, verbose = false;
+    bool json = false, verbose = false, other_accepted = false, have_pm = false;
     const char *corpus = NULL;
+    smtp_reply_t pm;
+    memset(&pm, 0, sizeof pm);
     int c;
     opterr = 0;
     optind = 0;
@@ -275,20 +302,36 @@ int cli_explain(int argc, char **argv)
         case 'j': json = true; break;
         case 'c': corpus = optarg; break;
         case 'v': verbose = true; break;
+        case 'o': other_accepted = true; break;
+        case 'p': {
+            const char *perr = NULL;
+            if (!smtp_reply_from_string(optarg, &pm, &perr))
+                return cli_usage_error("explain: --postmaster must be the reply to RCPT "
+                                       "TO:<postmaster@...>, e.g. \"250 2.1.5 Ok\": %s",
+                                       perr ? perr : "bad syntax");
+            have_pm = true;
+            break;
+        }
         case 'h':
-            puts("usage: mailprobe explain [--stage STAGE] [--json] REPLY\n"
-                 "Show how mailprobe reads an SMTP reply.\n"
+            puts("usage: mailprobe explain [--stage STAGE] [--json] [--postmaster REPLY]\n"
+                 "                         [--other-accepted] REPLY\n"
+                 "       mailprobe explain --corpus FILE [--verbose]\n"
+                 "Show how mailprobe reads an SMTP reply, without and with the controls of the\n"
+                 "same transaction (postmaster@, other recipients); or replay a corpus of\n"
+                 "labelled replies and print the share read as labelled and the false hard\n"
+                 "bounces.\n"
                  "\n"
                  "  --stage banner|ehlo|starttls|mail|rcpt  the command the reply answered\n"
                  "                         (default: rcpt)\n"
                  "  --json                 one JSON object instead of text\n"
+                 "  --postmaster REPLY     the reply to RCPT TO:<postmaster@domain> in the same\n"
+                 "                         transaction\n"
+                 "  --other-accepted       another recipient of the session was accepted\n"
+                 "  --corpus FILE          replay FILE (tests/data/replies.tsv's format)\n"
+                 "  --verbose              with --corpus: list every reply read otherwise\n"
                  "\n"
                  "Example: mailprobe explain \"550 5.1.1 <x@example.com>: Recipient address "
-                 "rejected: User unknown\"\n"
-                 "       mailprobe explain --corpus FILE [--verbose]\n"
-                 "Replay a corpus of labelled replies (tests/data/replies.tsv) and print the "
-                 "share read as labelled\nand the false hard bounces; --verbose lists every "
-                 "reply read otherwise.");
+                 "rejected: User unknown\"");
             return 0;
         case ':': return cli_usage_error("explain: option needs a value");
         default: return cli_usage_error("explain: unknown option '%s'", argv[optind - 1]);
@@ -320,9 +363,31 @@ int cli_explain(int argc, char **argv)
     }
     mp_buf_cleanup(&in);
 
-    cl_result_t cl;
-    cl_outcome_t o = classify_reply(stage, rp.code, rp.enh, rp.text, &cl);
-    vd_reason_t reason = vd_reason_from_outcome(o);
+    /* The reading without controls, then with them: the ones given, or else the two
+     * that decide a refusal whose words say nothing known (trouble.h). */
+    trouble_ctx_t none, acc, ref;
+    memset(&none, 0, sizeof none);
+    none.smtputf8_offered = true;
+    none.solo = true;
+    acc = ref = none;
+    acc.postmaster = TR_CTL_ACCEPTED;
+    ref.postmaster = TR_CTL_REFUSED;
+    ref.postmaster_code = rp.code;
+    ref.postmaster_enh = rp.enh;
+    if (have_pm) {
+        acc.postmaster = pm.code / 100 == 2 ? TR_CTL_ACCEPTED
+                         : pm.code / 100 == 5 ? TR_CTL_REFUSED : TR_CTL_NONE;
+        acc.postmaster_code = pm.code;
+        acc.postmaster_enh = pm.enh;
+    }
+    acc.other_accepted = other_accepted;
+    trouble_t tb, ta, tr;
+    explain_read(stage, &rp, &none, &tb);
+    explain_read(stage, &rp, &acc, &ta);
+    explain_read(stage, &rp, &ref, &tr);
+    bool given = have_pm || other_accepted;
+    cl_outcome_t o = tb.cl.outcome;
+    vd_reason_t reason = tb.reason;
     vd_verdict_t verdict = vd_reason_verdict(reason);
     const char *ename = rp.enh[0] ? enh_name(rp.enh) : NULL;
 
@@ -335,14 +400,28 @@ int cli_explain(int argc, char **argv)
         json_object_set_new(j, "outcome", json_string(classify_outcome_name(o)));
         json_object_set_new(j, "verdict", json_string(vd_verdict_name(verdict)));
         json_object_set_new(j, "reason", json_string(vd_reason_name(reason)));
-        json_object_set_new(j, "smtp_result",
-                            json_string(vd_smtp_result_name(vd_smtp_result_from_outcome(o))));
-        json_object_set_new(j, "rule", json_string(cl.rule ? cl.rule : ""));
-        json_object_set_new(j, "why", json_string(cl.why ? cl.why : ""));
-        char *s = mp_json_escape_ls(json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER));
-        if (s)
-            puts(s);
-        free(s);
+        json_object_set_new(j, "smtp_result", json_string(vd_smtp_result_name(tb.smtp_result)));
+        json_object_set_new(j, "rule", json_string(tb.cl.rule ? tb.cl.rule : ""));
+        json_object_set_new(j, "why", json_string(tb.cl.why ? tb.cl.why : ""));
+        json_t *ctlj = json_object();
+        const struct {
+            const char *key;
+            const trouble_t *t;
+        } rows[] = {{given ? "given" : "postmaster_accepted", &ta},
+                    {"postmaster_refused", &tr}};
+        for (size_t i = 0; i < (given ? 1u : 2u); i++) {
+            json_t *x = json_object();
+            json_object_set_new(x, "verdict",
+                                json_string(vd_verdict_name(vd_reason_verdict(rows[i].t->reason))));
+            json_object_set_new(x, "reason", json_string(vd_reason_name(rows[i].t->reason)));
+            json_object_set_new(x, "why", json_string(rows[i].t->why));
+            json_object_set_new(ctlj, rows[i].key, x);
+        }
+        json_object_set_new(j, "controls", ctlj);
+        char *str = mp_json_escape_ls(json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER));
+        if (str)
+            puts(str);
+        free(str);
         json_decref(j);
         return 0;
     }
@@ -357,7 +436,18 @@ int cli_explain(int argc, char **argv)
     printf("Verdict:   %s (%s)", vd_verdict_name(verdict), vd_reason_name(reason));
     if (o == CL_GREYLISTED || o == CL_TEMPORARY)
         printf(" if still refused after retrying for the greylist wait");
-    printf("\nRule:      %s\n", cl.rule ? cl.rule : "-");
-    printf("Why:       %s\n", cl.why ? cl.why : "-");
+    printf("\nRule:      %s\n", tb.cl.rule ? tb.cl.rule : "-");
+    printf("Why:       %s\n", tb.cl.why ? tb.cl.why : "-");
+    if (given) {
+        printf("With the controls given: %s (%s): %s\n",
+               vd_verdict_name(vd_reason_verdict(ta.reason)), vd_reason_name(ta.reason), ta.why);
+    } else if (ta.reason != tb.reason || tr.reason != tb.reason) {
+        printf("Controls:  if postmaster@ is accepted in the same transaction: %s (%s)\n",
+               vd_verdict_name(vd_reason_verdict(ta.reason)), vd_reason_name(ta.reason));
+        printf("           if postmaster@ is refused the same way: %s (%s)\n",
+               vd_verdict_name(vd_reason_verdict(tr.reason)), vd_reason_name(tr.reason));
+    } else {
+        printf("Controls:  the words settle it; postmaster@'s answer would not change it\n");
+    }
     return 0;
 }

@@ -31,6 +31,7 @@
 #include "intel/intel.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "sched/trouble.h"
 #include "sched/window.h"
 #include "util/str.h"
 #include "util/strmap.h"
@@ -769,7 +770,6 @@ static void job_accepted(job_t *j)
     engine_t *e = j->e;
     vd_result_t *r = j->res;
     const char *d = r->addr.domain_ascii;
-    char why[700];
 
     if (j->need_probe_alone) {
         /* the probe got no real answer in the shared session ("too many recipients"
@@ -800,26 +800,12 @@ static void job_accepted(job_t *j)
             return; /* probing_release() resumes us */
         }
     }
-    const char *pname = j->provider ? j->provider->name : "";
-    if (r->catch_all == 1) {
-        r->smtp_result = VS_UNAVAILABLE;
-        snprintf(why, sizeof why, "%s accepted this address and also %s, an address that "
-                 "cannot exist, so its yes proves nothing%s%s%s", r->mx_host, r->probe_rcpt,
-                 j->provider ? " (" : "", pname, j->provider ? ")" : "");
-        vd_set(r, VR_ACCEPT_ALL, "%s", why);
-    } else if (r->catch_all < 0 && j->provider &&
-               (j->provider->behaviour & (PROVIDER_ACCEPTS_ALL_AT_EDGE | PROVIDER_HIDES_MAILBOX))) {
-        r->smtp_result = VS_UNAVAILABLE;
-        vd_set(r, VR_ACCEPT_ALL, "%s is known to accept every recipient at RCPT and reject "
-               "later, so its yes proves nothing", pname);
-    } else if (r->catch_all == 0) {
-        vd_set(r, VR_ACCEPTED, "%s accepted this address and rejected %s, an address that "
-               "cannot exist, so its yes is meaningful", r->mx_host, r->probe_rcpt);
-    } else {
-        vd_set(r, VR_ACCEPTED, "%s accepted this address; whether it accepts any address "
-               "could not be tested%s", r->mx_host,
-               e->o.catch_all_probe ? " (the probe got no clear answer)" : "");
-    }
+    trouble_accept_t a = {r->mx_host, r->catch_all, r->probe_rcpt, j->provider,
+                          e->o.catch_all_probe};
+    trouble_t tr;
+    trouble_accepted(&a, &tr);
+    r->smtp_result = tr.smtp_result;
+    vd_set(r, tr.reason, "%s", tr.why);
     j->fail_rank = 9;
     job_finish(j);
 }
@@ -983,81 +969,71 @@ static void record_session(job_t *j, const smtp_result_t *sr)
     }
 }
 
-static cl_stage_t stage_of(smtp_state_t st)
+/* The context trouble.c reads a reply in: the server, the check's facts. */
+static void job_trouble_ctx(const job_t *j, const smtp_result_t *sr, trouble_ctx_t *c)
 {
-    switch (st) {
-    case SMTP_ST_CONNECT:
-    case SMTP_ST_BANNER: return CL_STAGE_BANNER;
-    case SMTP_ST_EHLO:
-    case SMTP_ST_HELO: return CL_STAGE_EHLO;
-    case SMTP_ST_STARTTLS:
-    case SMTP_ST_TLS_HANDSHAKE: return CL_STAGE_STARTTLS;
-    case SMTP_ST_MAIL: return CL_STAGE_MAIL;
-    case SMTP_ST_RCPT: return CL_STAGE_RCPT;
-    default: return CL_STAGE_OTHER;
-    }
+    const target_t *t = &j->targets[j->cur];
+    memset(c, 0, sizeof *c);
+    c->host = t->host;
+    c->ip = t->ip.text;
+    c->local_utf8 = j->res->addr.local_utf8;
+    c->smtputf8_offered = sr->smtputf8_offered;
+    c->solo = j->solo;
+    c->tls_failed_seen = j->tls_failed_seen;
+    c->attempts = j->res->attempts;
+    c->elapsed_s = (unsigned long long)(job_elapsed(j) / 1000);
 }
 
-/* The session reached RCPT and our recipient got an answer. */
-static void job_on_rcpt_reply(job_t *j, const smtp_result_t *sr, const smtp_reply_t *rp)
+/* A server asked us to slow down: back to it once its penalty is over (window.h) while
+ * the throttle budget lasts, then the next target. */
+static void job_throttled(job_t *j)
 {
-    vd_result_t *r = j->res;
-    const target_t *t = &j->targets[j->cur];
-    char why[600];
-    cl_result_t cl;
-    cl_outcome_t o = classify_reply(CL_STAGE_RCPT, rp->code, rp->enh, rp->text, &cl);
-    vd_set_reply(r, CL_STAGE_RCPT, rp->code, rp->enh, rp->text, &cl);
-    r->smtp_result = vd_smtp_result_from_outcome(o);
-
-    if (o == CL_ACCEPTED && r->addr.local_utf8 && !sr->smtputf8_offered) {
-        /* RFC 6531 §3.4: a UTF-8 mailbox cannot be reached through a server that does
-         * not offer SMTPUTF8, whatever it answered. */
-        r->smtp_result = VS_UNAVAILABLE;
-        j->fail_rank = 9;
-        vd_set(r, VR_NOT_CHECKED, "%s does not offer SMTPUTF8, so this UTF-8 mailbox "
-               "cannot be reached through it (RFC 6531)", t->host);
-        job_finish(j);
-        return;
-    }
-    if (smtp_reply_too_many_rcpts(rp) && !j->solo) {
-        /* The session already tried this recipient in later transactions as far as the
-         * server let it (smtp/session.c): it refused even a fresh transaction's first
-         * RCPT, or the transaction limit came first. Ask again in a session of our own
-         * (not a verdict, not a retry round); there a second refusal is read as what
-         * it says (a temporary failure), so nothing loops. */
-        j->solo = true;
+    if (j->throttled < j->e->o.throttle_retries) {
+        j->throttled++;
         job_try_target(j);
         return;
     }
-    if (o == CL_RATE_LIMITED) {
-        snprintf(why, sizeof why, "%s [%s] asked us to slow down at RCPT", t->host,
-                 t->ip.text);
-        job_fail(j, VR_RATE_LIMITED, why);
-        if (j->throttled < j->e->o.throttle_retries) {
-            /* back to the same server once its penalty is over (window.h) */
-            j->throttled++;
-            job_try_target(j);
-            return;
-        }
-        job_next_target(j);
+    job_next_target(j);
+}
+
+/* The session reached RCPT and our recipient got an answer: trouble.c says what it
+ * means, the engine does what comes next. */
+static void job_on_rcpt_reply(job_t *j, const smtp_result_t *sr, const smtp_reply_t *rp,
+                              const trouble_ctx_t *ctx)
+{
+    vd_result_t *r = j->res;
+    trouble_t tr;
+    trouble_rcpt(rp, ctx, &tr);
+    vd_set_reply(r, CL_STAGE_RCPT, rp->code, rp->enh, rp->text, &tr.cl);
+    r->smtp_result = tr.smtp_result;
+    (void)sr;
+    switch (tr.next) {
+    case TR_ALONE:
+        j->solo = true;
+        job_try_target(j);
         return;
-    }
-    if (classify_is_temporary(o)) {
-        /* Greylisting and other 4xx at RCPT: this server knows the mailbox's fate;
-         * ask it again later rather than its backups. */
-        snprintf(why, sizeof why, "%s [%s] still refused temporarily at RCPT after %u "
-                 "attempt(s) over %llu s: %s", t->host, t->ip.text, r->attempts,
-                 (unsigned long long)(job_elapsed(j) / 1000), cl.why ? cl.why : "");
+    case TR_THROTTLED:
+        job_fail(j, tr.reason, tr.why);
+        job_throttled(j);
+        return;
+    case TR_RETRY_ROUND:
         j->fail_rank = 0;
-        job_fail(j, vd_reason_from_outcome(o), why);
+        job_fail(j, tr.reason, tr.why);
         j->round_temp = true;
         j->round_start = j->cur; /* same server again on the next round */
         job_round_over(j);
         return;
+    case TR_NEXT_TARGET:
+        job_fail(j, tr.reason, tr.why);
+        job_next_target(j);
+        return;
+    case TR_ACCEPTED:
+    case TR_FINISH:
+        break;
     }
     j->fail_rank = 9;
-    vd_set(r, vd_reason_from_outcome(o), "%s", cl.why ? cl.why : vd_reason_text(r->reason));
-    if (o == CL_ACCEPTED) {
+    vd_set(r, tr.reason, "%s", tr.why);
+    if (tr.next == TR_ACCEPTED) {
         job_accepted(j);
         return;
     }
@@ -1068,67 +1044,22 @@ static void job_on_rcpt_reply(job_t *j, const smtp_result_t *sr, const smtp_repl
 static void job_on_early_reply(job_t *j, const smtp_result_t *sr)
 {
     vd_result_t *r = j->res;
-    const target_t *t = &j->targets[j->cur];
     const smtp_reply_t *rp = &sr->reply;
-    cl_stage_t stage = stage_of(sr->end_state);
-    cl_result_t cl;
-    cl_outcome_t o = classify_reply(stage, rp->code, rp->enh, rp->text, &cl);
-    vd_reason_t reason = vd_reason_from_outcome(o);
-    char why[600];
-
-    if (stage == CL_STAGE_MAIL && rp->code >= 500 && o != CL_POLICY_BLOCKED &&
-        o != CL_RATE_LIMITED)
-        reason = VR_SENDER_REJECTED; /* a 5xx to MAIL FROM is about our sender */
-    if (rp->code == 530 && j->tls_failed_seen)
-        reason = VR_TLS_FAILED;      /* it demands TLS and TLS did not work with it */
-    if (reason == VR_MAILBOX_ABSENT || reason == VR_MAILBOX_DISABLED ||
-        reason == VR_ACCEPTED || reason == VR_ANTI_ENUMERATION || reason == VR_MAILBOX_FULL)
-        reason = stage == CL_STAGE_MAIL ? VR_SENDER_REJECTED : VR_POLICY_BLOCKED;
-
-    snprintf(why, sizeof why, "%s [%s] answered %s with %d%s%s: %s", t->host, t->ip.text,
-             classify_stage_name(stage), rp->code, rp->enh[0] ? " " : "", rp->enh,
-             cl.why ? cl.why : "");
-    if (reason_rank(reason) >= j->fail_rank)
-        vd_set_reply(r, stage, rp->code, rp->enh, rp->text, &cl);
-    job_fail(j, reason, why);
-    r->smtp_result = VS_UNAVAILABLE;
-
-    /* 4xx before RCPT may be greylisting at MAIL or EHLO: retried like one. A 421 (or
-     * another "slow down") is not: it moves on to the next MX and, at the end, is
-     * reported as rate_limited at once rather than hammered for the greylist wait. */
-    if ((o == CL_GREYLISTED || o == CL_TEMPORARY) && rp->code != 421)
+    trouble_ctx_t ctx;
+    trouble_t tr;
+    job_trouble_ctx(j, sr, &ctx);
+    trouble_early(rp, trouble_stage_of(sr->end_state), &ctx, &tr);
+    if (reason_rank(tr.reason) >= j->fail_rank)
+        vd_set_reply(r, tr.stage, rp->code, rp->enh, rp->text, &tr.cl);
+    job_fail(j, tr.reason, tr.why);
+    r->smtp_result = tr.smtp_result;
+    if (tr.temporary)
         j->round_temp = true;
-    if (rp->code == 421 && j->throttled < j->e->o.throttle_retries) {
-        /* the server is busy or limits us: back to it after its penalty (window.h) */
-        j->throttled++;
-        job_try_target(j);
-        return;
+    switch (tr.next) {
+    case TR_THROTTLED: job_throttled(j); return;
+    case TR_FINISH: job_finish(j); return;
+    default: job_next_target(j); return;
     }
-    /* A refusal of our sender is the same on every MX of the domain: stop there. */
-    if (reason == VR_SENDER_REJECTED || (stage == CL_STAGE_MAIL && reason == VR_POLICY_BLOCKED)) {
-        job_finish(j);
-        return;
-    }
-    job_next_target(j);
-}
-
-/* What a session says about its server's capacity: a 421 or a "slow down" anywhere is
- * a throttle; a conversation that went its course is a success. */
-static window_outcome_t session_outcome(const smtp_result_t *sr)
-{
-    if (sr->has_reply && sr->reply.code == 421)
-        return WIN_THROTTLE;
-    for (size_t i = 0; i < sr->nrcpt; i++) {
-        const smtp_reply_t *rp = &sr->rcpt[i].reply;
-        cl_result_t cl;
-        if (sr->rcpt[i].has_reply && rp->code >= 400 &&
-            (rp->code == 421 ||
-             classify_reply(CL_STAGE_RCPT, rp->code, rp->enh, rp->text, &cl) == CL_RATE_LIMITED))
-            return WIN_THROTTLE;
-    }
-    if (sr->end == SMTP_END_OK || sr->end == SMTP_END_REPLY)
-        return WIN_OK;
-    return WIN_NEUTRAL;
 }
 
 static void on_smtp_done(const smtp_result_t *sr, void *arg)
@@ -1144,7 +1075,7 @@ static void on_smtp_done(const smtp_result_t *sr, void *arg)
     size_t probe_idx = b->probe_idx;
     b->sess = NULL; /* it frees itself after this callback */
     egress_on_done(e, b->egress, sr);
-    batch_release_slot(b, session_outcome(sr));
+    batch_release_slot(b, trouble_session_window(sr));
     free(b);
     for (size_t i = 0; i < n; i++)
         if (jobs[i]) {
@@ -1187,7 +1118,9 @@ static void job_on_session(job_t *j, const smtp_result_t *sr, size_t idx)
         return;
     }
     if (idx < sr->nrcpt && sr->rcpt[idx].has_reply) {
-        job_on_rcpt_reply(j, sr, &sr->rcpt[idx].reply);
+        trouble_ctx_t ctx;
+        job_trouble_ctx(j, sr, &ctx);
+        job_on_rcpt_reply(j, sr, &sr->rcpt[idx].reply, &ctx);
         return;
     }
     switch (sr->end) {
