@@ -305,7 +305,10 @@ static int apply_opt(cli_cfg_t *c, int id, const char *v, const char *where)
             return cli_usage_error("%s: --port needs a number 1..65535", where);
         c->eo.port = (unsigned)n;
         break;
-    case O_NO_PROBE: c->eo.catch_all_probe = false; break;
+    case O_NO_PROBE: /* both control recipients: one RCPT per address */
+        c->eo.catch_all_probe = false;
+        c->eo.postmaster_control = false;
+        break;
     case O_RCPT_PER_SESSION:
         if (!mp_parse_uint(v, 1, 99, &n))
             return cli_usage_error("%s: --rcpt-per-session needs a number 1..99", where);
@@ -904,8 +907,9 @@ void cli_cfg_help(unsigned cmd)
         "  --port N               SMTP port (default 25; for test set-ups)\n"
         "  --offline              syntax and address signals only: no DNS, no SMTP\n"
         "  --role-risky           report role accounts (info@, sales@) as risky\n"
-        "  --no-catch-all-probe   do not probe a random address to detect accept-all\n"
-        "                         domains (one RCPT per address)\n"
+        "  --no-catch-all-probe   send no control recipients: neither a random address\n"
+        "                         (accept-all domains) nor postmaster@ (what a refusal\n"
+        "                         in unknown words means); one RCPT per address\n"
         "  --deny-list FILE       addresses/domains that are undeliverable for you (spam\n"
         "                         traps, past bounces); repeatable\n"
         "  --allow-list FILE      addresses/domains that are deliverable for you; wins\n"

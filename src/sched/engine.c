@@ -53,6 +53,16 @@ typedef struct {
 
 typedef struct job job_t;
 
+/* What the controls of one session said (sched/trouble.h): postmaster@'s answer and how
+ * many ordinary recipients were accepted. */
+typedef struct sess_ctl {
+    trouble_ctl_t pm;
+    int pm_code;
+    char pm_enh[16];
+    unsigned accepted;
+    bool other_accepted;     /* for one check: an ordinary recipient other than itself */
+} sess_ctl_t;
+
 /* Sessions open to one MX host name, whatever its addresses. */
 typedef struct host {
     char name[256];
@@ -95,6 +105,7 @@ struct job {
     bool probe_alone;       /* the running/next session carries only the probe */
     bool need_probe_alone;  /* the server refused a second RCPT (452 4.5.3) */
     bool waiting_fact;      /* accepted; waiting for another check's probe */
+    sess_ctl_t ctl;         /* the controls of the last session this check rode in */
     job_t *next_wait, *next_all, *prev_all;
     job_t *next_waiter;
 };
@@ -111,6 +122,9 @@ typedef struct batch {
     size_t n, live;
     job_t *prober;           /* the job whose probe rides along, or NULL */
     size_t probe_idx;
+    bool has_pm;             /* a postmaster@ control RCPT rides along */
+    size_t pm_idx;
+    char pm_rcpt[320];
     dest_t *dest;
     host_t *hostc;
     smtp_sess_t *sess;
@@ -171,6 +185,7 @@ void engine_opts_default(engine_opts_t *o)
     o->max_sessions = 20;
     o->port = 25;
     o->catch_all_probe = true;
+    o->postmaster_control = true;
     o->max_rcpt = 25;
     o->min_interval_ms = 100;
     o->penalty_ms = 1000;
@@ -839,8 +854,8 @@ static void batch_start(job_t *j)
     batch_add(b, j);
     const char *domain = j->res->addr.domain_ascii;
     unsigned max = e->o.max_rcpt ? e->o.max_rcpt : 1;
-    if (max > BATCH_MAX - 1)
-        max = BATCH_MAX - 1;
+    if (max > BATCH_MAX - 2)
+        max = BATCH_MAX - 2; /* room for the control and the probe */
     /* take along waiting checks of the same domain for the same server address */
     if (!j->probe_alone && !j->solo) {
         for (job_t *w = e->wait_head, *next; w && b->n < max; w = next) {
@@ -874,6 +889,21 @@ static void batch_start(job_t *j)
         job_t *x = b->jobs[i];
         rcpts[nrcpt++] = x->probe_alone ? x->probe_rcpt : x->res->addr.normalized;
         utf8 |= x->res->addr.local_utf8;
+    }
+    if (!j->probe_alone && !j->solo && e->o.postmaster_control) {
+        /* the control: RFC 5321 §4.5.1 requires every domain to accept postmaster@; after
+         * the real recipients (their answers come first, untouched by it) and before the
+         * probe. A check of postmaster@ itself is its own control. */
+        bool have = false;
+        for (size_t i = 0; i < b->n && !have; i++)
+            have = mp_str_ieq(b->jobs[i]->res->addr.local, "postmaster");
+        if (!have) {
+            snprintf(b->pm_rcpt, sizeof b->pm_rcpt, "postmaster@%s", domain);
+            b->has_pm = true;
+            b->pm_idx = nrcpt;
+            rcpts[nrcpt++] = b->pm_rcpt;
+            e->stats.controls++;
+        }
     }
     if (!j->probe_alone) {
         for (size_t i = 0; i < b->n; i++) {
@@ -981,6 +1011,10 @@ static void job_trouble_ctx(const job_t *j, const smtp_result_t *sr, trouble_ctx
     c->solo = j->solo;
     c->tls_failed_seen = j->tls_failed_seen;
     c->attempts = j->res->attempts;
+    c->postmaster = j->ctl.pm;
+    c->postmaster_code = j->ctl.pm_code;
+    c->postmaster_enh = j->ctl.pm_enh;
+    c->other_accepted = j->ctl.other_accepted;
     c->elapsed_s = (unsigned long long)(job_elapsed(j) / 1000);
 }
 
@@ -1073,6 +1107,19 @@ static void on_smtp_done(const smtp_result_t *sr, void *arg)
     memcpy(jobs, b->jobs, n * sizeof jobs[0]);
     job_t *prober = b->prober;
     size_t probe_idx = b->probe_idx;
+    sess_ctl_t ctl;
+    memset(&ctl, 0, sizeof ctl);
+    if (b->has_pm && b->pm_idx < sr->nrcpt && sr->rcpt[b->pm_idx].has_reply) {
+        const smtp_reply_t *pr = &sr->rcpt[b->pm_idx].reply;
+        ctl.pm = pr->code / 100 == 2 ? TR_CTL_ACCEPTED
+                 : pr->code / 100 == 5 ? TR_CTL_REFUSED : TR_CTL_NONE;
+        ctl.pm_code = pr->code;
+        mp_strlcpy(ctl.pm_enh, pr->enh, sizeof ctl.pm_enh);
+    }
+    for (size_t i = 0; i < n && i < sr->nrcpt; i++)
+        if (jobs[i] && !jobs[i]->probe_alone && sr->rcpt[i].has_reply &&
+            (sr->rcpt[i].reply.code == 250 || sr->rcpt[i].reply.code == 251))
+            ctl.accepted++;
     b->sess = NULL; /* it frees itself after this callback */
     egress_on_done(e, b->egress, sr);
     batch_release_slot(b, trouble_session_window(sr));
@@ -1100,8 +1147,13 @@ static void on_smtp_done(const smtp_result_t *sr, void *arg)
             }
     }
     for (size_t i = 0; i < n; i++)
-        if (jobs[i])
+        if (jobs[i]) {
+            bool self = i < sr->nrcpt && sr->rcpt[i].has_reply &&
+                        (sr->rcpt[i].reply.code == 250 || sr->rcpt[i].reply.code == 251);
+            jobs[i]->ctl = ctl;
+            jobs[i]->ctl.other_accepted = ctl.accepted > (self ? 1u : 0u);
             job_on_session(jobs[i], sr, i);
+        }
     dispatch_soon(e);
 }
 

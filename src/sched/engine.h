@@ -51,6 +51,10 @@ typedef struct {
     const userlist_t *allow;     /* the user's allow list (wins over deny), or NULL */
     const userlist_t *deny;      /* the user's deny list, or NULL */
     bool catch_all_probe;        /* probe one random recipient per domain (default on) */
+    bool postmaster_control;     /* RCPT postmaster@<domain> in every shared session, after
+                                    the real recipients and before the probe, so that a
+                                    refusal in unknown words can be read (sched/trouble.h;
+                                    default on) */
     unsigned min_interval_ms;    /* between two connections to one server address (100) */
     unsigned penalty_ms;         /* wait after a 421, doubling per consecutive one (1 s) */
     unsigned penalty_cap_ms;     /* longest such wait (60 s) */
@@ -93,6 +97,7 @@ typedef struct {
     uint64_t sessions;      /* SMTP sessions opened */
     uint64_t rcpts;         /* RCPT commands sent for checks (probes not counted) */
     uint64_t probes;        /* catch-all probe RCPTs sent */
+    uint64_t controls;      /* postmaster@ control RCPTs sent */
     uint64_t retries;       /* retry rounds after temporary refusals */
     uint64_t checks;        /* checks finished */
     uint64_t sess_end[ENGINE_SESS_ENDS]; /* sessions finished, by smtp_end_t */

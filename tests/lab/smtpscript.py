@@ -41,6 +41,11 @@ BEHAVIOURS = {
     "127.0.3.25": "greyprobe",   # known users 250, any other local part 451 4.7.1 greylisted
     "127.0.3.27": "tworcpt",     # two RCPTs per transaction: the 3rd and later get 452 4.5.3
     "127.0.3.28": "all452",      # 452 4.5.3 to every RCPT, even the first of a transaction
+    "127.0.3.29": "vague",       # known users (postmaster too) 250; any other local part
+                                 # "550 Administrative prohibition" (Exim's ACL deny
+                                 # default): words that do not say why (issue 13)
+    "127.0.3.30": "vagueall",    # "550 Administrative prohibition" to every RCPT,
+                                 # postmaster@ included: it refuses us
 }
 
 # RCPTs taken per transaction (counted whatever their answer, reset by MAIL and RSET);
@@ -229,6 +234,8 @@ class Session:
                     return
                 if b in RCPT_LIMIT and rcpts > RCPT_LIMIT[b]:
                     await self.send("452 4.5.3 Error: too many recipients\r\n")
+                elif b == "vagueall" or (b == "vague" and lp not in USERS):
+                    await self.send("550 Administrative prohibition\r\n")
                 elif b == "greyprobe" and lp not in USERS:
                     await self.send("451 4.7.1 Greylisted, try again later\r\n")
                 elif b == "r252":

@@ -2,7 +2,8 @@
 """Accept-all domains, gateways and providers (issue 4): the catch-all probe.
 
 Every check sends, in the same session as the real RCPT, a second RCPT for a random
-20-character local part at the same domain. Each scenario asserts the verdict and reason,
+20-character local part at the same domain, after the postmaster@ control (issue 13,
+sched/trouble.h), which comes right after the real recipients. Each scenario asserts the verdict and reason,
 smtp.catch_all (true / false / null), both replies (smtp.code/enhanced/message and
 smtp.probe.*), and the exact commands: those our client sent (the transcript in the JSON)
 and, where the server logs them, those the server received. One session, never DATA
@@ -27,6 +28,11 @@ PF_REJECT = "<%s>: Recipient address rejected: %s"   # how Postfix words a refus
 
 def rcpt(addr):
     return "RCPT TO:<%s>" % addr
+
+
+def pm(domain):
+    """The postmaster@ control RCPT, sent after the real ones and before the probe."""
+    return rcpt("postmaster@" + domain)
 
 
 class ProbeCase(labkit.LabCase):
@@ -85,15 +91,16 @@ class PostfixCatchAll(ProbeCase):
         self.assertCatchAll(r, True)
         self.assertReply(r, 250, "2.1.5", "Ok")
         probe = self.assertProbe(r, "catchall.test", 250, "2.1.5", "Ok")
-        self.assertOneSession(r, PF["catchall"], PLAIN + [rcpt(addr), rcpt(probe), "QUIT"])
+        self.assertOneSession(r, PF["catchall"], PLAIN + [rcpt(addr), pm("catchall.test"), rcpt(probe), "QUIT"])
         self.assertEqual(probe_rcpts(r), [probe])
         self.assertFactor(r, "accept_all")
         self.assertIsNone(r["domain"]["provider"])
         self.assertIs(r["domain"]["gateway"], False)
-        # the server saw one session with two RCPTs, both accepted, and QUIT
+        # the server saw one session with three RCPTs (the address, postmaster@, the
+        # probe), all accepted, and QUIT
         self.assertEqual(labkit.postfix_disconnect_stats(mark, "catchall"),
-                         [{"ehlo": "1", "mail": "1", "rcpt": "2", "quit": "1",
-                           "commands": "5"}])
+                         [{"ehlo": "1", "mail": "1", "rcpt": "3", "quit": "1",
+                           "commands": "6"}])
 
 
 class PostfixMailboxes(ProbeCase):
@@ -110,14 +117,14 @@ class PostfixMailboxes(ProbeCase):
         self.assertReply(r, 250, "2.1.5", "Ok")
         probe = self.probe_of(r, "postfix.test")["rcpt"]
         self.assertProbe(r, "postfix.test", 550, "5.1.1", PF_REJECT % (probe, self.UNKNOWN))
-        self.assertOneSession(r, PF["mbox"], TLS + [rcpt("alice@postfix.test"), rcpt(probe),
-                                                    "QUIT"])
+        self.assertOneSession(r, PF["mbox"], TLS + [rcpt("alice@postfix.test"),
+                                                    pm("postfix.test"), rcpt(probe), "QUIT"])
         text = mark.new_text()
         self.assertEqual(len(labkit.postfix_rcpt_rejects(mark, probe)), 1, text)
         self.assertEqual(labkit.postfix_rcpt_rejects(mark, "alice@postfix.test"), [])
         self.assertEqual(labkit.postfix_disconnect_stats(mark, "mbox"),
-                         [{"ehlo": "2", "starttls": "1", "mail": "1", "rcpt": "1/2",
-                           "quit": "1", "commands": "6/7"}])
+                         [{"ehlo": "2", "starttls": "1", "mail": "1", "rcpt": "2/3",
+                           "quit": "1", "commands": "7/8"}])
 
     def test_absent_mailbox_whatever_the_probe(self):
         mark = labkit.postfix_mark()
@@ -128,8 +135,8 @@ class PostfixMailboxes(ProbeCase):
         probe = self.probe_of(r, "postfix.test")["rcpt"]
         self.assertProbe(r, "postfix.test", 550, "5.1.1", PF_REJECT % (probe, self.UNKNOWN))
         self.assertCatchAll(r, False)
-        self.assertOneSession(r, PF["mbox"], TLS + [rcpt("nobody@postfix.test"), rcpt(probe),
-                                                    "QUIT"])
+        self.assertOneSession(r, PF["mbox"], TLS + [rcpt("nobody@postfix.test"),
+                                                    pm("postfix.test"), rcpt(probe), "QUIT"])
         self.assertEqual(len(labkit.postfix_rcpt_rejects(mark, probe)), 1)
         self.assertEqual(labkit.postfix_sessions(mark, "mbox"), 1)
 
@@ -147,10 +154,11 @@ class Exim(ProbeCase):
         self.assertCatchAll(r, True)
         self.assertReply(r, 250, None, "Accepted")
         probe = self.assertProbe(r, "catchall-exim.test", 250, None, "Accepted")
-        self.assertOneSession(r, labkit.EXIM, PLAIN + [rcpt(addr), rcpt(probe), "QUIT"])
+        self.assertOneSession(r, labkit.EXIM, PLAIN + [rcpt(addr), pm("catchall-exim.test"), rcpt(probe), "QUIT"])
         # Exim accepted both recipients in one transaction, ended by QUIT
         self.assertEqual(labkit.exim_incomplete(mark),
-                         [("QUIT", "verify@lab.test", [addr, probe])])
+                         [("QUIT", "verify@lab.test",
+                           [addr, "postmaster@catchall-exim.test", probe])])
 
     def test_mailbox_and_probe_unrouteable_is_deliverable(self):
         mark = labkit.exim_mark()
@@ -159,13 +167,14 @@ class Exim(ProbeCase):
         self.assertCatchAll(r, False)
         self.assertReply(r, 250, None, "Accepted")
         probe = self.assertProbe(r, "exim.test", 550, None, "Unrouteable address")
-        self.assertOneSession(r, labkit.EXIM, PLAIN + [rcpt("alice@exim.test"), rcpt(probe),
-                                                       "QUIT"])
+        self.assertOneSession(r, labkit.EXIM, PLAIN + [rcpt("alice@exim.test"),
+                                                       pm("exim.test"), rcpt(probe), "QUIT"])
         log = mark.new_text()
         self.assertIn("rejected RCPT <%s>: Unrouteable address" % probe, log)
         self.assertEqual(log.count("SMTP connection from [127.0.0.1]"), 1, log)
         self.assertEqual(labkit.exim_incomplete(mark),
-                         [("QUIT", "verify@lab.test", ["alice@exim.test"])])
+                         [("QUIT", "verify@lab.test",
+                           ["alice@exim.test", "postmaster@exim.test"])])
 
 
 # --------------------------------------------------------------------------- providers
@@ -193,11 +202,11 @@ class Dressed(ProbeCase):
         self.assertCatchAll(r, True)
         self.assertReply(r, 250, "2.1.5", "Ok")
         probe = self.assertProbe(r, "pp-catchall.test", 250, "2.1.5", "Ok")
-        self.assertOneSession(r, PF["pphosted"], PLAIN + [rcpt(addr), rcpt(probe), "QUIT"])
+        self.assertOneSession(r, PF["pphosted"], PLAIN + [rcpt(addr), pm("pp-catchall.test"), rcpt(probe), "QUIT"])
         self.assertIn("proofpoint", r["reason_text"].lower())
         self.assertEqual(labkit.postfix_disconnect_stats(mark, "pphosted"),
-                         [{"ehlo": "1", "mail": "1", "rcpt": "2", "quit": "1",
-                           "commands": "5"}])
+                         [{"ehlo": "1", "mail": "1", "rcpt": "3", "quit": "1",
+                           "commands": "6"}])
 
     def test_proofpoint_catch_all_rejecting_one_address(self):
         # the domain accepts anything but this one: the real refusal wins over the probe
@@ -207,7 +216,7 @@ class Dressed(ProbeCase):
         self.assertReply(r, 550, "5.1.1", PF_REJECT % ("gone@pp-catchall.test", "User Unknown"))
         probe = self.assertProbe(r, "pp-catchall.test", 250, "2.1.5", "Ok")
         self.assertCatchAll(r, True)
-        self.assertOneSession(r, PF["pphosted"], PLAIN + [rcpt("gone@pp-catchall.test"),
+        self.assertOneSession(r, PF["pphosted"], PLAIN + [rcpt("gone@pp-catchall.test"), pm("pp-catchall.test"),
                                                           rcpt(probe), "QUIT"])
 
     def test_proofpoint_verifying_is_deliverable(self):
@@ -219,7 +228,7 @@ class Dressed(ProbeCase):
         self.assertReply(r, 250, "2.1.5", "Ok")
         probe = self.probe_of(r, "pp-verify.test")["rcpt"]
         self.assertProbe(r, "pp-verify.test", 550, "5.1.1", PF_REJECT % (probe, "User Unknown"))
-        self.assertOneSession(r, PF["pphosted"], PLAIN + [rcpt("alice@pp-verify.test"),
+        self.assertOneSession(r, PF["pphosted"], PLAIN + [rcpt("alice@pp-verify.test"), pm("pp-verify.test"),
                                                           rcpt(probe), "QUIT"])
         self.assertFactor(r, "security_gateway")
         self.assertEqual(len(labkit.postfix_rcpt_rejects(mark, probe)), 1)
@@ -236,12 +245,12 @@ class Dressed(ProbeCase):
         self.assertProbe(r, "mc-verify.test", 550, "5.1.1", PF_REJECT % (
             probe, "Invalid Recipient - https://community.mimecast.com/docs/DOC-1369#550"
                    " [lab-mc-1.eu1]"))
-        self.assertOneSession(r, PF["mimecast"], PLAIN + [rcpt("alice@mc-verify.test"),
+        self.assertOneSession(r, PF["mimecast"], PLAIN + [rcpt("alice@mc-verify.test"), pm("mc-verify.test"),
                                                           rcpt(probe), "QUIT"])
         self.assertFactor(r, "security_gateway")
         self.assertEqual(labkit.postfix_disconnect_stats(mark, "mimecast"),
-                         [{"ehlo": "1", "mail": "1", "rcpt": "1/2", "quit": "1",
-                           "commands": "4/5"}])
+                         [{"ehlo": "1", "mail": "1", "rcpt": "2/3", "quit": "1",
+                           "commands": "5/6"}])
 
     MS = ("outlook", "ms-verify-test.mail.protection.outlook.com",
           "AM4PEPF0000LAB1.mail.protection.outlook.com Microsoft ESMTP MAIL Service ready",
@@ -256,7 +265,7 @@ class Dressed(ProbeCase):
         self.assertReply(r, 250, "2.1.5", "Ok")
         probe = self.probe_of(r, "ms-verify.test")["rcpt"]
         self.assertProbe(r, "ms-verify.test", 550, "5.4.1", PF_REJECT % (probe, self.MS_DENIED))
-        self.assertOneSession(r, PF["outlook"], PLAIN + [rcpt("alice@ms-verify.test"),
+        self.assertOneSession(r, PF["outlook"], PLAIN + [rcpt("alice@ms-verify.test"), pm("ms-verify.test"),
                                                          rcpt(probe), "QUIT"])
         self.assertNotIn("security_gateway", [f["factor"] for f in r["score_factors"]])
 
@@ -281,7 +290,7 @@ class Dressed(ProbeCase):
                    " double-checking the recipient's email address for typos or unnecessary"
                    " spaces. https://support.google.com/mail/?p=NoSuchUser lab1-20020a05"
                    " - gsmtp"))
-        self.assertOneSession(r, PF["google"], PLAIN + [rcpt("alice@gs-verify.test"),
+        self.assertOneSession(r, PF["google"], PLAIN + [rcpt("alice@gs-verify.test"), pm("gs-verify.test"),
                                                         rcpt(probe), "QUIT"])
 
     YH = ("yahoo", "mta7.am0.yahoodns.net", "mta7.am0.yahoodns.net ESMTP ready", "yahoo",
@@ -294,7 +303,7 @@ class Dressed(ProbeCase):
         self.assertEqual(r["smtp"]["result"], "unavailable")
         self.assertCatchAll(r, True)
         probe = self.assertProbe(r, "yh-edge.test", 250, "2.1.5", "Ok")
-        self.assertOneSession(r, PF["yahoo"], PLAIN + [rcpt("alice@yh-edge.test"),
+        self.assertOneSession(r, PF["yahoo"], PLAIN + [rcpt("alice@yh-edge.test"), pm("yh-edge.test"),
                                                        rcpt(probe), "QUIT"])
 
     def test_yahoo_edge_without_probe_is_still_accept_all(self):
@@ -325,7 +334,9 @@ class Scripted(ProbeCase):
         probe = self.assertProbe(r, "onercpt.script.test", 550, "5.1.1",
                                  "<%s>: Recipient address rejected: User unknown"
                                  % self.probe_of(r, "onercpt.script.test")["rcpt"])
-        expected = PLAIN + [rcpt(addr), rcpt(probe), "RSET", MAIL, rcpt(probe), "QUIT"]
+        expected = PLAIN + [rcpt(addr), pm("onercpt.script.test"), rcpt(probe),
+                            "RSET", MAIL, pm("onercpt.script.test"),
+                            "RSET", MAIL, rcpt(probe), "QUIT"]
         self.assertOneSession(r, ip, expected)
         self.assertIn("452 4.5.3 Error: too many recipients", labkit.server_lines(r))
         self.assertEqual(list(labkit.script_commands(mark, ip).values()), [expected])
@@ -342,7 +353,9 @@ class Scripted(ProbeCase):
         self.assertProbe(r, "onercpt.script.test", 550, "5.1.1",
                          "<%s>: Recipient address rejected: User unknown" % probe)
         self.assertCatchAll(r, False)
-        expected = PLAIN + [rcpt(addr), rcpt(probe), "RSET", MAIL, rcpt(probe), "QUIT"]
+        expected = PLAIN + [rcpt(addr), pm("onercpt.script.test"), rcpt(probe),
+                            "RSET", MAIL, pm("onercpt.script.test"),
+                            "RSET", MAIL, rcpt(probe), "QUIT"]
         self.assertOneSession(r, ip, expected)
         self.assertEqual(list(labkit.script_commands(mark, ip).values()), [expected])
 
@@ -359,8 +372,9 @@ class Scripted(ProbeCase):
                           (addrs[1], "deliverable", "accepted"),
                           (addrs[2], "undeliverable", "mailbox_absent")])
         probe = self.probe_of(run.results[0], "tworcpt.script.test")["rcpt"]
-        expected = PLAIN + [rcpt(a) for a in addrs] + [rcpt(probe), "RSET", MAIL,
-                                                      rcpt(addrs[2]), rcpt(probe), "QUIT"]
+        expected = PLAIN + [rcpt(a) for a in addrs] + [
+            pm("tworcpt.script.test"), rcpt(probe), "RSET", MAIL, rcpt(addrs[2]),
+            pm("tworcpt.script.test"), "RSET", MAIL, rcpt(probe), "QUIT"]
         self.assertEqual(list(labkit.script_commands(mark, ip).values()), [expected])
         for r in run.results:
             self.assertOneSession(r, ip, expected)
@@ -371,17 +385,21 @@ class Scripted(ProbeCase):
 
     def test_452_to_every_rcpt_is_no_catch_all_evidence(self):
         # the probe never gets past 452 4.5.3: inconclusive (null), never "catch-all",
-        # and the check ends (rate_limited) after its bounded sessions of one transaction
+        # and the check ends (too_many_recipients: what the server said, even to a lone
+        # recipient) after its bounded sessions of one transaction
         ip = IP["all452"]
         mark = labkit.script_mark()
         addr = "alice@all452.script.test"
         r = self.check(addr)
-        self.assertVerdict(r, "unknown", "rate_limited")
+        self.assertVerdict(r, "unknown", "too_many_recipients")
         self.assertCatchAll(r, None)
         conns = list(labkit.script_commands(mark, ip).values())
         self.assertEqual(len(conns), 4, conns)  # shared, own, two throttle retries
-        for c in conns:
+        for i, c in enumerate(conns):
             self.assertEqual(c[:3], PLAIN + [rcpt(addr)])
+            if i == 0:  # the shared session carries the postmaster@ control, not the
+                c = c[:3] + c[4:]  # sessions of its own after "too many recipients"
+                self.assertEqual(conns[0][3], pm("all452.script.test"))
             self.assertEqual(len(c), 5, c)  # + the probe RCPT, QUIT: one transaction
             self.assertTrue(is_probe_address(labkit.rcpt_address(c[3])), c)
             self.assertEqual(c[4], "QUIT")
@@ -398,9 +416,9 @@ class Scripted(ProbeCase):
         probe = self.assertProbe(r, "greyprobe.script.test", 451, "4.7.1",
                                  "Greylisted, try again later")
         self.assertFactor(r, "catch_all_untested")
-        self.assertOneSession(r, ip, PLAIN + [rcpt(addr), rcpt(probe), "QUIT"])
+        self.assertOneSession(r, ip, PLAIN + [rcpt(addr), pm("greyprobe.script.test"), rcpt(probe), "QUIT"])
         self.assertEqual(list(labkit.script_commands(mark, ip).values()),
-                         [PLAIN + [rcpt(addr), rcpt(probe), "QUIT"]])
+                         [PLAIN + [rcpt(addr), pm("greyprobe.script.test"), rcpt(probe), "QUIT"]])
 
     def test_252_everywhere_is_anti_enumeration(self):
         ip = SCRIPT["r252"]
@@ -413,9 +431,9 @@ class Scripted(ProbeCase):
         text = "Cannot VRFY user, but will accept message and attempt delivery"
         self.assertReply(r, 252, "2.1.5", text)
         probe = self.assertProbe(r, "r252.script.test", 252, "2.1.5", text)
-        self.assertOneSession(r, ip, PLAIN + [rcpt(addr), rcpt(probe), "QUIT"])
+        self.assertOneSession(r, ip, PLAIN + [rcpt(addr), pm("r252.script.test"), rcpt(probe), "QUIT"])
         self.assertEqual(list(labkit.script_commands(mark, ip).values()),
-                         [PLAIN + [rcpt(addr), rcpt(probe), "QUIT"]])
+                         [PLAIN + [rcpt(addr), pm("r252.script.test"), rcpt(probe), "QUIT"]])
 
 
 class NoProbe(ProbeCase):
@@ -506,8 +524,9 @@ class Bulk(ProbeCase):
             self.assertCatchAll(r, True)
             self.assertEqual(r["smtp"]["probe"]["rcpt"], probe)
             self.assertEqual(r["smtp"]["probe"]["code"], 250)
-        # what Postfix received: 10 real RCPTs and one probe, over all its sessions
-        self.assertEqual(labkit.postfix_rcpt_total(self.mark, "catchall"), 11, self.log)
+        # what Postfix received: 10 real RCPTs, one probe and one postmaster@ control, over
+        # all its sessions (one here)
+        self.assertEqual(labkit.postfix_rcpt_total(self.mark, "catchall"), 12, self.log)
 
     def test_mailbox_domain_probed_once(self):
         rs = self.results(self.KNOWN + self.ABSENT)

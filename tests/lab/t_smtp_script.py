@@ -229,11 +229,11 @@ class TooManyRecipients(labkit.LabCase):
     def test_452_to_every_rcpt_ends(self):
         # 452 4.5.3 even to the first RCPT of a fresh transaction: no second transaction
         # (it would meet the same refusal); the check gets a session of its own, where
-        # the same answer is read as what it says (a limit: rate_limited), retried on the
+        # the same answer is read as what it says (too_many_recipients), retried on the
         # same server like any "slow down" (twice), then given up
         run, a, conns = self.run_many("all452", ["alice"])
         r = run.results[0]
-        self.assertVerdict(r, "unknown", "rate_limited")
+        self.assertVerdict(r, "unknown", "too_many_recipients")
         self.assertEqual((r["smtp"]["code"], r["smtp"]["enhanced"]), (452, "4.5.3"))
         one = [EHLO, MAIL, rcpt(a[0]), "QUIT"]
         self.assertEqual(conns, [one] * 4)  # shared, own, and two throttle retries
@@ -248,7 +248,7 @@ class TooManyRecipients(labkit.LabCase):
         run, a, conns = self.run_many("all452", ["alice", "bob"], ["--max-time", "4"])
         for r in run.results:
             self.assertEqual(r["verdict"], "unknown")
-            self.assertIn(r["reason"], ("rate_limited", "timeout"))
+            self.assertIn(r["reason"], ("too_many_recipients", "timeout"))
         self.assertEqual(conns[0], [EHLO, MAIL, rcpt(a[0]), rcpt(a[1]), "QUIT"])
         self.assertLessEqual(len(conns), 1 + 2 * 3, conns)
         for c in conns[1:]:

@@ -144,8 +144,9 @@ static const vd_result_t *result_for(const collect_t *c, const char *email)
 
 /* Three checks of one domain share a session; the server takes one RCPT per transaction
  * and says 452 4.5.3 to the others. The engine gets every answer from that one session:
- * RSET + MAIL FROM + RCPT for each refused recipient, in submission order, the catch-all
- * probe last, and the probe's answer counts as evidence. */
+ * RSET + MAIL FROM + RCPT for each refused recipient, in submission order, the
+ * postmaster@ control after the real ones, the catch-all probe last, and the probe's
+ * answer counts as evidence. */
 static void test_batch_452_new_transactions(void **state)
 {
     (void)state;
@@ -156,8 +157,8 @@ static void test_batch_452_new_transactions(void **state)
         SS_SEND_("250-mx.test\r\n250 PIPELINING\r\n"),
         SS_READ_(1),
         SS_SEND_("250 2.1.0 Ok\r\n"),
-        SS_READ_(4),
-        SS_SEND_("250 2.1.5 Ok\r\n" TOO_MANY TOO_MANY TOO_MANY),
+        SS_READ_(5),
+        SS_SEND_("250 2.1.5 Ok\r\n" TOO_MANY TOO_MANY TOO_MANY TOO_MANY),
         SS_READ_(1),
         SS_SEND_("250 2.0.0 Ok\r\n"),
         SS_READ_(1),
@@ -170,6 +171,12 @@ static void test_batch_452_new_transactions(void **state)
         SS_SEND_("250 2.1.0 Ok\r\n"),
         SS_READ_(1),
         SS_SEND_("550 5.1.1 User unknown\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.0.0 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.0 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.5 Ok\r\n"),
         SS_READ_(1),
         SS_SEND_("250 2.0.0 Ok\r\n"),
         SS_READ_(1),
@@ -212,8 +219,10 @@ static void test_batch_452_new_transactions(void **state)
              "S: 250-mx.test\nS: 250 PIPELINING\n"
              "C: MAIL FROM:<check@probe.example>\nS: 250 2.1.0 Ok\n"
              "C: RCPT TO:<a@[127.0.0.1]>\nC: RCPT TO:<b@[127.0.0.1]>\n"
-             "C: RCPT TO:<c@[127.0.0.1]>\nC: RCPT TO:<%s>\n"
+             "C: RCPT TO:<c@[127.0.0.1]>\nC: RCPT TO:<postmaster@[127.0.0.1]>\n"
+             "C: RCPT TO:<%s>\n"
              "S: 250 2.1.5 Ok\n"
+             "S: 452 4.5.3 Error: too many recipients\n"
              "S: 452 4.5.3 Error: too many recipients\n"
              "S: 452 4.5.3 Error: too many recipients\n"
              "S: 452 4.5.3 Error: too many recipients\n"
@@ -223,6 +232,9 @@ static void test_batch_452_new_transactions(void **state)
              "C: RSET\nS: 250 2.0.0 Ok\n"
              "C: MAIL FROM:<check@probe.example>\nS: 250 2.1.0 Ok\n"
              "C: RCPT TO:<c@[127.0.0.1]>\nS: 550 5.1.1 User unknown\n"
+             "C: RSET\nS: 250 2.0.0 Ok\n"
+             "C: MAIL FROM:<check@probe.example>\nS: 250 2.1.0 Ok\n"
+             "C: RCPT TO:<postmaster@[127.0.0.1]>\nS: 250 2.1.5 Ok\n"
              "C: RSET\nS: 250 2.0.0 Ok\n"
              "C: MAIL FROM:<check@probe.example>\nS: 250 2.1.0 Ok\n"
              "C: RCPT TO:<%s>\nS: 550 5.1.1 User unknown\n"
@@ -247,11 +259,114 @@ static void test_batch_452_new_transactions(void **state)
     assert_int_equal(es.sessions, 1);
     assert_int_equal(es.rcpts, 3);
     assert_int_equal(es.probes, 1);
+    assert_int_equal(es.controls, 1);
     for (unsigned i = 0; i < c.n; i++)
         vd_result_free(c.res[i]);
     engine_free(e);
     event_base_free(base);
     smtpd_free(d);
+}
+
+/* One check against a server that answers its RCPT, the postmaster@ control and the
+ * catch-all probe (pipelined, in that order) with the replies given; returns the result
+ * (caller frees) after asserting the exact commands sent. */
+static vd_result_t *check_with_controls(const char *rcpt_replies)
+{
+    const ss_step_t steps[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250-mx.test\r\n250 PIPELINING\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.0 Ok\r\n"),
+        SS_READ_(3),
+        SS_SEND_(rcpt_replies),
+        SS_READ_(1),
+        SS_SEND_("221 2.0.0 Bye\r\n"),
+        SS_END_(),
+    };
+    smtpd_t *d = smtpd_start(steps);
+    assert_non_null(d);
+    struct event_base *base = event_base_new();
+    engine_opts_t o;
+    engine_opts_default(&o);
+    o.dns.server = "127.0.0.1:9";
+    o.helo = "probe.example";
+    o.mail_from = "check@probe.example";
+    o.allow_private_mx = true;
+    o.starttls = false;
+    o.port = d->port;
+    o.max_time_ms = 20000;
+    mp_status_t st;
+    engine_t *e = engine_new(base, &o, &st);
+    assert_non_null(e);
+    collect_t c = {0};
+    assert_int_equal(engine_check(e, "x@[127.0.0.1]", on_done, &c), MP_OK);
+    run_until(base, e);
+    smtpd_wait(d);
+    assert_int_equal(c.n, 1);
+    vd_result_t *r = c.res[0];
+    /* the replies as the log shows them: "S: " before each line, no CR */
+    char sent[512];
+    size_t w = 0;
+    for (const char *p = rcpt_replies; *p && w < sizeof sent - 8;) {
+        const char *eol = strstr(p, "\r\n");
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        w += (size_t)snprintf(sent + w, sizeof sent - w, "S: %.*s\n", (int)len, p);
+        p += len + (eol ? 2 : 0);
+    }
+    char want[2048];
+    snprintf(want, sizeof want,
+             "S: 220 mx.test ESMTP\n"
+             "C: EHLO probe.example\n"
+             "S: 250-mx.test\nS: 250 PIPELINING\n"
+             "C: MAIL FROM:<check@probe.example>\nS: 250 2.1.0 Ok\n"
+             "C: RCPT TO:<x@[127.0.0.1]>\nC: RCPT TO:<postmaster@[127.0.0.1]>\n"
+             "C: RCPT TO:<%s>\n"
+             "%s"
+             "C: QUIT\nS: 221 2.0.0 Bye\n",
+             r->probe_rcpt, sent);
+    if (strcmp(d->log, want) != 0)
+        fail_msg("server log:\n%s\n--- expected:\n%s", d->log, want);
+    engine_stats_t es;
+    engine_stats(e, &es);
+    assert_int_equal(es.sessions, 1);
+    assert_int_equal(es.controls, 1);
+    engine_free(e);
+    event_base_free(base);
+    smtpd_free(d);
+    return r;
+}
+
+/* A refusal in words that say nothing known, read against postmaster@ in the same
+ * transaction: accepted -> the refusal is about this recipient (undeliverable);
+ * refused the same way -> the server refuses us (unknown). */
+static void test_postmaster_control(void **state)
+{
+    (void)state;
+    vd_result_t *r = check_with_controls("550 Administrative prohibition\r\n"
+                                         "250 2.1.5 Ok\r\n"
+                                         "550 5.1.1 User unknown\r\n");
+    assert_int_equal(r->reason, VR_RECIPIENT_REFUSED);
+    assert_int_equal(r->verdict, VD_UNDELIVERABLE);
+    assert_int_equal(r->smtp_result, VS_REJECTED);
+    assert_non_null(strstr(r->detail, "accepted postmaster@"));
+    vd_result_free(r);
+
+    r = check_with_controls("550 Administrative prohibition\r\n"
+                            "550 Administrative prohibition\r\n"
+                            "550 Administrative prohibition\r\n");
+    assert_int_equal(r->reason, VR_POLICY_BLOCKED);
+    assert_int_equal(r->verdict, VD_UNKNOWN);
+    assert_int_equal(r->smtp_result, VS_UNAVAILABLE);
+    assert_non_null(strstr(r->detail, "postmaster@ too"));
+    vd_result_free(r);
+
+    /* words that settle it are not overridden: a domain without postmaster@ */
+    r = check_with_controls("550 5.1.1 User unknown\r\n"
+                            "550 5.1.1 User unknown\r\n"
+                            "550 5.1.1 User unknown\r\n");
+    assert_int_equal(r->reason, VR_MAILBOX_ABSENT);
+    vd_result_free(r);
 }
 
 static uint64_t fake_now;
@@ -367,6 +482,7 @@ int main(void)
         cmocka_unit_test(test_offline_and_invalid),
         cmocka_unit_test(test_literal_unroutable_refused_without_network),
         cmocka_unit_test(test_batch_452_new_transactions),
+        cmocka_unit_test(test_postmaster_control),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     smtpd_tls_global_cleanup();
