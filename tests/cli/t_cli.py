@@ -462,6 +462,32 @@ class Explain(unittest.TestCase):
         self.assertNotIn("\u2028", p.stdout)
         self.assertEqual(json.loads(p.stdout)["text"], "user\u2028unknown\u2029here")
 
+    def test_controls(self):
+        # a refusal in words that say nothing known: unknown alone, decided by postmaster@
+        p = mp("explain", "--json", "550 Administrative prohibition")
+        r = json.loads(p.stdout)
+        self.assertEqual((r["verdict"], r["reason"]), ("unknown", "policy_blocked"))
+        self.assertEqual(r["controls"]["postmaster_accepted"]["reason"], "recipient_refused")
+        self.assertEqual(r["controls"]["postmaster_refused"]["reason"], "policy_blocked")
+        p = mp("explain", "--postmaster", "250 2.1.5 Ok",
+               "550 Requested action not taken: mailbox unavailable")
+        self.assertEqual(p.returncode, 0)
+        self.assertIn("With the controls given: undeliverable (recipient_refused)", p.stdout)
+        p = mp("explain", "--postmaster", "hello", "550 x")
+        self.assertEqual(p.returncode, 2)
+        self.assertEqual(len(p.stderr.strip().splitlines()), 1)
+
+    def test_corpus(self):
+        tsv = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data",
+                           "replies.tsv")
+        p = mp("explain", "--corpus", tsv)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stdout, r"without controls: \d+ of \d+ read as labelled")
+        self.assertIn("0 false hard bounce(s)", p.stdout)
+        p = mp("explain", "--corpus", "/nonexistent/replies.tsv")
+        self.assertEqual(p.returncode, 2)
+        self.assertEqual(len(p.stderr.strip().splitlines()), 1)
+
     def test_not_a_reply(self):
         for bad in ("hello", "999 what", "25 short"):
             p = mp("explain", bad)
