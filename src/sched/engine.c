@@ -13,9 +13,9 @@
  *
  * Politeness: a server address never has more than per_ip_limit of our sessions open,
  * and the engine never more than max_sessions. Waiting checks queue in arrival order.
- * A job cancels every operation it started (DNS look-up by id, SMTP session, timers)
+ * A check cancels every operation it started (DNS look-up by id, SMTP session, timers)
  * before it is freed, and dns/smtp guarantee no callback after a cancel, so a late
- * answer never reaches a freed job.
+ * answer never reaches a freed check.
  */
 #include "sched/engine.h"
 
@@ -51,7 +51,7 @@ typedef struct {
     dest_t *dest;           /* the server address's record (lives as long as the engine) */
 } target_t;
 
-typedef struct job job_t;
+typedef struct chk chk_t;
 
 /* What the controls of one session said (sched/trouble.h): postmaster@'s answer and how
  * many ordinary recipients were accepted. */
@@ -75,7 +75,8 @@ struct dest {
     uint64_t blocked_pass;  /* dispatch pass in which it was found full */
 };
 
-struct job {
+/* One check: one address on its way from syntax to verdict ("job" is a bulk job, src/job/). */
+struct chk {
     uint64_t id;
     engine_t *e;
     vd_result_t *res;
@@ -92,7 +93,7 @@ struct job {
     bool no_tls_for_cur;    /* the current target failed TLS: retry it in clear */
     int next_act;           /* what the pending timer does (ACT_*) */
     bool tls_failed_seen;
-    struct batch *batch;    /* the session this job's RCPT rides in, if one runs */
+    struct batch *batch;    /* the session this check's RCPT rides in, if one runs */
     size_t batch_idx;       /* its RCPT's index in that session */
     bool solo;              /* the server refused several RCPTs at once: go alone */
     unsigned throttled;     /* times a server's 421 sent this check back to it */
@@ -106,8 +107,8 @@ struct job {
     bool need_probe_alone;  /* the server refused a second RCPT (452 4.5.3) */
     bool waiting_fact;      /* accepted; waiting for another check's probe */
     sess_ctl_t ctl;         /* the controls of the last session this check rode in */
-    job_t *next_wait, *next_all, *prev_all;
-    job_t *next_waiter;
+    chk_t *next_wait, *next_all, *prev_all;
+    chk_t *next_waiter;
 };
 
 enum { ACT_TARGET, ACT_FINISH, ACT_ACCEPTED };
@@ -118,9 +119,9 @@ enum { ACT_TARGET, ACT_FINISH, ACT_ACCEPTED };
  * address, plus at most one catch-all probe, holding one slot of that server. */
 typedef struct batch {
     engine_t *e;
-    job_t *jobs[BATCH_MAX];  /* NULL once a job was dropped while the session ran */
+    chk_t *chks[BATCH_MAX];  /* NULL once a check was dropped while the session ran */
     size_t n, live;
-    job_t *prober;           /* the job whose probe rides along, or NULL */
+    chk_t *prober;           /* the check whose probe rides along, or NULL */
     size_t probe_idx;
     bool has_pm;             /* a postmaster@ control RCPT rides along */
     size_t pm_idx;
@@ -136,8 +137,8 @@ typedef struct batch {
 /* A domain whose catch-all probe is running in some check's session. */
 typedef struct probing {
     char domain[256];
-    job_t *prober;
-    job_t *waiters;         /* accepted checks waiting for the answer */
+    chk_t *prober;
+    chk_t *waiters;         /* accepted checks waiting for the answer */
 } probing_t;
 
 struct engine {
@@ -151,25 +152,25 @@ struct engine {
     strmap_t *dests;              /* server address -> dest_t */
     strmap_t *hosts;              /* MX host name -> host_t */
     uint64_t pass;                /* dispatch passes so far */
-    job_t *all;                   /* every live job */
+    chk_t *all;                   /* every live check */
     facts_t *facts;               /* domain facts (catch-all) */
     bool own_facts;
     strmap_t *probing;            /* domain -> probing_t: probes in flight */
     net_pool_t egress;            /* --source / --proxy, and which of them rest */
     engine_stats_t stats;
-    job_t *wait_head, *wait_tail; /* jobs waiting for a session slot */
-    struct event *dispatch_ev;    /* starts sessions for waiting jobs, once per loop turn */
+    chk_t *wait_head, *wait_tail; /* chks waiting for a session slot */
+    struct event *dispatch_ev;    /* starts sessions for waiting checks, once per loop turn */
     struct event *wake_ev;        /* dispatch again when a server's wait is over */
     window_cfg_t wcfg;
     bool dispatch_pending;
 };
 
-static void job_try_target(job_t *j);
-static void job_finish(job_t *j);
-static void job_later(job_t *j, uint64_t delay_ms, int act);
-static void job_accepted(job_t *j);
-static void probing_release(engine_t *e, job_t *prober);
-static void waiter_remove(engine_t *e, job_t *j);
+static void chk_try_target(chk_t *j);
+static void chk_finish(chk_t *j);
+static void chk_later(chk_t *j, uint64_t delay_ms, int act);
+static void chk_accepted(chk_t *j);
+static void probing_release(engine_t *e, chk_t *prober);
+static void waiter_remove(engine_t *e, chk_t *j);
 
 void engine_opts_default(engine_opts_t *o)
 {
@@ -281,7 +282,7 @@ static void literal_once(const char *in, char *out, size_t size)
 }
 
 /* Record a failure unless a more telling one is already recorded. */
-static void job_fail(job_t *j, vd_reason_t reason, const char *detail)
+static void chk_fail(chk_t *j, vd_reason_t reason, const char *detail)
 {
     int rank = reason_rank(reason);
     if (rank < j->fail_rank)
@@ -292,7 +293,7 @@ static void job_fail(job_t *j, vd_reason_t reason, const char *detail)
     vd_set(j->res, reason, "%s", once);
 }
 
-static uint64_t job_elapsed(const job_t *j)
+static uint64_t chk_elapsed(const chk_t *j)
 {
     return mp_now_ms() - j->start_ms;
 }
@@ -345,11 +346,11 @@ static bool slot_free(engine_t *e, const target_t *t)
     return !d || window_can_start(&d->win, mp_now_ms());
 }
 
-static void wait_remove(engine_t *e, job_t *j)
+static void wait_remove(engine_t *e, chk_t *j)
 {
     if (!j->queued)
         return;
-    job_t **pp = &e->wait_head, *prev = NULL;
+    chk_t **pp = &e->wait_head, *prev = NULL;
     while (*pp && *pp != j) {
         prev = *pp;
         pp = &(*pp)->next_wait;
@@ -363,7 +364,7 @@ static void wait_remove(engine_t *e, job_t *j)
     j->queued = false;
 }
 
-static void batch_start(job_t *j);
+static void batch_start(chk_t *j);
 
 /* ---- egress: source addresses and proxies (net/egress.h) ------------------------ */
 
@@ -399,14 +400,14 @@ static void egress_on_done(engine_t *e, int i, const smtp_result_t *sr)
     }
 }
 
-/* Start sessions for waiting jobs whose server has a free slot, in arrival order; each
- * session takes along the waiting jobs of the same domain on the same server. */
+/* Start sessions for waiting checks whose server has a free slot, in arrival order; each
+ * session takes along the waiting checks of the same domain on the same server. */
 static void slots_dispatch(engine_t *e)
 {
     uint64_t pass = ++e->pass, now = mp_now_ms(), earliest = UINT64_MAX;
-    job_t *j = e->wait_head;
+    chk_t *j = e->wait_head;
     while (j && e->active_sessions < e->o.max_sessions) {
-        job_t *next = j->next_wait;
+        chk_t *next = j->next_wait;
         const target_t *t = &j->targets[j->cur];
         dest_t *d = t->dest ? t->dest : dest_get(e, t->ip.text);
         if (d && d->blocked_pass == pass) {
@@ -415,7 +416,7 @@ static void slots_dispatch(engine_t *e)
         }
         if (!slot_free(e, t)) {
             if (d) {
-                d->blocked_pass = pass; /* skip its other waiting jobs in this pass */
+                d->blocked_pass = pass; /* skip its other waiting checks in this pass */
                 if (d->win.active < window_allowed(&d->win) && d->win.next_start_ms > now &&
                     d->win.next_start_ms < earliest)
                     earliest = d->win.next_start_ms; /* waits for time, not for a slot */
@@ -469,14 +470,14 @@ static void batch_release_slot(batch_t *b, window_outcome_t o)
     }
 }
 
-/* A job leaves the session it rides in (the job is being freed); the last one out
+/* A check leaves the session it rides in (the check is being freed); the last one out
  * cancels the session. */
-static void batch_leave(job_t *j)
+static void batch_leave(chk_t *j)
 {
     batch_t *b = j->batch;
     if (!b)
         return;
-    b->jobs[j->batch_idx] = NULL;
+    b->chks[j->batch_idx] = NULL;
     if (b->prober == j)
         b->prober = NULL;
     j->batch = NULL;
@@ -490,7 +491,7 @@ static void batch_leave(job_t *j)
 
 /* ---- finishing --------------------------------------------------------------- */
 
-static void job_unlink(job_t *j)
+static void chk_unlink(chk_t *j)
 {
     engine_t *e = j->e;
     wait_remove(e, j);
@@ -503,8 +504,8 @@ static void job_unlink(job_t *j)
     j->prev_all = j->next_all = NULL;
 }
 
-/* Cancel everything the job started, then free it. */
-static void job_free(job_t *j)
+/* Cancel everything the check started, then free it. */
+static void chk_free(chk_t *j)
 {
     batch_leave(j);
     if (j->dns_id)
@@ -520,7 +521,7 @@ static void job_free(job_t *j)
     free(j);
 }
 
-static void job_finish(job_t *j)
+static void chk_finish(chk_t *j)
 {
     engine_t *e = j->e;
     /* give up the domain's probe (waking its waiters) while the domain is still known */
@@ -528,7 +529,7 @@ static void job_finish(job_t *j)
     probing_release(e, j);
     vd_result_t *res = j->res;
     j->res = NULL;
-    res->duration_ms = job_elapsed(j);
+    res->duration_ms = chk_elapsed(j);
     facts_domain_t f;
     if (res->dns_checked && !res->probed && facts_get(e->facts, res->addr.domain_ascii, &f)) {
         /* whatever decided this address, report what is known of its domain */
@@ -541,62 +542,62 @@ static void job_finish(job_t *j)
         mp_strlcpy(res->probe_text, f.probe_text, sizeof res->probe_text);
     }
     vd_finish(res, &e->o.vd);
-    job_unlink(j);
+    chk_unlink(j);
     e->pending--;
     e->stats.checks++;
     engine_done_cb cb = j->cb;
     void *arg = j->arg;
-    job_free(j);
+    chk_free(j);
     dispatch_soon(e);
     cb(res, arg);
 }
 
-static void on_job_timer(evutil_socket_t fd, short what, void *arg)
+static void on_chk_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    job_t *j = arg;
+    chk_t *j = arg;
     switch (j->next_act) {
-    case ACT_FINISH: job_finish(j); break;
-    case ACT_ACCEPTED: job_accepted(j); break;
-    default: job_try_target(j); break;
+    case ACT_FINISH: chk_finish(j); break;
+    case ACT_ACCEPTED: chk_accepted(j); break;
+    default: chk_try_target(j); break;
     }
 }
 
-/* Run the job's next step from the event loop after delay_ms: a target attempt, the
+/* Run the check's next step from the event loop after delay_ms: a target attempt, the
  * finish, or the end of a wait for catch-all evidence (callbacks never run inside
  * engine_check). */
-static void job_later(job_t *j, uint64_t delay_ms, int act)
+static void chk_later(chk_t *j, uint64_t delay_ms, int act)
 {
     struct timeval tv = {(time_t)(delay_ms / 1000), (suseconds_t)((delay_ms % 1000) * 1000)};
     if (!j->timer)
-        j->timer = evtimer_new(j->e->base, on_job_timer, j);
+        j->timer = evtimer_new(j->e->base, on_chk_timer, j);
     if (!j->timer)
         mp_panic("cannot create a timer");
     j->next_act = act;
     evtimer_add(j->timer, &tv);
 }
 
-static void on_job_deadline(evutil_socket_t fd, short what, void *arg)
+static void on_chk_deadline(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    job_t *j = arg;
+    chk_t *j = arg;
     if (j->fail_rank < 5) {
         char why[160];
         snprintf(why, sizeof why, "gave up after %llu s (the per-address time limit)",
                  (unsigned long long)(j->e->o.max_time_ms / 1000));
         j->fail_rank = 0;
-        job_fail(j, VR_TIMEOUT, why);
+        chk_fail(j, VR_TIMEOUT, why);
     }
-    job_finish(j);
+    chk_finish(j);
 }
 
 /* ---- the per-address flow ---------------------------------------------------- */
 
 /* Every target of this round was tried: retry after a backoff while the greylist wait
  * lasts if the round saw a temporary refusal, else finish with what was recorded. */
-static void job_round_over(job_t *j)
+static void chk_round_over(chk_t *j)
 {
     uint64_t now = mp_now_ms();
     j->cur = j->round_start;
@@ -611,24 +612,24 @@ static void job_round_over(job_t *j)
         j->round_temp = false;
         mp_log(MP_LOG_DEBUG, "%s: temporary refusal, retry %u in %llu ms", j->res->email,
                j->retry_no, (unsigned long long)delay);
-        job_later(j, delay, ACT_TARGET);
+        chk_later(j, delay, ACT_TARGET);
         return;
     }
-    job_finish(j);
+    chk_finish(j);
 }
 
-static void job_next_target(job_t *j)
+static void chk_next_target(chk_t *j)
 {
     j->cur++;
     j->no_tls_for_cur = false;
-    job_try_target(j);
+    chk_try_target(j);
 }
 
-static void job_try_target(job_t *j)
+static void chk_try_target(chk_t *j)
 {
     engine_t *e = j->e;
     if (j->cur >= j->ntargets) {
-        job_round_over(j);
+        chk_round_over(j);
         return;
     }
     j->queued = true;
@@ -650,7 +651,7 @@ static probing_t *probing_find(engine_t *e, const char *domain)
 
 /* Take the wait list of a finished probe and let each waiter read the fact (or its
  * absence) from the event loop. */
-static void probing_release(engine_t *e, job_t *prober)
+static void probing_release(engine_t *e, chk_t *prober)
 {
     if (!prober->res || !prober->res->addr.domain_ascii[0])
         return;
@@ -658,22 +659,22 @@ static void probing_release(engine_t *e, job_t *prober)
     if (!p || p->prober != prober)
         return;
     strmap_del(e->probing, p->domain);
-    for (job_t *w = p->waiters, *next; w; w = next) {
+    for (chk_t *w = p->waiters, *next; w; w = next) {
         next = w->next_waiter;
         w->next_waiter = NULL;
         w->waiting_fact = false;
-        job_later(w, 0, ACT_ACCEPTED);
+        chk_later(w, 0, ACT_ACCEPTED);
     }
     free(p);
 }
 
-static void waiter_remove(engine_t *e, job_t *j)
+static void waiter_remove(engine_t *e, chk_t *j)
 {
     if (!j->waiting_fact || !j->res)
         return;
     probing_t *p = probing_find(e, j->res->addr.domain_ascii);
     if (p)
-        for (job_t **wp = &p->waiters; *wp; wp = &(*wp)->next_waiter)
+        for (chk_t **wp = &p->waiters; *wp; wp = &(*wp)->next_waiter)
             if (*wp == j) {
                 *wp = j->next_waiter;
                 break;
@@ -684,7 +685,7 @@ static void waiter_remove(engine_t *e, job_t *j)
 
 /* A local part that cannot exist: 20 random letters and digits, starting with a letter,
  * from the kernel's CSPRNG, so it is never a real-looking name and never guessable. */
-static void probe_make_rcpt(job_t *j)
+static void probe_make_rcpt(chk_t *j)
 {
     static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
     unsigned char rnd[20];
@@ -704,9 +705,9 @@ static void probe_make_rcpt(job_t *j)
     snprintf(j->probe_rcpt, sizeof j->probe_rcpt, "%s@%s", local, j->res->addr.domain_ascii);
 }
 
-/* Does the next session of this job carry the probe? Only when no fact is known and no
+/* Does the next session of this check carry the probe? Only when no fact is known and no
  * other check is probing the domain right now (then this one becomes the prober). */
-static bool probe_wanted(job_t *j)
+static bool probe_wanted(chk_t *j)
 {
     engine_t *e = j->e;
     if (!e->o.catch_all_probe)
@@ -733,7 +734,7 @@ static bool probe_wanted(job_t *j)
 /* Read the probe's reply, if the session got one, into the result and the facts.
  * need_probe_alone is set again from this session alone: the probe still needs a
  * session of its own only when this one left it without a real answer. */
-static void probe_evaluate(job_t *j, const smtp_result_t *sr, size_t idx)
+static void probe_evaluate(chk_t *j, const smtp_result_t *sr, size_t idx)
 {
     engine_t *e = j->e;
     vd_result_t *r = j->res;
@@ -780,7 +781,7 @@ static void probe_evaluate(job_t *j, const smtp_result_t *sr, size_t idx)
 }
 
 /* The real recipient was accepted: decide with the catch-all evidence. */
-static void job_accepted(job_t *j)
+static void chk_accepted(chk_t *j)
 {
     engine_t *e = j->e;
     vd_result_t *r = j->res;
@@ -791,7 +792,7 @@ static void job_accepted(job_t *j)
          * to the end): probe in a session of its own */
         j->need_probe_alone = false;
         j->probe_alone = true;
-        job_try_target(j);
+        chk_try_target(j);
         return;
     }
     facts_domain_t f;
@@ -822,25 +823,25 @@ static void job_accepted(job_t *j)
     r->smtp_result = tr.smtp_result;
     vd_set(r, tr.reason, "%s", tr.why);
     j->fail_rank = 9;
-    job_finish(j);
+    chk_finish(j);
 }
 
 static void on_smtp_done(const smtp_result_t *sr, void *arg);
-static void job_on_session(job_t *j, const smtp_result_t *sr, size_t idx);
+static void chk_on_session(chk_t *j, const smtp_result_t *sr, size_t idx);
 
-static bool batch_add(batch_t *b, job_t *j)
+static bool batch_add(batch_t *b, chk_t *j)
 {
     if (b->n >= BATCH_MAX)
         return false;
     j->batch = b;
     j->batch_idx = b->n;
-    b->jobs[b->n++] = j;
+    b->chks[b->n++] = j;
     b->live++;
     j->res->attempts++;
     return true;
 }
 
-static void batch_start(job_t *j)
+static void batch_start(chk_t *j)
 {
     engine_t *e = j->e;
     target_t *t = &j->targets[j->cur];
@@ -858,7 +859,7 @@ static void batch_start(job_t *j)
         max = BATCH_MAX - 2; /* room for the control and the probe */
     /* take along waiting checks of the same domain for the same server address */
     if (!j->probe_alone && !j->solo) {
-        for (job_t *w = e->wait_head, *next; w && b->n < max; w = next) {
+        for (chk_t *w = e->wait_head, *next; w && b->n < max; w = next) {
             next = w->next_wait;
             if (w->probe_alone || w->solo || w->no_tls_for_cur != j->no_tls_for_cur ||
                 strcmp(w->targets[w->cur].ip.text, t->ip.text) != 0 ||
@@ -866,7 +867,7 @@ static void batch_start(job_t *j)
                 continue;
             bool dup = false; /* the same mailbox twice in one transaction: no */
             for (size_t i = 0; i < b->n && !dup; i++)
-                dup = strcmp(b->jobs[i]->res->addr.normalized, w->res->addr.normalized) == 0;
+                dup = strcmp(b->chks[i]->res->addr.normalized, w->res->addr.normalized) == 0;
             if (dup)
                 continue;
             wait_remove(e, w);
@@ -875,18 +876,18 @@ static void batch_start(job_t *j)
     }
     /* RCPTs in submission order, whatever order the DNS answers came in */
     for (size_t i = 1; i < b->n; i++)
-        for (size_t k = i; k > 0 && b->jobs[k - 1]->id > b->jobs[k]->id; k--) {
-            job_t *tmp = b->jobs[k - 1];
-            b->jobs[k - 1] = b->jobs[k];
-            b->jobs[k] = tmp;
+        for (size_t k = i; k > 0 && b->chks[k - 1]->id > b->chks[k]->id; k--) {
+            chk_t *tmp = b->chks[k - 1];
+            b->chks[k - 1] = b->chks[k];
+            b->chks[k] = tmp;
         }
     for (size_t i = 0; i < b->n; i++)
-        b->jobs[i]->batch_idx = i;
+        b->chks[i]->batch_idx = i;
     const char *rcpts[BATCH_MAX];
     size_t nrcpt = 0;
     bool utf8 = false;
     for (size_t i = 0; i < b->n; i++) {
-        job_t *x = b->jobs[i];
+        chk_t *x = b->chks[i];
         rcpts[nrcpt++] = x->probe_alone ? x->probe_rcpt : x->res->addr.normalized;
         utf8 |= x->res->addr.local_utf8;
     }
@@ -896,7 +897,7 @@ static void batch_start(job_t *j)
          * probe. A check of postmaster@ itself is its own control. */
         bool have = false;
         for (size_t i = 0; i < b->n && !have; i++)
-            have = mp_str_ieq(b->jobs[i]->res->addr.local, "postmaster");
+            have = mp_str_ieq(b->chks[i]->res->addr.local, "postmaster");
         if (!have) {
             snprintf(b->pm_rcpt, sizeof b->pm_rcpt, "postmaster@%s", domain);
             b->has_pm = true;
@@ -907,7 +908,7 @@ static void batch_start(job_t *j)
     }
     if (!j->probe_alone) {
         for (size_t i = 0; i < b->n; i++) {
-            job_t *x = b->jobs[i];
+            chk_t *x = b->chks[i];
             if (probe_wanted(x)) {
                 if (!x->probe_rcpt[0])
                     probe_make_rcpt(x);
@@ -951,27 +952,27 @@ static void batch_start(job_t *j)
            b->prober ? " + catch-all probe" : "");
     if (smtp_sess_start(e->base, &so, (struct sockaddr *)&ss, t->ip.salen, rcpts, nrcpt,
                         on_smtp_done, b, &b->sess) != 0) {
-        /* our own failure (bad argument, memory): every job moves on */
+        /* our own failure (bad argument, memory): every check moves on */
         b->sess = NULL;
         batch_release_slot(b, WIN_NEUTRAL);
-        job_t *jobs[BATCH_MAX];
+        chk_t *chks[BATCH_MAX];
         size_t n = b->n;
-        memcpy(jobs, b->jobs, n * sizeof jobs[0]);
+        memcpy(chks, b->chks, n * sizeof chks[0]);
         for (size_t i = 0; i < n; i++) {
-            jobs[i]->batch = NULL;
-            probing_release(e, jobs[i]);
+            chks[i]->batch = NULL;
+            probing_release(e, chks[i]);
         }
         free(b);
         char why[400];
         snprintf(why, sizeof why, "could not open a session to %s [%s]", t->host, t->ip.text);
         for (size_t i = 0; i < n; i++) {
-            job_fail(jobs[i], VR_NOT_CHECKED, why);
-            job_next_target(jobs[i]);
+            chk_fail(chks[i], VR_NOT_CHECKED, why);
+            chk_next_target(chks[i]);
         }
     }
 }
 
-static void record_session(job_t *j, const smtp_result_t *sr)
+static void record_session(chk_t *j, const smtp_result_t *sr)
 {
     vd_result_t *r = j->res;
     const target_t *t = &j->targets[j->cur];
@@ -984,7 +985,7 @@ static void record_session(job_t *j, const smtp_result_t *sr)
     if (j->e->o.geo)
         r->has_geo = geo_lookup(j->e->o.geo, (const struct sockaddr *)&t->ip.sa, &r->geo);
     if (j->e->o.keep_transcript) {
-        uint64_t now = job_elapsed(j);
+        uint64_t now = chk_elapsed(j);
         uint64_t base = now >= sr->duration_ms ? now - sr->duration_ms : 0;
         for (size_t i = 0; i < sr->nlines; i++)
             vd_add_line(r, t->ip.text, sr->lines[i].from_client ? '>' : '<',
@@ -1000,7 +1001,7 @@ static void record_session(job_t *j, const smtp_result_t *sr)
 }
 
 /* The context trouble.c reads a reply in: the server, the check's facts. */
-static void job_trouble_ctx(const job_t *j, const smtp_result_t *sr, trouble_ctx_t *c)
+static void chk_trouble_ctx(const chk_t *j, const smtp_result_t *sr, trouble_ctx_t *c)
 {
     const target_t *t = &j->targets[j->cur];
     memset(c, 0, sizeof *c);
@@ -1015,24 +1016,24 @@ static void job_trouble_ctx(const job_t *j, const smtp_result_t *sr, trouble_ctx
     c->postmaster_code = j->ctl.pm_code;
     c->postmaster_enh = j->ctl.pm_enh;
     c->other_accepted = j->ctl.other_accepted;
-    c->elapsed_s = (unsigned long long)(job_elapsed(j) / 1000);
+    c->elapsed_s = (unsigned long long)(chk_elapsed(j) / 1000);
 }
 
 /* A server asked us to slow down: back to it once its penalty is over (window.h) while
  * the throttle budget lasts, then the next target. */
-static void job_throttled(job_t *j)
+static void chk_throttled(chk_t *j)
 {
     if (j->throttled < j->e->o.throttle_retries) {
         j->throttled++;
-        job_try_target(j);
+        chk_try_target(j);
         return;
     }
-    job_next_target(j);
+    chk_next_target(j);
 }
 
 /* The session reached RCPT and our recipient got an answer: trouble.c says what it
  * means, the engine does what comes next. */
-static void job_on_rcpt_reply(job_t *j, const smtp_result_t *sr, const smtp_reply_t *rp,
+static void chk_on_rcpt_reply(chk_t *j, const smtp_result_t *sr, const smtp_reply_t *rp,
                               const trouble_ctx_t *ctx)
 {
     vd_result_t *r = j->res;
@@ -1044,22 +1045,22 @@ static void job_on_rcpt_reply(job_t *j, const smtp_result_t *sr, const smtp_repl
     switch (tr.next) {
     case TR_ALONE:
         j->solo = true;
-        job_try_target(j);
+        chk_try_target(j);
         return;
     case TR_THROTTLED:
-        job_fail(j, tr.reason, tr.why);
-        job_throttled(j);
+        chk_fail(j, tr.reason, tr.why);
+        chk_throttled(j);
         return;
     case TR_RETRY_ROUND:
         j->fail_rank = 0;
-        job_fail(j, tr.reason, tr.why);
+        chk_fail(j, tr.reason, tr.why);
         j->round_temp = true;
         j->round_start = j->cur; /* same server again on the next round */
-        job_round_over(j);
+        chk_round_over(j);
         return;
     case TR_NEXT_TARGET:
-        job_fail(j, tr.reason, tr.why);
-        job_next_target(j);
+        chk_fail(j, tr.reason, tr.why);
+        chk_next_target(j);
         return;
     case TR_ACCEPTED:
     case TR_FINISH:
@@ -1068,31 +1069,31 @@ static void job_on_rcpt_reply(job_t *j, const smtp_result_t *sr, const smtp_repl
     j->fail_rank = 9;
     vd_set(r, tr.reason, "%s", tr.why);
     if (tr.next == TR_ACCEPTED) {
-        job_accepted(j);
+        chk_accepted(j);
         return;
     }
-    job_finish(j);
+    chk_finish(j);
 }
 
 /* A reply before RCPT ended the session. */
-static void job_on_early_reply(job_t *j, const smtp_result_t *sr)
+static void chk_on_early_reply(chk_t *j, const smtp_result_t *sr)
 {
     vd_result_t *r = j->res;
     const smtp_reply_t *rp = &sr->reply;
     trouble_ctx_t ctx;
     trouble_t tr;
-    job_trouble_ctx(j, sr, &ctx);
+    chk_trouble_ctx(j, sr, &ctx);
     trouble_early(rp, trouble_stage_of(sr->end_state), &ctx, &tr);
     if (reason_rank(tr.reason) >= j->fail_rank)
         vd_set_reply(r, tr.stage, rp->code, rp->enh, rp->text, &tr.cl);
-    job_fail(j, tr.reason, tr.why);
+    chk_fail(j, tr.reason, tr.why);
     r->smtp_result = tr.smtp_result;
     if (tr.temporary)
         j->round_temp = true;
     switch (tr.next) {
-    case TR_THROTTLED: job_throttled(j); return;
-    case TR_FINISH: job_finish(j); return;
-    default: job_next_target(j); return;
+    case TR_THROTTLED: chk_throttled(j); return;
+    case TR_FINISH: chk_finish(j); return;
+    default: chk_next_target(j); return;
     }
 }
 
@@ -1102,10 +1103,10 @@ static void on_smtp_done(const smtp_result_t *sr, void *arg)
     engine_t *e = b->e;
     if ((unsigned)sr->end < ENGINE_SESS_ENDS)
         e->stats.sess_end[sr->end]++;
-    job_t *jobs[BATCH_MAX];
+    chk_t *chks[BATCH_MAX];
     size_t n = b->n;
-    memcpy(jobs, b->jobs, n * sizeof jobs[0]);
-    job_t *prober = b->prober;
+    memcpy(chks, b->chks, n * sizeof chks[0]);
+    chk_t *prober = b->prober;
     size_t probe_idx = b->probe_idx;
     sess_ctl_t ctl;
     memset(&ctl, 0, sizeof ctl);
@@ -1117,7 +1118,7 @@ static void on_smtp_done(const smtp_result_t *sr, void *arg)
         mp_strlcpy(ctl.pm_enh, pr->enh, sizeof ctl.pm_enh);
     }
     for (size_t i = 0; i < n && i < sr->nrcpt; i++)
-        if (jobs[i] && !jobs[i]->probe_alone && sr->rcpt[i].has_reply &&
+        if (chks[i] && !chks[i]->probe_alone && sr->rcpt[i].has_reply &&
             (sr->rcpt[i].reply.code == 250 || sr->rcpt[i].reply.code == 251))
             ctl.accepted++;
     b->sess = NULL; /* it frees itself after this callback */
@@ -1125,16 +1126,16 @@ static void on_smtp_done(const smtp_result_t *sr, void *arg)
     batch_release_slot(b, trouble_session_window(sr));
     free(b);
     for (size_t i = 0; i < n; i++)
-        if (jobs[i]) {
-            jobs[i]->batch = NULL;
-            record_session(jobs[i], sr);
+        if (chks[i]) {
+            chks[i]->batch = NULL;
+            record_session(chks[i], sr);
         }
     if (prober) {
         probe_evaluate(prober, sr, probe_idx);
         /* the others of this session saw the same probe */
         for (size_t i = 0; i < n; i++)
-            if (jobs[i] && jobs[i] != prober && prober->res->probed) {
-                vd_result_t *r = jobs[i]->res, *p = prober->res;
+            if (chks[i] && chks[i] != prober && prober->res->probed) {
+                vd_result_t *r = chks[i]->res, *p = prober->res;
                 r->probed = true;
                 r->probe_cached = false;
                 r->catch_all = p->catch_all;
@@ -1143,22 +1144,22 @@ static void on_smtp_done(const smtp_result_t *sr, void *arg)
                 mp_strlcpy(r->probe_enh, p->probe_enh, sizeof r->probe_enh);
                 mp_strlcpy(r->probe_text, p->probe_text, sizeof r->probe_text);
                 if (prober->need_probe_alone)
-                    jobs[i]->res->catch_all = -1;
+                    chks[i]->res->catch_all = -1;
             }
     }
     for (size_t i = 0; i < n; i++)
-        if (jobs[i]) {
+        if (chks[i]) {
             bool self = i < sr->nrcpt && sr->rcpt[i].has_reply &&
                         (sr->rcpt[i].reply.code == 250 || sr->rcpt[i].reply.code == 251);
-            jobs[i]->ctl = ctl;
-            jobs[i]->ctl.other_accepted = ctl.accepted > (self ? 1u : 0u);
-            job_on_session(jobs[i], sr, i);
+            chks[i]->ctl = ctl;
+            chks[i]->ctl.other_accepted = ctl.accepted > (self ? 1u : 0u);
+            chk_on_session(chks[i], sr, i);
         }
     dispatch_soon(e);
 }
 
-/* What one session meant for one of its jobs, whose RCPT had index idx. */
-static void job_on_session(job_t *j, const smtp_result_t *sr, size_t idx)
+/* What one session meant for one of its checks, whose RCPT had index idx. */
+static void chk_on_session(chk_t *j, const smtp_result_t *sr, size_t idx)
 {
     const target_t *t = &j->targets[j->cur];
     char why[600];
@@ -1166,13 +1167,13 @@ static void job_on_session(job_t *j, const smtp_result_t *sr, size_t idx)
         /* a probe-only session after "too many recipients": the real answer is known */
         probe_evaluate(j, sr, 0);
         j->probe_alone = false;
-        job_accepted(j);
+        chk_accepted(j);
         return;
     }
     if (idx < sr->nrcpt && sr->rcpt[idx].has_reply) {
         trouble_ctx_t ctx;
-        job_trouble_ctx(j, sr, &ctx);
-        job_on_rcpt_reply(j, sr, &sr->rcpt[idx].reply, &ctx);
+        chk_trouble_ctx(j, sr, &ctx);
+        chk_on_rcpt_reply(j, sr, &sr->rcpt[idx].reply, &ctx);
         return;
     }
     switch (sr->end) {
@@ -1181,34 +1182,34 @@ static void job_on_session(job_t *j, const smtp_result_t *sr, size_t idx)
             /* the session stopped opening transactions before this recipient's turn
              * (smtp/session.h): as for "too many recipients", a session of its own */
             j->solo = true;
-            job_try_target(j);
+            chk_try_target(j);
             return;
         }
         snprintf(why, sizeof why, "%s [%s] gave no answer to RCPT", t->host, t->ip.text);
-        job_fail(j, VR_PROTOCOL_ERROR, why);
-        job_next_target(j);
+        chk_fail(j, VR_PROTOCOL_ERROR, why);
+        chk_next_target(j);
         return;
     case SMTP_END_REPLY:
         if (sr->has_reply) {
-            job_on_early_reply(j, sr);
+            chk_on_early_reply(j, sr);
             return;
         }
         snprintf(why, sizeof why, "%s [%s]: %s", t->host, t->ip.text, sr->detail);
-        job_fail(j, VR_PROTOCOL_ERROR, why);
-        job_next_target(j);
+        chk_fail(j, VR_PROTOCOL_ERROR, why);
+        chk_next_target(j);
         return;
     case SMTP_END_TLS:
         j->tls_failed_seen = true;
         snprintf(why, sizeof why, "TLS with %s [%s] failed: %s", t->host, t->ip.text,
                  sr->detail);
-        job_fail(j, VR_TLS_FAILED, why);
+        chk_fail(j, VR_TLS_FAILED, why);
         if (!j->no_tls_for_cur) {
             /* opportunistic TLS failed: try the same server once in clear (Postfix) */
             j->no_tls_for_cur = true;
-            job_try_target(j);
+            chk_try_target(j);
             return;
         }
-        job_next_target(j);
+        chk_next_target(j);
         return;
     case SMTP_END_CONNECT:
         snprintf(why, sizeof why, "could not connect to %s [%s] port %u: %s%s", t->host,
@@ -1216,38 +1217,38 @@ static void job_on_session(job_t *j, const smtp_result_t *sr, size_t idx)
                  sr->egress_failed || (sr->egress && sr->egress->kind == NET_EGRESS_SOCKS5)
                      ? "" /* the proxy's network, not ours */
                      : " (outbound port 25 may be blocked on this network)");
-        job_fail(j, VR_CONNECT_FAILED, why);
-        job_next_target(j);
+        chk_fail(j, VR_CONNECT_FAILED, why);
+        chk_next_target(j);
         return;
     case SMTP_END_TIMEOUT:
         snprintf(why, sizeof why, "%s [%s] did not answer in time (%s): %s", t->host,
                  t->ip.text, smtp_state_name(sr->end_state), sr->detail);
-        job_fail(j, VR_TIMEOUT, why);
-        job_next_target(j);
+        chk_fail(j, VR_TIMEOUT, why);
+        chk_next_target(j);
         return;
     case SMTP_END_CLOSED:
         snprintf(why, sizeof why, "%s [%s] closed the connection during %s", t->host,
                  t->ip.text, smtp_state_name(sr->end_state));
-        job_fail(j, VR_PROTOCOL_ERROR, why);
-        job_next_target(j);
+        chk_fail(j, VR_PROTOCOL_ERROR, why);
+        chk_next_target(j);
         return;
     case SMTP_END_PROTOCOL:
         snprintf(why, sizeof why, "%s [%s] sent an invalid reply during %s: %s", t->host,
                  t->ip.text, smtp_state_name(sr->end_state), sr->detail);
-        job_fail(j, VR_PROTOCOL_ERROR, why);
-        job_next_target(j);
+        chk_fail(j, VR_PROTOCOL_ERROR, why);
+        chk_next_target(j);
         return;
     case SMTP_END_LOCAL:
         snprintf(why, sizeof why, "local failure talking to %s: %s", t->host, sr->detail);
-        job_fail(j, VR_NOT_CHECKED, why);
-        job_next_target(j);
+        chk_fail(j, VR_NOT_CHECKED, why);
+        chk_next_target(j);
         return;
     }
 }
 
 /* ---- DNS ---------------------------------------------------------------------- */
 
-static void add_target(job_t *j, const char *host, const dns_ip_t *ip)
+static void add_target(chk_t *j, const char *host, const dns_ip_t *ip)
 {
     if (j->ntargets >= TARGETS_MAX)
         return;
@@ -1263,7 +1264,7 @@ static void add_target(job_t *j, const char *host, const dns_ip_t *ip)
 
 static void on_dns(const dns_mail_t *m, void *arg)
 {
-    job_t *j = arg;
+    chk_t *j = arg;
     vd_result_t *r = j->res;
     char why[600];
     j->dns_id = 0;
@@ -1291,22 +1292,22 @@ static void on_dns(const dns_mail_t *m, void *arg)
     case DNS_NXDOMAIN:
         vd_set(r, VR_NO_SUCH_DOMAIN, "the domain %s does not exist (NXDOMAIN)",
                r->addr.domain_ascii);
-        job_finish(j);
+        chk_finish(j);
         return;
     case DNS_NODATA:
         vd_set(r, VR_NO_MAIL_SERVER, "%s has no MX record and no address", r->addr.domain_ascii);
-        job_finish(j);
+        chk_finish(j);
         return;
     default:
         vd_set(r, VR_DNS_FAILURE, "DNS could not answer for %s: %s", r->addr.domain_ascii,
                m->detail[0] ? m->detail : dns_status_name(m->status));
-        job_finish(j);
+        chk_finish(j);
         return;
     }
     if (m->null_mx) {
         vd_set(r, VR_NO_MAIL_SERVER, "%s publishes a null MX (RFC 7505): it accepts no mail",
                r->addr.domain_ascii);
-        job_finish(j);
+        chk_finish(j);
         return;
     }
     if (m->nmx) {
@@ -1352,14 +1353,14 @@ static void on_dns(const dns_mail_t *m, void *arg)
             vd_set(r, VR_UNROUTABLE_MX, "every mail server address of %s is loopback, "
                    "private, link-local or multicast (e.g. %s); --allow-private-mx checks "
                    "them anyway", r->addr.domain_ascii, unroutable_ip);
-        job_finish(j);
+        chk_finish(j);
         return;
     }
     if (unroutable)
         mp_log(MP_LOG_INFO, "%s: skipped %u unroutable MX address(es)", r->email, unroutable);
     snprintf(why, sizeof why, "no mail server of %s could be reached", r->addr.domain_ascii);
     vd_set(r, VR_CONNECT_FAILED, "%s", why);
-    job_try_target(j);
+    chk_try_target(j);
 }
 
 /* ---- public ------------------------------------------------------------------- */
@@ -1428,13 +1429,13 @@ void engine_free(engine_t *e)
     if (!e)
         return;
     while (e->all) {
-        job_t *j = e->all;
-        job_unlink(j);
-        job_free(j);
+        chk_t *j = e->all;
+        chk_unlink(j);
+        chk_free(j);
     }
     strmap_free(e->dests, free);
     strmap_free(e->hosts, free);
-    strmap_free(e->probing, free); /* empty once every job released its probe */
+    strmap_free(e->probing, free); /* empty once every check released its probe */
     if (e->dns)
         dns_resolver_free(e->dns);
     if (e->ssl)
@@ -1462,7 +1463,7 @@ unsigned engine_pending(const engine_t *e)
 
 mp_status_t engine_check(engine_t *e, const char *email, engine_done_cb cb, void *arg)
 {
-    job_t *j = calloc(1, sizeof *j);
+    chk_t *j = calloc(1, sizeof *j);
     if (!j)
         return MP_ERR_NOMEM;
     j->res = vd_result_new(email);
@@ -1487,7 +1488,7 @@ mp_status_t engine_check(engine_t *e, const char *email, engine_done_cb cb, void
     if (r->addr.err != ADDR_OK) {
         vd_set(r, VR_INVALID_SYNTAX, "%s (%s)", addr_err_text(r->addr.err),
                addr_err_rule(r->addr.err));
-        job_later(j, 0, ACT_FINISH);
+        chk_later(j, 0, ACT_FINISH);
         return MP_OK;
     }
     intel_analyze(&r->addr, &r->intel);
@@ -1508,18 +1509,18 @@ mp_status_t engine_check(engine_t *e, const char *email, engine_done_cb cb, void
                  m.line, m.is_domain ? "domain" : "address", m.entry);
         vd_set(r, lr, "on your %s list: %s line %u, %s entry '%s'", which, m.file, m.line,
                m.is_domain ? "domain" : "address", m.entry);
-        job_later(j, 0, ACT_FINISH);
+        chk_later(j, 0, ACT_FINISH);
         return MP_OK;
     }
     if (e->o.offline) {
         vd_set(r, VR_NOT_CHECKED, "offline: syntax and address signals only, no DNS or "
                "SMTP");
-        job_later(j, 0, ACT_FINISH);
+        chk_later(j, 0, ACT_FINISH);
         return MP_OK;
     }
     uint64_t grey = e->o.greylist_wait_ms;
     j->grey_end_ms = j->start_ms + (grey < e->o.max_time_ms ? grey : e->o.max_time_ms);
-    j->deadline = evtimer_new(e->base, on_job_deadline, j);
+    j->deadline = evtimer_new(e->base, on_chk_deadline, j);
     if (!j->deadline)
         mp_panic("cannot create a timer");
     struct timeval tv = {(time_t)(e->o.max_time_ms / 1000),
@@ -1549,12 +1550,12 @@ mp_status_t engine_check(engine_t *e, const char *email, engine_done_cb cb, void
                           engine_addr_unroutable((const struct sockaddr *)&ip.sa))) {
             vd_set(r, VR_UNROUTABLE_MX, "the address literal %s is not a routable address",
                    in);
-            job_later(j, 0, ACT_FINISH);
+            chk_later(j, 0, ACT_FINISH);
             return MP_OK;
         }
         add_target(j, in, &ip);
         vd_set(r, VR_CONNECT_FAILED, "the server %s could not be reached", in);
-        job_later(j, 0, ACT_TARGET);
+        chk_later(j, 0, ACT_TARGET);
         return MP_OK;
     }
     j->dns_id = dns_mail_lookup(e->dns, r->addr.domain_ascii, on_dns, j);
