@@ -129,7 +129,7 @@ static bool explain_read(cl_stage_t stage, const smtp_reply_t *rp, const trouble
                          trouble_t *out)
 {
     if (stage == CL_STAGE_RCPT) {
-        trouble_rcpt(rp, ctl, out);
+        trouble_rcpt(rp, NULL, ctl, out);
         return true;
     }
     trouble_early(rp, stage, ctl, out);

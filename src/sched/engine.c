@@ -734,7 +734,8 @@ static bool probe_wanted(chk_t *j)
 /* Read the probe's reply, if the session got one, into the result and the facts.
  * need_probe_alone is set again from this session alone: the probe still needs a
  * session of its own only when this one left it without a real answer. */
-static void probe_evaluate(chk_t *j, const smtp_result_t *sr, size_t idx)
+static void probe_evaluate(chk_t *j, const smtp_result_t *sr, size_t idx,
+                           const cl_result_t *cls)
 {
     engine_t *e = j->e;
     vd_result_t *r = j->res;
@@ -757,8 +758,7 @@ static void probe_evaluate(chk_t *j, const smtp_result_t *sr, size_t idx)
              * refused it even first in a fresh transaction): no evidence either way */
             j->need_probe_alone = true;
         } else {
-            cl_result_t cl;
-            cl_outcome_t o = classify_reply(CL_STAGE_RCPT, rp->code, rp->enh, rp->text, &cl);
+            cl_outcome_t o = cls[idx].outcome;
             int v = o == CL_ACCEPTED ? 1
                     : (o == CL_MAILBOX_ABSENT || o == CL_MAILBOX_DISABLED) ? 0 : -1;
             r->catch_all = v;
@@ -827,7 +827,8 @@ static void chk_accepted(chk_t *j)
 }
 
 static void on_smtp_done(const smtp_result_t *sr, void *arg);
-static void chk_on_session(chk_t *j, const smtp_result_t *sr, size_t idx);
+static void chk_on_session(chk_t *j, const smtp_result_t *sr, size_t idx,
+                           const cl_result_t *cls);
 
 static bool batch_add(batch_t *b, chk_t *j)
 {
@@ -1033,15 +1034,14 @@ static void chk_throttled(chk_t *j)
 
 /* The session reached RCPT and our recipient got an answer: trouble.c says what it
  * means, the engine does what comes next. */
-static void chk_on_rcpt_reply(chk_t *j, const smtp_result_t *sr, const smtp_reply_t *rp,
+static void chk_on_rcpt_reply(chk_t *j, const smtp_reply_t *rp, const cl_result_t *cl,
                               const trouble_ctx_t *ctx)
 {
     vd_result_t *r = j->res;
     trouble_t tr;
-    trouble_rcpt(rp, ctx, &tr);
+    trouble_rcpt(rp, cl, ctx, &tr);
     vd_set_reply(r, CL_STAGE_RCPT, rp->code, rp->enh, rp->text, &tr.cl);
     r->smtp_result = tr.smtp_result;
-    (void)sr;
     switch (tr.next) {
     case TR_ALONE:
         j->solo = true;
@@ -1123,7 +1123,9 @@ static void on_smtp_done(const smtp_result_t *sr, void *arg)
             ctl.accepted++;
     b->sess = NULL; /* it frees itself after this callback */
     egress_on_done(e, b->egress, sr);
-    batch_release_slot(b, trouble_session_window(sr));
+    cl_result_t cls[BATCH_MAX]; /* each RCPT reply read once (trouble.h) */
+    trouble_read_session(sr, cls, BATCH_MAX);
+    batch_release_slot(b, trouble_session_window(sr, cls));
     free(b);
     for (size_t i = 0; i < n; i++)
         if (chks[i]) {
@@ -1131,7 +1133,7 @@ static void on_smtp_done(const smtp_result_t *sr, void *arg)
             record_session(chks[i], sr);
         }
     if (prober) {
-        probe_evaluate(prober, sr, probe_idx);
+        probe_evaluate(prober, sr, probe_idx, cls);
         /* the others of this session saw the same probe */
         for (size_t i = 0; i < n; i++)
             if (chks[i] && chks[i] != prober && prober->res->probed) {
@@ -1153,19 +1155,20 @@ static void on_smtp_done(const smtp_result_t *sr, void *arg)
                         (sr->rcpt[i].reply.code == 250 || sr->rcpt[i].reply.code == 251);
             chks[i]->ctl = ctl;
             chks[i]->ctl.other_accepted = ctl.accepted > (self ? 1u : 0u);
-            chk_on_session(chks[i], sr, i);
+            chk_on_session(chks[i], sr, i, cls);
         }
     dispatch_soon(e);
 }
 
 /* What one session meant for one of its checks, whose RCPT had index idx. */
-static void chk_on_session(chk_t *j, const smtp_result_t *sr, size_t idx)
+static void chk_on_session(chk_t *j, const smtp_result_t *sr, size_t idx,
+                           const cl_result_t *cls)
 {
     const target_t *t = &j->targets[j->cur];
     char why[600];
     if (j->probe_alone) {
         /* a probe-only session after "too many recipients": the real answer is known */
-        probe_evaluate(j, sr, 0);
+        probe_evaluate(j, sr, 0, cls);
         j->probe_alone = false;
         chk_accepted(j);
         return;
@@ -1173,7 +1176,7 @@ static void chk_on_session(chk_t *j, const smtp_result_t *sr, size_t idx)
     if (idx < sr->nrcpt && sr->rcpt[idx].has_reply) {
         trouble_ctx_t ctx;
         chk_trouble_ctx(j, sr, &ctx);
-        chk_on_rcpt_reply(j, sr, &sr->rcpt[idx].reply, &ctx);
+        chk_on_rcpt_reply(j, &sr->rcpt[idx].reply, &cls[idx], &ctx);
         return;
     }
     switch (sr->end) {

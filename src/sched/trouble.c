@@ -53,12 +53,17 @@ static const char *nz(const char *s)
     return s ? s : "";
 }
 
-/* Read the reply once and fill the parts every path shares. */
-static cl_outcome_t trouble_read(const smtp_reply_t *rp, cl_stage_t stage, trouble_t *out)
+/* Read the reply (or take its reading) and fill the parts every path shares. */
+static cl_outcome_t trouble_read(const smtp_reply_t *rp, const cl_result_t *cl, cl_stage_t stage,
+                                 trouble_t *out)
 {
     memset(out, 0, sizeof *out);
     out->stage = stage;
-    cl_outcome_t o = classify_reply(stage, rp->code, rp->enh, rp->text, &out->cl);
+    if (cl)
+        out->cl = *cl;
+    else
+        classify_reply(stage, rp->code, rp->enh, rp->text, &out->cl);
+    cl_outcome_t o = out->cl.outcome;
     out->reason = vd_reason_from_outcome(o);
     out->smtp_result = vd_smtp_result_from_outcome(o);
     out->next = TR_FINISH;
@@ -98,9 +103,20 @@ static void trouble_controls(const smtp_reply_t *rp, const trouble_ctx_t *c, tro
              rp->code, rp->enh[0] ? " " : "", rp->enh, nz(out->cl.why));
 }
 
-void trouble_rcpt(const smtp_reply_t *rp, const trouble_ctx_t *c, trouble_t *out)
+void trouble_read_session(const smtp_result_t *sr, cl_result_t *cls, size_t n)
 {
-    cl_outcome_t o = trouble_read(rp, CL_STAGE_RCPT, out);
+    memset(cls, 0, n * sizeof *cls);
+    for (size_t i = 0; i < sr->nrcpt && i < n; i++) {
+        const smtp_reply_t *rp = &sr->rcpt[i].reply;
+        if (sr->rcpt[i].has_reply)
+            classify_reply(CL_STAGE_RCPT, rp->code, rp->enh, rp->text, &cls[i]);
+    }
+}
+
+void trouble_rcpt(const smtp_reply_t *rp, const cl_result_t *cl, const trouble_ctx_t *c,
+                  trouble_t *out)
+{
+    cl_outcome_t o = trouble_read(rp, cl, CL_STAGE_RCPT, out);
     const char *host = nz(c->host), *ip = nz(c->ip);
 
     if (c->local_utf8 && !c->smtputf8_offered && !classify_is_temporary(o)) {
@@ -157,7 +173,7 @@ void trouble_rcpt(const smtp_reply_t *rp, const trouble_ctx_t *c, trouble_t *out
 void trouble_early(const smtp_reply_t *rp, cl_stage_t stage, const trouble_ctx_t *c,
                    trouble_t *out)
 {
-    cl_outcome_t o = trouble_read(rp, stage, out);
+    cl_outcome_t o = trouble_read(rp, NULL, stage, out);
     vd_reason_t r = out->reason;
     if (stage == CL_STAGE_MAIL && rp->code >= 500 && o != CL_POLICY_BLOCKED &&
         o != CL_RATE_LIMITED)
@@ -216,15 +232,14 @@ void trouble_accepted(const trouble_accept_t *a, trouble_t *out)
     }
 }
 
-window_outcome_t trouble_session_window(const smtp_result_t *sr)
+window_outcome_t trouble_session_window(const smtp_result_t *sr, const cl_result_t *cls)
 {
     if (sr->has_reply && sr->reply.code == 421)
         return WIN_THROTTLE;
     for (size_t i = 0; i < sr->nrcpt; i++) {
         const smtp_reply_t *rp = &sr->rcpt[i].reply;
         if (sr->rcpt[i].has_reply && rp->code >= 400 &&
-            (rp->code == 421 ||
-             classify_reply(CL_STAGE_RCPT, rp->code, rp->enh, rp->text, NULL) == CL_RATE_LIMITED))
+            (rp->code == 421 || cls[i].outcome == CL_RATE_LIMITED))
             return WIN_THROTTLE;
     }
     if (sr->end == SMTP_END_OK || sr->end == SMTP_END_REPLY)

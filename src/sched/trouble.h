@@ -70,12 +70,23 @@ typedef struct {
 } trouble_t;
 
 /**
+ * Read every RCPT reply of a finished session once (classify), so that the window
+ * outcome, the probe and each check use the same reading.
+ * @param sr  the session's result
+ * @param cls n readings; cls[i] is set for i < sr->nrcpt with a reply, else zeroed
+ * @param n   room in cls
+ */
+void trouble_read_session(const smtp_result_t *sr, cl_result_t *cls, size_t n);
+
+/**
  * The answer to our RCPT for this check.
  * @param rp  the reply (raw, from smtp)
+ * @param cl  its reading from trouble_read_session(), or NULL to read it here
  * @param ctx the session's controls and the check's facts
  * @param out the meaning and the next step
  */
-void trouble_rcpt(const smtp_reply_t *rp, const trouble_ctx_t *ctx, trouble_t *out);
+void trouble_rcpt(const smtp_reply_t *rp, const cl_result_t *cl, const trouble_ctx_t *ctx,
+                  trouble_t *out);
 
 /**
  * A reply before RCPT that ended the session (banner, EHLO, STARTTLS, MAIL).
@@ -106,8 +117,9 @@ typedef struct {
 void trouble_accepted(const trouble_accept_t *a, trouble_t *out);
 
 /** What a session says about its server's capacity: a 421 or a "slow down" anywhere is a
- *  throttle; a conversation that went its course is a success. */
-window_outcome_t trouble_session_window(const smtp_result_t *sr);
+ *  throttle; a conversation that went its course is a success. cls: the readings of
+ *  trouble_read_session() (at least sr->nrcpt of them). */
+window_outcome_t trouble_session_window(const smtp_result_t *sr, const cl_result_t *cls);
 
 /** Name of a next step, for tests and traces. */
 const char *trouble_next_name(trouble_next_t n);

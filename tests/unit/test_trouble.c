@@ -131,7 +131,7 @@ static void test_table(void **state)
         smtp_reply_t rp = reply(w->code, w->enh, w->text);
         ctx_for(w->ctx, &c);
         if (w->stage == CL_STAGE_RCPT)
-            trouble_rcpt(&rp, &c, &t);
+            trouble_rcpt(&rp, NULL, &c, &t);
         else
             trouble_early(&rp, w->stage, &c, &t);
         if (t.reason != w->reason || t.smtp_result != w->smtp || t.next != w->next)
@@ -151,11 +151,11 @@ static void test_controls_why(void **state)
     trouble_t t;
     smtp_reply_t rp = reply(550, "", "Administrative prohibition");
     ctx_for(PM_OK, &c);
-    trouble_rcpt(&rp, &c, &t);
+    trouble_rcpt(&rp, NULL, &c, &t);
     assert_true(t.controlled);
     assert_non_null(strstr(t.why, "accepted postmaster@"));
     ctx_for(NO_CTL, &c);
-    trouble_rcpt(&rp, &c, &t);
+    trouble_rcpt(&rp, NULL, &c, &t);
     assert_false(t.controlled);
     assert_non_null(strstr(t.why, "no control"));
 }
@@ -190,12 +190,16 @@ static void test_session_window(void **state)
     sr.rcpt = rc;
     rc[0].has_reply = true;
     rc[0].reply = reply(550, "5.1.1", "User unknown");
-    assert_int_equal(trouble_session_window(&sr), WIN_OK);
+    cl_result_t cls[1];
+    trouble_read_session(&sr, cls, 1);
+    assert_int_equal(trouble_session_window(&sr, cls), WIN_OK);
     rc[0].reply = reply(450, "4.2.1", "receiving mail too quickly");
-    assert_int_equal(trouble_session_window(&sr), WIN_THROTTLE);
+    trouble_read_session(&sr, cls, 1);
+    assert_int_equal(trouble_session_window(&sr, cls), WIN_THROTTLE);
     sr.end = SMTP_END_TIMEOUT;
     rc[0].has_reply = false;
-    assert_int_equal(trouble_session_window(&sr), WIN_NEUTRAL);
+    trouble_read_session(&sr, cls, 1);
+    assert_int_equal(trouble_session_window(&sr, cls), WIN_NEUTRAL);
 }
 
 /* ---- the corpus, read in context ---------------------------------------------------- */
@@ -216,7 +220,7 @@ static const char *read_line(cl_stage_t st, const smtp_reply_t *rp, bool pm_ok)
     ctx_for(pm_ok ? PM_OK : ALONE, &c);
     c.solo = true; /* a corpus line is the final answer */
     if (st == CL_STAGE_RCPT)
-        trouble_rcpt(rp, &c, &t);
+        trouble_rcpt(rp, NULL, &c, &t);
     else
         trouble_early(rp, st, &c, &t);
     return vd_reason_name(t.reason);
