@@ -133,6 +133,20 @@ static void test_literal_unroutable_refused_without_network(void **state)
     event_base_free(base);
 }
 
+/* Engine options for a scripted server on 127.0.0.1:port reached through an address
+ * literal (no DNS is ever asked). */
+static void script_opts(engine_opts_t *o, unsigned short port)
+{
+    engine_opts_default(o);
+    o->dns.server = "127.0.0.1:9"; /* never asked: literals need no DNS */
+    o->helo = "probe.example";
+    o->mail_from = "check@probe.example";
+    o->allow_private_mx = true;
+    o->starttls = false;
+    o->port = port;
+    o->max_time_ms = 20000;
+}
+
 static const vd_result_t *result_for(const collect_t *c, const char *email)
 {
     for (unsigned i = 0; i < c->n; i++)
@@ -192,14 +206,7 @@ static void test_batch_452_new_transactions(void **state)
     assert_non_null(d);
     struct event_base *base = event_base_new();
     engine_opts_t o;
-    engine_opts_default(&o);
-    o.dns.server = "127.0.0.1:9"; /* never asked: literals need no DNS */
-    o.helo = "probe.example";
-    o.mail_from = "check@probe.example";
-    o.allow_private_mx = true;
-    o.starttls = false;
-    o.port = d->port;
-    o.max_time_ms = 20000;
+    script_opts(&o, d->port);
     mp_status_t st;
     engine_t *e = engine_new(base, &o, &st);
     assert_non_null(e);
@@ -288,14 +295,7 @@ static vd_result_t *check_with_controls(const char *rcpt_replies)
     assert_non_null(d);
     struct event_base *base = event_base_new();
     engine_opts_t o;
-    engine_opts_default(&o);
-    o.dns.server = "127.0.0.1:9";
-    o.helo = "probe.example";
-    o.mail_from = "check@probe.example";
-    o.allow_private_mx = true;
-    o.starttls = false;
-    o.port = d->port;
-    o.max_time_ms = 20000;
+    script_opts(&o, d->port);
     mp_status_t st;
     engine_t *e = engine_new(base, &o, &st);
     assert_non_null(e);
@@ -343,30 +343,30 @@ static vd_result_t *check_with_controls(const char *rcpt_replies)
 static void test_postmaster_control(void **state)
 {
     (void)state;
-    vd_result_t *r = check_with_controls("550 Administrative prohibition\r\n"
-                                         "250 2.1.5 Ok\r\n"
-                                         "550 5.1.1 User unknown\r\n");
-    assert_int_equal(r->reason, VR_RECIPIENT_REFUSED);
-    assert_int_equal(r->verdict, VD_UNDELIVERABLE);
-    assert_int_equal(r->smtp_result, VS_REJECTED);
-    assert_non_null(strstr(r->detail, "accepted postmaster@"));
-    vd_result_free(r);
-
-    r = check_with_controls("550 Administrative prohibition\r\n"
-                            "550 Administrative prohibition\r\n"
-                            "550 Administrative prohibition\r\n");
-    assert_int_equal(r->reason, VR_POLICY_BLOCKED);
-    assert_int_equal(r->verdict, VD_UNKNOWN);
-    assert_int_equal(r->smtp_result, VS_UNAVAILABLE);
-    assert_non_null(strstr(r->detail, "postmaster@ too"));
-    vd_result_free(r);
-
-    /* words that settle it are not overridden: a domain without postmaster@ */
-    r = check_with_controls("550 5.1.1 User unknown\r\n"
-                            "550 5.1.1 User unknown\r\n"
-                            "550 5.1.1 User unknown\r\n");
-    assert_int_equal(r->reason, VR_MAILBOX_ABSENT);
-    vd_result_free(r);
+    static const struct {
+        const char *replies; /* to the address, postmaster@, the probe */
+        vd_reason_t reason;
+        vd_verdict_t verdict;
+        vd_smtp_result_t smtp;
+        const char *why;     /* in reason_text */
+    } cases[] = {
+        {"550 Administrative prohibition\r\n250 2.1.5 Ok\r\n550 5.1.1 User unknown\r\n",
+         VR_RECIPIENT_REFUSED, VD_UNDELIVERABLE, VS_REJECTED, "accepted postmaster@"},
+        {"550 Administrative prohibition\r\n550 Administrative prohibition\r\n"
+         "550 Administrative prohibition\r\n",
+         VR_POLICY_BLOCKED, VD_UNKNOWN, VS_UNAVAILABLE, "postmaster@ too"},
+        /* words that settle it are not overridden: a domain without postmaster@ */
+        {"550 5.1.1 User unknown\r\n550 5.1.1 User unknown\r\n550 5.1.1 User unknown\r\n",
+         VR_MAILBOX_ABSENT, VD_UNDELIVERABLE, VS_REJECTED, ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        vd_result_t *r = check_with_controls(cases[i].replies);
+        assert_int_equal(r->reason, cases[i].reason);
+        assert_int_equal(r->verdict, cases[i].verdict);
+        assert_int_equal(r->smtp_result, cases[i].smtp);
+        assert_non_null(strstr(r->detail, cases[i].why));
+        vd_result_free(r);
+    }
 }
 
 static uint64_t fake_now;
