@@ -238,22 +238,6 @@ bool engine_addr_unroutable(const struct sockaddr *sa)
 
 /* ---- failures: keep the most telling one across targets ----------------------- */
 
-static int reason_rank(vd_reason_t r)
-{
-    switch (r) {
-    case VR_CONNECT_FAILED: return 1;
-    case VR_TIMEOUT: return 2;
-    case VR_TLS_FAILED: return 3;
-    case VR_PROTOCOL_ERROR: return 4;
-    case VR_TEMPORARY_FAILURE:
-    case VR_GREYLISTED: return 5;
-    case VR_RATE_LIMITED: return 6;
-    case VR_POLICY_BLOCKED:
-    case VR_SENDER_REJECTED: return 7;
-    default: return 8;
-    }
-}
-
 /* An address literal's target is named by its address: "[192.0.2.1] [192.0.2.1]" and
  * "[IPv6:2001:db8::1] [2001:db8::1]" say it twice. Copy in to out saying it once. */
 static void literal_once(const char *in, char *out, size_t size)
@@ -281,10 +265,10 @@ static void literal_once(const char *in, char *out, size_t size)
     out[o] = '\0';
 }
 
-/* Record a failure unless a more telling one is already recorded. */
+/* Record a failure unless a more telling one (trouble_rank) is already recorded. */
 static void chk_fail(chk_t *j, vd_reason_t reason, const char *detail)
 {
-    int rank = reason_rank(reason);
+    int rank = trouble_rank(reason);
     if (rank < j->fail_rank)
         return;
     j->fail_rank = rank;
@@ -735,7 +719,7 @@ static bool probe_wanted(chk_t *j)
  * need_probe_alone is set again from this session alone: the probe still needs a
  * session of its own only when this one left it without a real answer. */
 static void probe_evaluate(chk_t *j, const smtp_result_t *sr, size_t idx,
-                           const cl_result_t *cls)
+                           const cl_result_t *cls, bool ctl_accepted)
 {
     engine_t *e = j->e;
     vd_result_t *r = j->res;
@@ -758,9 +742,7 @@ static void probe_evaluate(chk_t *j, const smtp_result_t *sr, size_t idx,
              * refused it even first in a fresh transaction): no evidence either way */
             j->need_probe_alone = true;
         } else {
-            cl_outcome_t o = cls[idx].outcome;
-            int v = o == CL_ACCEPTED ? 1
-                    : (o == CL_MAILBOX_ABSENT || o == CL_MAILBOX_DISABLED) ? 0 : -1;
+            int v = trouble_probe_evidence(&cls[idx], ctl_accepted);
             r->catch_all = v;
             if (v >= 0) {
                 facts_domain_t f;
@@ -1012,6 +994,9 @@ static void chk_trouble_ctx(const chk_t *j, const smtp_result_t *sr, trouble_ctx
     c->smtputf8_offered = sr->smtputf8_offered;
     c->solo = j->solo;
     c->tls_failed_seen = j->tls_failed_seen;
+    c->tls_retried = j->no_tls_for_cur;
+    c->via_proxy = sr->egress_failed || (sr->egress && sr->egress->kind == NET_EGRESS_SOCKS5);
+    c->port = j->e->o.port;
     c->attempts = j->res->attempts;
     c->postmaster = j->ctl.pm;
     c->postmaster_code = j->ctl.pm_code;
@@ -1059,6 +1044,7 @@ static void chk_on_rcpt_reply(chk_t *j, const smtp_reply_t *rp, const cl_result_
         chk_round_over(j);
         return;
     case TR_NEXT_TARGET:
+    case TR_IN_CLEAR: /* never for an answer to RCPT */
         chk_fail(j, tr.reason, tr.why);
         chk_next_target(j);
         return;
@@ -1084,7 +1070,7 @@ static void chk_on_early_reply(chk_t *j, const smtp_result_t *sr)
     trouble_t tr;
     chk_trouble_ctx(j, sr, &ctx);
     trouble_early(rp, trouble_stage_of(sr->end_state), &ctx, &tr);
-    if (reason_rank(tr.reason) >= j->fail_rank)
+    if (trouble_rank(tr.reason) >= j->fail_rank)
         vd_set_reply(r, tr.stage, rp->code, rp->enh, rp->text, &tr.cl);
     chk_fail(j, tr.reason, tr.why);
     r->smtp_result = tr.smtp_result;
@@ -1133,7 +1119,8 @@ static void on_smtp_done(const smtp_result_t *sr, void *arg)
             record_session(chks[i], sr);
         }
     if (prober) {
-        probe_evaluate(prober, sr, probe_idx, cls);
+        probe_evaluate(prober, sr, probe_idx, cls,
+                       ctl.pm == TR_CTL_ACCEPTED || ctl.accepted > 0);
         /* the others of this session saw the same probe */
         for (size_t i = 0; i < n; i++)
             if (chks[i] && chks[i] != prober && prober->res->probed) {
@@ -1164,11 +1151,9 @@ static void on_smtp_done(const smtp_result_t *sr, void *arg)
 static void chk_on_session(chk_t *j, const smtp_result_t *sr, size_t idx,
                            const cl_result_t *cls)
 {
-    const target_t *t = &j->targets[j->cur];
-    char why[600];
     if (j->probe_alone) {
         /* a probe-only session after "too many recipients": the real answer is known */
-        probe_evaluate(j, sr, 0, cls);
+        probe_evaluate(j, sr, 0, cls, false);
         j->probe_alone = false;
         chk_accepted(j);
         return;
@@ -1179,71 +1164,28 @@ static void chk_on_session(chk_t *j, const smtp_result_t *sr, size_t idx,
         chk_on_rcpt_reply(j, &sr->rcpt[idx].reply, &cls[idx], &ctx);
         return;
     }
-    switch (sr->end) {
-    case SMTP_END_OK:
-        if (!j->solo) {
-            /* the session stopped opening transactions before this recipient's turn
-             * (smtp/session.h): as for "too many recipients", a session of its own */
-            j->solo = true;
-            chk_try_target(j);
-            return;
-        }
-        snprintf(why, sizeof why, "%s [%s] gave no answer to RCPT", t->host, t->ip.text);
-        chk_fail(j, VR_PROTOCOL_ERROR, why);
-        chk_next_target(j);
+    if (sr->end == SMTP_END_REPLY && sr->has_reply) {
+        chk_on_early_reply(j, sr);
         return;
-    case SMTP_END_REPLY:
-        if (sr->has_reply) {
-            chk_on_early_reply(j, sr);
-            return;
-        }
-        snprintf(why, sizeof why, "%s [%s]: %s", t->host, t->ip.text, sr->detail);
-        chk_fail(j, VR_PROTOCOL_ERROR, why);
-        chk_next_target(j);
-        return;
-    case SMTP_END_TLS:
+    }
+    trouble_ctx_t ctx;
+    trouble_t tr;
+    chk_trouble_ctx(j, sr, &ctx);
+    trouble_end(sr, &ctx, &tr);
+    if (sr->end == SMTP_END_TLS)
         j->tls_failed_seen = true;
-        snprintf(why, sizeof why, "TLS with %s [%s] failed: %s", t->host, t->ip.text,
-                 sr->detail);
-        chk_fail(j, VR_TLS_FAILED, why);
-        if (!j->no_tls_for_cur) {
-            /* opportunistic TLS failed: try the same server once in clear (Postfix) */
-            j->no_tls_for_cur = true;
-            chk_try_target(j);
-            return;
-        }
-        chk_next_target(j);
+    switch (tr.next) {
+    case TR_ALONE:
+        j->solo = true;
+        chk_try_target(j);
         return;
-    case SMTP_END_CONNECT:
-        snprintf(why, sizeof why, "could not connect to %s [%s] port %u: %s%s", t->host,
-                 t->ip.text, j->e->o.port, sr->detail,
-                 sr->egress_failed || (sr->egress && sr->egress->kind == NET_EGRESS_SOCKS5)
-                     ? "" /* the proxy's network, not ours */
-                     : " (outbound port 25 may be blocked on this network)");
-        chk_fail(j, VR_CONNECT_FAILED, why);
-        chk_next_target(j);
+    case TR_IN_CLEAR:
+        chk_fail(j, tr.reason, tr.why);
+        j->no_tls_for_cur = true;
+        chk_try_target(j);
         return;
-    case SMTP_END_TIMEOUT:
-        snprintf(why, sizeof why, "%s [%s] did not answer in time (%s): %s", t->host,
-                 t->ip.text, smtp_state_name(sr->end_state), sr->detail);
-        chk_fail(j, VR_TIMEOUT, why);
-        chk_next_target(j);
-        return;
-    case SMTP_END_CLOSED:
-        snprintf(why, sizeof why, "%s [%s] closed the connection during %s", t->host,
-                 t->ip.text, smtp_state_name(sr->end_state));
-        chk_fail(j, VR_PROTOCOL_ERROR, why);
-        chk_next_target(j);
-        return;
-    case SMTP_END_PROTOCOL:
-        snprintf(why, sizeof why, "%s [%s] sent an invalid reply during %s: %s", t->host,
-                 t->ip.text, smtp_state_name(sr->end_state), sr->detail);
-        chk_fail(j, VR_PROTOCOL_ERROR, why);
-        chk_next_target(j);
-        return;
-    case SMTP_END_LOCAL:
-        snprintf(why, sizeof why, "local failure talking to %s: %s", t->host, sr->detail);
-        chk_fail(j, VR_NOT_CHECKED, why);
+    default:
+        chk_fail(j, tr.reason, tr.why);
         chk_next_target(j);
         return;
     }

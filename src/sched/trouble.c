@@ -26,11 +26,29 @@ static const char *const trouble_next_names[] = {
     [TR_FINISH] = "finish",           [TR_ACCEPTED] = "accepted",
     [TR_ALONE] = "alone",             [TR_THROTTLED] = "throttled",
     [TR_RETRY_ROUND] = "retry_round", [TR_NEXT_TARGET] = "next_target",
+    [TR_IN_CLEAR] = "in_clear",
 };
+
+int trouble_rank(vd_reason_t r)
+{
+    switch (r) {
+    case VR_CONNECT_FAILED: return 1;
+    case VR_TIMEOUT: return 2;
+    case VR_TLS_FAILED: return 3;
+    case VR_PROTOCOL_ERROR: return 4;
+    case VR_TEMPORARY_FAILURE:
+    case VR_GREYLISTED: return 5;
+    case VR_RATE_LIMITED:
+    case VR_TOO_MANY_RECIPIENTS: return 6;
+    case VR_POLICY_BLOCKED:
+    case VR_SENDER_REJECTED: return 7;
+    default: return 8;
+    }
+}
 
 const char *trouble_next_name(trouble_next_t n)
 {
-    return (unsigned)n <= TR_NEXT_TARGET ? trouble_next_names[n] : "invalid";
+    return (unsigned)n <= TR_IN_CLEAR ? trouble_next_names[n] : "invalid";
 }
 
 cl_stage_t trouble_stage_of(smtp_state_t st)
@@ -198,6 +216,75 @@ void trouble_early(const smtp_reply_t *rp, cl_stage_t stage, const trouble_ctx_t
         out->next = TR_FINISH; /* every MX of the domain judges our sender the same way */
     else
         out->next = TR_NEXT_TARGET;
+}
+
+void trouble_end(const smtp_result_t *sr, const trouble_ctx_t *c, trouble_t *out)
+{
+    const char *host = nz(c->host), *ip = nz(c->ip);
+    memset(out, 0, sizeof *out);
+    out->stage = trouble_stage_of(sr->end_state);
+    out->smtp_result = VS_UNAVAILABLE;
+    out->next = TR_NEXT_TARGET;
+    out->reason = VR_PROTOCOL_ERROR;
+    switch (sr->end) {
+    case SMTP_END_OK:
+        if (!c->solo) {
+            /* the session stopped opening transactions before this recipient's turn
+             * (smtp/session.h): as for "too many recipients", a session of its own */
+            out->next = TR_ALONE;
+            out->reason = VR_NOT_CHECKED;
+            snprintf(out->why, sizeof out->why, "%s [%s] stopped before this recipient's "
+                     "turn; asked again alone", host, ip);
+            return;
+        }
+        snprintf(out->why, sizeof out->why, "%s [%s] gave no answer to RCPT", host, ip);
+        return;
+    case SMTP_END_REPLY: /* a stopping reply that could not be kept */
+        snprintf(out->why, sizeof out->why, "%s [%s]: %s", host, ip, sr->detail);
+        return;
+    case SMTP_END_TLS:
+        out->reason = VR_TLS_FAILED;
+        snprintf(out->why, sizeof out->why, "TLS with %s [%s] failed: %s", host, ip, sr->detail);
+        if (!c->tls_retried)
+            out->next = TR_IN_CLEAR;
+        return;
+    case SMTP_END_CONNECT:
+        out->reason = VR_CONNECT_FAILED;
+        snprintf(out->why, sizeof out->why, "could not connect to %s [%s] port %u: %s%s", host,
+                 ip, c->port, sr->detail,
+                 c->via_proxy ? "" /* the proxy's network, not ours */
+                              : " (outbound port 25 may be blocked on this network)");
+        return;
+    case SMTP_END_TIMEOUT:
+        out->reason = VR_TIMEOUT;
+        snprintf(out->why, sizeof out->why, "%s [%s] did not answer in time (%s): %s", host,
+                 ip, smtp_state_name(sr->end_state), sr->detail);
+        return;
+    case SMTP_END_CLOSED:
+        snprintf(out->why, sizeof out->why, "%s [%s] closed the connection during %s", host, ip,
+                 smtp_state_name(sr->end_state));
+        return;
+    case SMTP_END_PROTOCOL:
+        snprintf(out->why, sizeof out->why, "%s [%s] sent an invalid reply during %s: %s", host,
+                 ip, smtp_state_name(sr->end_state), sr->detail);
+        return;
+    case SMTP_END_LOCAL:
+        out->reason = VR_NOT_CHECKED;
+        snprintf(out->why, sizeof out->why, "local failure talking to %s: %s", host, sr->detail);
+        return;
+    }
+}
+
+int trouble_probe_evidence(const cl_result_t *cl, bool ctl_accepted)
+{
+    switch (cl->outcome) {
+    case CL_ACCEPTED: return 1;
+    case CL_MAILBOX_ABSENT:
+    case CL_MAILBOX_DISABLED:
+    case CL_RECIPIENT_REFUSED: return 0;
+    case CL_PERM_OTHER: return ctl_accepted ? 0 : -1;
+    default: return -1; /* 252, 4xx, policy, too many recipients: no evidence */
+    }
 }
 
 void trouble_accepted(const trouble_accept_t *a, trouble_t *out)

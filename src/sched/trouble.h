@@ -31,7 +31,9 @@ typedef enum {
     TR_THROTTLED,   /* the server asked us to slow down: back to it after its penalty
                        while the engine's throttle budget lasts, else the next target */
     TR_RETRY_ROUND, /* a temporary refusal at RCPT: same server, next retry round */
-    TR_NEXT_TARGET  /* this server cannot answer for the mailbox: try the next MX */
+    TR_NEXT_TARGET, /* this server cannot answer for the mailbox: try the next MX */
+    TR_IN_CLEAR     /* opportunistic TLS failed: the same server once more without it,
+                       as Postfix does */
 } trouble_next_t;
 
 /** How a control recipient of the same transaction fared. */
@@ -52,6 +54,10 @@ typedef struct {
     bool smtputf8_offered;       /* the server advertised SMTPUTF8 */
     bool solo;                   /* the check already asked alone after "too many recipients" */
     bool tls_failed_seen;        /* a TLS handshake with this domain failed earlier */
+    bool tls_retried;            /* this server is already being tried without TLS */
+    bool via_proxy;              /* the session went through a proxy (or the proxy failed):
+                                    a refused connection is not our network's port 25 */
+    unsigned port;               /* the SMTP port (why text) */
     unsigned attempts;           /* sessions opened for this check so far (why text) */
     unsigned long long elapsed_s;/* seconds since the check started (why text) */
 } trouble_ctx_t;
@@ -100,8 +106,28 @@ void trouble_rcpt(const smtp_reply_t *rp, const cl_result_t *cl, const trouble_c
 void trouble_early(const smtp_reply_t *rp, cl_stage_t stage, const trouble_ctx_t *ctx,
                    trouble_t *out);
 
+/**
+ * A session that ended without an answer to this check's RCPT and without a reply that
+ * stopped it (those go to trouble_rcpt / trouble_early): refused, timed out, closed, TLS,
+ * garbage, our own failure, or a session that stopped before this recipient's turn.
+ * @param sr  the session's result (end, end_state, detail)
+ * @param ctx the check's facts (solo, tls_retried, host, ip, port)
+ * @param out reason, why and next (TR_ALONE, TR_IN_CLEAR or TR_NEXT_TARGET)
+ */
+void trouble_end(const smtp_result_t *sr, const trouble_ctx_t *ctx, trouble_t *out);
+
 /** The stage of a reply that ended a session in state st. */
 cl_stage_t trouble_stage_of(smtp_state_t st);
+
+/**
+ * What the catch-all probe's reply proves about the domain: 1 it accepts any address,
+ * 0 it tells addresses apart, -1 nothing either way.
+ * @param cl          the reading of the probe's reply
+ * @param ctl_accepted postmaster@ or an ordinary recipient was accepted in the same
+ *                    session: then a refusal of the probe in unknown words is about the
+ *                    probe's address, so the server does not take every address
+ */
+int trouble_probe_evidence(const cl_result_t *cl, bool ctl_accepted);
 
 /** Facts that decide what an accepted recipient is worth. */
 typedef struct {
@@ -120,6 +146,12 @@ void trouble_accepted(const trouble_accept_t *a, trouble_t *out);
  *  throttle; a conversation that went its course is a success. cls: the readings of
  *  trouble_read_session() (at least sr->nrcpt of them). */
 window_outcome_t trouble_session_window(const smtp_result_t *sr, const cl_result_t *cls);
+
+/** How telling a failure is, when several targets failed differently: a refusal of us
+ *  (7) over a rate limit (6) over a temporary refusal (5) over a protocol error (4), TLS
+ *  (3), a timeout (2), a refused connection (1); a final reason is 8. The engine reports
+ *  the highest. */
+int trouble_rank(vd_reason_t r);
 
 /** Name of a next step, for tests and traces. */
 const char *trouble_next_name(trouble_next_t n);

@@ -202,6 +202,76 @@ static void test_session_window(void **state)
     assert_int_equal(trouble_session_window(&sr, cls), WIN_NEUTRAL);
 }
 
+static void test_session_end(void **state)
+{
+    (void)state;
+    static const struct {
+        smtp_end_t end;
+        bool solo, tls_retried;
+        vd_reason_t reason;
+        trouble_next_t next;
+    } ends[] = {
+        {SMTP_END_OK, false, false, VR_NOT_CHECKED, TR_ALONE},
+        {SMTP_END_OK, true, false, VR_PROTOCOL_ERROR, TR_NEXT_TARGET},
+        {SMTP_END_TLS, false, false, VR_TLS_FAILED, TR_IN_CLEAR},
+        {SMTP_END_TLS, false, true, VR_TLS_FAILED, TR_NEXT_TARGET},
+        {SMTP_END_CONNECT, false, false, VR_CONNECT_FAILED, TR_NEXT_TARGET},
+        {SMTP_END_TIMEOUT, false, false, VR_TIMEOUT, TR_NEXT_TARGET},
+        {SMTP_END_CLOSED, false, false, VR_PROTOCOL_ERROR, TR_NEXT_TARGET},
+        {SMTP_END_PROTOCOL, false, false, VR_PROTOCOL_ERROR, TR_NEXT_TARGET},
+        {SMTP_END_LOCAL, false, false, VR_NOT_CHECKED, TR_NEXT_TARGET},
+    };
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+        smtp_result_t sr;
+        trouble_ctx_t c;
+        trouble_t t;
+        memset(&sr, 0, sizeof sr);
+        sr.end = ends[i].end;
+        sr.end_state = SMTP_ST_RCPT;
+        mp_strlcpy(sr.detail, "detail", sizeof sr.detail);
+        ctx_for(NO_CTL, &c);
+        c.solo = ends[i].solo;
+        c.tls_retried = ends[i].tls_retried;
+        c.port = 25;
+        trouble_end(&sr, &c, &t);
+        if (t.reason != ends[i].reason || t.next != ends[i].next)
+            fail_msg("row %zu: got %s/%s", i, vd_reason_name(t.reason),
+                     trouble_next_name(t.next));
+        assert_true(t.why[0] != '\0');
+    }
+}
+
+static void test_rank(void **state)
+{
+    (void)state;
+    assert_true(trouble_rank(VR_POLICY_BLOCKED) > trouble_rank(VR_RATE_LIMITED));
+    assert_true(trouble_rank(VR_RATE_LIMITED) == trouble_rank(VR_TOO_MANY_RECIPIENTS));
+    assert_true(trouble_rank(VR_RATE_LIMITED) > trouble_rank(VR_GREYLISTED));
+    assert_true(trouble_rank(VR_GREYLISTED) > trouble_rank(VR_PROTOCOL_ERROR));
+    assert_true(trouble_rank(VR_PROTOCOL_ERROR) > trouble_rank(VR_TLS_FAILED));
+    assert_true(trouble_rank(VR_TLS_FAILED) > trouble_rank(VR_TIMEOUT));
+    assert_true(trouble_rank(VR_TIMEOUT) > trouble_rank(VR_CONNECT_FAILED));
+    assert_true(trouble_rank(VR_MAILBOX_ABSENT) > trouble_rank(VR_POLICY_BLOCKED));
+}
+
+static void test_probe_evidence(void **state)
+{
+    (void)state;
+    cl_result_t cl;
+    classify_reply(CL_STAGE_RCPT, 250, "2.1.5", "Ok", &cl);
+    assert_int_equal(trouble_probe_evidence(&cl, false), 1);
+    classify_reply(CL_STAGE_RCPT, 550, "5.1.1", "User unknown", &cl);
+    assert_int_equal(trouble_probe_evidence(&cl, false), 0);
+    /* a refusal in unknown words: evidence only when a control was accepted */
+    classify_reply(CL_STAGE_RCPT, 550, "", "Administrative prohibition", &cl);
+    assert_int_equal(trouble_probe_evidence(&cl, false), -1);
+    assert_int_equal(trouble_probe_evidence(&cl, true), 0);
+    classify_reply(CL_STAGE_RCPT, 451, "4.7.1", "Greylisted, try again later", &cl);
+    assert_int_equal(trouble_probe_evidence(&cl, true), -1);
+    classify_reply(CL_STAGE_RCPT, 554, "5.7.1", "blocked using zen.spamhaus.org", &cl);
+    assert_int_equal(trouble_probe_evidence(&cl, true), -1);
+}
+
 /* ---- the corpus, read in context ---------------------------------------------------- */
 
 static cl_stage_t stage_named(const char *n)
@@ -287,6 +357,9 @@ int main(void)
         cmocka_unit_test(test_controls_why),
         cmocka_unit_test(test_accepted),
         cmocka_unit_test(test_session_window),
+        cmocka_unit_test(test_session_end),
+        cmocka_unit_test(test_probe_evidence),
+        cmocka_unit_test(test_rank),
         cmocka_unit_test(test_corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
