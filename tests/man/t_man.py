@@ -74,7 +74,8 @@ class Pages(unittest.TestCase):
         text = section(render(os.path.join(MAN, "mailprobe.1")), "VERDICTS AND REASONS")
         got = {}
         for verdict, body in re.findall(r"(?ms)^ {7}(\w+)\n(.*?)(?=^ {7}\w|\Z)", text):
-            got[verdict] = set(re.findall(r"\b[a-z]+(?:_[a-z]+)*\b", body.split("\n\n")[0]))
+            got[verdict] = set(re.findall(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)*\b",
+                                           body.split("\n\n")[0]))
         for verdict, reasons in want.items():
             self.assertEqual(got.get(verdict), reasons, verdict)
 
