@@ -24,7 +24,7 @@
     "is disabled|has been disabled|deactivated|inactive|suspended|is no longer valid|"             \
     "user is locked|account is locked|mailbox is frozen|account has been closed|"                  \
     "account closed|discontinued|no longer accepts mail|disabled recipient|"                        \
-    "administratively disabled"
+    "administratively disabled|extended inactivity|due to inactivity"
 
 /* Texts of "this host does not take mail for that domain" (rules text:relay-denied*). */
 #define RELAY_TEXTS                                                                                \
@@ -297,9 +297,10 @@ const cl_rule_t cl_exceptions[] = {
 
     /* A disabled mailbox under a 5.7.x code, which alone reads "refused us".
      *   525 5.7.13 Disabled recipient address (sisimai set-of-emails)
-     *   525 5.7.13 <x>: Recipient address rejected: User account disabled. */
+     *   525 5.7.13 <x>: Recipient address rejected: User account disabled.
+     *   554 5.7.1 rejected: Inactive user (inbox.lv, after 9 months unused) */
     {"text:disabled-under-5.7", S_RCPT, CL_C5, 0, "5.7.*", DISABLED_TEXTS,
-     "recipient|mailbox|account", CL_MAILBOX_DISABLED,
+     "recipient|mailbox|inactive user", CL_MAILBOX_DISABLED,
      "the mailbox exists but is disabled or inactive"},
 
     /* "No such user" under an enhanced code that says something else.
@@ -404,7 +405,9 @@ const cl_rule_t cl_hints[] = {
      *   554 30 Sorry, your message to x@aol.jp cannot be delivered. This mailbox is
      *       disabled (554.30) (AOL/Yahoo)
      *   550 Account disabled (GoDaddy)  550 user is locked (163.com)
-     *   550 <x>: Recipient address rejected: Account Closed (Lycos) */
+     *   550 <x>: Recipient address rejected: Account Closed (Lycos)
+     *   550 Due to extended inactivity new mail is not currently being accepted for this
+     *       mailbox. (suped.com, bounce of an abandoned mailbox) */
     {"hint:disabled", S_RCPT, CL_C5, 0, NULL, DISABLED_TEXTS, NULL, CL_MAILBOX_DISABLED,
      "the mailbox exists but is disabled or inactive"},
     /* 501 is "syntax error in parameters or arguments" (RFC 5321 §4.2.3): the server
