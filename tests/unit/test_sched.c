@@ -369,6 +369,50 @@ static void test_postmaster_control(void **state)
     }
 }
 
+/* A UTF-8 local part at a server that offers no SMTPUTF8 (RFC 6531 §3.2): whatever it
+ * answers, the result says what it is, smtputf8_unsupported, not "accepted". */
+static void test_utf8_without_smtputf8(void **state)
+{
+    (void)state;
+    static const ss_step_t steps[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250-mx.test\r\n250 PIPELINING\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.0 Ok\r\n"),
+        SS_READ_(3),
+        SS_SEND_("250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 User unknown\r\n"),
+        SS_READ_(1),
+        SS_SEND_("221 2.0.0 Bye\r\n"),
+        SS_END_(),
+    };
+    smtpd_t *d = smtpd_start(steps);
+    assert_non_null(d);
+    struct event_base *base = event_base_new();
+    engine_opts_t o;
+    script_opts(&o, d->port);
+    mp_status_t st;
+    engine_t *e = engine_new(base, &o, &st);
+    assert_non_null(e);
+    collect_t c = {0};
+    assert_int_equal(engine_check(e, "j\xc3\xbcrgen@[127.0.0.1]", on_done, &c), MP_OK);
+    run_until(base, e);
+    smtpd_wait(d);
+    assert_int_equal(c.n, 1);
+    vd_result_t *r = c.res[0];
+    /* no SMTPUTF8 on MAIL FROM: the server did not offer it */
+    assert_non_null(strstr(d->log, "C: MAIL FROM:<check@probe.example>\n"));
+    assert_non_null(strstr(d->log, "C: RCPT TO:<j\xc3\xbcrgen@[127.0.0.1]>\n"));
+    assert_int_equal(r->reason, VR_SMTPUTF8_UNSUPPORTED);
+    assert_int_equal(r->verdict, VD_UNDELIVERABLE);
+    assert_int_equal(r->smtp_result, VS_UNAVAILABLE);
+    assert_non_null(strstr(r->detail, "SMTPUTF8"));
+    vd_result_free(r);
+    engine_free(e);
+    event_base_free(base);
+    smtpd_free(d);
+}
+
 static uint64_t fake_now;
 static uint64_t fake_clock(void *arg)
 {
@@ -483,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_literal_unroutable_refused_without_network),
         cmocka_unit_test(test_batch_452_new_transactions),
         cmocka_unit_test(test_postmaster_control),
+        cmocka_unit_test(test_utf8_without_smtputf8),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     smtpd_tls_global_cleanup();
