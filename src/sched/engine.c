@@ -11,6 +11,10 @@
  *                                                          greylist wait lasts
  *       -> finish: verdict, score, callback (from the event loop, exactly once)
  *
+ * What a reply or a session's end MEANS (reason, why, smtp.result, next step) is decided
+ * in sched/trouble.c, with the session's controls (postmaster@, the other recipients);
+ * this file does what comes next: time, order, sessions and politeness.
+ *
  * Politeness: a server address never has more than per_ip_limit of our sessions open,
  * and the engine never more than max_sessions. Waiting checks queue in arrival order.
  * A check cancels every operation it started (DNS look-up by id, SMTP session, timers)
@@ -26,7 +30,6 @@
 #include <strings.h>
 #include <sys/random.h>
 
-#include "classify/classify.h"
 #include "classify/provider.h"
 #include "intel/intel.h"
 #include "util/clock.h"
