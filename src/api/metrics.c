@@ -80,8 +80,10 @@ void api_metrics_render(api_t *a, struct evbuffer *o)
                             smtp_end_name((smtp_end_t)e), (unsigned long long)es.sess_end[e]);
     head(o, "mailprobe_smtp_rcpts_total", "counter", "RCPT commands sent, by kind.");
     evbuffer_add_printf(o, "mailprobe_smtp_rcpts_total{kind=\"address\"} %llu\n"
-                        "mailprobe_smtp_rcpts_total{kind=\"catch_all_probe\"} %llu\n",
-                        (unsigned long long)es.rcpts, (unsigned long long)es.probes);
+                        "mailprobe_smtp_rcpts_total{kind=\"catch_all_probe\"} %llu\n"
+                        "mailprobe_smtp_rcpts_total{kind=\"postmaster_control\"} %llu\n",
+                        (unsigned long long)es.rcpts, (unsigned long long)es.probes,
+                        (unsigned long long)es.controls);
     head(o, "mailprobe_retries_total", "counter",
          "Retry rounds after temporary refusals (greylisting, 4xx).");
     evbuffer_add_printf(o, "mailprobe_retries_total %llu\n", (unsigned long long)es.retries);

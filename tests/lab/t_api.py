@@ -414,6 +414,10 @@ class Api(labkit.LabCase):
         self.assertGreaterEqual(int(n.group(1)), 1)
         self.assertGreaterEqual(int(re.search(r"^mailprobe_smtp_sessions_total (\d+)$", text,
                                               re.M).group(1)), 1)
+        # the postmaster@ control RCPT of the session (issue 13) is counted on its own
+        self.assertGreaterEqual(int(re.search(
+            r'^mailprobe_smtp_rcpts_total\{kind="postmaster_control"\} (\d+)$', text,
+            re.M).group(1)), 1)
         o = self.get("/v1/openapi.json").json()
         self.assertTrue(o["openapi"].startswith("3."))
         for p in ("/v1/check", "/v1/jobs", "/v1/jobs/{id}", "/v1/jobs/{id}/results",
