@@ -438,7 +438,10 @@ int cli_explain(int argc, char **argv)
         printf(" if still refused after retrying for the greylist wait");
     printf("\nRule:      %s\n", tb.cl.rule ? tb.cl.rule : "-");
     printf("Why:       %s\n", tb.cl.why ? tb.cl.why : "-");
-    if (given) {
+    if (stage != CL_STAGE_RCPT) {
+        printf("Controls:  none before RCPT: a reply to %s is never about the mailbox\n",
+               classify_stage_name(stage));
+    } else if (given) {
         printf("With the controls given: %s (%s): %s\n",
                vd_verdict_name(vd_reason_verdict(ta.reason)), vd_reason_name(ta.reason), ta.why);
     } else if (ta.reason != tb.reason || tr.reason != tb.reason) {
