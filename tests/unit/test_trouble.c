@@ -239,6 +239,18 @@ static void test_session_end(void **state)
                      trouble_next_name(t.next));
         assert_true(t.why[0] != '\0');
     }
+    /* a refused connection through a proxy is the proxy's network, not our port 25 */
+    smtp_result_t sr;
+    trouble_ctx_t c;
+    trouble_t t;
+    memset(&sr, 0, sizeof sr);
+    sr.end = SMTP_END_CONNECT;
+    ctx_for(NO_CTL, &c);
+    trouble_end(&sr, &c, &t);
+    assert_non_null(strstr(t.why, "port 25 may be blocked"));
+    c.via_proxy = true;
+    trouble_end(&sr, &c, &t);
+    assert_null(strstr(t.why, "port 25 may be blocked"));
 }
 
 static void test_rank(void **state)
