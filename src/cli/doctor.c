@@ -1,6 +1,6 @@
 /*
  * doctor.c - `mailprobe doctor`: can this machine verify mail, and what to fix if not.
- * Options (shared config file), one doctor run per --source address (src/doctor), the
+ * Options (shared config file), one doctor run per --source and --proxy (src/doctor), the
  * report as text (one line per check, then what to do) or JSON; and the quick checks
  * bulk, serve and check run at start (cli_doctor_startup).
  *
@@ -36,7 +36,8 @@ static void print_help(void)
           "  --from ADDRESS         the MAIL FROM to check ('<>': null sender)\n"
           "  --source ADDR[=HELO]   bind the checks' connections and queries to this local\n"
           "                         address (with that HELO); repeatable: one report each\n"
-          "  --proxy socks5://...   accepted (a shared config), not gone through yet: said\n"
+          "  --proxy socks5://[USER:PASS@]HOST:PORT[=HELO]  check this SOCKS5 proxy and go\n"
+          "                         through it (with that HELO); repeatable: one report each\n"
           "  --reference-mx HOST[:PORT]  MX hosts for the port-25 and EHLO checks;\n"
           "                         repeatable (default gmail-smtp-in.l.google.com,\n"
           "                         mta5.am0.yahoodns.net,\n"
@@ -79,7 +80,7 @@ static size_t list_or_default(const char **dst, const char *const *given, size_t
 
 /* Doctor options from the command's configuration. */
 static void opts_from_cfg(const cli_cfg_t *c, doc_opts_t *o, const char *source, bool quick)
-{
+{   /* a proxy, when there is one, is set by the caller */
     memset(o, 0, sizeof *o);
     o->helo = c->helo_given ? c->helo : NULL;
     o->fallback_helo = c->helo;
@@ -138,7 +139,8 @@ char *cli_doctor_json(const doc_report_t *reps, size_t n)
                                                     str_or_null(c->message), "fix",
                                                     str_or_null(c->fix), "details", det));
         }
-        json_t *o = json_pack("{sosososososososbsososO}", "source", str_or_null(r->source),
+        json_t *o = json_pack("{sososososososososbsososO}", "source", str_or_null(r->source),
+                              "proxy", str_or_null(r->proxy),
                               "local_address", str_or_null(r->local_addr), "public_address",
                               str_or_null(r->public_addr), "egress", str_or_null(r->egress),
                               "ptr", str_or_null(r->ptr), "helo", str_or_null(r->helo),
@@ -158,8 +160,10 @@ char *cli_doctor_json(const doc_report_t *reps, size_t n)
 
 static void print_text(const doc_report_t *r, bool verbose)
 {
-    printf("mailprobe doctor: source %s, egress %s, HELO %s, MAIL FROM <%s>\n",
-           r->source[0] ? r->source : "(any)", r->egress[0] ? r->egress : "unknown",
+    printf("mailprobe doctor: %s %s, egress %s, HELO %s, MAIL FROM <%s>\n",
+           r->proxy[0] ? "proxy" : "source", r->proxy[0] ? r->proxy
+                                             : r->source[0] ? r->source : "(any)",
+           r->egress[0] ? r->egress : "unknown",
            r->helo[0] ? r->helo : "(none)", r->from);
     for (int k = 0; k < DOC_NCHECKS; k++) {
         const doc_check_t *c = &r->check[k];
@@ -192,17 +196,12 @@ int cli_doctor(int argc, char **argv)
         cli_cfg_cleanup(&cfg);
         return rc;
     }
-    /* one report per --source (with the HELO given with it); proxies are not gone
-     * through yet: said, not checked */
+    /* one report per --source and per --proxy (with the HELO given with it), in the
+     * order given; none: one for the system's address */
     const net_egress_t *src[NET_EGRESS_MAX];
     size_t nsrc = 0;
-    for (size_t i = 0; i < cfg.negress; i++) {
-        if (cfg.egress[i].kind == NET_EGRESS_SOURCE)
-            src[nsrc++] = &cfg.egress[i];
-        else
-            cli_log(&cfg, MP_LOG_WARN, "doctor: %s not checked: the doctor does not go "
-                                       "through proxies yet", cfg.egress[i].name);
-    }
+    for (size_t i = 0; i < cfg.negress && nsrc < NET_EGRESS_MAX; i++)
+        src[nsrc++] = &cfg.egress[i];
     size_t n = nsrc ? nsrc : 1;
     doc_report_t *reps = calloc(n, sizeof *reps);
     if (!reps) {
@@ -214,9 +213,11 @@ int cli_doctor(int argc, char **argv)
     for (size_t i = 0; i < n && !rc; i++) {
         doc_opts_t o;
         char addr[64] = "";
-        if (nsrc)
+        bool proxy = nsrc && src[i]->kind == NET_EGRESS_SOCKS5;
+        if (nsrc && !proxy)
             egress_addr(src[i], addr, sizeof addr);
-        opts_from_cfg(&cfg, &o, nsrc ? addr : NULL, false);
+        opts_from_cfg(&cfg, &o, addr[0] ? addr : NULL, false);
+        o.proxy = proxy ? src[i] : NULL;
         if (nsrc && src[i]->helo[0])
             o.helo = src[i]->helo;
         mp_status_t st = doc_run_sync(&o, &reps[i]);

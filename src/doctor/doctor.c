@@ -12,6 +12,10 @@
  *   CONNECT  TCP to port 25 (or the given port) of each reference MX, per family
  *   EHLO     banner, EHLO, QUIT with the first reference MX that connected
  * Quick mode stops after IDENT (and asks no DNSBL, MAIL FROM or reference MX question).
+ * Through a SOCKS5 proxy the order is EGRESS (the reference MX addresses), CONNECT,
+ * EHLO, PTR, IDENT: every connection goes through the proxy (the handshake is
+ * net/socks5.c's state machine, driven here as smtp/session.c drives it), and the
+ * egress address is the client address the EHLO's server echoed.
  *
  * Never MAIL, RCPT or DATA: the only commands written are EHLO and QUIT. Ownership: the
  * run owns its three resolvers, its SPF answer stores and its connections; they are
@@ -35,6 +39,8 @@
 
 #include "dns/dns.h"
 #include "dns/spf.h"
+#include "net/egress.h"
+#include "net/socks5.h"
 #include "smtp/reply.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -61,6 +67,8 @@ const char *doc_conn_res_name(conn_res_t r)
     case C_RESET: return "reset";
     case C_UNREACHABLE: return "unreachable";
     case C_ERROR: return "error";
+    case C_PROXY: return "proxy failed";
+    case C_DENIED: return "refused by the proxy";
     }
     return "?";
 }
@@ -131,6 +139,16 @@ bool doc_addr_same(const char *a, const char *b)
     if (fa != fb || inet_pton(fa, a, x) != 1 || inet_pton(fb, b, y) != 1)
         return false;
     return memcmp(x, y, fa == AF_INET ? 4 : 16) == 0;
+}
+
+bool doc_conn_echo(const conn_t *e, char *out, size_t size)
+{
+    out[0] = '\0';
+    if (!e || !e->have_banner)
+        return false;
+    if (e->have_ehlo && e->ehlo.code / 100 == 2 && doc_echoed_addr(e->ehlo.text, out, size))
+        return true;
+    return doc_echoed_addr(e->banner.text, out, size);
 }
 
 /* "HOST", "HOST:PORT", "IP", "[IPv6]", "[IPv6]:PORT" (port 25 by default). */
@@ -485,6 +503,17 @@ static void conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     conn_t *c = arg;
+    if (c->via_proxy && !c->tunnel) {
+        /* after our CONNECT request the proxy is waiting for the server: its silence is
+         * the server's (a dropped SYN); before, the proxy's own */
+        bool asked = c->proxy_up && c->socks.state == SOCKS5_ST_REPLY;
+        mp_strlcpy(c->err, !c->proxy_up ? "no connection to the proxy in time"
+                           : asked      ? "the proxy got no answer from the server in time"
+                                        : "no answer to the SOCKS5 handshake in time",
+                   sizeof c->err);
+        conn_finish(c, asked ? C_TIMEOUT : C_PROXY);
+        return;
+    }
     mp_strlcpy(c->err, c->res == C_OK ? "no reply in time" : "no answer to the connection",
                sizeof c->err);
     conn_finish(c, c->res == C_OK ? C_OK : C_TIMEOUT);
@@ -496,10 +525,75 @@ static void conn_send(conn_t *c, const char *cmd)
     evbuffer_add_printf(out, "%s\r\n", cmd);
 }
 
+/* Send what the SOCKS5 handshake has to say next. */
+static void conn_socks_flush(conn_t *c)
+{
+    size_t n;
+    const unsigned char *p = socks5_out(&c->socks, &n);
+    if (n)
+        bufferevent_write(c->bev, p, n);
+}
+
+/* What a failed handshake means for the port check: the server's answer relayed by the
+ * proxy (REP 3-6), the proxy's refusal (other REP codes), or the proxy's own failure. */
+static conn_res_t conn_socks_res(const socks5_t *s)
+{
+    if (s->err == SOCKS5_E_REP && !socks5_fault_is_proxy(s))
+        return s->rep == 5 ? C_REFUSED : s->rep == 6 ? C_TIMEOUT : C_UNREACHABLE;
+    if (s->err == SOCKS5_E_REP || s->err == SOCKS5_E_ATYP)
+        return C_DENIED;
+    return C_PROXY;
+}
+
+/* Feed the proxy's bytes to the handshake (net/socks5.h). True when the tunnel is open
+ * and SMTP may be read (what follows the proxy's reply stays in the buffer). */
+static bool conn_socks_read(conn_t *c, struct evbuffer *in)
+{
+    for (;;) {
+        size_t len = evbuffer_get_length(in), used = 0;
+        if (len == 0)
+            return false;
+        if (len > 512)   /* the longest SOCKS5 reply is 262 bytes */
+            len = 512;
+        const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)len);
+        if (!p) {
+            mp_strlcpy(c->err, "out of memory", sizeof c->err);
+            conn_finish(c, C_ERROR);
+            return false;
+        }
+        socks5_step_t st = socks5_read(&c->socks, p, len, &used);
+        evbuffer_drain(in, used);
+        switch (st) {
+        case SOCKS5_MORE:
+            return false;
+        case SOCKS5_WRITE:
+            conn_socks_flush(c);
+            conn_arm(c);
+            continue;
+        case SOCKS5_DONE:
+            c->tunnel = true;
+            c->res = C_OK;   /* connected to the server, through the proxy */
+            if (c->kind == K_PORT) {
+                conn_finish(c, C_OK);
+                return false;
+            }
+            conn_arm(c);
+            return true;
+        case SOCKS5_FAIL:
+            break;
+        }
+        mp_strlcpy(c->err, socks5_why(&c->socks), sizeof c->err);
+        conn_finish(c, conn_socks_res(&c->socks));
+        return false;
+    }
+}
+
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
     conn_t *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
+    if (c->via_proxy && !c->tunnel && !conn_socks_read(c, in))
+        return;
     for (;;) {
         size_t len = evbuffer_get_length(in);
         if (len == 0)
@@ -551,6 +645,24 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     conn_t *c = arg;
+    if (c->via_proxy && !c->tunnel) {
+        if (what & BEV_EVENT_CONNECTED) {   /* to the proxy: offer our methods (§3) */
+            c->proxy_up = true;
+            conn_arm(c);
+            conn_socks_flush(c);
+            bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+            return;
+        }
+        int perr = EVUTIL_SOCKET_ERROR();
+        if (!c->proxy_up)
+            snprintf(c->err, sizeof c->err, "cannot connect to the proxy: %s",
+                     evutil_socket_error_to_string(perr));
+        else
+            mp_strlcpy(c->err, "the proxy closed the connection during the handshake",
+                       sizeof c->err);
+        conn_finish(c, C_PROXY);
+        return;
+    }
     if (what & BEV_EVENT_CONNECTED) {
         c->res = C_OK;
         if (c->kind == K_PORT) {
@@ -603,10 +715,28 @@ static conn_t *conn_start(doc_run_t *r, conn_kind_t kind, ref_t *ref, bool v6)
         r->pending--;
         return c;
     }
-    int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+    int fd;
+    if (r->has_proxy) {
+        /* ask the proxy for ip:port (never a name, as a session does), connect to it */
+        const net_egress_t *px = &r->proxy;
+        c->via_proxy = true;
+        if (socks5_init(&c->socks, (struct sockaddr *)&ss, px->user[0] ? px->user : NULL,
+                        px->user[0] ? px->pass : NULL) != MP_OK) {
+            mp_strlcpy(c->err, "credentials longer than RFC 1929 allows", sizeof c->err);
+            c->res = C_PROXY;
+            r->pending--;
+            return c;
+        }
+        memcpy(&ss, &px->addr, sizeof ss);
+        len = px->addrlen;
+        fd = net_egress_socket(px, ss.ss_family, c->err, sizeof c->err);
+    } else {
+        fd = socket(ss.ss_family, SOCK_STREAM, 0);
+        if (fd < 0)
+            mp_strlcpy(c->err, strerror(errno), sizeof c->err);
+    }
     if (fd < 0) {
-        c->res = C_UNREACHABLE;
-        mp_strlcpy(c->err, strerror(errno), sizeof c->err);
+        c->res = r->has_proxy ? C_PROXY : C_UNREACHABLE;
         r->pending--;
         return c;
     }
@@ -634,8 +764,9 @@ static conn_t *conn_start(doc_run_t *r, conn_kind_t kind, ref_t *ref, bool v6)
     if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, (int)len) != 0) {
         /* refused at once (loopback) or no route: the event callback is not called */
         int err = EVUTIL_SOCKET_ERROR();
-        conn_res_t res = err == ECONNREFUSED ? C_REFUSED : C_UNREACHABLE;
-        mp_strlcpy(c->err, evutil_socket_error_to_string(err), sizeof c->err);
+        conn_res_t res = c->via_proxy ? C_PROXY : err == ECONNREFUSED ? C_REFUSED : C_UNREACHABLE;
+        snprintf(c->err, sizeof c->err, "%s%s", c->via_proxy ? "cannot connect to the proxy: " : "",
+                 evutil_socket_error_to_string(err));
         conn_close(c);
         c->res = res;
         if (kind == K_PORT) {
@@ -651,10 +782,44 @@ static conn_t *conn_start(doc_run_t *r, conn_kind_t kind, ref_t *ref, bool v6)
 
 /* ---- phases ----------------------------------------------------------------------------- */
 
+/* A / AAAA of every reference MX that is not an address literal. */
+static void start_refs(doc_run_t *r)
+{
+    for (size_t i = 0; i < r->o.nreference_mx; i++) {
+        ref_t *ref = &r->ref[i];
+        if (!ref_parse(r->o.reference_mx[i], ref))
+            continue;
+        if (ref->literal)
+            continue;
+        question_ask(r, r->dns, DNS_RR_A, ref->host, Q_REF_A, i, 0);
+        question_ask(r, r->dns, DNS_RR_AAAA, ref->host, Q_REF_AAAA, i, 0);
+    }
+}
+
+/* Through a proxy: the local address towards it, the HELO (the proxy's, else --helo,
+ * else the fallback: there is no PTR to default to before the EHLO), the reference MX. */
+static void start_egress_proxy(doc_run_t *r)
+{
+    const struct sockaddr_storage *pa = &r->proxy.addr;
+    char ip[64];
+    const void *a = pa->ss_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)pa)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)pa)->sin_addr;
+    if (inet_ntop(pa->ss_family, a, ip, sizeof ip))
+        local_addr_towards(ip, 1080, r->rep.local_addr, sizeof r->rep.local_addr);
+    mp_strlcpy(r->rep.helo, r->o.helo ? r->o.helo : r->o.fallback_helo ? r->o.fallback_helo : "",
+               sizeof r->rep.helo);
+    start_refs(r);
+}
+
 static void start_egress(doc_run_t *r)
 {
     char ip[64];
     unsigned port;
+    if (r->has_proxy) {
+        start_egress_proxy(r);
+        return;
+    }
     /* without a myip server: the route towards the resolver, or towards TEST-NET-1 */
     const char *towards = r->myip ? r->o.myip_dns : r->o.dns ? r->o.dns : "192.0.2.1";
     if (r->o.source) {
@@ -668,8 +833,15 @@ static void start_egress(doc_run_t *r)
 
 static void start_ptr(doc_run_t *r)
 {
-    mp_strlcpy(r->rep.egress, r->rep.public_addr[0] ? r->rep.public_addr : r->rep.local_addr,
-               sizeof r->rep.egress);
+    if (r->has_proxy) {
+        /* the proxy's public address is what the server saw; this machine's local
+         * address is not what any server sees: unknown without an echo */
+        doc_conn_echo(r->ehlo, r->rep.public_addr, sizeof r->rep.public_addr);
+        mp_strlcpy(r->rep.egress, r->rep.public_addr, sizeof r->rep.egress);
+    } else {
+        mp_strlcpy(r->rep.egress, r->rep.public_addr[0] ? r->rep.public_addr : r->rep.local_addr,
+                   sizeof r->rep.egress);
+    }
     char name[DNS_NAME_TEXT_MAX];
     if (!r->rep.egress[0] || !doc_dnsbl_name(r->rep.egress, "", name, sizeof name)) {
         r->ptr_st = DNS_ERROR;
@@ -687,7 +859,9 @@ static void start_ident(doc_run_t *r)
         if (r->ptr_ok[i] && !r->rep.ptr[0])
             mp_strlcpy(r->rep.ptr, r->ptr_names[i], sizeof r->rep.ptr);
     }
-    if (r->o.helo) {
+    if (r->has_proxy) {
+        /* set before the EHLO (start_egress_proxy) */
+    } else if (r->o.helo) {
         mp_strlcpy(r->rep.helo, r->o.helo, sizeof r->rep.helo);
     } else if (r->rep.ptr[0]) {
         mp_strlcpy(r->rep.helo, r->rep.ptr, sizeof r->rep.helo);
@@ -726,15 +900,8 @@ static void start_ident(doc_run_t *r)
             question_ask(r, r->bl_dns, DNS_RR_TXT, name, Q_BL_TXT, i, 0);
         }
     }
-    for (size_t i = 0; i < r->o.nreference_mx; i++) {
-        ref_t *ref = &r->ref[i];
-        if (!ref_parse(r->o.reference_mx[i], ref))
-            continue;
-        if (ref->literal)
-            continue;
-        question_ask(r, r->dns, DNS_RR_A, ref->host, Q_REF_A, i, 0);
-        question_ask(r, r->dns, DNS_RR_AAAA, ref->host, Q_REF_AAAA, i, 0);
-    }
+    if (!r->has_proxy)
+        start_refs(r);   /* through a proxy: asked in EGRESS */
 }
 
 static void start_connect(doc_run_t *r)
@@ -776,13 +943,25 @@ static void run_finish(doc_run_t *r)
     r->cb(r, &r->rep, r->arg);   /* may free r */
 }
 
+/* The phase after r->phase in this run's order (doctor_int.h). */
+static int phase_next(const doc_run_t *r)
+{
+    static const int direct[] = { PH_EGRESS, PH_PTR, PH_IDENT, PH_CONNECT, PH_EHLO, PH_DONE };
+    static const int proxy[] = { PH_EGRESS, PH_CONNECT, PH_EHLO, PH_PTR, PH_IDENT, PH_DONE };
+    const int *order = r->has_proxy ? proxy : direct;
+    for (size_t i = 0; i + 1 < sizeof direct / sizeof direct[0]; i++)
+        if (order[i] == r->phase)
+            return order[i + 1];
+    return PH_DONE;
+}
+
 static void run_kick_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     doc_run_t *r = arg;
     while (r->pending == 0 && r->phase < PH_DONE) {
-        r->phase++;
+        r->phase = phase_next(r);
         switch (r->phase) {
         case PH_PTR: start_ptr(r); break;
         case PH_IDENT: start_ident(r); break;
@@ -863,6 +1042,16 @@ doc_run_t *doc_run_start(struct event_base *base, const doc_opts_t *o, doc_done_
         *st = MP_ERR_ARG;
         goto fail;
     }
+    if (o->proxy) {
+        if (o->proxy->kind != NET_EGRESS_SOCKS5 || r->o.source || o->quick) {
+            *st = MP_ERR_ARG;
+            goto fail;
+        }
+        r->proxy = *o->proxy;
+        r->has_proxy = true;
+        r->o.proxy = &r->proxy;
+        mp_strlcpy(r->rep.proxy, r->proxy.name, sizeof r->rep.proxy);
+    }
     unsigned tries_ms = r->o.timeout_ms < 2000 ? r->o.timeout_ms : r->o.timeout_ms / 2;
     dns_opts_t d = { .server = r->o.dns, .timeout_ms = tries_ms, .tries = 2,
                      .local_addr = r->o.source };
@@ -874,7 +1063,7 @@ doc_run_t *doc_run_start(struct event_base *base, const doc_opts_t *o, doc_done_
     if (!r->bl_dns)
         goto fail;
     d.server = r->o.myip_dns;
-    if (strcmp(r->o.myip_dns, "none") != 0 && !(r->myip = dns_resolver_new(base, &d, st)))
+    if (strcmp(r->o.myip_dns, "none") != 0 && !r->has_proxy && !(r->myip = dns_resolver_new(base, &d, st)))
         goto fail;
     r->kick = evtimer_new(base, run_kick_cb, r);
     if (!r->kick) {

@@ -10,6 +10,13 @@
  * then QUIT. Each check ends ok, warn or fail with one line of what was found and one of
  * what to do. Quick mode runs 1, 2 (needed by the others), 4 and 5.
  *
+ * Through a SOCKS5 proxy (opts.proxy) the same checks apply as far as they can: check 2
+ * is the proxy itself (reachable, RFC 1928 handshake, RFC 1929 authentication), 3 and 8
+ * go through it (net/socks5.h drives the handshake), and the egress address judged by
+ * 4-7 is the client address the reference MX echoes in check 8 (a DNS "myip" question
+ * would show this machine's address, not the proxy's), so a proxy run connects first
+ * and looks up after; without an echo the egress address is unknown (warnings).
+ *
  * It never sends MAIL, RCPT or DATA. It owns its resolvers and sockets and frees them
  * before calling back; the report is borrowed by the callback. It does not print: the
  * caller renders the report (text or JSON).
@@ -23,6 +30,7 @@
 #include <event2/event.h>
 
 #include "mailprobe.h"
+#include "net/egress.h"
 
 #define DOC_LIST_MAX 16          /* reference MX hosts, DNSBL zones */
 #define DOC_TEXT_MAX 512         /* one line of a check */
@@ -60,6 +68,8 @@ typedef struct {
     bool helo_defaulted;       /* helo came from the PTR (no --helo) */
     char from[512];            /* MAIL FROM ("" = null sender) */
     char echoed[64];           /* the client address the reference MX echoed, "" none */
+    char proxy[320];           /* the SOCKS5 proxy gone through (its name, never the
+                                  password), "" none */
 } doc_report_t;
 
 typedef struct {
@@ -67,6 +77,8 @@ typedef struct {
     const char *fallback_helo; /* judged when helo is unset and no PTR is confirmed */
     const char *from;          /* "" or NULL: null sender */
     const char *source;        /* local address to bind, NULL: any */
+    const net_egress_t *proxy; /* a SOCKS5 egress to check and go through (copied), NULL:
+                                  none; excludes source and quick */
     const char *dns;           /* resolver for everything but myip/DNSBL; NULL: resolv.conf */
     const char *dnsbl_dns;     /* resolver for DNSBL queries; NULL: dns */
     const char *myip_dns;      /* server answering the myip name with the client address */
@@ -93,7 +105,8 @@ typedef void (*doc_done_cb)(doc_run_t *run, const doc_report_t *rep, void *arg);
 
 /**
  * Start a run on base. Options are copied. NULL with *st set on bad options (MP_ERR_ARG:
- * a --source or resolver address that does not parse) or no memory.
+ * a --source or resolver address that does not parse, a proxy that is not SOCKS5 or
+ * comes with a source or quick mode) or no memory.
  */
 doc_run_t *doc_run_start(struct event_base *base, const doc_opts_t *o, doc_done_cb cb,
                          void *arg, mp_status_t *st);

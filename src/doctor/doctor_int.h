@@ -14,15 +14,24 @@
 #include "dns/dns.h"
 #include "dns/spf.h"
 #include "doctor/doctor.h"
+#include "net/socks5.h"
 #include "smtp/reply.h"
 
 #define PTR_NAMES_MAX 4
 #define SPF_STORE_MAX 48
 #define REPLY_BUF_MAX 65536   /* bytes of server replies kept before giving up */
 
+/* Phases; a run goes through them in the order of its mode (doctor.c phase_next):
+ * direct EGRESS PTR IDENT CONNECT EHLO DONE; through a proxy EGRESS CONNECT EHLO PTR
+ * IDENT DONE (the egress address is known only from the EHLO's echo). */
 enum { PH_EGRESS, PH_PTR, PH_IDENT, PH_CONNECT, PH_EHLO, PH_DONE };
 
-typedef enum { C_NONE = 0, C_OK, C_REFUSED, C_TIMEOUT, C_RESET, C_UNREACHABLE, C_ERROR } conn_res_t;
+/* C_PROXY: the proxy itself failed (not reachable, not SOCKS5, methods, authentication);
+ * C_DENIED: the proxy refused the CONNECT on its own account (REP 1, 2, 7, 8, unassigned).
+ * Through a proxy, REP 5 is C_REFUSED, REP 3/4 C_UNREACHABLE, REP 6 and silence after
+ * the CONNECT request C_TIMEOUT: the server's answers, relayed. */
+typedef enum { C_NONE = 0, C_OK, C_REFUSED, C_TIMEOUT, C_RESET, C_UNREACHABLE, C_ERROR,
+               C_PROXY, C_DENIED } conn_res_t;
 
 
 typedef struct doc_run doc_run_t;
@@ -68,6 +77,9 @@ typedef struct conn {
     smtp_reply_t banner, ehlo;
     bool have_banner, have_ehlo;
     char err[160];
+    /* through the proxy (run->has_proxy): connected to it, tunnel open, the handshake */
+    bool via_proxy, proxy_up, tunnel;
+    socks5_t socks;
 } conn_t;
 
 /* One DNS question's context (the arg of its callback). */
@@ -85,6 +97,8 @@ enum { Q_MYIP_A, Q_MYIP_TXT, Q_PTR, Q_PTR_FWD, Q_HELO_A, Q_HELO_AAAA, Q_FROM_MX,
 struct doc_run {
     struct event_base *base;
     doc_opts_t o;
+    net_egress_t proxy;                /* o.proxy points here when has_proxy */
+    bool has_proxy;
     char s_helo[256], s_fallback[256], s_from[512], s_source[64], s_dns[128], s_bldns[128],
         s_myip_dns[128], s_myip_name[256];
     char s_ref[DOC_LIST_MAX][300], s_bl[DOC_LIST_MAX][256];
@@ -130,6 +144,10 @@ bool doc_addr_is_private(const char *ip);
 
 /** The same address, whatever the spelling. */
 bool doc_addr_same(const char *a, const char *b);
+
+/** The client address the server of an EHLO connection echoed (EHLO reply when
+ *  accepted, else the banner); false and "" when none. */
+bool doc_conn_echo(const conn_t *e, char *out, size_t size);
 
 /** Format into a DOC_TEXT_MAX line. */
 __attribute__((format(printf, 2, 3))) void doc_text_put(char *dst, const char *fmt, ...);

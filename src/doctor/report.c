@@ -30,7 +30,14 @@ static void report_config(doc_run_t *r)
         doc_text_put(c->message, "%s", why);
     if (l != DOC_OK)
         doc_text_put(c->fix, "%s", fix);
-    if (!r->o.helo && !r->rep.helo_defaulted) {
+    if (!r->o.helo && r->has_proxy) {
+        level_raise(c, DOC_WARN);
+        doc_detail_add(c, "no HELO given for the proxy (socks5://...=HELO) nor --helo: the "
+                          "HELO falls back to this host's name, '%s'", r->rep.helo);
+        if (!c->fix[0])
+            doc_text_put(c->fix, "give the proxy its HELO name (--proxy socks5://...=NAME), a "
+                                 "name whose A record is the proxy's public address");
+    } else if (!r->o.helo && !r->rep.helo_defaulted) {
         level_raise(c, DOC_WARN);
         doc_detail_add(c,
                        "no --helo and no forward-confirmed PTR for %s: the HELO falls back to "
@@ -62,9 +69,122 @@ static void report_config(doc_run_t *r)
     }
 }
 
+/* Did this connection get past the proxy's methods and authentication (the proxy then
+ * answered, or is waiting for, our CONNECT request)? */
+static bool conn_past_auth(const conn_t *k)
+{
+    return k->tunnel || (k->proxy_up && k->socks.state == SOCKS5_ST_REPLY) ||
+           k->socks.err == SOCKS5_E_REP || k->socks.err == SOCKS5_E_ATYP;
+}
+
+/* The connection that tells best how the proxy itself did: one past authentication,
+ * else the first that failed on the proxy's account; NULL when none was tried. */
+static const conn_t *proxy_witness(const doc_run_t *r, bool *ok)
+{
+    const conn_t *bad = NULL;
+    *ok = false;
+    for (size_t i = 0; i <= r->nconns; i++) {
+        const conn_t *k = i < r->nconns ? r->conns[i] : r->ehlo;
+        if (!k)
+            continue;
+        if (conn_past_auth(k)) {
+            *ok = true;
+            return k;
+        }
+        if (!bad && k->res == C_PROXY)
+            bad = k;
+    }
+    return bad;
+}
+
+/* What to do about a proxy that failed, by the step that failed (RFC 1928 §3, RFC 1929). */
+static void proxy_fix(const doc_run_t *r, const conn_t *k, char *fix)
+{
+    if (!k->proxy_up) {
+        doc_text_put(fix, "the proxy does not accept connections: start it, or correct "
+                          "HOST:PORT in --proxy (a firewall on the way may drop them)");
+        return;
+    }
+    switch (k->socks.err) {
+    case SOCKS5_E_AUTH:
+        doc_text_put(fix, "correct USER:PASS in --proxy (%%-encode ':', '@' and '%%' in them), "
+                          "or ask the proxy's operator to let user '%s' in",
+                     r->proxy.user);
+        break;
+    case SOCKS5_E_NO_METHOD:
+        if (r->proxy.user[0])
+            doc_text_put(fix, "the proxy takes neither no authentication nor user/password "
+                              "(RFC 1928 method X'FF'): mailprobe offers only these two; use "
+                              "a proxy that accepts one of them");
+        else
+            doc_text_put(fix, "give the proxy's user name and password: socks5://USER:PASS@"
+                              "HOST:PORT (RFC 1929)");
+        break;
+    case SOCKS5_E_VERSION:
+        doc_text_put(fix, "this address does not answer as a SOCKS5 server (RFC 1928 version "
+                          "5): check the port; a SOCKS4 or HTTP proxy does not do");
+        break;
+    case SOCKS5_E_METHOD:
+        doc_text_put(fix, "the proxy chose a method mailprobe did not offer (RFC 1928 §3): it "
+                          "is broken or not SOCKS5; use another");
+        break;
+    default:
+        doc_text_put(fix, "the proxy does not complete the SOCKS5 handshake: check that it "
+                          "is a SOCKS5 server, and its logs");
+        break;
+    }
+}
+
+/* Check 2 through a proxy: the proxy itself, and the public address the EHLO's server
+ * echoed (the only view of it a proxy run has). */
+static void report_egress_proxy(doc_run_t *r)
+{
+    doc_check_t *c = &r->rep.check[DOC_EGRESS];
+    bool ok;
+    const conn_t *k = proxy_witness(r, &ok);
+    doc_detail_add(c, "local address towards the proxy: %s",
+                   r->rep.local_addr[0] ? r->rep.local_addr : "unknown");
+    if (!k) {
+        c->level = DOC_WARN;
+        doc_text_put(c->message, "SOCKS5 proxy %s not tried: no reference MX address to ask "
+                                 "it for", r->proxy.name);
+        doc_text_put(c->fix, "see check 3");
+        return;
+    }
+    if (!ok) {
+        c->level = DOC_FAIL;
+        doc_text_put(c->message, "SOCKS5 proxy %s: %s%s", r->proxy.name, k->err,
+                     k->socks.err == SOCKS5_E_AUTH ? " (RFC 1929 authentication failed)" : "");
+        proxy_fix(r, k, c->fix);
+        return;
+    }
+    const char *hs = r->proxy.user[0] ? "handshake and authentication (RFC 1929) ok"
+                                      : "handshake ok (no authentication)";
+    conn_t *e = r->ehlo;
+    if (r->rep.public_addr[0]) {
+        c->level = DOC_OK;
+        doc_text_put(c->message, "SOCKS5 proxy %s: %s; public address %s (echoed by %s)",
+                     r->proxy.name, hs, r->rep.public_addr, e ? e->ref->host : "?");
+        return;
+    }
+    c->level = DOC_WARN;
+    doc_text_put(c->message, "SOCKS5 proxy %s: %s; its public address is unknown: %s",
+                 r->proxy.name, hs,
+                 e && e->have_banner ? "the reference MX does not echo the client address"
+                                     : "no EHLO got through it (check 8)");
+    doc_text_put(c->fix,
+                 "reverse DNS, HELO, SPF and blocklist checks need the address servers see: "
+                 "give a reference MX that echoes the client address (Exim does; "
+                 "--reference-mx), or ask the proxy's operator for its outgoing address");
+}
+
 static void report_egress(doc_run_t *r)
 {
     doc_check_t *c = &r->rep.check[DOC_EGRESS];
+    if (r->has_proxy) {
+        report_egress_proxy(r);
+        return;
+    }
     c->level = DOC_OK;
     const char *loc = r->rep.local_addr[0] ? r->rep.local_addr : "unknown";
     if (r->rep.public_addr[0]) {
@@ -102,7 +222,14 @@ static void report_port25(doc_run_t *r)
 {
     doc_check_t *c = &r->rep.check[DOC_PORT25];
     size_t ok4 = 0, ok6 = 0, tried4 = 0, tried6 = 0, bad6 = 0, n = 0;
-    unsigned ntimeout = 0, nrefused = 0, nreset = 0;
+    unsigned ntimeout = 0, nrefused = 0, nreset = 0, ndenied = 0;
+    bool proxy_ok = true;
+    if (r->has_proxy && proxy_witness(r, &proxy_ok) && !proxy_ok) {
+        c->level = DOC_SKIP;
+        doc_text_put(c->message, "not checked: the SOCKS5 proxy failed (check 2)");
+        return;
+    }
+    const char *via = r->has_proxy ? " through the proxy" : "";
     for (size_t i = 0; i < r->o.nreference_mx; i++) {
         ref_t *ref = &r->ref[i];
         if (!ref->host[0]) {
@@ -138,13 +265,14 @@ static void report_port25(doc_run_t *r)
             ntimeout += cr == C_TIMEOUT;
             nrefused += cr == C_REFUSED;
             nreset += cr == C_RESET;
+            ndenied += cr == C_DENIED;
         }
     }
     if (ok4 + ok6 > 0) {
         c->level = (tried4 > ok4 || bad6 > 0) ? DOC_WARN : DOC_OK;
         doc_text_put(c->message,
-                     "port 25 reachable: %zu of %zu addresses (IPv4 %zu/%zu, IPv6 %zu/%zu)",
-                     ok4 + ok6, n, ok4, tried4, ok6, tried6);
+                     "port 25 reachable%s: %zu of %zu addresses (IPv4 %zu/%zu, IPv6 %zu/%zu)",
+                     via, ok4 + ok6, n, ok4, tried4, ok6, tried6);
         if (c->level == DOC_WARN)
             doc_text_put(c->fix, "some reference MX did not answer: see the lines below; a family "
                                  "that never connects is blocked or has no route");
@@ -155,6 +283,24 @@ static void report_port25(doc_run_t *r)
         doc_text_put(c->message, "no reference MX address to try");
         doc_text_put(c->fix,
                      "check the resolver (--dns) and the reference MX list (--reference-mx)");
+        return;
+    }
+    if (r->has_proxy) {
+        doc_text_put(c->message,
+                     "port 25 unreachable through the proxy: %u timeout, %u refused by the "
+                     "server, %u refused by the proxy of %zu",
+                     ntimeout, nrefused, ndenied, n);
+        if (ndenied)
+            doc_text_put(c->fix,
+                         "the proxy refuses the connections itself (its rules: REP 2 \"not "
+                         "allowed by ruleset\" is what providers that block port 25 answer): "
+                         "ask its operator to allow port 25, or use another proxy");
+        else
+            doc_text_put(c->fix,
+                         "the proxy's network %s outbound port 25: use a SOCKS5 proxy on a host "
+                         "with port 25 open (ports 587/465 do not help: a receiving MX only "
+                         "listens on 25)",
+                         ntimeout >= nrefused ? "filters" : "refuses");
         return;
     }
     doc_text_put(c->message, "port 25 unreachable: %u timeout, %u refused, %u reset of %zu",
@@ -176,8 +322,11 @@ static void report_rdns(doc_run_t *r)
     const char *ip = r->rep.egress;
     if (!ip[0]) {
         c->level = DOC_WARN;
-        doc_text_put(c->message, "no egress address found: reverse DNS not checked");
-        doc_text_put(c->fix, "see check 2 (or give --source)");
+        doc_text_put(c->message, r->has_proxy
+                                     ? "the proxy's public address is unknown: reverse DNS not "
+                                       "checked"
+                                     : "no egress address found: reverse DNS not checked");
+        doc_text_put(c->fix, r->has_proxy ? "see check 2" : "see check 2 (or give --source)");
         return;
     }
     for (size_t i = 0; i < r->nptr; i++)
@@ -300,6 +449,12 @@ static void report_dnsbl(doc_run_t *r)
     doc_check_t *c = &r->rep.check[DOC_DNSBL];
     size_t listed = 0, unusable = 0, clean = 0;
     bool pbl = false;
+    if (!r->rep.egress[0]) {
+        c->level = DOC_WARN;
+        doc_text_put(c->message, "the egress address is unknown: no blocklist looked up");
+        doc_text_put(c->fix, "see check 2");
+        return;
+    }
     for (size_t i = 0; i < r->o.ndnsbl; i++) {
         bl_t *b = &r->bl[i];
         const char *a2[4], *a1[4], *a[4];
@@ -395,7 +550,8 @@ static void report_from(doc_run_t *r)
     c->level = DOC_OK;
     if (r->from_mx_st == DNS_OK && !r->from_null_mx) {
         doc_text_put(c->message, "%s: MX %s; SPF %s", d, r->from_mx,
-                     spf_result_name(r->spf_from.out.result));
+                     r->rep.egress[0] ? spf_result_name(r->spf_from.out.result)
+                                      : "not evaluated (egress address unknown)");
     } else if (r->from_null_mx) {
         c->level = DOC_FAIL;
         doc_text_put(c->message,
@@ -422,6 +578,13 @@ static void report_from(doc_run_t *r)
         doc_text_put(c->message, "MX of %s not known: %s", d, dns_status_name(r->from_mx_st));
         doc_text_put(c->fix, "check the resolver (--dns)");
     }
+    if (!r->rep.egress[0]) {
+        level_raise(c, DOC_WARN);
+        doc_detail_add(c, "SPF of %s not evaluated: the egress address is unknown", d);
+        if (!c->fix[0])
+            doc_text_put(c->fix, "see check 2");
+        return;
+    }
     spf_detail(c, "MAIL FROM", &r->spf_from);
     doc_level_t sl = spf_level(r->spf_from.out.result, false);
     if (sl > c->level) {
@@ -437,6 +600,12 @@ static void report_ehlo(doc_run_t *r)
 {
     doc_check_t *c = &r->rep.check[DOC_EHLO];
     conn_t *e = r->ehlo;
+    bool proxy_ok = true;
+    if (r->has_proxy && proxy_witness(r, &proxy_ok) && !proxy_ok) {
+        c->level = DOC_SKIP;
+        doc_text_put(c->message, "not tried: the SOCKS5 proxy failed (check 2)");
+        return;
+    }
     if (!e) {
         c->level = DOC_FAIL;
         doc_text_put(c->message, "no reference MX reachable on port 25: no conversation possible");
@@ -472,10 +641,22 @@ static void report_ehlo(doc_run_t *r)
         return;
     }
     char echo[64] = "";
-    if (!doc_echoed_addr(e->ehlo.text, echo, sizeof echo))
-        doc_echoed_addr(e->banner.text, echo, sizeof echo);
+    doc_conn_echo(e, echo, sizeof echo);
     mp_strlcpy(r->rep.echoed, echo, sizeof r->rep.echoed);
     c->level = DOC_OK;
+    if (r->has_proxy) {
+        if (echo[0])
+            doc_text_put(c->message,
+                         "%s [%s] accepted EHLO %s through the proxy and sees this client as %s "
+                         "(the proxy's public address: the egress address of checks 4-7)",
+                         e->ref->host, ip, r->rep.helo, echo);
+        else
+            doc_text_put(c->message,
+                         "%s [%s] accepted EHLO %s through the proxy (it does not echo the "
+                         "client address: the proxy's public address stays unknown)",
+                         e->ref->host, ip, r->rep.helo);
+        return;
+    }
     if (!echo[0]) {
         doc_text_put(c->message, "%s [%s] accepted EHLO %s (it does not echo the client address)",
                      e->ref->host, ip, r->rep.helo);

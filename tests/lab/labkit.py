@@ -507,6 +507,89 @@ print(json.dumps(out))
         return out
 
 
+# --------------------------------------------------------------------------- danted
+SOCKS_USER = "mplabsocks"  # system user of the lab proxies' user/password method
+SOCKS_LOCK = "/tmp/mplab-socks-user.lock"  # its password is machine-wide, not per namespace
+
+
+def wait_listening(ip, port, secs=15):
+    """True once something accepts TCP connections on ip:port inside the namespace."""
+    probe = ("import socket,sys,time\nend=time.time()+%d\n"
+             "while time.time()<end:\n"
+             " try:\n  socket.create_connection(('%s',%d),1).close(); sys.exit(0)\n"
+             " except OSError: time.sleep(0.1)\nsys.exit(1)\n" % (secs, ip, port))
+    return nsexec(["/usr/bin/python3", "-c", probe]).returncode == 0
+
+
+class Danted:
+    """Debian's danted (SOCKS5) inside the namespace, one process per proxy, started and
+    stopped by pid; the system user SOCKS_USER gets a fresh random password for the run
+    (held under an exclusive lock, as the password is the machine's) and is locked again
+    on stop. Usage: d = Danted("name"); d.start(...); ...; d.stop()."""
+
+    def __init__(self, tag):
+        import secrets
+        self.dir = os.path.join(LAB, "dante-" + tag)
+        self.procs = []
+        self.password = "pw-" + secrets.token_hex(8)
+        self._lock = None
+
+    def begin(self):
+        """Check danted and the user, take the lock, set the password. Fails, never skips."""
+        import fcntl
+        require_lab()
+        if not os.path.exists("/usr/sbin/danted"):
+            raise LabError("danted is missing: run scripts/lab-deps (dante-server)")
+        if subprocess.run(["getent", "passwd", SOCKS_USER], capture_output=True).returncode:
+            raise LabError("system user %s is missing: run scripts/lab-deps" % SOCKS_USER)
+        self._lock = open(SOCKS_LOCK, "w")
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        subprocess.run(["chpasswd"], input="%s:%s\n" % (SOCKS_USER, self.password), text=True,
+                       check=True)
+        os.makedirs(self.dir, exist_ok=True)
+
+    def start(self, name, ip, method, block25=False, external=None):
+        """One danted on ip:1080 (method "username" or "none"); block25: a rule refusing
+        port 25 (REP 2); external: the address it connects from (default ip)."""
+        conf = os.path.join(self.dir, name + ".conf")
+        rules = "socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 port = 25 }\n" if block25 else ""
+        with open(conf, "w") as f:
+            f.write("logoutput: %s\ninternal: %s port = 1080\nexternal: %s\n"
+                    "socksmethod: %s\nuser.privileged: root\nuser.unprivileged: nobody\n"
+                    "client pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }\n%s"
+                    "socks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 command: connect }\n"
+                    % (conf[:-5] + ".log", ip, external or ip, method, rules))
+        with open(os.path.join(self.dir, name + ".out"), "w") as out:
+            self.procs.append(subprocess.Popen(
+                ["ip", "netns", "exec", NS, "/usr/sbin/danted", "-f", conf, "-N", "1",
+                 "-p", os.path.join(self.dir, name + ".pid")],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True))
+        if not wait_listening(ip, 1080):
+            raise LabError("danted on %s did not start: see %s" % (ip, self.dir))
+
+    def url(self, ip, password=None, helo="", user=SOCKS_USER):
+        return "socks5://%s%s:1080%s" % (
+            "%s:%s@" % (user, password or self.password) if user else "", ip,
+            "=" + helo if helo else "")
+
+    def stop(self):
+        """Stop every danted started (by pid), lock the user, release the lock."""
+        import signal
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        self.procs = []
+        if self._lock:
+            subprocess.run(["usermod", "-L", SOCKS_USER], capture_output=True)
+            self._lock.close()
+            self._lock = None
+
+
 # --------------------------------------------------------------------------- unittest
 class LabCase(unittest.TestCase):
     maxDiff = None

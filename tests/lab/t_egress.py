@@ -18,9 +18,6 @@ unknown/connect_failed naming the proxy, never a verdict about the mailbox, and 
 password is never printed."""
 import os
 import re
-import secrets
-import signal
-import subprocess
 import sys
 import time
 
@@ -37,7 +34,7 @@ UNKNOWN = ["nobody@postfix.test", "nobody@multi.test", "nobody@twoip.test",
 REJECT = re.compile(r"reject: RCPT from unknown\[([0-9.]+)\]: .* to=<([^>]+)> .*helo=<([^>]+)>")
 CONNECT = re.compile(r"postfix/(\w+)/smtpd\[\d+\]: connect from unknown\[([0-9.]+)\]")
 
-SOCKS_USER = "mplabsocks"
+SOCKS_USER = labkit.SOCKS_USER
 AUTH_PROXY, RULE_PROXY, DOWN_PROXY = "127.0.8.1", "127.0.8.2", "127.0.8.9"
 
 
@@ -95,67 +92,28 @@ class Sources(labkit.LabCase):
         self.assertEqual(ehlos, {"EHLO " + HELOS[ips[0]]})
 
 
-# --------------------------------------------------------------------------- danted
-def danted_conf(path, ip, method, block25):
-    rules = "socks block { from: 0.0.0.0/0 to: 0.0.0.0/0 port = 25 }\n" if block25 else ""
-    with open(path, "w") as f:
-        f.write("logoutput: %s\ninternal: %s port = 1080\nexternal: %s\n"
-                "socksmethod: %s\nuser.privileged: root\nuser.unprivileged: nobody\n"
-                "client pass { from: 0.0.0.0/0 to: 0.0.0.0/0 }\n%s"
-                "socks pass { from: 0.0.0.0/0 to: 0.0.0.0/0 command: connect }\n"
-                % (path[:-5] + ".log", ip, ip, method, rules))
-
-
-def wait_listening(ip, port, secs=15):
-    probe = ("import socket,sys,time\nend=time.time()+%d\n"
-             "while time.time()<end:\n"
-             " try:\n  socket.create_connection(('%s',%d),1).close(); sys.exit(0)\n"
-             " except OSError: time.sleep(0.1)\nsys.exit(1)\n" % (secs, ip, port))
-    return labkit.nsexec(["/usr/bin/python3", "-c", probe]).returncode == 0
-
-
 class Proxy(labkit.LabCase):
-    procs = []
+    danted = None
 
     @classmethod
     def setUpClass(cls):
-        labkit.require_lab()
-        if not os.path.exists("/usr/sbin/danted"):
-            raise labkit.LabError("danted is missing: run scripts/lab-deps (dante-server)")
-        if subprocess.run(["getent", "passwd", SOCKS_USER], capture_output=True).returncode:
-            raise labkit.LabError("system user %s is missing: run scripts/lab-deps" % SOCKS_USER)
-        cls.password = "pw-" + secrets.token_hex(8)
-        subprocess.run(["chpasswd"], input="%s:%s\n" % (SOCKS_USER, cls.password), text=True,
-                       check=True)
-        d = os.path.join(LAB, "dante")
-        os.makedirs(d, exist_ok=True)
-        for name, ip, method, block in (("auth", AUTH_PROXY, "username", False),
-                                        ("rule", RULE_PROXY, "none", True)):
-            conf = os.path.join(d, name + ".conf")
-            danted_conf(conf, ip, method, block)
-            with open(os.path.join(d, name + ".out"), "w") as out:
-                cls.procs.append(subprocess.Popen(
-                    ["ip", "netns", "exec", NS, "/usr/sbin/danted", "-f", conf, "-N", "1",
-                     "-p", os.path.join(d, name + ".pid")],
-                    stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True))
-            if not wait_listening(ip, 1080):
-                raise labkit.LabError("danted on %s did not start: see %s" % (ip, d))
+        cls.danted = labkit.Danted("egress")
+        cls.password = cls.danted.password
+        try:
+            cls.danted.begin()
+            cls.danted.start("auth", AUTH_PROXY, "username")
+            cls.danted.start("rule", RULE_PROXY, "none", block25=True)
+        except BaseException:
+            cls.danted.stop()  # tearDownClass does not run after a failed setUpClass
+            raise
 
     @classmethod
     def tearDownClass(cls):
-        for p in cls.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-        subprocess.run(["usermod", "-L", SOCKS_USER], capture_output=True)
+        if cls.danted:
+            cls.danted.stop()
 
     def proxy(self, ip=AUTH_PROXY, password=None, helo=""):
-        return "socks5://%s:%s@%s:1080%s" % (SOCKS_USER, password or self.password, ip,
-                                             "=" + helo if helo else "")
+        return self.danted.url(ip, password, helo)
 
     def test_same_verdicts_as_direct(self):
         addrs = ["alice@postfix.test", "nobody@postfix.test", "full@access.test",
