@@ -12,6 +12,7 @@ client address in its EHLO reply), the scripted 554 banner, a refused address an
 listener whose full accept queue drops SYNs (a timeout). Nothing outside the namespace is
 contacted: every reference host, list and resolver is given on the command line.
 """
+import contextlib
 import json
 import os
 import socket
@@ -56,6 +57,27 @@ def doctor(*args, base=True, mx=True):
     p = labkit.nsexec(argv, capture_output=True, text=True, timeout=120)
     labkit.assert_clean_stderr(p.stderr)
     return Doc(p)
+
+
+@contextlib.contextmanager
+def dropping_listener():
+    """A listener on DROP whose accept queue is full, so the kernel drops further SYNs (a
+    filtered port); started for the block, then stopped (its own process, by its pipe)."""
+    helper = ("import socket, sys, time\n"
+              "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+              "s.bind((%r, %d)); s.listen(0)\n"
+              "c = socket.create_connection((%r, %d))\n"
+              "print('ready', flush=True); sys.stdin.read()\n" % (DROP + DROP))
+    p = labkit.nspopen(["/usr/bin/python3", "-c", helper], stdin=subprocess.PIPE,
+                       stdout=subprocess.PIPE, text=True)
+    try:
+        if p.stdout.readline().strip() != "ready":
+            raise labkit.LabError("the dropping listener on %s:%d did not start" % DROP)
+        yield
+    finally:
+        p.stdin.close()
+        p.wait(timeout=10)
+        p.stdout.close()
 
 
 class DoctorCase(labkit.LabCase):
@@ -240,22 +262,9 @@ class Reachability(DoctorCase):
         self.assertIn("587/465", d.check("port25")["fix"])
 
     def test_port_drops(self):
-        # a listener whose accept queue is full: the kernel drops further SYNs
-        helper = ("import socket, sys, time\n"
-                  "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-                  "s.bind((%r, %d)); s.listen(0)\n"
-                  "c = socket.create_connection((%r, %d))\n"
-                  "print('ready', flush=True); sys.stdin.read()\n" % (DROP + DROP))
-        p = labkit.nspopen(["/usr/bin/python3", "-c", helper], stdin=subprocess.PIPE,
-                           stdout=subprocess.PIPE, text=True)
-        try:
-            self.assertEqual(p.stdout.readline().strip(), "ready")
+        with dropping_listener():
             d = doctor("--json", "--source", GOOD, "--helo", "good.doctor.test", "--from",
                        "verify@from.doctor.test", "--reference-mx", "%s:%d" % DROP, mx=False)
-        finally:
-            p.stdin.close()
-            p.wait(timeout=10)
-            p.stdout.close()
         self.assertEqual(d.rc, 1, repr(d))
         self.assertLevels(d, {"port25": "fail", "ehlo": "fail"})
         self.assertIn("1 timeout", d.check("port25")["message"])

@@ -174,6 +174,20 @@ class Proxy(td.DoctorCase):
         self.assertIn("does not echo the client address", d.check("ehlo")["message"])
         self.assertEqual((d.report()["egress"], d.report()["echoed_address"]), (None, None))
 
+    def test_server_silent_behind_the_proxy_is_a_timeout(self):
+        # the proxy waits for a server that drops SYNs: our deadline passes after the
+        # CONNECT request, so it is the server's timeout, not the proxy's failure
+        with td.dropping_listener():
+            d = td.doctor("--json", "--proxy", self.good(), "--reference-mx", "%s:%d" % td.DROP,
+                          *FROM, mx=False)
+        self.assertEqual(d.rc, 1, repr(d))
+        self.assertIn("handshake and authentication (RFC 1929) ok", d.check("egress")["message"])
+        p = d.check("port25")
+        self.assertEqual(p["status"], "fail", repr(d))
+        self.assertIn("1 timeout, 0 refused by the server, 0 refused by the proxy", p["message"])
+        self.assertIn("the proxy got no answer from the server in time", " ".join(p["details"]))
+        self.assertIn("filters outbound port 25", p["fix"])
+
     def test_source_and_proxy_two_reports(self):
         d = td.doctor("--json", "--source", td.GOOD + "=good.doctor.test",
                       "--proxy", self.danted.url(GOOD_PROXY, password="bad"), *FROM)
