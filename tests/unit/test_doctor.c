@@ -265,6 +265,93 @@ static void test_report_dnsbl_and_port25(void **state)
     free(r);
 }
 
+/* Through a proxy: check 2 is the proxy (each RFC 1928/1929 failure named, with its fix),
+ * 3 and 8 are skipped when it failed, and an unknown public address is a warning. */
+static doc_run_t *run_proxy(conn_t *k, const char *user)
+{
+    doc_run_t *r = run_good();
+    r->has_proxy = true;
+    r->proxy.kind = NET_EGRESS_SOCKS5;
+    mp_strlcpy(r->proxy.user, user, sizeof r->proxy.user);
+    mp_strlcpy(r->proxy.name, "socks5://u@192.0.2.80:1080", sizeof r->proxy.name);
+    memset(k, 0, sizeof *k);
+    k->run = r;
+    k->kind = K_PORT;
+    k->ref = &r->ref[0];
+    k->via_proxy = true;
+    r->conns[0] = k;
+    r->nconns = 1;
+    return r;
+}
+
+static void proxy_fails(conn_t *k, bool up, socks5_err_t err, const char *why)
+{
+    k->proxy_up = up;
+    k->socks.state = up ? SOCKS5_ST_FAILED : SOCKS5_ST_METHOD;
+    k->socks.err = err;
+    k->res = k->ref->c4 = C_PROXY;
+    mp_strlcpy(k->err, why, sizeof k->err);
+}
+
+static void test_report_proxy(void **state)
+{
+    (void)state;
+    conn_t k;
+    doc_run_t *r = run_proxy(&k, "u");
+    k.proxy_up = k.tunnel = true;
+    k.res = C_OK;
+    doc_report_build(r);
+    assert_int_equal(r->rep.check[DOC_EGRESS].level, DOC_OK);
+    assert_non_null(strstr(r->rep.check[DOC_EGRESS].message, "authentication (RFC 1929) ok"));
+    assert_non_null(strstr(r->rep.check[DOC_PORT25].message, "reachable through the proxy"));
+    /* no echo: the public address is unknown, the checks that need it warn */
+    r->rep.public_addr[0] = r->rep.egress[0] = '\0';
+    assert_int_equal(level(r, DOC_EGRESS), DOC_WARN);
+    for (int i = DOC_RDNS; i <= DOC_MAIL_FROM; i++)
+        if (i != DOC_HELO)
+            assert_int_equal(r->rep.check[i].level, DOC_WARN);
+    assert_int_equal(r->rep.check[DOC_HELO].level, DOC_WARN);   /* it resolves */
+    /* the proxy refused port 25 by rule: the proxy works, port 25 FAIL with its fix */
+    k.tunnel = false;
+    k.socks.state = SOCKS5_ST_FAILED;
+    k.socks.err = SOCKS5_E_REP;
+    k.socks.rep = 2;
+    k.res = r->ref[0].c4 = C_DENIED;
+    assert_int_equal(level(r, DOC_PORT25), DOC_FAIL);
+    assert_int_equal(r->rep.check[DOC_EGRESS].level, DOC_WARN);
+    assert_non_null(strstr(r->rep.check[DOC_PORT25].message, "1 refused by the proxy"));
+    assert_non_null(strstr(r->rep.check[DOC_PORT25].fix, "allow port 25"));
+    free(r);
+
+    static const struct {
+        bool up;
+        socks5_err_t err;
+        const char *user, *fix;
+    } cases[] = {
+        { false, SOCKS5_E_NONE, "u", "start it, or correct HOST:PORT" },
+        { true, SOCKS5_E_AUTH, "u", "correct USER:PASS" },
+        { true, SOCKS5_E_NO_METHOD, "", "socks5://USER:PASS@HOST:PORT (RFC 1929)" },
+        { true, SOCKS5_E_NO_METHOD, "u", "method X'FF'" },
+        { true, SOCKS5_E_VERSION, "u", "RFC 1928 version 5" },
+        { true, SOCKS5_E_METHOD, "u", "did not offer" },
+        { true, SOCKS5_E_NONE, "u", "does not complete the SOCKS5 handshake" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        r = run_proxy(&k, cases[i].user);
+        proxy_fails(&k, cases[i].up, cases[i].err, "why");
+        r->rep.public_addr[0] = r->rep.egress[0] = '\0';
+        assert_int_equal(level(r, DOC_EGRESS), DOC_FAIL);
+        assert_non_null(strstr(r->rep.check[DOC_EGRESS].message, "socks5://u@192.0.2.80:1080: why"));
+        assert_non_null(strstr(r->rep.check[DOC_EGRESS].fix, cases[i].fix));
+        assert_int_equal(r->rep.check[DOC_PORT25].level, DOC_SKIP);
+        assert_int_equal(r->rep.check[DOC_EHLO].level, DOC_SKIP);
+        assert_int_equal(r->rep.worst, DOC_FAIL);
+        if (cases[i].err == SOCKS5_E_AUTH)
+            assert_non_null(strstr(r->rep.check[DOC_EGRESS].message, "RFC 1929"));
+        free(r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -274,6 +361,7 @@ int main(void)
         cmocka_unit_test(test_echoed_addr),
         cmocka_unit_test(test_report_good_then_broken),
         cmocka_unit_test(test_report_dnsbl_and_port25),
+        cmocka_unit_test(test_report_proxy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
