@@ -801,12 +801,14 @@ static void start_refs(doc_run_t *r)
 static void start_egress_proxy(doc_run_t *r)
 {
     const struct sockaddr_storage *pa = &r->proxy.addr;
+    const struct sockaddr_in6 *p6 = (const struct sockaddr_in6 *)pa;
+    const struct sockaddr_in *p4 = (const struct sockaddr_in *)pa;
     char ip[64];
-    const void *a = pa->ss_family == AF_INET6
-                        ? (const void *)&((const struct sockaddr_in6 *)pa)->sin6_addr
-                        : (const void *)&((const struct sockaddr_in *)pa)->sin_addr;
-    if (inet_ntop(pa->ss_family, a, ip, sizeof ip))
-        local_addr_towards(ip, 1080, r->rep.local_addr, sizeof r->rep.local_addr);
+    bool v6 = pa->ss_family == AF_INET6;
+    if (inet_ntop(pa->ss_family, v6 ? (const void *)&p6->sin6_addr : (const void *)&p4->sin_addr,
+                  ip, sizeof ip))
+        local_addr_towards(ip, ntohs(v6 ? p6->sin6_port : p4->sin_port), r->rep.local_addr,
+                           sizeof r->rep.local_addr);
     mp_strlcpy(r->rep.helo, r->o.helo ? r->o.helo : r->o.fallback_helo ? r->o.fallback_helo : "",
                sizeof r->rep.helo);
     start_refs(r);
