@@ -1065,7 +1065,8 @@ doc_run_t *doc_run_start(struct event_base *base, const doc_opts_t *o, doc_done_
     if (!r->bl_dns)
         goto fail;
     d.server = r->o.myip_dns;
-    if (strcmp(r->o.myip_dns, "none") != 0 && !r->has_proxy && !(r->myip = dns_resolver_new(base, &d, st)))
+    bool want_myip = strcmp(r->o.myip_dns, "none") != 0 && !r->has_proxy; /* see PH_PTR */
+    if (want_myip && !(r->myip = dns_resolver_new(base, &d, st)))
         goto fail;
     r->kick = evtimer_new(base, run_kick_cb, r);
     if (!r->kick) {

@@ -341,7 +341,8 @@ static void test_report_proxy(void **state)
         proxy_fails(&k, cases[i].up, cases[i].err, "why");
         r->rep.public_addr[0] = r->rep.egress[0] = '\0';
         assert_int_equal(level(r, DOC_EGRESS), DOC_FAIL);
-        assert_non_null(strstr(r->rep.check[DOC_EGRESS].message, "socks5://u@192.0.2.80:1080: why"));
+        assert_non_null(
+            strstr(r->rep.check[DOC_EGRESS].message, "socks5://u@192.0.2.80:1080: why"));
         assert_non_null(strstr(r->rep.check[DOC_EGRESS].fix, cases[i].fix));
         assert_int_equal(r->rep.check[DOC_PORT25].level, DOC_SKIP);
         assert_int_equal(r->rep.check[DOC_EHLO].level, DOC_SKIP);
