@@ -291,11 +291,21 @@ void cli_doctor_startup(cli_cfg_t *c, bool warn)
     }
     free(c->startup);
     c->startup = rep;
-    /* the PTR becomes the default HELO when it is the one identity (one way out at most) */
-    if (!c->helo_given && rep->helo_defaulted && c->negress <= 1)
+    /* the PTR becomes the default HELO when it is the one identity: this machine's
+     * address, or one --source (a proxy's public address is not this machine's, and
+     * is known only through the proxy: 'mailprobe doctor --proxy') */
+    bool own = first ? c->negress == 1 : c->negress == 0;
+    bool bare_proxy = false;   /* a proxy without =HELO takes c->helo */
+    for (size_t i = 0; i < c->negress; i++)
+        bare_proxy = bare_proxy ||
+                     (c->egress[i].kind == NET_EGRESS_SOCKS5 && !c->egress[i].helo[0]);
+    if (!c->helo_given && rep->helo_defaulted && own)
         mp_strlcpy(c->helo, rep->ptr, sizeof c->helo);
     if (c->cmd == CMD_CHECK) {
-        if (!rep->helo_defaulted && !(first && first->helo[0]))
+        if (!c->helo_given && bare_proxy)
+            cli_log(c, MP_LOG_WARN, "warning: no --helo, and a --proxy without =HELO: HELO %s "
+                                    "through it (see 'mailprobe doctor --proxy')", c->helo);
+        else if (!rep->helo_defaulted && !(first && first->helo[0]))
             cli_log(c, MP_LOG_WARN, "warning: no --helo, and %s has no forward-confirmed "
                                     "PTR: HELO %s (see 'mailprobe doctor')",
                     rep->egress[0] ? rep->egress : "the egress address", c->helo);

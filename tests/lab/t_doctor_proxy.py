@@ -11,7 +11,9 @@ port 25 by rule (REP 2). Nothing listens on 127.0.8.9 (a proxy that is down). Ex
 public address and the egress address of checks 4-7; Postfix (127.0.1.10) does not echo,
 so the address stays unknown (warnings, not FAIL).
 """
+import json
 import os
+import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -194,6 +196,25 @@ class Proxy(td.DoctorCase):
         self.assertEqual(d.rc, 1, repr(d))
         self.assertEqual([(r["source"], r["proxy"], r["status"]) for r in d.json["reports"]],
                          [(td.GOOD, None, "ok"), (None, GOOD_NAME, "fail")])
+
+    def test_check_through_a_proxy_keeps_this_machines_ptr_out(self):
+        # the quick checks at start see this machine (127.0.0.1, PTR probe.lab.test):
+        # through a proxy that name is not the sender's, so it is not the default HELO
+        def check(proxy):
+            argv = labkit.mailprobe_argv_prefix() + [
+                "check", "--json", "--trace", "--no-catch-all-probe", "--dns", labkit.DNS,
+                "--timeout", "3s", "--allow-private-mx", "--from", labkit.FROM,
+                "--myip-dns", "127.0.0.57", "--proxy", proxy, "alice@exim.test"]
+            p = labkit.nsexec(argv, capture_output=True, text=True, timeout=120)
+            labkit.assert_clean_stderr(p.stderr)
+            return p, json.loads(p.stdout.splitlines()[0])
+        p, r = check(self.good(helo=""))
+        self.assertEqual(labkit.client_commands(r)[0], "EHLO " + socket.gethostname(), p.stderr)
+        self.assertIn("warning: no --helo, and a --proxy without =HELO", p.stderr)
+        p, r = check(self.good())
+        self.assertEqual(labkit.client_commands(r)[0], "EHLO good.doctor.test", p.stderr)
+        self.assertNotIn("warning", p.stderr)
+        self.assertNotIn(self.danted.password, p.stdout + p.stderr)
 
     def test_bad_proxy_spec_is_usage(self):
         d = td.doctor("--proxy", "socks4://%s:1080" % GOOD_PROXY)
