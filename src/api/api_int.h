@@ -75,6 +75,28 @@ void api_conns_tick(api_conns_t *g);
 /** Connections open now. */
 size_t api_conns_open(const api_conns_t *g);
 
+/* ---- evhttp's own error answers (errpage.c) ----------------------------------------- */
+
+/** What is watched on one connection's output: a response that may be evhttp's page. */
+typedef struct api_errpage {
+    size_t at;      /* where it starts in the output buffer */
+    bool watching;  /* a response began while no handler was answering */
+    bool rewriting; /* our own change of the buffer: not looked at */
+} api_errpage_t;
+
+/** From the output buffer's evbuffer callback: note what was added or written (info);
+ *  answering: a handler of the server answers a request on this connection now (its
+ *  replies are never looked at). When the response being watched is evhttp's own error
+ *  page, whole, it is replaced by a JSON answer with the same status (max_body names the
+ *  limit in a 413). Returns the status rewritten, -1 when the page may be whole only once
+ *  the current callbacks are over (then call api_errpage_settle), else 0. */
+int api_errpage_see(api_errpage_t *w, struct evbuffer *out, const struct evbuffer_cb_info *info,
+                    bool answering, size_t max_body);
+/** After evhttp's call chain is over (before the socket is written): rewrite the page it
+ *  wrote without a body (a request that said Expect: 100-continue), or stop watching.
+ *  Returns the status rewritten, else 0. */
+int api_errpage_settle(api_errpage_t *w, struct evbuffer *out, size_t max_body);
+
 /* ---- the server --------------------------------------------------------------------- */
 
 struct api {

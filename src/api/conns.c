@@ -51,6 +51,10 @@ typedef struct api_conn {
     bool trusted;             /* a request on it carried a valid token */
     bool ending;              /* shut down: evhttp will free it */
     bool held;                /* reading held while pipelined requests wait */
+    bool settle;              /* its output is to be looked at again (errpage.c) */
+    api_errpage_t page;       /* evhttp's own error answer, watched (errpage.c) */
+    struct evbuffer_cb_entry *out_cb;
+    api_conns_t *g;
     struct api_conn *prev, *next;
 } api_conn_t;
 
@@ -61,6 +65,7 @@ struct api_conns {
     strmap_t *by_bev;
     strmap_t *per_peer;      /* address -> connections (as a pointer-sized integer) */
     struct event *fresh_ev;
+    struct event *settle_ev;
     bool fresh;
 };
 
@@ -87,6 +92,8 @@ static void conn_release(api_conns_t *g, api_conn_t *c)
     else
         g->tail = c->prev;
     strmap_del(g->by_bev, c->key);
+    if (c->out_cb)
+        evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
     if (c->peer[0])
         peer_count(g, c->peer, -1, NULL);
     if (!c->ending)
@@ -144,6 +151,35 @@ static api_conn_t *conn_of(api_conns_t *g, struct evhttp_request *req)
     return strmap_get(g->by_bev, key);
 }
 
+/* The output buffer changed: evhttp's own error page becomes JSON (errpage.c). */
+static void on_output(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
+{
+    api_conn_t *c = arg;
+    api_conns_t *g = c->g;
+    int code = api_errpage_see(&c->page, out, info, c->busy, g->a->o.max_body);
+    if (code > 0)
+        api_metrics_code(&g->a->m, code);
+    else if (code < 0 && !c->settle) {
+        c->settle = true;
+        event_active(g->settle_ev, 0, 0); /* runs in this loop turn, before the next poll */
+    }
+}
+
+static void on_settle(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    api_conns_t *g = arg;
+    for (api_conn_t *c = g->head; c; c = c->next)
+        if (c->settle) {
+            c->settle = false;
+            int code = api_errpage_settle(&c->page, bufferevent_get_output(c->bev),
+                                          g->a->o.max_body);
+            if (code > 0)
+                api_metrics_code(&g->a->m, code);
+        }
+}
+
 static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
 {
     api_conns_t *g = arg;
@@ -156,12 +192,14 @@ static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
     }
     c->bev = bev;
     c->fd = -1;
+    c->g = g;
     snprintf(c->key, sizeof c->key, "%p", (void *)bev);
     if (!strmap_put(g->by_bev, c->key, c)) {
         free(c);
         return bev;
     }
     bufferevent_incref(bev);
+    c->out_cb = evbuffer_add_cb(bufferevent_get_output(bev), on_output, c);
     c->since_ms = mp_now_ms();
     c->prev = g->tail;
     if (g->tail)
@@ -259,7 +297,8 @@ api_conns_t *api_conns_new(api_t *a)
     g->by_bev = strmap_new();
     g->per_peer = strmap_new();
     g->fresh_ev = event_new(a->base, -1, 0, on_fresh, g);
-    if (!g->by_bev || !g->per_peer || !g->fresh_ev) {
+    g->settle_ev = event_new(a->base, -1, 0, on_settle, g);
+    if (!g->by_bev || !g->per_peer || !g->fresh_ev || !g->settle_ev) {
         api_conns_free(g);
         return NULL;
     }
@@ -275,6 +314,8 @@ void api_conns_free(api_conns_t *g)
         conn_release(g, g->head);
     if (g->fresh_ev)
         event_free(g->fresh_ev);
+    if (g->settle_ev)
+        event_free(g->settle_ev);
     strmap_free(g->by_bev, NULL);
     strmap_free(g->per_peer, NULL);
     free(g);
