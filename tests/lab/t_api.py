@@ -260,7 +260,8 @@ class Api(labkit.LabCase):
                                  "method_not_allowed")
         # too large: the server's --max-body is 64K
         r = self.post("/v1/jobs", "email\n" + "x@postfix.test\n" * 6000, "text/csv")
-        self.assertEqual(r.code, 413)
+        self.assertError(r, 413, "too_large")
+        self.assertIn("65536", r.json()["message"])
         # a bad job: no email column, empty, not JSON, an https webhook
         r = self.post("/v1/jobs", "name,city\nA,B\n", "text/csv")
         self.assertError(r, 400, "bad_input")
@@ -278,6 +279,95 @@ class Api(labkit.LabCase):
         self.assertError(self.post("/v1/jobs?colour=x", "email\na@b.test\n", "text/csv"),
                          400, "bad_request")
         # still alive and well
+        self.assertEqual(self.get("/healthz").json()["status"], "ok")
+
+    def raw(self, data):
+        """Send bytes as they are; the whole answer, up to the server's close."""
+        s = socket.create_connection(("127.0.0.1", self.srv.port), timeout=30)
+        try:
+            s.sendall(data)
+            out = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return out
+                out += chunk
+        finally:
+            s.close()
+
+    def assertRawError(self, data, code, error):
+        """The last answer on the connection is a JSON error (evhttp's own page before)."""
+        out = self.raw(data)
+        at = [m.start() for m in re.finditer(rb"HTTP/1\.[01] \d{3} ", out)][-1]
+        head, _, body = out[at:].partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        self.assertEqual(int(lines[0].split()[1]), code, out)
+        headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
+        self.assertEqual(headers.get("content-type"), "application/json", out)
+        self.assertEqual(headers.get("connection"), "close", out)
+        self.assertEqual(int(headers["content-length"]), len(body), out)
+        j = json.loads(body)
+        self.assertEqual(j["error"], error, j)
+        self.assertTrue(j["message"])
+        self.assertNotIn(b"<HTML>", out)
+        return out
+
+    def test_errors_evhttp_answers_itself_are_json(self):
+        """What libevent's evhttp refuses before the server's handler sees it (a request
+        it cannot parse, a head or a body over its limit, an unknown method or Expect)
+        is answered in JSON too, not with evhttp's HTML page."""
+        ok = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        cases = [
+            ("malformed request line", b"GARBAGE\r\n\r\n", 400, "bad_request"),
+            ("request line, no version", b"GET /healthz\r\n\r\n", 400, "bad_request"),
+            ("malformed header", b"GET /healthz HTTP/1.1\r\nHost x\r\n\r\n", 400,
+             "bad_request"),
+            ("malformed header, HTTP/1.0", b"GET /healthz HTTP/1.0\r\nbad\r\n\r\n", 400,
+             "bad_request"),
+            ("unsupported version", b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 400,
+             "bad_request"),
+            ("head over 16 KiB",
+             b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n", 400,
+             "bad_request"),
+            ("HEAD, head over 16 KiB",
+             b"HEAD /healthz HTTP/1.1\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n", 400,
+             "bad_request"),
+            ("bad Content-Length",
+             b"POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n", 400,
+             "bad_request"),
+            ("body over --max-body",
+             b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n", 413,
+             "too_large"),
+            # evhttp leaves its page's body out here: the head alone is rewritten
+            ("body over --max-body, Expect: 100-continue",
+             b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+             b"Content-Length: 100000\r\n\r\n", 413, "too_large"),
+            ("chunked body over --max-body",
+             b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+             b"20000\r\n" + b"a" * 0x20000 + b"\r\n0\r\n\r\n", 413, "too_large"),
+            ("unknown Expect",
+             b"POST /v1/check HTTP/1.1\r\nHost: x\r\nExpect: magic\r\n"
+             b"Content-Length: 2\r\n\r\n{}", 417, "expectation_failed"),
+            ("unknown method", b"PROPFIND /v1/check HTTP/1.1\r\nHost: x\r\n\r\n", 501,
+             "not_implemented"),
+            # after a kept-alive answer of the server's own, on the same connection
+            ("bad request after a good one", ok + b"GET / HTTP/9.9\r\n\r\n", 400,
+             "bad_request"),
+        ]
+        for name, data, code, error in cases:
+            with self.subTest(name):
+                out = self.assertRawError(data, code, error)
+                if data.startswith(ok):
+                    self.assertIn(b'"status":"ok"', out)
+        # the server's own answers are untouched: its HTML page, a JSON 200 kept alive
+        out = self.raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+                       b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.assertIn(b"Content-Type: text/html", out)
+        self.assertIn(b"<html", out.lower())
+        self.assertIn(b'"status":"ok"', out)
+        # and evhttp's answers are counted
+        m = self.get("/metrics").body.decode()
+        self.assertRegex(m, r'mailprobe_http_responses_total\{code="501"\} [1-9]')
         self.assertEqual(self.get("/healthz").json()["status"], "ok")
 
     # ---- jobs ---------------------------------------------------------------------------
