@@ -3,6 +3,8 @@
  * request's head and body, a cap per client address, and room for new callers when the
  * connection limit is near. It never reads or writes HTTP itself except the one-line
  * JSON answer it sends to a connection it refuses or times out; evhttp does the rest.
+ * Each connection's output buffer is watched for evhttp's own error page, which
+ * errpage.c replaces with a JSON answer before it is sent.
  *
  * evhttp (libevent 2.1) has no deadline for a whole request, only an idle timeout that
  * every byte resets, and no hook at accept time. So the server creates each connection's
