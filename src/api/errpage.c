@@ -79,8 +79,7 @@ static void json_answer(struct evbuffer *dst, const char *version, int code, con
         error = "not_implemented";
         snprintf(msg, sizeof msg, "unknown method: the API uses GET, POST and DELETE");
         break;
-    default:
-        break;
+    default: break;
     }
     char body[320];
     int bl = snprintf(body, sizeof body, "{\"error\":\"%s\",\"message\":\"%s\"}\n", error, msg);

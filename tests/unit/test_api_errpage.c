@@ -107,10 +107,8 @@ static void test_each_status_has_its_code(void **state)
         int code;
         const char *reason, *line, *error;
     } cases[] = {
-        {413, "Request Entity Too Large", "HTTP/1.1 413 Request Entity Too Large\r\n",
-         "too_large"},
-        {417, "Expectation Failed", "HTTP/1.1 417 Expectation Failed\r\n",
-         "expectation_failed"},
+        {413, "Request Entity Too Large", "HTTP/1.1 413 Request Entity Too Large\r\n", "too_large"},
+        {417, "Expectation Failed", "HTTP/1.1 417 Expectation Failed\r\n", "expectation_failed"},
         {501, "Not Implemented", "HTTP/1.1 501 Not Implemented\r\n", "not_implemented"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
