@@ -91,6 +91,8 @@ static const char *const smtp_state_names[SMTP_ST__COUNT] = {
     [SMTP_ST_MAIL] = "MAIL",
     [SMTP_ST_RCPT] = "RCPT",
     [SMTP_ST_RSET] = "RSET",
+    [SMTP_ST_DRAIN] = "DRAIN",
+    [SMTP_ST_IDLE] = "IDLE",
     [SMTP_ST_QUIT] = "QUIT",
     [SMTP_ST_DONE] = "DONE",
 };
@@ -116,6 +118,8 @@ struct smtp_sess {
     char *helo, *mail_from, *sni;
     smtp_timeouts_t to;
     bool want_tls, smtputf8;
+    bool pipeline_mail, keep_open;
+    unsigned budget;  /* refusals the session may take (error budget) */
     SSL_CTX *ssl_ctx;
     char **rcpts;
     size_t nrcpt;
@@ -138,6 +142,13 @@ struct smtp_sess {
     bool decided;      /* res.end is final; only polite steps (RSET/QUIT) remain */
     bool finished;     /* done callback scheduled; no more I/O */
     bool in_cb;        /* inside the done callback */
+    bool cancel_pending; /* smtp_sess_cancel() inside the callback: free after it */
+    bool mail_ahead;   /* MAIL FROM already sent, pipelined after RSET */
+    size_t drain;      /* DRAIN: replies still due to commands sent ahead */
+    smtp_state_t drain_then; /* state after the drain */
+    bool dead;         /* the server closed (or spoke unasked) while idle */
+    uint64_t wait_since; /* last write, or last complete reply: the reply clock */
+    uint64_t fastest;  /* fastest reply so far (ms), UINT64_MAX before the first */
 
     smtp_done_cb cb;
     void *arg;
@@ -156,6 +167,8 @@ static void smtp_sess_enter(smtp_sess_t *s, smtp_state_t st);
 static void sess_read(smtp_sess_t *s);
 static void sess_proxy_start(smtp_sess_t *s);
 static bool sess_proxy_read(smtp_sess_t *s);
+static void sess_drain_then(smtp_sess_t *s, smtp_state_t next);
+static void sess_park(smtp_sess_t *s);
 
 const char *smtp_state_name(smtp_state_t st)
 {
@@ -296,9 +309,14 @@ static void sess_done_cb(evutil_socket_t fd, short what, void *arg)
     smtp_sess_t *s = arg;
     (void)fd;
     (void)what;
+    /* the final callback frees the session; after an idle one it lives on (the owner
+     * may already have started a new run or a QUIT from inside the callback) */
+    bool final = s->finished;
     s->in_cb = true;
     s->cb(&s->res, s->arg);
-    sess_free(s);
+    s->in_cb = false;
+    if (final || s->cancel_pending)
+        sess_free(s);
 }
 
 /* Stop all I/O and timers and schedule the done callback (never called from here). */
@@ -307,6 +325,7 @@ static void sess_finish(smtp_sess_t *s)
     if (s->finished)
         return;
     s->finished = true;
+    s->res.idle = false;
     if (s->bev) {
         bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
         bufferevent_disable(s->bev, EV_READ | EV_WRITE);
@@ -373,6 +392,33 @@ static void sess_fail(smtp_sess_t *s, smtp_end_t end, const char *fmt, ...)
     sess_finish(s);
 }
 
+/* Replies still due to commands pipelined after the one being answered (RFC 2920
+ * §3.1: the server answers every command in order, a refused MAIL FROM's RCPTs with
+ * 503): the MAIL FROM sent after an RSET, and RCPTs sent after RSET or MAIL FROM. */
+static size_t sess_outstanding(const smtp_sess_t *s)
+{
+    if (s->state != SMTP_ST_RSET && s->state != SMTP_ST_MAIL)
+        return 0;
+    return (s->mail_ahead ? 1 : 0) + (s->rcpt_sent - s->rcpt_replied);
+}
+
+/* Go to `next`, after reading (and discarding) the replies still due to commands sent
+ * ahead: reading them as replies to later commands would pair every reply with the
+ * wrong command. */
+static void sess_drain_then(smtp_sess_t *s, smtp_state_t next)
+{
+    size_t n = sess_outstanding(s);
+    s->mail_ahead = false;
+    if (n == 0) {
+        s->rcpt_sent = s->rcpt_replied = s->rcpt_done;
+        smtp_sess_enter(s, next);
+        return;
+    }
+    s->drain = n;
+    s->drain_then = next;
+    smtp_sess_enter(s, SMTP_ST_DRAIN);
+}
+
 /* A reply that ends the session before the RCPT replies (END_REPLY): keep it, then
  * QUIT politely, or close at once after a 421 (RFC 5321 §3.8). In a later transaction
  * the outcome is already fixed (END_OK) and only the QUIT or the close remain. */
@@ -386,7 +432,7 @@ static void sess_stop(smtp_sess_t *s, const smtp_reply_t *r, const char *why)
     if (r->code == 421)
         smtp_sess_enter(s, SMTP_ST_DONE);
     else
-        smtp_sess_enter(s, SMTP_ST_QUIT);
+        sess_drain_then(s, SMTP_ST_QUIT);
 }
 
 /* ---- sending ---------------------------------------------------------------------- */
@@ -417,6 +463,46 @@ static void cmd_flush(smtp_sess_t *s, struct evbuffer *out)
         return;
     }
     s->res.round_trips++;
+    s->wait_since = mp_now_ms();
+}
+
+/* Refusals the session can still take, keeping `reserve` for commands that come
+ * before the recipients (RSET, MAIL FROM): every one of them might be refused. */
+static size_t budget_room(const smtp_sess_t *s, unsigned reserve)
+{
+    unsigned used = s->res.refusals + reserve;
+    return s->budget > used ? s->budget - used : 0;
+}
+
+/* Plan the open transaction: the next recipients without an answer, at most txn_limit
+ * of them and, for a later transaction of the run, no more than the error budget
+ * allows (the first one carries what the caller gave: it checked smtp_sess_room). */
+static void txn_plan(smtp_sess_t *s, unsigned reserve)
+{
+    size_t n = s->nrcpt - s->rcpt_done;
+    if (s->txn_limit && n > s->txn_limit)
+        n = s->txn_limit;
+    if (s->res.transactions > 0) {
+        size_t room = budget_room(s, reserve);
+        if (n > room)
+            n = room ? room : 1;
+    }
+    s->txn_end = s->rcpt_done + n;
+    s->rcpt_sent = s->rcpt_replied = s->rcpt_done;
+    s->txn_refused = TXN_NONE;
+}
+
+static bool mail_cmd_add(smtp_sess_t *s, struct evbuffer *out)
+{
+    /* RFC 6531 §3.4: SMTPUTF8 only when the server advertised it. */
+    return cmd_add(s, out, "MAIL FROM:<%s>%s", s->mail_from,
+                   s->smtputf8 && s->res.smtputf8_offered ? " SMTPUTF8" : "");
+}
+
+/* May MAIL FROM and the RCPTs ride in the write of the command before them? */
+static bool sess_ahead(const smtp_sess_t *s)
+{
+    return s->pipeline_mail && s->res.pipelining;
 }
 
 static void sess_send_rcpts(smtp_sess_t *s, struct evbuffer *out)
@@ -468,6 +554,21 @@ static void sess_act(smtp_sess_t *s)
     case SMTP_ST_DONE:
         sess_finish(s);
         return;
+    case SMTP_ST_IDLE:
+        sess_park(s);
+        return;
+    case SMTP_ST_DRAIN:
+        return; /* the replies just come */
+    case SMTP_ST_MAIL:
+        if (s->mail_ahead) { /* sent with the RSET: wait for its reply */
+            s->mail_ahead = false;
+            return;
+        }
+        break;
+    case SMTP_ST_RCPT:
+        if (s->rcpt_sent > s->rcpt_replied || s->rcpt_sent >= s->txn_end)
+            return; /* sent ahead with MAIL FROM: wait for the replies */
+        break;
     default:
         break;
     }
@@ -498,9 +599,10 @@ static void sess_act(smtp_sess_t *s)
         ok = cmd_add(s, out, "STARTTLS");
         break;
     case SMTP_ST_MAIL:
-        /* RFC 6531 §3.4: SMTPUTF8 only when the server advertised it. */
-        ok = cmd_add(s, out, "MAIL FROM:<%s>%s", s->mail_from,
-                     s->smtputf8 && s->res.smtputf8_offered ? " SMTPUTF8" : "");
+        txn_plan(s, 1);
+        ok = mail_cmd_add(s, out);
+        if (ok && sess_ahead(s)) /* RFC 2920 §3.1: MAIL FROM and RCPTs in one write */
+            sess_send_rcpts(s, out);
         break;
     case SMTP_ST_RCPT:
         sess_send_rcpts(s, out);
@@ -508,6 +610,13 @@ static void sess_act(smtp_sess_t *s)
         break;
     case SMTP_ST_RSET:
         ok = cmd_add(s, out, "RSET");
+        if (ok && sess_ahead(s)) { /* RSET, MAIL FROM and the RCPTs in one write */
+            txn_plan(s, 2);
+            ok = mail_cmd_add(s, out);
+            s->mail_ahead = ok;
+            if (ok)
+                sess_send_rcpts(s, out);
+        }
         break;
     case SMTP_ST_QUIT:
         ok = cmd_add(s, out, "QUIT");
@@ -666,16 +775,10 @@ static void on_starttls_reply(smtp_sess_t *s, const smtp_reply_t *r)
     }
 }
 
-/* Open a transaction for the next recipients without an answer, at most txn_limit of
- * them, in the order given. */
+/* MAIL FROM accepted: the transaction planned by txn_plan() is open; its RCPTs go out
+ * now, or were sent with MAIL FROM and their replies follow. */
 static void txn_begin(smtp_sess_t *s)
 {
-    size_t n = s->nrcpt - s->rcpt_done;
-    if (s->txn_limit && n > s->txn_limit)
-        n = s->txn_limit;
-    s->txn_end = s->rcpt_done + n;
-    s->rcpt_sent = s->rcpt_replied = s->rcpt_done;
-    s->txn_refused = TXN_NONE;
     s->res.transactions++;
     smtp_sess_enter(s, SMTP_ST_RCPT);
 }
@@ -700,7 +803,7 @@ static void on_mail_reply(smtp_sess_t *s, const smtp_reply_t *r)
         /* e.g. Postfix smtpd_tls_security_level=encrypt: "530 5.7.0 Must issue a
          * STARTTLS command first". No transaction was opened, so no RSET is needed. */
         s->tls_demanded = true;
-        smtp_sess_enter(s, SMTP_ST_STARTTLS);
+        sess_drain_then(s, SMTP_ST_STARTTLS);
     } else {
         sess_stop(s, r, "MAIL FROM");
     }
@@ -735,13 +838,16 @@ static void txn_over(smtp_sess_t *s, const smtp_reply_t *last)
     if (last->code == 421) {
         smtp_sess_enter(s, SMTP_ST_DONE); /* §3.8: the server is gone */
     } else if (s->rcpt_done == s->nrcpt) {
-        /* QUIT ends the open transaction too (RFC 5321 §4.1.1.10): no RSET spent on it */
-        smtp_sess_enter(s, SMTP_ST_QUIT);
-    } else if (answered == first || s->res.transactions >= s->txn_max) {
+        /* QUIT ends the open transaction too (RFC 5321 §4.1.1.10): no RSET spent on it;
+         * a session kept open waits idle and its next run starts with RSET */
+        smtp_sess_enter(s, s->keep_open ? SMTP_ST_IDLE : SMTP_ST_QUIT);
+    } else if (answered == first || s->res.transactions >= s->txn_max ||
+               budget_room(s, 2) == 0) {
         mp_log(MP_LOG_DEBUG, "smtp %s: %zu recipient(s) left unanswered (%s)", s->peer,
                s->nrcpt - s->rcpt_done,
                answered == first ? "too many recipients at the first RCPT of a transaction"
-                                 : "transaction limit reached");
+               : s->res.transactions >= s->txn_max ? "transaction limit reached"
+                                                   : "error budget spent");
         smtp_sess_enter(s, SMTP_ST_QUIT);
     } else {
         smtp_sess_enter(s, SMTP_ST_RSET);
@@ -778,8 +884,24 @@ static void on_rset_reply(smtp_sess_t *s, const smtp_reply_t *r)
         sess_stop(s, r, "RSET");
 }
 
+/* A reply to a command sent ahead of a refused one: counted, not read. */
+static void on_drain_reply(smtp_sess_t *s, const smtp_reply_t *r)
+{
+    (void)r;
+    if (--s->drain == 0) {
+        s->rcpt_sent = s->rcpt_replied = s->rcpt_done;
+        smtp_sess_enter(s, s->drain_then);
+    } else {
+        sess_arm_step(s);
+    }
+}
+
 static void sess_on_reply(smtp_sess_t *s, const smtp_reply_t *r)
 {
+    /* Postfix smtpd counts every refused command of the connection (RSET does not reset
+     * the count): the error budget counts them the same way */
+    if (r->code >= 400 && s->state != SMTP_ST_BANNER && s->state != SMTP_ST_QUIT)
+        s->res.refusals++;
     if (r->code == 421 && s->state != SMTP_ST_RCPT && s->state != SMTP_ST_QUIT) {
         sess_stop(s, r, smtp_state_name(s->state));
         return;
@@ -806,6 +928,9 @@ static void sess_on_reply(smtp_sess_t *s, const smtp_reply_t *r)
     case SMTP_ST_RSET:
         on_rset_reply(s, r);
         break;
+    case SMTP_ST_DRAIN:
+        on_drain_reply(s, r);
+        break;
     case SMTP_ST_QUIT:
         smtp_sess_enter(s, SMTP_ST_DONE);
         break;
@@ -814,6 +939,52 @@ static void sess_on_reply(smtp_sess_t *s, const smtp_reply_t *r)
                   smtp_state_name(s->state));
         break;
     }
+}
+
+/* While idle the connection must stay silent: a close, or a reply nobody asked for
+ * (typically "421 4.4.2 Error: timeout exceeded" before the server closes), ends its
+ * usefulness. The socket is shut now; the owner finds the session not alive. */
+static void sess_idle_lost(smtp_sess_t *s, const char *why)
+{
+    mp_log(MP_LOG_DEBUG, "smtp %s: idle session lost: %s", s->peer, why);
+    s->dead = true;
+    if (s->bev) {
+        bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
+        bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+        evutil_socket_t fd = bufferevent_getfd(s->bev);
+        if (fd >= 0)
+            shutdown(fd, SHUT_RDWR);
+    }
+}
+
+/* How long the reply just read took since our last write or the previous reply; a
+ * reply much slower than the fastest one marks the session slow (smtp_sess_room). */
+static void sess_clock_reply(smtp_sess_t *s)
+{
+    uint64_t now = mp_now_ms(), wait = now - s->wait_since;
+    if (wait < s->fastest)
+        s->fastest = wait;
+    else if (wait > s->fastest + SMTP_SLOW_REPLY_MS && !s->res.slow) {
+        mp_log(MP_LOG_DEBUG, "smtp %s: slow reply in %s (%llu ms)", s->peer,
+               smtp_state_name(s->state), (unsigned long long)wait);
+        s->res.slow = true;
+    }
+    s->wait_since = now;
+}
+
+/* Idle: stop the clocks and tell the owner, who reuses or ends the session. */
+static void sess_park(smtp_sess_t *s)
+{
+    evtimer_del(s->step_ev);
+    evtimer_del(s->sess_ev);
+    s->res.idle = true;
+    s->res.end_state = SMTP_ST_IDLE;
+    s->res.duration_ms = mp_now_ms() - s->t0;
+    s->res.nrcpt = s->nrcpt;
+    s->res.rcpt = s->rres;
+    s->res.nlines = s->nlines;
+    s->res.lines = s->lines;
+    event_active(s->done_ev, EV_TIMEOUT, 1);
 }
 
 /* Read every complete reply in the input (replies may be split across reads or several
@@ -832,6 +1003,10 @@ static void sess_read(smtp_sess_t *s)
         }
         if (s->state == SMTP_ST_CONNECT || s->state == SMTP_ST_TLS_HANDSHAKE)
             return;
+        if (s->state == SMTP_ST_IDLE) {
+            sess_idle_lost(s, "the server spoke while the session was idle");
+            return;
+        }
         size_t n = len < SMTP_REPLY_TOTAL_MAX + 1 ? len : SMTP_REPLY_TOTAL_MAX + 1;
         const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)n);
         if (!p) {
@@ -854,6 +1029,8 @@ static void sess_read(smtp_sess_t *s)
         }
         tr_add_reply(s, p, used);
         evbuffer_drain(in, used);
+        if (s->state != SMTP_ST_BANNER)
+            sess_clock_reply(s);
         sess_on_reply(s, &r);
     }
 }
@@ -1005,6 +1182,10 @@ static void sess_eventcb(struct bufferevent *bev, short what, void *arg)
 
     if (s->finished)
         return;
+    if (s->state == SMTP_ST_IDLE) {
+        sess_idle_lost(s, what & BEV_EVENT_EOF ? "closed by the server" : "I/O error");
+        return;
+    }
     if (what & BEV_EVENT_CONNECTED) {
         if (s->state == SMTP_ST_CONNECT) {
             smtp_sess_enter(s, s->socks ? SMTP_ST_PROXY : SMTP_ST_BANNER);
@@ -1224,6 +1405,10 @@ int smtp_sess_start(struct event_base *base, const smtp_opts_t *opts,
     }
     s->want_tls = opts->starttls;
     s->smtputf8 = opts->smtputf8;
+    s->pipeline_mail = opts->pipeline_mail;
+    s->keep_open = opts->keep_open;
+    s->budget = opts->error_budget ? opts->error_budget : SMTP_ERROR_BUDGET_DEFAULT;
+    s->fastest = UINT64_MAX;
     s->txn_limit = opts->rcpt_per_txn;
     s->txn_max = opts->max_txn ? opts->max_txn : SMTP_TXN_MAX_DEFAULT;
     s->ssl_ctx = opts->ssl_ctx;
@@ -1300,8 +1485,120 @@ done:
 
 void smtp_sess_cancel(smtp_sess_t *s)
 {
-    if (!s || s->in_cb) /* inside its own done callback: freed when that returns */
+    if (!s)
         return;
+    if (s->in_cb) { /* inside its own done callback: freed when that returns */
+        s->cancel_pending = true;
+        return;
+    }
     mp_log(MP_LOG_DEBUG, "smtp %s: cancelled in %s", s->peer, smtp_state_name(s->state));
     sess_free(s);
+}
+
+/* ---- reuse: idle sessions ------------------------------------------------------------ */
+
+bool smtp_sess_alive(const smtp_sess_t *s)
+{
+    return s && s->state == SMTP_ST_IDLE && !s->dead && !s->finished && s->bev;
+}
+
+size_t smtp_room_fresh(unsigned error_budget)
+{
+    unsigned b = error_budget ? error_budget : SMTP_ERROR_BUDGET_DEFAULT;
+    return b > 1 ? b - 1 : 1; /* the MAIL FROM may be refused too */
+}
+
+size_t smtp_sess_room(const smtp_sess_t *s)
+{
+    if (!smtp_sess_alive(s) || s->res.slow)
+        return 0;
+    return budget_room(s, 2); /* RSET and MAIL FROM may be refused too */
+}
+
+/* Forget the previous run: its recipients, transcript and per-run results. What is
+ * known of the server (capabilities, TLS) and the session's refusals stay. */
+static void sess_run_reset(smtp_sess_t *s, char **rcpts, smtp_rcpt_result_t *rres,
+                           size_t nrcpt, smtp_done_cb cb, void *arg)
+{
+    for (size_t i = 0; i < s->nrcpt; i++)
+        free(s->rcpts[i]);
+    free(s->rcpts);
+    free(s->rres);
+    s->rcpts = rcpts;
+    s->rres = rres;
+    s->nrcpt = nrcpt;
+    for (size_t i = 0; i < s->nlines; i++)
+        free(s->lines[i].line);
+    s->nlines = 0;
+    smtp_result_t keep = s->res;
+    memset(&s->res, 0, sizeof s->res);
+    s->res.esmtp = keep.esmtp;
+    s->res.pipelining = keep.pipelining;
+    s->res.starttls_offered = keep.starttls_offered;
+    s->res.smtputf8_offered = keep.smtputf8_offered;
+    s->res.tls = keep.tls;
+    memcpy(s->res.tls_version, keep.tls_version, sizeof s->res.tls_version);
+    s->res.tls_verified = keep.tls_verified;
+    memcpy(s->res.tls_verify_error, keep.tls_verify_error, sizeof s->res.tls_verify_error);
+    s->res.refusals = keep.refusals;
+    s->res.slow = keep.slow;
+    s->res.run = keep.run + 1;
+    s->res.end = SMTP_END_OK;
+    s->res.end_state = SMTP_ST_IDLE;
+    s->t0 = mp_now_ms();
+    s->decided = false;
+    s->rcpt_done = s->rcpt_sent = s->rcpt_replied = s->txn_end = 0;
+    s->txn_refused = TXN_NONE;
+    s->cb = cb;
+    s->arg = arg;
+    struct timeval tv = {.tv_sec = (time_t)(s->to.session_ms / 1000),
+                         .tv_usec = (suseconds_t)(s->to.session_ms % 1000) * 1000};
+    evtimer_add(s->sess_ev, &tv);
+}
+
+int smtp_sess_next(smtp_sess_t *s, const char *const *rcpts, size_t nrcpt, bool smtputf8,
+                   smtp_done_cb cb, void *arg)
+{
+    if (!cb || !rcpts || nrcpt == 0 || nrcpt > smtp_sess_room(s))
+        return MP_ERR_ARG;
+    for (size_t i = 0; i < nrcpt; i++)
+        if (!arg_ok(rcpts[i], false))
+            return MP_ERR_ARG;
+    char **nr = calloc(nrcpt, sizeof *nr);
+    smtp_rcpt_result_t *rr = calloc(nrcpt, sizeof *rr);
+    bool ok = nr && rr;
+    for (size_t i = 0; ok && i < nrcpt; i++) {
+        nr[i] = dup_str(rcpts[i]);
+        ok = nr[i] != NULL;
+        rr[i].rcpt = nr[i];
+    }
+    if (!ok) {
+        for (size_t i = 0; nr && i < nrcpt; i++)
+            free(nr[i]);
+        free(nr);
+        free(rr);
+        return MP_ERR_NOMEM;
+    }
+    sess_run_reset(s, nr, rr, nrcpt, cb, arg);
+    s->smtputf8 = smtputf8;
+    mp_log(MP_LOG_DEBUG, "smtp %s: run %u, %zu recipient(s), %u refusal(s) so far", s->peer,
+           s->res.run, nrcpt, s->res.refusals);
+    /* RFC 5321 §4.1.1.5: the previous transaction is still open (no DATA, no QUIT) */
+    smtp_sess_enter(s, SMTP_ST_RSET);
+    return MP_OK;
+}
+
+void smtp_sess_quit(smtp_sess_t *s, smtp_done_cb cb, void *arg)
+{
+    if (!s || !cb || s->state != SMTP_ST_IDLE || s->finished)
+        mp_panic("the session is not idle");
+    unsigned run = s->res.run;
+    sess_run_reset(s, NULL, NULL, 0, cb, arg);
+    s->res.run = run; /* a QUIT is not a run */
+    s->decided = true; /* nothing a QUIT meets changes the outcome */
+    if (s->dead) {
+        sess_finish(s);
+        return;
+    }
+    smtp_sess_enter(s, SMTP_ST_QUIT);
 }

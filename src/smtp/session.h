@@ -41,6 +41,8 @@ typedef enum {
     SMTP_ST_MAIL,
     SMTP_ST_RCPT,
     SMTP_ST_RSET,
+    SMTP_ST_DRAIN,  /* reading the replies to commands pipelined after a refused one */
+    SMTP_ST_IDLE,   /* kept open between transactions (opts.keep_open) */
     SMTP_ST_QUIT,
     SMTP_ST_DONE,
     SMTP_ST__COUNT
@@ -88,7 +90,25 @@ typedef struct {
                                    proxy; NULL = the system's choice. Borrowed: must
                                    outlive the session. A proxy's failures end the session
                                    as END_CONNECT with the proxy named in detail */
+    bool pipeline_mail;      /* with PIPELINING: MAIL FROM and the RCPTs in one write, and
+                                RSET + MAIL FROM + RCPTs for a later transaction */
+    bool keep_open;          /* when every recipient has its answer, go idle instead of
+                                QUIT: the owner reuses the session (smtp_sess_next) or
+                                ends it (smtp_sess_quit) */
+    unsigned error_budget;   /* refusals (4xx/5xx replies) one session may take over its
+                                whole life, 0 = SMTP_ERROR_BUDGET_DEFAULT; see
+                                smtp_sess_room() */
 } smtp_opts_t;
+
+/** Refusals one session takes at most when opts.error_budget is 0: below Postfix's
+ *  smtpd_soft_error_limit (10), past which every reply is delayed by a second, and far
+ *  below its hard limit (20, "421 4.7.0 Error: too many errors"). Postfix counts over the
+ *  whole connection; RSET does not reset it. */
+#define SMTP_ERROR_BUDGET_DEFAULT 8
+
+/** A reply is "slow" when it takes longer than the fastest reply of the session plus
+ *  this (ms): Postfix past its soft error limit sleeps 1 s before each reply. */
+#define SMTP_SLOW_REPLY_MS 700
 
 /** Transactions one session runs at most when opts.max_txn is 0. */
 #define SMTP_TXN_MAX_DEFAULT 30
@@ -145,6 +165,14 @@ typedef struct {
                                      credentials or its rules, not SOCKS5, silent; a
                                      source address that cannot be bound): the server
                                      was never asked, and the egress deserves a rest */
+    /* reuse (opts.keep_open) */
+    bool idle;                    /* the session is open and idle: the owner must call
+                                     smtp_sess_next(), smtp_sess_quit() or
+                                     smtp_sess_cancel() */
+    unsigned run;                 /* 0 for the first run, 1 for the first smtp_sess_next() */
+    unsigned refusals;            /* 4xx/5xx replies over the whole session so far */
+    bool slow;                    /* a reply of this session came slowly (see
+                                     SMTP_SLOW_REPLY_MS) */
 } smtp_result_t;
 
 typedef struct smtp_sess smtp_sess_t;
@@ -169,6 +197,41 @@ int smtp_sess_start(struct event_base *base, const smtp_opts_t *opts,
                     const struct sockaddr *sa, socklen_t salen,
                     const char *const *rcpts, size_t nrcpt,
                     smtp_done_cb cb, void *arg, smtp_sess_t **out);
+
+/**
+ * Run a new transaction on an idle session (after a callback with res->idle):
+ * RSET, MAIL FROM, then the recipients (RSET + MAIL FROM + RCPTs in one write when the
+ * server offers PIPELINING and opts.pipeline_mail is set; one command at a time
+ * otherwise). The transcript and the recipients' results start afresh; the callback
+ * comes once more, as for smtp_sess_start(). Call it after reading the previous result.
+ * @param rcpts,nrcpt recipients (copied), 1..smtp_sess_room(s)
+ * @param smtputf8 add SMTPUTF8 to MAIL FROM when the server advertised it
+ * @return MP_OK, MP_ERR_ARG (not idle, closed, retired, too many or bad recipients; the
+ *         session stays as it was), MP_ERR_NOMEM
+ */
+int smtp_sess_next(smtp_sess_t *s, const char *const *rcpts, size_t nrcpt, bool smtputf8,
+                   smtp_done_cb cb, void *arg);
+
+/** End an idle session politely: QUIT, then the callback (res->idle false, end OK) once
+ *  the server answered or closed, then the session frees itself. A session the server
+ *  closed while idle calls back at once (from the loop). */
+void smtp_sess_quit(smtp_sess_t *s, smtp_done_cb cb, void *arg);
+
+/** Is the session idle with its connection open (the server has not closed it nor sent
+ *  anything unasked since)? */
+bool smtp_sess_alive(const smtp_sess_t *s);
+
+/**
+ * How many recipients the next transaction of this idle session may carry so that the
+ * session's refusals can never pass its error budget, even if every RCPT, the MAIL FROM
+ * and the RSET were refused; 0 when it must not be reused (not idle, closed, a slow
+ * reply seen, or the budget spent).
+ */
+size_t smtp_sess_room(const smtp_sess_t *s);
+
+/** Recipients a new session may carry in its first transaction within an error budget
+ *  (0 = the default): every RCPT and the MAIL FROM might be refused. */
+size_t smtp_room_fresh(unsigned error_budget);
 
 /** Stop and free a session without calling its callback. NULL is ignored; called from
  *  inside the session's own done callback it does nothing (the session is freed when

@@ -77,6 +77,8 @@ typedef struct {
     size_t pendlen, pendlines;
     size_t partial; /* bytes of pend already logged as part of an incomplete line */
     unsigned recv_chunks_rcpt; /* recv() results that contained "RCPT TO" */
+    unsigned recv_chunks;      /* recv() results: the client's writes, when it waits
+                                  for a reply after each */
     bool saw_eof;
     char err[128];
 } smtpd_t;
@@ -179,6 +181,7 @@ static bool smtpd_recv_some(smtpd_t *d)
         return false;
     }
     buf[r] = '\0';
+    d->recv_chunks++;
     if (strstr(buf, "RCPT TO"))
         d->recv_chunks_rcpt++;
     /* log the lines completed by this chunk */

@@ -1358,6 +1358,511 @@ static void test_sess_later_transaction_refused(void **state)
     }
 }
 
+
+/* ============================ reuse: one session, many transactions ============================ */
+
+/* A session kept open: each idle callback starts the next run (plan[k]) or, after the
+ * last, QUITs; each callback's result is kept in outs[]. */
+typedef struct {
+    const char *const *const *plan; /* recipients of runs 2.., NULL-terminated lists */
+    const size_t *nplan;
+    size_t runs;                    /* runs planned after the first */
+    size_t calls;
+    out_t outs[4];
+    bool idle[4];
+    unsigned run[4], refusals[4];
+    bool slow[4];
+    size_t room[4];
+    int next_rc[4];
+    bool wait_dead;                 /* before QUIT, wait until the server's close is seen */
+    smtp_sess_t *s;
+    struct event_base *base;
+} reuse_t;
+
+static void reuse_cb(const smtp_result_t *res, void *arg);
+
+static void reuse_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    reuse_t *u = arg;
+    static int polls;
+    if (smtp_sess_alive(u->s) && ++polls < 500) {
+        struct timeval tv = {0, 10000};
+        event_base_once(u->base, -1, EV_TIMEOUT, reuse_poll_cb, u, &tv);
+        return;
+    }
+    polls = 0;
+    assert_false(smtp_sess_alive(u->s));
+    assert_int_equal(smtp_sess_room(u->s), 0);
+    smtp_sess_quit(u->s, reuse_cb, u);
+}
+
+static void reuse_cb(const smtp_result_t *res, void *arg)
+{
+    reuse_t *u = arg;
+    size_t k = u->calls++;
+    assert_true(k < 4);
+    done_cb(res, &u->outs[k]);
+    u->idle[k] = res->idle;
+    u->run[k] = res->run;
+    u->refusals[k] = res->refusals;
+    u->slow[k] = res->slow;
+    if (!res->idle)
+        return;
+    u->room[k] = smtp_sess_room(u->s);
+    size_t r = res->run; /* runs done so far - 1 */
+    if (r < u->runs) {
+        u->next_rc[k] = smtp_sess_next(u->s, u->plan[r], u->nplan[r], false, reuse_cb, u);
+        if (u->next_rc[k] == 0)
+            return;
+    }
+    if (u->wait_dead) {
+        struct timeval tv = {0, 10000};
+        event_base_once(u->base, -1, EV_TIMEOUT, reuse_poll_cb, u, &tv);
+        return;
+    }
+    smtp_sess_quit(u->s, reuse_cb, u);
+}
+
+static smtpd_t *run_reuse(const ss_step_t *steps, const smtp_opts_t *opts,
+                          const char *const *rcpts, size_t n, reuse_t *u)
+{
+    smtpd_t *d = smtpd_start(steps);
+    assert_non_null(d);
+    u->base = event_base_new();
+    assert_non_null(u->base);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(d->port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(smtp_sess_start(u->base, opts, (struct sockaddr *)&sin, sizeof sin, rcpts,
+                                     n, reuse_cb, u, &u->s),
+                     0);
+    event_base_dispatch(u->base);
+    event_base_free(u->base);
+    smtpd_wait(d);
+    assert_null(strstr(d->log, "C: DATA"));
+    return d;
+}
+
+/* The client's transcripts of every run, one after the other: the whole conversation. */
+static void assert_reuse_log(const smtpd_t *d, const reuse_t *u, const char *want)
+{
+    char all[65536];
+    size_t pos = 0;
+    for (size_t k = 0; k < u->calls; k++)
+        mp_appendf(all, sizeof all, &pos, "%s", u->outs[k].transcript);
+    if (strcmp(d->log, want) != 0)
+        fail_msg("server log:\n%s\n--- expected:\n%s\n--- server error: %s", d->log, want,
+                 d->err);
+    if (strcmp(all, want) != 0)
+        fail_msg("client transcripts:\n%s\n--- expected:\n%s", all, want);
+}
+
+static const char *const y_rcpts[] = {"c@y.test", "d@y.test"};
+
+static void reuse_opts(smtp_opts_t *o)
+{
+    default_opts(o);
+    o->keep_open = true;
+    o->pipeline_mail = true;
+}
+
+/* Two domains in one session with PIPELINING: MAIL FROM + RCPTs in one write, no QUIT
+ * after the first transaction, then RSET + MAIL FROM + RCPTs in one write, then QUIT. */
+static void test_sess_reuse_pipelined(void **state)
+{
+    (void)state;
+    static const ss_step_t steps[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_(EHLO_PIPE),
+        SS_READ_(3), /* MAIL FROM and both RCPTs before any reply */
+        SS_SEND_("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 <b@x.test>: User unknown\r\n"),
+        SS_READ_(4), /* RSET, MAIL FROM and both RCPTs before any reply */
+        SS_SEND_("250 2.0.0 Ok\r\n250 2.1.0 Ok\r\n550 5.1.1 <c@y.test>: User unknown\r\n"
+                 "250 2.1.5 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("221 2.0.0 Bye\r\n"),
+        SS_END_(),
+    };
+    static const char *const *const plan[] = {y_rcpts};
+    static const size_t nplan[] = {2};
+    smtp_opts_t opts;
+    reuse_opts(&opts);
+    static reuse_t u;
+    memset(&u, 0, sizeof u);
+    u.plan = plan;
+    u.nplan = nplan;
+    u.runs = 1;
+    smtpd_t *d = run_reuse(steps, &opts, two_rcpts, 2, &u);
+    assert_reuse_log(d, &u,
+                     "S: 220 mx.test ESMTP\n"
+                     "C: EHLO probe.example\n"
+                     "S: 250-mx.test\nS: 250 PIPELINING\n"
+                     "C: MAIL FROM:<check@probe.example>\n"
+                     "C: RCPT TO:<a@x.test>\nC: RCPT TO:<b@x.test>\n"
+                     "S: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\nS: 550 5.1.1 <b@x.test>: User unknown\n"
+                     "C: RSET\nC: MAIL FROM:<check@probe.example>\n"
+                     "C: RCPT TO:<c@y.test>\nC: RCPT TO:<d@y.test>\n"
+                     "S: 250 2.0.0 Ok\nS: 250 2.1.0 Ok\n"
+                     "S: 550 5.1.1 <c@y.test>: User unknown\nS: 250 2.1.5 Ok\n"
+                     "C: QUIT\n"
+                     "S: 221 2.0.0 Bye\n");
+    assert_int_equal(d->recv_chunks, 4); /* EHLO; MAIL+RCPTs; RSET+MAIL+RCPTs; QUIT */
+    assert_int_equal(u.calls, 3);
+    /* first run: idle, both answered */
+    assert_true(u.idle[0]);
+    assert_int_equal(u.run[0], 0);
+    assert_int_equal(u.outs[0].end, SMTP_END_OK);
+    assert_int_equal(u.outs[0].end_state, SMTP_ST_IDLE);
+    assert_int_equal(u.outs[0].rcpt[0].code, 250);
+    assert_int_equal(u.outs[0].rcpt[1].code, 550);
+    assert_int_equal(u.outs[0].round_trips, 2); /* EHLO, MAIL+RCPTs */
+    assert_int_equal(u.refusals[0], 1);
+    assert_int_equal(u.room[0], SMTP_ERROR_BUDGET_DEFAULT - 1 - 2);
+    /* second run: the other domain's recipients, capabilities still known */
+    assert_true(u.idle[1]);
+    assert_int_equal(u.run[1], 1);
+    assert_int_equal(u.outs[1].nrcpt, 2);
+    assert_int_equal(u.outs[1].rcpt[0].code, 550);
+    assert_int_equal(u.outs[1].rcpt[1].code, 250);
+    assert_true(u.outs[1].pipelining);
+    assert_true(u.outs[1].has_mail_reply);
+    assert_int_equal(u.outs[1].transactions, 1);
+    assert_int_equal(u.outs[1].round_trips, 1);
+    assert_int_equal(u.refusals[1], 2);
+    /* the QUIT */
+    assert_false(u.idle[2]);
+    assert_int_equal(u.outs[2].end, SMTP_END_OK);
+    assert_int_equal(u.outs[2].end_state, SMTP_ST_DONE);
+    assert_int_equal(u.outs[2].nrcpt, 0);
+    smtpd_free(d);
+}
+
+/* Without PIPELINING a later transaction goes one command at a time. */
+static void test_sess_reuse_no_pipelining(void **state)
+{
+    (void)state;
+    static const ss_step_t steps[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 mx.test\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.0 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.5 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.0.0 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.0 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("550 5.1.1 No such user\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.5 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("221 2.0.0 Bye\r\n"),
+        SS_END_(),
+    };
+    static const char *const *const plan[] = {y_rcpts};
+    static const size_t nplan[] = {2};
+    smtp_opts_t opts;
+    reuse_opts(&opts);
+    static reuse_t u;
+    memset(&u, 0, sizeof u);
+    u.plan = plan;
+    u.nplan = nplan;
+    u.runs = 1;
+    smtpd_t *d = run_reuse(steps, &opts, one_rcpt, 1, &u);
+    assert_reuse_log(d, &u,
+                     "S: 220 mx.test ESMTP\n"
+                     "C: EHLO probe.example\n"
+                     "S: 250 mx.test\n"
+                     "C: MAIL FROM:<check@probe.example>\n"
+                     "S: 250 2.1.0 Ok\n"
+                     "C: RCPT TO:<a@x.test>\n"
+                     "S: 250 2.1.5 Ok\n"
+                     "C: RSET\n"
+                     "S: 250 2.0.0 Ok\n"
+                     "C: MAIL FROM:<check@probe.example>\n"
+                     "S: 250 2.1.0 Ok\n"
+                     "C: RCPT TO:<c@y.test>\n"
+                     "S: 550 5.1.1 No such user\n"
+                     "C: RCPT TO:<d@y.test>\n"
+                     "S: 250 2.1.5 Ok\n"
+                     "C: QUIT\n"
+                     "S: 221 2.0.0 Bye\n");
+    assert_int_equal(d->recv_chunks, 8); /* every command in a write of its own */
+    assert_int_equal(u.calls, 3);
+    assert_int_equal(u.outs[1].rcpt[0].code, 550);
+    assert_int_equal(u.outs[1].rcpt[1].code, 250);
+    assert_int_equal(u.outs[1].round_trips, 4);
+    smtpd_free(d);
+}
+
+/* A refused MAIL FROM with pipelined RCPTs: the 503s that follow are read (and counted)
+ * before QUIT, never taken for the replies of later commands; in the first run and in a
+ * later one. */
+static void test_sess_mail_refused_drained(void **state)
+{
+    (void)state;
+    static const ss_step_t steps[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_(EHLO_PIPE),
+        SS_READ_(3),
+        SS_SEND_("553 5.7.1 Sender address rejected\r\n503 5.5.1 Error: need MAIL command\r\n"
+                 "503 5.5.1 Error: need MAIL command\r\n"),
+        SS_READ_(1),
+        SS_SEND_("221 2.0.0 Bye\r\n"),
+        SS_END_(),
+    };
+    smtp_opts_t opts;
+    reuse_opts(&opts);
+    static reuse_t u;
+    memset(&u, 0, sizeof u);
+    smtpd_t *d = run_reuse(steps, &opts, two_rcpts, 2, &u);
+    assert_reuse_log(d, &u,
+                     "S: 220 mx.test ESMTP\n"
+                     "C: EHLO probe.example\n"
+                     "S: 250-mx.test\nS: 250 PIPELINING\n"
+                     "C: MAIL FROM:<check@probe.example>\n"
+                     "C: RCPT TO:<a@x.test>\nC: RCPT TO:<b@x.test>\n"
+                     "S: 553 5.7.1 Sender address rejected\n"
+                     "S: 503 5.5.1 Error: need MAIL command\n"
+                     "S: 503 5.5.1 Error: need MAIL command\n"
+                     "C: QUIT\n"
+                     "S: 221 2.0.0 Bye\n");
+    assert_int_equal(u.calls, 1);
+    assert_false(u.idle[0]);
+    assert_int_equal(u.outs[0].end, SMTP_END_REPLY);
+    assert_int_equal(u.outs[0].end_state, SMTP_ST_MAIL);
+    assert_int_equal(u.outs[0].mail_reply.code, 553);
+    assert_false(u.outs[0].rcpt_has[0] || u.outs[0].rcpt_has[1]); /* 503s are not answers */
+    assert_int_equal(u.refusals[0], 3);
+    smtpd_free(d);
+
+    static const ss_step_t steps2[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_(EHLO_PIPE),
+        SS_READ_(2),
+        SS_SEND_("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"),
+        SS_READ_(4),
+        SS_SEND_("250 2.0.0 Ok\r\n451 4.3.0 Try again\r\n503 5.5.1 Error: need MAIL command\r\n"
+                 "503 5.5.1 Error: need MAIL command\r\n"),
+        SS_READ_(1),
+        SS_SEND_("221 2.0.0 Bye\r\n"),
+        SS_END_(),
+    };
+    static const char *const *const plan[] = {y_rcpts};
+    static const size_t nplan[] = {2};
+    memset(&u, 0, sizeof u);
+    u.plan = plan;
+    u.nplan = nplan;
+    u.runs = 1;
+    d = run_reuse(steps2, &opts, one_rcpt, 1, &u);
+    assert_reuse_log(d, &u,
+                     "S: 220 mx.test ESMTP\n"
+                     "C: EHLO probe.example\n"
+                     "S: 250-mx.test\nS: 250 PIPELINING\n"
+                     "C: MAIL FROM:<check@probe.example>\nC: RCPT TO:<a@x.test>\n"
+                     "S: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\n"
+                     "C: RSET\nC: MAIL FROM:<check@probe.example>\n"
+                     "C: RCPT TO:<c@y.test>\nC: RCPT TO:<d@y.test>\n"
+                     "S: 250 2.0.0 Ok\nS: 451 4.3.0 Try again\n"
+                     "S: 503 5.5.1 Error: need MAIL command\n"
+                     "S: 503 5.5.1 Error: need MAIL command\n"
+                     "C: QUIT\n"
+                     "S: 221 2.0.0 Bye\n");
+    assert_int_equal(u.calls, 2);
+    assert_false(u.idle[1]);
+    assert_int_equal(u.run[1], 1);
+    assert_int_equal(u.outs[1].end, SMTP_END_REPLY);
+    assert_int_equal(u.outs[1].mail_reply.code, 451);
+    assert_false(u.outs[1].rcpt_has[0] || u.outs[1].rcpt_has[1]);
+    assert_int_equal(u.refusals[1], 3);
+    smtpd_free(d);
+}
+
+/* A server that closes in the middle of a reused session's transaction: the recipient
+ * it answered keeps its answer, the other has none (the caller sends it again). */
+static void test_sess_reuse_closed_mid_transaction(void **state)
+{
+    (void)state;
+    static const ss_step_t steps[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_(EHLO_PIPE),
+        SS_READ_(2),
+        SS_SEND_("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"),
+        SS_READ_(4),
+        SS_SEND_("250 2.0.0 Ok\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"),
+        SS_CLOSE_(),
+    };
+    static const char *const *const plan[] = {y_rcpts};
+    static const size_t nplan[] = {2};
+    smtp_opts_t opts;
+    reuse_opts(&opts);
+    static reuse_t u;
+    memset(&u, 0, sizeof u);
+    u.plan = plan;
+    u.nplan = nplan;
+    u.runs = 1;
+    smtpd_t *d = run_reuse(steps, &opts, one_rcpt, 1, &u);
+    assert_int_equal(u.calls, 2);
+    assert_false(u.idle[1]);
+    assert_int_equal(u.outs[1].end, SMTP_END_CLOSED);
+    assert_true(u.outs[1].rcpt_has[0]);
+    assert_int_equal(u.outs[1].rcpt[0].code, 250);
+    assert_false(u.outs[1].rcpt_has[1]);
+    smtpd_free(d);
+}
+
+/* A server that closes an idle session: the session is no longer alive, has no room,
+ * and its QUIT calls back at once without sending anything. */
+static void test_sess_idle_closed(void **state)
+{
+    (void)state;
+    static const ss_step_t steps[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_(EHLO_PIPE),
+        SS_READ_(2),
+        SS_SEND_("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n421 4.4.2 mx.test Error: timeout exceeded\r\n"),
+        SS_CLOSE_(),
+    };
+    smtp_opts_t opts;
+    reuse_opts(&opts);
+    static reuse_t u;
+    memset(&u, 0, sizeof u);
+    u.wait_dead = true;
+    smtpd_t *d = run_reuse(steps, &opts, one_rcpt, 1, &u);
+    assert_int_equal(u.calls, 2);
+    assert_true(u.idle[0]);
+    assert_int_equal(u.outs[0].rcpt[0].code, 250);
+    assert_false(u.idle[1]);
+    assert_int_equal(u.outs[1].end, SMTP_END_OK);
+    assert_null(strstr(d->log, "C: QUIT"));
+    assert_null(strstr(u.outs[1].transcript, "QUIT"));
+    smtpd_free(d);
+}
+
+/* The error budget: a session that took as many refusals as it may has no room left,
+ * and smtp_sess_next() refuses to run on it; a later transaction of one run (452 4.5.3)
+ * is cut to the budget too. */
+static void test_sess_error_budget(void **state)
+{
+    (void)state;
+    static const char *const three[] = {"a@x.test", "b@x.test", "c@x.test"};
+    static const ss_step_t steps[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_(EHLO_PIPE),
+        SS_READ_(4),
+        SS_SEND_("250 2.1.0 Ok\r\n550 5.1.1 a\r\n550 5.1.1 b\r\n550 5.1.1 c\r\n"),
+        SS_READ_(1),
+        SS_SEND_("221 2.0.0 Bye\r\n"),
+        SS_END_(),
+    };
+    static const char *const *const plan[] = {y_rcpts};
+    static const size_t nplan[] = {2};
+    smtp_opts_t opts;
+    reuse_opts(&opts);
+    opts.error_budget = 5;
+    assert_int_equal(smtp_room_fresh(5), 4);
+    assert_int_equal(smtp_room_fresh(0), SMTP_ERROR_BUDGET_DEFAULT - 1);
+    static reuse_t u;
+    memset(&u, 0, sizeof u);
+    u.plan = plan;
+    u.nplan = nplan;
+    u.runs = 1;
+    smtpd_t *d = run_reuse(steps, &opts, three, 3, &u);
+    assert_int_equal(u.calls, 2);
+    assert_true(u.idle[0]);
+    assert_int_equal(u.refusals[0], 3);
+    assert_int_equal(u.room[0], 0); /* 3 + RSET + MAIL FROM would reach 5 */
+    assert_int_equal(u.next_rc[0], MP_ERR_ARG);
+    assert_false(u.idle[1]); /* then QUIT */
+    assert_non_null(strstr(d->log, "C: QUIT\nS: 221"));
+    assert_null(strstr(d->log, "RSET"));
+    smtpd_free(d);
+
+    /* 452 4.5.3 in the first transaction: the next one takes no more than the budget */
+    static const ss_step_t steps2[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_(EHLO_PIPE),
+        SS_READ_(6),
+        SS_SEND_("250 2.1.0 Ok\r\n550 5.1.1 a\r\n" TOO_MANY TOO_MANY TOO_MANY TOO_MANY),
+        SS_READ_(3),
+        SS_SEND_("250 2.0.0 Ok\r\n250 2.1.0 Ok\r\n550 5.1.1 b\r\n"),
+        SS_READ_(1),
+        SS_SEND_("221 2.0.0 Bye\r\n"),
+        SS_END_(),
+    };
+    opts.keep_open = false;
+    opts.error_budget = 8;
+    out_t o;
+    d = run(steps2, &opts, five_rcpts, 5, &o);
+    /* 5 refusals after the first transaction: RSET and MAIL FROM may still be refused,
+     * so the next transaction carries 8 - 5 - 2 = 1 recipient, and then none */
+    assert_log(d, &o,
+               "S: 220 mx.test ESMTP\n"
+               "C: EHLO probe.example\n"
+               "S: 250-mx.test\nS: 250 PIPELINING\n"
+               "C: MAIL FROM:<check@probe.example>\n"
+               "C: RCPT TO:<a@x.test>\nC: RCPT TO:<b@x.test>\nC: RCPT TO:<c@x.test>\n"
+               "C: RCPT TO:<d@x.test>\nC: RCPT TO:<e@x.test>\n"
+               "S: 250 2.1.0 Ok\nS: 550 5.1.1 a\n"
+               "S: 452 4.5.3 Error: too many recipients\n"
+               "S: 452 4.5.3 Error: too many recipients\n"
+               "S: 452 4.5.3 Error: too many recipients\n"
+               "S: 452 4.5.3 Error: too many recipients\n"
+               "C: RSET\nC: MAIL FROM:<check@probe.example>\nC: RCPT TO:<b@x.test>\n"
+               "S: 250 2.0.0 Ok\nS: 250 2.1.0 Ok\nS: 550 5.1.1 b\n"
+               "C: QUIT\n"
+               "S: 221 2.0.0 Bye\n");
+    assert_int_equal(o.end, SMTP_END_OK);
+    assert_int_equal(o.rcpt[1].code, 550);
+    assert_true(smtp_reply_too_many_rcpts(&o.rcpt[2])); /* left for the caller */
+    smtpd_free(d);
+}
+
+/* A reply much slower than the others marks the session slow: no room for reuse. */
+static void test_sess_slow_reply_retires(void **state)
+{
+    (void)state;
+    static const ss_step_t steps[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_(EHLO_PIPE),
+        SS_READ_(2),
+        SS_SEND_("250 2.1.0 Ok\r\n"),
+        SS_SLEEP_(1500),
+        SS_SEND_("550 5.1.1 a\r\n"),
+        SS_READ_(1),
+        SS_SEND_("221 2.0.0 Bye\r\n"),
+        SS_END_(),
+    };
+    static const char *const *const plan[] = {y_rcpts};
+    static const size_t nplan[] = {2};
+    smtp_opts_t opts;
+    reuse_opts(&opts);
+    static reuse_t u;
+    memset(&u, 0, sizeof u);
+    u.plan = plan;
+    u.nplan = nplan;
+    u.runs = 1;
+    smtpd_t *d = run_reuse(steps, &opts, one_rcpt, 1, &u);
+    assert_int_equal(u.calls, 2);
+    assert_true(u.idle[0]);
+    assert_true(u.slow[0]);
+    assert_int_equal(u.room[0], 0);
+    assert_int_equal(u.next_rc[0], MP_ERR_ARG);
+    assert_null(strstr(d->log, "RSET"));
+    smtpd_free(d);
+}
+
 static void test_too_many_rcpts_predicate(void **state)
 {
     (void)state;
@@ -1764,6 +2269,13 @@ int main(void)
         cmocka_unit_test(test_sess_452_later_no_progress),
         cmocka_unit_test(test_sess_rcpt_per_txn_and_max_txn),
         cmocka_unit_test(test_sess_later_transaction_refused),
+        cmocka_unit_test(test_sess_reuse_pipelined),
+        cmocka_unit_test(test_sess_reuse_no_pipelining),
+        cmocka_unit_test(test_sess_mail_refused_drained),
+        cmocka_unit_test(test_sess_reuse_closed_mid_transaction),
+        cmocka_unit_test(test_sess_idle_closed),
+        cmocka_unit_test(test_sess_error_budget),
+        cmocka_unit_test(test_sess_slow_reply_retires),
         cmocka_unit_test(test_too_many_rcpts_predicate),
         cmocka_unit_test(test_sess_transcript_cap),
         cmocka_unit_test(test_sess_bad_args),
