@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "../smtp/smtpd_script.h"
+#include "sched/conncache.h"
 #include "sched/engine.h"
 #include "sched/facts.h"
 #include "sched/window.h"
@@ -515,6 +516,87 @@ static void test_window_aimd(void **state)
     assert_int_equal(w.next_start_ms, 31000);
 }
 
+/* The connection cache's rules: LIFO take by key, idle time, reuse age and count,
+ * expiry order, eviction of the longest idle. Times are injected. */
+static bool match_b(void *sess, void *arg)
+{
+    (void)arg;
+    return *(const char *)sess == 'b';
+}
+
+static void test_conncache_rules(void **state)
+{
+    (void)state;
+    conncache_cfg_t cfg = {.idle_ms = 2000, .reuse_ms = 300000, .reuse_max = 3};
+    conncache_t *cc = conncache_new(&cfg);
+    assert_non_null(cc);
+    char k1[CONNCACHE_KEY_MAX], k2[CONNCACHE_KEY_MAX];
+    conncache_key(k1, sizeof k1, "", "192.0.2.1", 25);
+    conncache_key(k2, sizeof k2, "", "192.0.2.2", 25);
+    assert_string_equal(k1, "|192.0.2.1|25");
+    static char a[] = "a", b[] = "b", c[] = "c", d[] = "d";
+
+    /* nothing to take from an empty cache */
+    assert_null(conncache_take(cc, k1, 1000));
+    assert_int_equal(conncache_next_expiry(cc), UINT64_MAX);
+
+    /* put / take: the most recently returned first, only for its key */
+    assert_true(conncache_put(cc, k1, a, 0, 1, 1000));
+    assert_true(conncache_put(cc, k1, b, 0, 1, 1500));
+    assert_true(conncache_put(cc, k2, c, 0, 1, 1200));
+    assert_int_equal(conncache_count(cc, k1), 2);
+    assert_int_equal(conncache_count(cc, NULL), 3);
+    assert_int_equal(conncache_next_expiry(cc), 3000); /* a: idle since 1000 + 2000 */
+    assert_ptr_equal(conncache_take(cc, k1, 1600), b);
+    assert_ptr_equal(conncache_take(cc, k1, 1600), a);
+    assert_null(conncache_take(cc, k1, 1600));
+    assert_ptr_equal(conncache_take(cc, k2, 1600), c);
+    assert_int_equal(conncache_count(cc, NULL), 0);
+
+    /* idle too long: not taken, expired instead (oldest first) */
+    assert_true(conncache_put(cc, k1, a, 0, 1, 1000));
+    assert_true(conncache_put(cc, k1, b, 0, 1, 2500));
+    assert_null(conncache_expire(cc, 2999));
+    assert_ptr_equal(conncache_take(cc, k1, 3000), b); /* a is past its 2 s, b is not */
+    assert_null(conncache_take(cc, k1, 3000));
+    assert_ptr_equal(conncache_expire(cc, 3000), a);
+    assert_null(conncache_expire(cc, 3000));
+
+    /* reuse count: the session that carried reuse_max runs is not kept */
+    assert_false(conncache_put(cc, k1, a, 0, 3, 1000));
+    assert_true(conncache_put(cc, k1, a, 0, 2, 1000));
+    assert_ptr_equal(conncache_take(cc, k1, 1000), a);
+
+    /* reuse age: refused when returned too old; expires when it gets too old idle */
+    assert_false(conncache_put(cc, k1, a, 0, 1, 300000));
+    assert_true(conncache_put(cc, k1, a, 0, 1, 299000));
+    assert_int_equal(conncache_next_expiry(cc), 300000);
+    assert_null(conncache_take(cc, k1, 300000));
+    assert_ptr_equal(conncache_expire(cc, 300000), a);
+
+    /* eviction: the longest idle (matching) one; remove */
+    assert_true(conncache_put(cc, k1, a, 0, 1, 100));
+    assert_true(conncache_put(cc, k2, b, 0, 1, 200));
+    assert_true(conncache_put(cc, k2, c, 0, 1, 300));
+    assert_true(conncache_put(cc, k1, d, 0, 1, 50));
+    assert_ptr_equal(conncache_pop_oldest(cc, match_b, NULL), b);
+    assert_ptr_equal(conncache_pop_oldest(cc, NULL, NULL), d);
+    assert_true(conncache_remove(cc, c));
+    assert_false(conncache_remove(cc, c));
+    assert_int_equal(conncache_count(cc, NULL), 1);
+    assert_ptr_equal(conncache_pop_oldest(cc, NULL, NULL), a);
+    assert_null(conncache_pop_oldest(cc, NULL, NULL));
+
+    /* defaults */
+    conncache_free(cc);
+    cc = conncache_new(NULL);
+    assert_true(conncache_put(cc, k1, a, 0, CONNCACHE_REUSE_MAX_DEFAULT - 1, 1000));
+    assert_int_equal(conncache_next_expiry(cc), 1000 + CONNCACHE_IDLE_MS_DEFAULT);
+    assert_false(conncache_put(cc, k1, b, 0, CONNCACHE_REUSE_MAX_DEFAULT, 1000));
+    assert_ptr_equal(conncache_take(cc, k1, 1000), a);
+    conncache_free(cc);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* the application's job; libevent does not do it */
@@ -523,6 +605,7 @@ int main(void)
         cmocka_unit_test(test_unroutable),
         cmocka_unit_test(test_facts_ttl_and_eviction),
         cmocka_unit_test(test_window_aimd),
+        cmocka_unit_test(test_conncache_rules),
         cmocka_unit_test(test_offline_and_invalid),
         cmocka_unit_test(test_literal_unroutable_refused_without_network),
         cmocka_unit_test(test_batch_452_new_transactions),
