@@ -430,6 +430,8 @@ int cli_bulk(int argc, char **argv)
         mp_strlcpy(b.endmsg, err, sizeof b.endmsg);
     } else {
         event_base_dispatch(b.base);
+        if (b.end == JOB_END_DONE)
+            cli_finish_sessions(b.base, b.engine);
     }
     print_progress(&b, true);
     job_counts_t c;

@@ -277,6 +277,8 @@ int cli_check(int argc, char **argv)
     if (interrupted)
         fprintf(stderr, "mailprobe: interrupted: %zu of %zu address(es) printed\n",
                 run.printed, run.n);
+    else
+        cli_finish_sessions(run.base, run.engine);
 
     engine_free(run.engine);
     if (sigint)

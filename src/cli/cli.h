@@ -23,6 +23,10 @@ enum {
 /** Print "mailprobe: <message>" to stderr and return EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/** After the last result: QUIT the engine's idle SMTP sessions and run the loop until
+ *  they are closed (at most 5 s more), so that servers see a polite end. */
+void cli_finish_sessions(struct event_base *base, engine_t *engine);
+
 int cli_check(int argc, char **argv);
 int cli_explain(int argc, char **argv);
 int cli_bulk(int argc, char **argv);

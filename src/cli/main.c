@@ -22,6 +22,21 @@ int cli_usage_error(const char *fmt, ...)
     return EXIT_USAGE;
 }
 
+void cli_finish_sessions(struct event_base *base, engine_t *engine)
+{
+    struct timeval grace = {5, 0};
+    engine_close_idle(engine);
+    if (engine_sessions(engine) == 0)
+        return;
+    event_base_loopexit(base, &grace);
+    while (engine_sessions(engine) > 0) {
+        if (event_base_loop(base, EVLOOP_ONCE) != 0)
+            break;
+        if (event_base_got_exit(base) || event_base_got_break(base))
+            break; /* the grace time is over, or a signal */
+    }
+}
+
 static void usage(FILE *out)
 {
     fputs("usage: mailprobe COMMAND [options] ...\n"

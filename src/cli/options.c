@@ -26,7 +26,8 @@ enum {
     O_MIN_INTERVAL, O_PER_HOST, O_OUTPUT, O_FORMAT, O_COLUMN, O_NAME_COLUMN, O_SPLIT, O_STORE, O_RESUME, O_MAX_AGE, O_NO_PROGRESS,
     O_LISTEN, O_TOKENS, O_RATE_LIMIT, O_MAX_BODY, O_WAIT, O_LOG_FORMAT,
     O_ALLOW_PRIVATE_HOOKS, O_REQUEST_TIMEOUT, O_MAX_PER_CLIENT, O_MAX_CONNS, O_SOURCE, O_PROXY,
-    O_REF_MX, O_DNSBL, O_DNSBL_DNS, O_MYIP_DNS, O_MYIP_NAME, O_END
+    O_REF_MX, O_DNSBL, O_DNSBL_DNS, O_MYIP_DNS, O_MYIP_NAME,
+    O_SESSION_ERRORS, O_REUSE_TIME, O_REUSE_COUNT, O_IDLE_TIME, O_END
 };
 
 _Static_assert(O_END - O_JSON <= 64, "cli_cfg_t.origin is too small");
@@ -87,6 +88,10 @@ static const struct option long_opts[] = {
     {"dnsbl-dns", required_argument, NULL, O_DNSBL_DNS},
     {"myip-dns", required_argument, NULL, O_MYIP_DNS},
     {"myip-name", required_argument, NULL, O_MYIP_NAME},
+    {"session-errors", required_argument, NULL, O_SESSION_ERRORS},
+    {"session-reuse-time", required_argument, NULL, O_REUSE_TIME},
+    {"session-reuse-count", required_argument, NULL, O_REUSE_COUNT},
+    {"idle-time", required_argument, NULL, O_IDLE_TIME},
     {NULL, 0, NULL, 0},
 };
 
@@ -332,6 +337,28 @@ static int apply_opt(cli_cfg_t *c, int id, const char *v, const char *where)
         if (!mp_parse_duration_ms(v, &n) || n > 3600000)
             return cli_usage_error("%s: --min-interval needs a duration (e.g. 100ms)", where);
         c->eo.min_interval_ms = (unsigned)n;
+        break;
+    case O_SESSION_ERRORS:
+        if (!mp_parse_uint(v, 2, 100, &n))
+            return cli_usage_error("%s: --session-errors needs a number 2..100", where);
+        c->eo.session_errors = (unsigned)n;
+        break;
+    case O_REUSE_TIME:
+        if (!mp_parse_duration_ms(v, &n) || n < 1 || n > 3600000)
+            return cli_usage_error("%s: --session-reuse-time needs a duration up to 1h "
+                                   "(e.g. 300s)", where);
+        c->eo.reuse_time_ms = (unsigned)n;
+        break;
+    case O_REUSE_COUNT:
+        if (!mp_parse_uint(v, 1, 1000, &n))
+            return cli_usage_error("%s: --session-reuse-count needs a number 1..1000", where);
+        c->eo.reuse_count = (unsigned)n;
+        break;
+    case O_IDLE_TIME:
+        if (!mp_parse_duration_ms(v, &n) || n < 1 || n > 300000)
+            return cli_usage_error("%s: --idle-time needs a duration up to 300s (e.g. 2s)",
+                                   where);
+        c->eo.idle_time_ms = (unsigned)n;
         break;
     case O_OUTPUT:
         if (!*v || mp_strlcpy(c->output, v, sizeof c->output) >= sizeof c->output)
@@ -901,6 +928,14 @@ void cli_cfg_help(unsigned cmd)
         "  --rcpt-per-transaction N  RCPTs per transaction; a session carries more in\n"
         "                         further transactions (default: all in one; a server's\n"
         "                         452 4.5.3 lowers it)\n"
+        "  --session-errors N     refusals one session may take before it is retired\n"
+        "                         (default 8: Postfix slows down past 10, drops at 20)\n"
+        "  --session-reuse-time D  no new transaction on a session older than D\n"
+        "                         (default 300s)\n"
+        "  --session-reuse-count N  transactions one session carries at most (default 50;\n"
+        "                         1 = a new session for every batch)\n"
+        "  --idle-time D          how long an idle session waits for the next domain on\n"
+        "                         its server address (default 2s)\n"
         "  --min-interval D       between two connections to one server (default 100ms);\n"
         "                         a 421 halves that server's sessions and waits 1 s,\n"
         "                         doubling up to 60 s\n"

@@ -33,7 +33,7 @@ typedef struct {
 #define CONNCACHE_REUSE_MS_DEFAULT 300000
 #define CONNCACHE_REUSE_MAX_DEFAULT 50
 
-#define CONNCACHE_KEY_MAX 160
+#define CONNCACHE_KEY_MAX 400 /* an egress name (320), an address, a port */
 
 typedef struct conncache conncache_t;
 

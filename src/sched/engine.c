@@ -34,6 +34,7 @@
 #include "intel/intel.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "sched/conncache.h"
 #include "sched/trouble.h"
 #include "sched/window.h"
 #include "util/str.h"
@@ -76,7 +77,26 @@ struct dest {
     char ip[64];
     window_t win;           /* sessions allowed now, and when the next may start */
     uint64_t blocked_pass;  /* dispatch pass in which it was found full */
+    unsigned open;          /* sessions open now, idle ones included */
 };
+
+/* One SMTP connection: it holds one slot of its server address, of its MX host name and
+ * of the global cap from connect to close, whether it runs a batch, waits idle in the
+ * connection cache or says QUIT. */
+typedef struct conn {
+    struct engine *e;
+    smtp_sess_t *sess;      /* NULL once the session ended (it frees itself) */
+    dest_t *dest;
+    host_t *hostc;
+    uint64_t id, born_ms;
+    unsigned runs;          /* batches it carried */
+    int egress;             /* its way out (index in the egress pool), or -1 */
+    window_outcome_t outcome; /* for the window at close: a throttle in any run wins */
+    char key[CONNCACHE_KEY_MAX];
+    char host[256];
+    char domains[200];      /* the domains its earlier runs served (--trace) */
+    struct conn *next, *prev;
+} conn_t;
 
 /* One check: one address on its way from syntax to verdict ("job" is a bulk job, src/job/). */
 struct chk {
@@ -99,6 +119,7 @@ struct chk {
     struct batch *batch;    /* the session this check's RCPT rides in, if one runs */
     size_t batch_idx;       /* its RCPT's index in that session */
     bool solo;              /* the server refused several RCPTs at once: go alone */
+    bool resent;            /* a session died before its RCPT's answer: asked again once */
     unsigned throttled;     /* times a server's 421 sent this check back to it */
     bool queued;
     struct event *timer;    /* retry delay and deferred finish */
@@ -118,8 +139,8 @@ enum { ACT_TARGET, ACT_FINISH, ACT_ACCEPTED };
 
 #define BATCH_MAX 100
 
-/* One SMTP session: the RCPTs of up to max_rcpt checks of one domain on one server
- * address, plus at most one catch-all probe, holding one slot of that server. */
+/* One run of a session: the RCPTs of up to max_rcpt checks of one domain on one server
+ * address, plus at most one catch-all probe, on a new connection or an idle one. */
 typedef struct batch {
     engine_t *e;
     chk_t *chks[BATCH_MAX];  /* NULL once a check was dropped while the session ran */
@@ -129,9 +150,7 @@ typedef struct batch {
     bool has_pm;             /* a postmaster@ control RCPT rides along */
     size_t pm_idx;
     char pm_rcpt[320];
-    dest_t *dest;
-    host_t *hostc;
-    smtp_sess_t *sess;
+    conn_t *conn;            /* the connection it runs on */
     char host[256];
     char ip[64];
     int egress;              /* index in the egress pool, or -1 */
@@ -166,6 +185,10 @@ struct engine {
     struct event *wake_ev;        /* dispatch again when a server's wait is over */
     window_cfg_t wcfg;
     bool dispatch_pending;
+    conncache_t *cc;              /* idle connections */
+    struct event *cc_ev;          /* closes idle connections past their time */
+    conn_t *conns;                /* every open connection */
+    uint64_t next_conn_id;
 };
 
 static void chk_try_target(chk_t *j);
@@ -195,6 +218,10 @@ void engine_opts_default(engine_opts_t *o)
     o->penalty_ms = 1000;
     o->penalty_cap_ms = 60000;
     o->throttle_retries = 2;
+    o->session_errors = SMTP_ERROR_BUDGET_DEFAULT;
+    o->reuse_time_ms = CONNCACHE_REUSE_MS_DEFAULT;
+    o->reuse_count = CONNCACHE_REUSE_MAX_DEFAULT;
+    o->idle_time_ms = CONNCACHE_IDLE_MS_DEFAULT;
     o->catch_all_ttl_ms = 24ull * 3600 * 1000;
     o->not_catch_all_ttl_ms = 6ull * 3600 * 1000;
 }
@@ -351,7 +378,10 @@ static void wait_remove(engine_t *e, chk_t *j)
     j->queued = false;
 }
 
-static void batch_start(chk_t *j);
+static void batch_start(chk_t *j, conn_t *reuse);
+static void conn_quit(conn_t *c);
+static conn_t *conn_take(engine_t *e, const target_t *t, const char *domain);
+static void conn_evict_for(engine_t *e, const target_t *t);
 
 /* ---- egress: source addresses and proxies (net/egress.h) ------------------------ */
 
@@ -359,7 +389,7 @@ static void batch_start(chk_t *j);
  * domain while it works (greylisting remembers the client address). A target of a
  * family no source has still gets one: the session then fails with a clear reason and
  * the check moves to its next target. Sets the HELO name that belongs to it. */
-static int egress_pick(engine_t *e, const char *domain, const target_t *t, smtp_opts_t *so)
+static int egress_index(engine_t *e, const char *domain, const target_t *t)
 {
     if (!e->egress.n)
         return -1;
@@ -367,6 +397,14 @@ static int egress_pick(engine_t *e, const char *domain, const target_t *t, smtp_
     int i = net_pool_pick(&e->egress, domain, t->ip.sa.ss_family, now);
     if (i < 0)
         i = net_pool_pick(&e->egress, domain, AF_UNSPEC, now);
+    return i;
+}
+
+static int egress_pick(engine_t *e, const char *domain, const target_t *t, smtp_opts_t *so)
+{
+    int i = egress_index(e, domain, t);
+    if (i < 0)
+        return -1;
     so->egress = e->egress.eg[i];
     if (so->egress->helo[0])
         so->helo = so->egress->helo;
@@ -387,13 +425,16 @@ static void egress_on_done(engine_t *e, int i, const smtp_result_t *sr)
     }
 }
 
-/* Start sessions for waiting checks whose server has a free slot, in arrival order; each
- * session takes along the waiting checks of the same domain on the same server. */
+/* Start sessions for waiting checks whose server has an idle connection or a free slot, in
+ * arrival order; each session takes along the waiting checks of the same domain on the
+ * same server. */
 static void slots_dispatch(engine_t *e)
 {
     uint64_t pass = ++e->pass, now = mp_now_ms(), earliest = UINT64_MAX;
     chk_t *j = e->wait_head;
-    while (j && e->active_sessions < e->o.max_sessions) {
+    if (e->pending == 0)
+        engine_close_idle(e); /* nothing left to check: no reason to keep them */
+    while (j && (e->active_sessions < e->o.max_sessions || conncache_count(e->cc, NULL))) {
         chk_t *next = j->next_wait;
         const target_t *t = &j->targets[j->cur];
         dest_t *d = t->dest ? t->dest : dest_get(e, t->ip.text);
@@ -401,7 +442,15 @@ static void slots_dispatch(engine_t *e)
             j = next;
             continue;
         }
+        conn_t *idle = conn_take(e, t, j->res->addr.domain_ascii);
+        if (idle) {
+            wait_remove(e, j);
+            batch_start(j, idle);
+            j = (next && next->queued) ? next : e->wait_head;
+            continue;
+        }
         if (!slot_free(e, t)) {
+            conn_evict_for(e, t);
             if (d) {
                 d->blocked_pass = pass; /* skip its other waiting checks in this pass */
                 if (d->win.active < window_allowed(&d->win) && d->win.next_start_ms > now &&
@@ -412,7 +461,7 @@ static void slots_dispatch(engine_t *e)
             continue;
         }
         wait_remove(e, j);
-        batch_start(j);
+        batch_start(j, NULL);
         /* batch_start may have taken `next` along: then start again from the head, where
          * every server already found full is skipped at the cost of a comparison */
         j = (next && next->queued) ? next : e->wait_head;
@@ -444,17 +493,165 @@ static void dispatch_soon(engine_t *e)
     }
 }
 
-static void batch_release_slot(batch_t *b, window_outcome_t o)
+/* ---- connections: slots, the connection cache ---------------------------------- */
+
+/* A new connection to t takes a slot of its server address, MX host name and the
+ * global cap (the caller checked slot_free). */
+/* The connection cache's key: the way out (egress name, "" for the system's choice),
+ * the server address and the port. */
+static void conn_key(engine_t *e, int egress, const target_t *t, char *key, size_t size)
 {
-    if (!b->dest)
+    conncache_key(key, size, egress >= 0 ? e->egress.eg[egress]->name : "", t->ip.text,
+                  e->o.port);
+}
+
+static conn_t *conn_open(engine_t *e, const target_t *t, dest_t *d, int egress)
+{
+    conn_t *c = calloc(1, sizeof *c);
+    if (!c)
+        mp_panic("out of memory");
+    c->e = e;
+    c->id = ++e->next_conn_id;
+    c->born_ms = mp_now_ms();
+    c->dest = d;
+    c->outcome = WIN_NEUTRAL;
+    c->egress = egress;
+    conn_key(e, egress, t, c->key, sizeof c->key);
+    mp_strlcpy(c->host, t->host, sizeof c->host);
+    window_on_start(&d->win, &e->wcfg, c->born_ms);
+    if (++d->open > e->stats.max_per_ip)
+        e->stats.max_per_ip = d->open;
+    e->active_sessions++;
+    c->hostc = host_get(e, t->host);
+    if (c->hostc)
+        c->hostc->active++;
+    e->stats.sessions++;
+    c->next = e->conns;
+    if (e->conns)
+        e->conns->prev = c;
+    e->conns = c;
+    return c;
+}
+
+/* The connection is closed: give its slots back and free it. */
+static void conn_release(conn_t *c)
+{
+    engine_t *e = c->e;
+    window_on_end(&c->dest->win, &e->wcfg, mp_now_ms(), c->outcome);
+    c->dest->open--;
+    e->active_sessions--;
+    if (c->hostc)
+        c->hostc->active--;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        e->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    free(c);
+}
+
+static void on_conn_quit(const smtp_result_t *sr, void *arg)
+{
+    conn_t *c = arg;
+    engine_t *e = c->e;
+    (void)sr;
+    c->sess = NULL; /* it frees itself after this callback */
+    conn_release(c);
+    dispatch_soon(e);
+}
+
+/* End an idle connection politely; its slot is free once the QUIT is answered. */
+static void conn_quit(conn_t *c)
+{
+    smtp_sess_quit(c->sess, on_conn_quit, c);
+}
+
+static void conncache_arm(engine_t *e)
+{
+    uint64_t at = conncache_next_expiry(e->cc), now = mp_now_ms();
+    if (at == UINT64_MAX) {
+        evtimer_del(e->cc_ev);
         return;
-    window_on_end(&b->dest->win, &b->e->wcfg, mp_now_ms(), o);
-    b->e->active_sessions--;
-    b->dest = NULL;
-    if (b->hostc) {
-        b->hostc->active--;
-        b->hostc = NULL;
     }
+    uint64_t ms = at > now ? at - now : 0;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    evtimer_add(e->cc_ev, &tv);
+}
+
+static void on_conncache_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    engine_t *e = arg;
+    conn_t *c;
+    while ((c = conncache_expire(e->cc, mp_now_ms())) != NULL)
+        conn_quit(c);
+    conncache_arm(e);
+}
+
+/* A run is over and the session waits idle: keep it for the next batch to the same
+ * server address, or QUIT it when it may not be reused (error budget, a slow reply,
+ * reuse age or count) or when no check is pending. */
+static void conn_park(conn_t *c)
+{
+    engine_t *e = c->e;
+    if (e->pending == 0 || smtp_sess_room(c->sess) < 2 ||
+        !conncache_put(e->cc, c->key, c, c->born_ms, c->runs, mp_now_ms())) {
+        conn_quit(c);
+        return;
+    }
+    conncache_arm(e);
+}
+
+/* An idle connection to t's server address that may carry a batch, or NULL. Dead ones
+ * met on the way are closed. */
+static conn_t *conn_take(engine_t *e, const target_t *t, const char *domain)
+{
+    char key[CONNCACHE_KEY_MAX];
+    conn_key(e, egress_index(e, domain, t), t, key, sizeof key);
+    conn_t *c;
+    while ((c = conncache_take(e->cc, key, mp_now_ms())) != NULL) {
+        if (smtp_sess_room(c->sess) >= 2)
+            return c;
+        conn_quit(c);
+    }
+    return NULL;
+}
+
+static bool conn_of_host(void *sess, void *arg)
+{
+    const conn_t *c = sess;
+    return strcmp(c->host, arg) == 0;
+}
+
+/* t waits for a slot that idle connections hold (the global cap, or its MX host's):
+ * QUIT the one idle the longest; the slot frees when its QUIT is answered. */
+static void conn_evict_for(engine_t *e, const target_t *t)
+{
+    conn_t *c = NULL;
+    if (e->active_sessions >= e->o.max_sessions) {
+        c = conncache_pop_oldest(e->cc, NULL, NULL);
+    } else {
+        host_t *h = host_get(e, t->host);
+        if (h && h->active >= e->o.per_host_limit)
+            c = conncache_pop_oldest(e->cc, conn_of_host, (void *)t->host);
+    }
+    if (c)
+        conn_quit(c);
+}
+
+void engine_close_idle(engine_t *e)
+{
+    conn_t *c;
+    while ((c = conncache_pop_oldest(e->cc, NULL, NULL)) != NULL)
+        conn_quit(c);
+    evtimer_del(e->cc_ev);
+}
+
+unsigned engine_sessions(const engine_t *e)
+{
+    return e->active_sessions;
 }
 
 /* A check leaves the session it rides in (the check is being freed); the last one out
@@ -469,9 +666,13 @@ static void batch_leave(chk_t *j)
         b->prober = NULL;
     j->batch = NULL;
     if (--b->live == 0) {
-        if (b->sess)
-            smtp_sess_cancel(b->sess);
-        batch_release_slot(b, WIN_NEUTRAL);
+        conn_t *c = b->conn;
+        if (c) {
+            if (c->sess)
+                smtp_sess_cancel(c->sess);
+            c->sess = NULL;
+            conn_release(c);
+        }
         free(b);
     }
 }
@@ -827,7 +1028,9 @@ static bool batch_add(batch_t *b, chk_t *j)
     return true;
 }
 
-static void batch_start(chk_t *j)
+/* Start a batch for j (and the waiting checks of its domain on the same server address)
+ * on the idle connection `reuse`, or on a new one. */
+static void batch_start(chk_t *j, conn_t *reuse)
 {
     engine_t *e = j->e;
     target_t *t = &j->targets[j->cur];
@@ -843,6 +1046,21 @@ static void batch_start(chk_t *j)
     unsigned max = e->o.max_rcpt ? e->o.max_rcpt : 1;
     if (max > BATCH_MAX - 2)
         max = BATCH_MAX - 2; /* room for the control and the probe */
+    /* the session's error budget: every RCPT might be refused (smtp/session.h), and room
+     * stays for the postmaster@ control and for the catch-all probe unless the domain's
+     * fact is known or being probed */
+    size_t room = reuse ? smtp_sess_room(reuse->sess) : smtp_room_fresh(e->o.session_errors);
+    facts_domain_t known;
+    const probing_t *pr = probing_find(e, domain);
+    bool may_probe = e->o.catch_all_probe && !j->probe_alone &&
+                     !facts_get(e->facts, domain, &known) &&
+                     (!pr || !pr->prober->batch); /* its prober may ride in this batch */
+    bool may_pm = !j->probe_alone && !j->solo && e->o.postmaster_control;
+    size_t keep = (may_probe ? 1 : 0) + (may_pm ? 1 : 0);
+    if (room < keep + 1)
+        room = keep + 1;
+    if (max > room - keep)
+        max = (unsigned)(room - keep);
     /* take along waiting checks of the same domain for the same server address */
     if (!j->probe_alone && !j->solo) {
         for (chk_t *w = e->wait_head, *next; w && b->n < max; w = next) {
@@ -907,13 +1125,7 @@ static void batch_start(chk_t *j)
             }
         }
     }
-    window_on_start(&d->win, &e->wcfg, mp_now_ms());
-    e->active_sessions++;
-    b->dest = d;
-    b->hostc = host_get(e, t->host);
-    if (b->hostc)
-        b->hostc->active++;
-    e->stats.sessions++;
+    e->stats.runs++;
     e->stats.rcpts += b->n - (j->probe_alone ? 1 : 0);
     e->stats.probes += (b->prober || j->probe_alone) ? 1 : 0;
 
@@ -934,13 +1146,45 @@ static void batch_start(chk_t *j)
     so.sni = t->host;
     so.rcpt_per_txn = e->o.rcpt_per_txn;
     b->egress = egress_pick(e, domain, t, &so);
-    mp_log(MP_LOG_DEBUG, "session to %s [%s]: %zu recipient(s)%s", t->host, t->ip.text, b->n,
+    so.pipeline_mail = true;
+    so.keep_open = true;
+    so.error_budget = e->o.session_errors;
+    if (reuse) {
+        mp_log(MP_LOG_DEBUG, "session %llu to %s [%s] reused: %zu recipient(s)%s",
+               (unsigned long long)reuse->id, t->host, t->ip.text, b->n,
+               b->prober ? " + catch-all probe" : "");
+        b->conn = reuse;
+        b->egress = reuse->egress; /* the same by the cache's key */
+        reuse->runs++;
+        e->stats.reused++;
+        if (smtp_sess_next(reuse->sess, rcpts, nrcpt, utf8, on_smtp_done, b) == 0)
+            return;
+        /* cannot happen (conn_take checked it): the checks wait for another session */
+        b->conn = NULL;
+        conn_quit(reuse);
+        chk_t *chks[BATCH_MAX];
+        size_t n = b->n;
+        memcpy(chks, b->chks, n * sizeof chks[0]);
+        free(b);
+        for (size_t i = 0; i < n; i++) {
+            chks[i]->batch = NULL;
+            chks[i]->res->attempts--;
+            probing_release(e, chks[i]);
+            chk_try_target(chks[i]);
+        }
+        return;
+    }
+    b->conn = conn_open(e, t, d, b->egress);
+    b->conn->runs = 1;
+    mp_log(MP_LOG_DEBUG, "session %llu to %s [%s]: %zu recipient(s)%s",
+           (unsigned long long)b->conn->id, t->host, t->ip.text, b->n,
            b->prober ? " + catch-all probe" : "");
     if (smtp_sess_start(e->base, &so, (struct sockaddr *)&ss, t->ip.salen, rcpts, nrcpt,
-                        on_smtp_done, b, &b->sess) != 0) {
-        /* our own failure (bad argument, memory): every check moves on */
-        b->sess = NULL;
-        batch_release_slot(b, WIN_NEUTRAL);
+                        on_smtp_done, b, &b->conn->sess) != 0) {
+        /* our own failure (bad argument, memory): every job moves on */
+        b->conn->sess = NULL;
+        conn_release(b->conn);
+        b->conn = NULL;
         chk_t *chks[BATCH_MAX];
         size_t n = b->n;
         memcpy(chks, b->chks, n * sizeof chks[0]);
@@ -958,7 +1202,19 @@ static void batch_start(chk_t *j)
     }
 }
 
-static void record_session(chk_t *j, const smtp_result_t *sr)
+/* The transcript's note on the connection: which session, its how-manieth run, and the
+ * domains its earlier runs served (RFC 5321 allows many transactions per session). */
+static void record_conn_note(chk_t *j, const smtp_result_t *sr, const char *domains,
+                             uint64_t at)
+{
+    const target_t *t = &j->targets[j->cur];
+    char note[400];
+    snprintf(note, sizeof note, "%s: session reused for its transaction %u; earlier ones "
+             "for %s", t->host, sr->run + 1, domains[0] ? domains : "?");
+    vd_add_line(j->res, t->ip.text, '*', at, note);
+}
+
+static void record_session(chk_t *j, const smtp_result_t *sr, const char *domains)
 {
     vd_result_t *r = j->res;
     const target_t *t = &j->targets[j->cur];
@@ -973,6 +1229,8 @@ static void record_session(chk_t *j, const smtp_result_t *sr)
     if (j->e->o.keep_transcript) {
         uint64_t now = chk_elapsed(j);
         uint64_t base = now >= sr->duration_ms ? now - sr->duration_ms : 0;
+        if (sr->run > 0)
+            record_conn_note(j, sr, domains, base);
         for (size_t i = 0; i < sr->nlines; i++)
             vd_add_line(r, t->ip.text, sr->lines[i].from_client ? '>' : '<',
                         base + sr->lines[i].at_ms, sr->lines[i].line);
@@ -1090,9 +1348,12 @@ static void on_smtp_done(const smtp_result_t *sr, void *arg)
 {
     batch_t *b = arg;
     engine_t *e = b->e;
-    if ((unsigned)sr->end < ENGINE_SESS_ENDS)
+    conn_t *c = b->conn;
+    if (!sr->idle && (unsigned)sr->end < ENGINE_SESS_ENDS)
         e->stats.sess_end[sr->end]++;
     chk_t *chks[BATCH_MAX];
+    if (sr->refusals > e->stats.max_refusals)
+        e->stats.max_refusals = sr->refusals;
     size_t n = b->n;
     memcpy(chks, b->chks, n * sizeof chks[0]);
     chk_t *prober = b->prober;
@@ -1110,17 +1371,36 @@ static void on_smtp_done(const smtp_result_t *sr, void *arg)
         if (chks[i] && !chks[i]->probe_alone && sr->rcpt[i].has_reply &&
             (sr->rcpt[i].reply.code == 250 || sr->rcpt[i].reply.code == 251))
             ctl.accepted++;
-    b->sess = NULL; /* it frees itself after this callback */
     egress_on_done(e, b->egress, sr);
     cl_result_t cls[BATCH_MAX]; /* each RCPT reply read once (trouble.h) */
     trouble_read_session(sr, cls, BATCH_MAX);
-    batch_release_slot(b, trouble_session_window(sr, cls));
+    window_outcome_t o = trouble_session_window(sr, cls);
+    if (c->outcome != WIN_THROTTLE)
+        c->outcome = o;
+    char domains[sizeof c->domains];
+    mp_strlcpy(domains, c->domains, sizeof domains);
+    if (!sr->idle) {
+        c->sess = NULL; /* it frees itself after this callback */
+        conn_release(c);
+        c = NULL;
+    }
     free(b);
     for (size_t i = 0; i < n; i++)
         if (chks[i]) {
             chks[i]->batch = NULL;
-            record_session(chks[i], sr);
+            record_session(chks[i], sr, domains);
         }
+    if (c && n && chks[0]) {
+        /* remember the domain for the transcript of the next runs */
+        const char *dom = chks[0]->res->addr.domain_ascii;
+        size_t used = strlen(c->domains);
+        if (used + strlen(dom) + 2 < sizeof c->domains) {
+            snprintf(c->domains + used, sizeof c->domains - used, "%s%s", used ? " " : "",
+                     dom);
+        } else if (used + 4 < sizeof c->domains && !strstr(c->domains, "...")) {
+            mp_strlcpy(c->domains + used, " ...", sizeof c->domains - used);
+        }
+    }
     if (prober) {
         probe_evaluate(prober, sr, probe_idx, cls,
                        ctl.pm == TR_CTL_ACCEPTED || ctl.accepted > 0);
@@ -1147,7 +1427,26 @@ static void on_smtp_done(const smtp_result_t *sr, void *arg)
             chks[i]->ctl.other_accepted = ctl.accepted > (self ? 1u : 0u);
             chk_on_session(chks[i], sr, i, cls);
         }
+    if (c)
+        conn_park(c);
     dispatch_soon(e);
+}
+
+/* Did the session break off in the middle of the run rather than refuse us: closed, timed
+ * out, garbled or refused RSET, on a reused session or after answering some RCPTs? */
+static bool session_died_midway(const smtp_result_t *sr)
+{
+    bool broke = sr->end == SMTP_END_CLOSED || sr->end == SMTP_END_TIMEOUT ||
+                 sr->end == SMTP_END_PROTOCOL ||
+                 (sr->end == SMTP_END_REPLY && sr->end_state == SMTP_ST_RSET);
+    if (!broke)
+        return false;
+    if (sr->run > 0)
+        return true;
+    for (size_t i = 0; i < sr->nrcpt; i++)
+        if (sr->rcpt[i].has_reply)
+            return true;
+    return false;
 }
 
 /* What one session meant for one of its checks, whose RCPT had index idx. */
@@ -1165,6 +1464,14 @@ static void chk_on_session(chk_t *j, const smtp_result_t *sr, size_t idx,
         trouble_ctx_t ctx;
         chk_trouble_ctx(j, sr, &ctx);
         chk_on_rcpt_reply(j, &sr->rcpt[idx].reply, &cls[idx], &ctx);
+        return;
+    }
+    if (!j->resent && session_died_midway(sr)) {
+        /* the connection was lost (or refused RSET) in the middle of a run, after other
+         * answers or on a reused session: this recipient was not answered, so it goes
+         * to another session once - nothing lost, and nothing answered is asked twice */
+        j->resent = true;
+        chk_try_target(j);
         return;
     }
     if (sr->end == SMTP_END_REPLY && sr->has_reply) {
@@ -1344,7 +1651,12 @@ engine_t *engine_new(struct event_base *base, const engine_opts_t *opts, mp_stat
         goto fail;
     e->dispatch_ev = event_new(base, -1, 0, on_dispatch, e);
     e->wake_ev = evtimer_new(base, on_dispatch, e);
-    if (!e->dispatch_ev || !e->wake_ev)
+    e->cc_ev = evtimer_new(base, on_conncache_timer, e);
+    {
+        conncache_cfg_t cc = {e->o.idle_time_ms, e->o.reuse_time_ms, e->o.reuse_count};
+        e->cc = conncache_new(&cc);
+    }
+    if (!e->dispatch_ev || !e->wake_ev || !e->cc_ev || !e->cc)
         goto fail;
     e->facts = e->o.facts;
     if (!e->facts) {
@@ -1381,6 +1693,19 @@ void engine_free(engine_t *e)
         chk_unlink(j);
         chk_free(j);
     }
+    /* connections left: idle, or saying QUIT (engine_close_idle lets them finish) */
+    while (e->conns) {
+        conn_t *c = e->conns;
+        if (e->cc)
+            conncache_remove(e->cc, c);
+        if (c->sess)
+            smtp_sess_cancel(c->sess);
+        c->sess = NULL;
+        conn_release(c);
+    }
+    conncache_free(e->cc);
+    if (e->cc_ev)
+        event_free(e->cc_ev);
     strmap_free(e->dests, free);
     strmap_free(e->hosts, free);
     strmap_free(e->probing, free); /* empty once every check released its probe */

@@ -65,6 +65,12 @@ typedef struct {
                                     (default); more go into further transactions */
     uint64_t catch_all_ttl_ms;   /* how long "catch-all" is remembered (default 24 h) */
     uint64_t not_catch_all_ttl_ms; /* how long "not catch-all" is remembered (6 h) */
+    unsigned session_errors;     /* refusals one session may take over its life (error
+                                    budget, default 8: below Postfix's soft limit 10) */
+    unsigned reuse_time_ms;      /* no reuse of a session older than this (300 s) */
+    unsigned reuse_count;        /* runs (transactions for a batch) one session carries at
+                                    most (50); 1 = no reuse */
+    unsigned idle_time_ms;       /* an idle session is kept this long for reuse (2 s) */
     facts_t *facts;              /* domain facts store; NULL: the engine keeps its own */
     const geo_db_t *geo;         /* --geoip databases, or NULL */
     const net_egress_t *egress;  /* source addresses / SOCKS5 proxies (--source, --proxy),
@@ -100,11 +106,23 @@ typedef struct {
     uint64_t controls;      /* postmaster@ control RCPTs sent */
     uint64_t retries;       /* retry rounds after temporary refusals */
     uint64_t checks;        /* checks finished */
+    uint64_t runs;          /* batches run: a session's first and every reuse */
+    uint64_t reused;        /* batches run on an idle session taken from the cache */
+    unsigned max_refusals;  /* the most refusals one session took */
+    unsigned max_per_ip;    /* the most sessions open at once to one server address */
     uint64_t sess_end[ENGINE_SESS_ENDS]; /* sessions finished, by smtp_end_t */
     dns_stats_t dns;        /* the resolver's cache hits and misses */
 } engine_stats_t;
 
 void engine_stats(const engine_t *e, engine_stats_t *out);
+
+/** SMTP sessions open (running, idle in the cache, or saying QUIT). */
+unsigned engine_sessions(const engine_t *e);
+
+/** QUIT every idle session now (they are also closed after idle_time_ms and when no
+ *  check is pending). The caller runs the loop until engine_sessions() is 0 to let the
+ *  QUITs finish before engine_free(). */
+void engine_close_idle(engine_t *e);
 
 /** Checks not finished yet. */
 unsigned engine_pending(const engine_t *e);

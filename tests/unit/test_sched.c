@@ -77,6 +77,9 @@ static void run_until(struct event_base *base, engine_t *e)
 {
     while (engine_pending(e) > 0)
         event_base_loop(base, EVLOOP_ONCE);
+    /* the results come before the sessions' QUIT: let those finish too */
+    while (engine_sessions(e) > 0)
+        event_base_loop(base, EVLOOP_ONCE);
 }
 
 static void test_offline_and_invalid(void **state)
@@ -225,27 +228,25 @@ static void test_batch_452_new_transactions(void **state)
              "S: 220 mx.test ESMTP\n"
              "C: EHLO probe.example\n"
              "S: 250-mx.test\nS: 250 PIPELINING\n"
-             "C: MAIL FROM:<check@probe.example>\nS: 250 2.1.0 Ok\n"
+             /* MAIL FROM and the RCPTs in one write; RSET + MAIL FROM + RCPT in one */
+             "C: MAIL FROM:<check@probe.example>\n"
              "C: RCPT TO:<a@[127.0.0.1]>\nC: RCPT TO:<b@[127.0.0.1]>\n"
              "C: RCPT TO:<c@[127.0.0.1]>\nC: RCPT TO:<postmaster@[127.0.0.1]>\n"
              "C: RCPT TO:<%s>\n"
-             "S: 250 2.1.5 Ok\n"
+             "S: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\n"
              "S: 452 4.5.3 Error: too many recipients\n"
              "S: 452 4.5.3 Error: too many recipients\n"
              "S: 452 4.5.3 Error: too many recipients\n"
              "S: 452 4.5.3 Error: too many recipients\n"
-             "C: RSET\nS: 250 2.0.0 Ok\n"
-             "C: MAIL FROM:<check@probe.example>\nS: 250 2.1.0 Ok\n"
-             "C: RCPT TO:<b@[127.0.0.1]>\nS: 250 2.1.5 Ok\n"
-             "C: RSET\nS: 250 2.0.0 Ok\n"
-             "C: MAIL FROM:<check@probe.example>\nS: 250 2.1.0 Ok\n"
-             "C: RCPT TO:<c@[127.0.0.1]>\nS: 550 5.1.1 User unknown\n"
-             "C: RSET\nS: 250 2.0.0 Ok\n"
-             "C: MAIL FROM:<check@probe.example>\nS: 250 2.1.0 Ok\n"
-             "C: RCPT TO:<postmaster@[127.0.0.1]>\nS: 250 2.1.5 Ok\n"
-             "C: RSET\nS: 250 2.0.0 Ok\n"
-             "C: MAIL FROM:<check@probe.example>\nS: 250 2.1.0 Ok\n"
-             "C: RCPT TO:<%s>\nS: 550 5.1.1 User unknown\n"
+             "C: RSET\nC: MAIL FROM:<check@probe.example>\nC: RCPT TO:<b@[127.0.0.1]>\n"
+             "S: 250 2.0.0 Ok\nS: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\n"
+             "C: RSET\nC: MAIL FROM:<check@probe.example>\nC: RCPT TO:<c@[127.0.0.1]>\n"
+             "S: 250 2.0.0 Ok\nS: 250 2.1.0 Ok\nS: 550 5.1.1 User unknown\n"
+             "C: RSET\nC: MAIL FROM:<check@probe.example>\n"
+             "C: RCPT TO:<postmaster@[127.0.0.1]>\n"
+             "S: 250 2.0.0 Ok\nS: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\n"
+             "C: RSET\nC: MAIL FROM:<check@probe.example>\nC: RCPT TO:<%s>\n"
+             "S: 250 2.0.0 Ok\nS: 250 2.1.0 Ok\nS: 550 5.1.1 User unknown\n"
              "C: QUIT\nS: 221 2.0.0 Bye\n",
              a->probe_rcpt, a->probe_rcpt);
     if (strcmp(d->log, want) != 0)
@@ -320,9 +321,10 @@ static vd_result_t *check_with_controls(const char *rcpt_replies)
              "S: 220 mx.test ESMTP\n"
              "C: EHLO probe.example\n"
              "S: 250-mx.test\nS: 250 PIPELINING\n"
-             "C: MAIL FROM:<check@probe.example>\nS: 250 2.1.0 Ok\n"
+             "C: MAIL FROM:<check@probe.example>\n" /* with the RCPTs, one write */
              "C: RCPT TO:<x@[127.0.0.1]>\nC: RCPT TO:<postmaster@[127.0.0.1]>\n"
              "C: RCPT TO:<%s>\n"
+             "S: 250 2.1.0 Ok\n"
              "%s"
              "C: QUIT\nS: 221 2.0.0 Bye\n",
              r->probe_rcpt, sent);
@@ -409,6 +411,104 @@ static void test_utf8_without_smtputf8(void **state)
     assert_int_equal(r->smtp_result, VS_UNAVAILABLE);
     assert_non_null(strstr(r->detail, "SMTPUTF8"));
     vd_result_free(r);
+    engine_free(e);
+    event_base_free(base);
+    smtpd_free(d);
+}
+
+/* A second check of the server, submitted when the first one's result comes in, takes
+ * the idle session: RSET + MAIL FROM + RCPTs in one write, no second connection, no second
+ * probe (the domain's catch-all fact is known); the result came before the QUIT; the
+ * transcript says the session was shared. */
+typedef struct {
+    collect_t c;
+    engine_t *e;
+    const char *second;
+} chain_t;
+
+static void on_done_chain(vd_result_t *res, void *arg)
+{
+    chain_t *ch = arg;
+    ch->c.res[ch->c.n++] = res;
+    if (ch->c.n == 1)
+        assert_int_equal(engine_check(ch->e, ch->second, on_done_chain, ch), MP_OK);
+}
+
+static void test_engine_reuses_idle_session(void **state)
+{
+    (void)state;
+    static const ss_step_t steps[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250-mx.test\r\n250 PIPELINING\r\n"),
+        SS_READ_(4),
+        SS_SEND_("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 User unknown\r\n"),
+        SS_READ_(4),
+        SS_SEND_("250 2.0.0 Ok\r\n250 2.1.0 Ok\r\n550 5.1.1 User unknown\r\n250 2.1.5 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("221 2.0.0 Bye\r\n"),
+        SS_END_(),
+    };
+    smtpd_t *d = smtpd_start(steps);
+    assert_non_null(d);
+    struct event_base *base = event_base_new();
+    engine_opts_t o;
+    script_opts(&o, d->port);
+    o.keep_transcript = true;
+    mp_status_t st;
+    engine_t *e = engine_new(base, &o, &st);
+    assert_non_null(e);
+    static chain_t ch;
+    memset(&ch, 0, sizeof ch);
+    ch.e = e;
+    ch.second = "b@[127.0.0.1]";
+    assert_int_equal(engine_check(e, "a@[127.0.0.1]", on_done_chain, &ch), MP_OK);
+    while (ch.c.n < 2)
+        event_base_loop(base, EVLOOP_ONCE);
+    /* the results came before the QUIT; the session still counts until it is closed */
+    assert_int_equal(engine_sessions(e), 1);
+    while (engine_sessions(e) > 0)
+        event_base_loop(base, EVLOOP_ONCE);
+    smtpd_wait(d);
+    const vd_result_t *a = ch.c.res[0], *b = ch.c.res[1];
+    char want[2048];
+    snprintf(want, sizeof want,
+             "S: 220 mx.test ESMTP\n"
+             "C: EHLO probe.example\n"
+             "S: 250-mx.test\nS: 250 PIPELINING\n"
+             "C: MAIL FROM:<check@probe.example>\n"
+             "C: RCPT TO:<a@[127.0.0.1]>\nC: RCPT TO:<postmaster@[127.0.0.1]>\n"
+             "C: RCPT TO:<%s>\n"
+             "S: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\nS: 250 2.1.5 Ok\nS: 550 5.1.1 User unknown\n"
+             "C: RSET\nC: MAIL FROM:<check@probe.example>\nC: RCPT TO:<b@[127.0.0.1]>\n"
+             "C: RCPT TO:<postmaster@[127.0.0.1]>\n"
+             "S: 250 2.0.0 Ok\nS: 250 2.1.0 Ok\nS: 550 5.1.1 User unknown\nS: 250 2.1.5 Ok\n"
+             "C: QUIT\nS: 221 2.0.0 Bye\n",
+             a->probe_rcpt);
+    if (strcmp(d->log, want) != 0)
+        fail_msg("server log:\n%s\n--- expected:\n%s", d->log, want);
+    assert_int_equal(d->recv_chunks, 4);
+    assert_int_equal(a->reason, VR_ACCEPTED);
+    assert_int_equal(b->reason, VR_MAILBOX_ABSENT);
+    /* the first result has no QUIT: it was reported before */
+    for (unsigned i = 0; i < a->nlines; i++)
+        assert_null(strstr(a->lines[i].line, "QUIT"));
+    bool noted = false;
+    for (unsigned i = 0; i < b->nlines; i++)
+        noted |= b->lines[i].dir == '*' &&
+                 strstr(b->lines[i].line, "session reused for its transaction 2; earlier ones "
+                                          "for [127.0.0.1]") != NULL;
+    assert_true(noted);
+    engine_stats_t es;
+    engine_stats(e, &es);
+    assert_int_equal(es.sessions, 1);
+    assert_int_equal(es.runs, 2);
+    assert_int_equal(es.reused, 1);
+    assert_int_equal(es.max_refusals, 2);
+    assert_int_equal(es.max_per_ip, 1);
+    assert_int_equal(es.probes, 1);
+    vd_result_free(ch.c.res[0]);
+    vd_result_free(ch.c.res[1]);
     engine_free(e);
     event_base_free(base);
     smtpd_free(d);
@@ -611,6 +711,7 @@ int main(void)
         cmocka_unit_test(test_batch_452_new_transactions),
         cmocka_unit_test(test_postmaster_control),
         cmocka_unit_test(test_utf8_without_smtputf8),
+        cmocka_unit_test(test_engine_reuses_idle_session),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     smtpd_tls_global_cleanup();
