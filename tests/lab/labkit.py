@@ -192,6 +192,14 @@ def server_lines(result, ip=None):
             if t.get("dir") == "<" and (ip is None or t.get("ip") == ip)]
 
 
+def until_report(cmds):
+    """A session's commands as far as a result's transcript shows them: a check reports
+    as soon as its RCPT replies are in, before the session's QUIT (which the server still
+    gets), so a trailing QUIT is not part of it."""
+    cmds = list(cmds)
+    return cmds[:-1] if cmds and cmds[-1] == "QUIT" else cmds
+
+
 def ips_contacted(result):
     seen = []
     for t in transcript(result):

@@ -14,7 +14,7 @@ SESSION = ["EHLO probe.lab.test", "STARTTLS", "EHLO probe.lab.test",
 
 
 def session(rcpt):
-    return SESSION + ["RCPT TO:<%s>" % rcpt, "QUIT"]
+    return SESSION + ["RCPT TO:<%s>" % rcpt]  # reported before the QUIT
 
 
 class Dns(labkit.LabCase):
@@ -92,7 +92,11 @@ class Dns(labkit.LabCase):
         for r in (u, a):
             self.assertVerdict(r, "deliverable", "accepted")
             self.assertEqual(r["syntax"]["domain_ascii"], "xn--bcher-kva.test")
-            self.assertCommands(r, session("alice@xn--bcher-kva.test"))
+            # the same mailbox twice is never in one transaction: the second check runs
+            # in a session of its own or in a later transaction of the first one's
+            self.assertIn(labkit.client_commands(r),
+                          (session("alice@xn--bcher-kva.test"),
+                           ["RSET", SESSION[-1], "RCPT TO:<alice@xn--bcher-kva.test>"]))
         self.assertEqual(u["domain"]["mx"], a["domain"]["mx"])
 
     def test_private_mx_refused_before_connecting(self):

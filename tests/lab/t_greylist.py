@@ -20,7 +20,24 @@ def fresh(tag):
 
 class Greylist(labkit.LabCase):
     def session(self, addr):
-        return ONE + ["RCPT TO:<%s>" % addr, "QUIT"]
+        # reported as soon as the RCPT reply is in: the QUIT comes after the result
+        return ONE + ["RCPT TO:<%s>" % addr]
+
+    def assertAttempts(self, addr, cmds):
+        """cmds: attempts one after the other, each in a new session or, when the retry
+        came within the idle time, a new transaction on the idle one (RSET, MAIL, RCPT);
+        returns how many."""
+        rcpt = "RCPT TO:<%s>" % addr
+        rest, n = list(cmds), 0
+        while rest:
+            if rest[:3] == self.session(addr):
+                rest = rest[3:]
+            elif n > 0 and rest[:3] == ["RSET", ONE[1], rcpt]:
+                rest = rest[3:]
+            else:
+                self.fail("not an attempt at %r: %r (all: %r)" % (addr, rest, cmds))
+            n += 1
+        return n
 
     def test_retried_then_accepted(self):
         addr = fresh("wait")
@@ -30,7 +47,7 @@ class Greylist(labkit.LabCase):
         refused = labkit.postfix_rejects(mark, addr)
         self.assertGreaterEqual(len(refused), 1)
         self.assertIn("Greylisted", refused[0])
-        self.assertEqual(client_commands(r), self.session(addr) * (len(refused) + 1))
+        self.assertEqual(self.assertAttempts(addr, client_commands(r)), len(refused) + 1)
         self.assertIn("Greylisted", "\n".join(labkit.server_lines(r)))
 
     def test_wait_too_short_is_greylisted(self):
@@ -38,8 +55,7 @@ class Greylist(labkit.LabCase):
         r = self.check(addr, "--greylist-wait", "1")
         self.assertVerdict(r, "unknown", "greylisted")
         self.assertEqual((r["smtp"]["code"], r["smtp"]["enhanced"]), (450, "4.2.0"))
-        cmds = client_commands(r)
-        self.assertEqual(cmds, self.session(addr) * (len(cmds) // len(self.session(addr))))
+        self.assertGreaterEqual(self.assertAttempts(addr, client_commands(r)), 1)
 
     def test_no_wait_is_greylisted(self):
         addr = fresh("nowait")

@@ -23,7 +23,7 @@ class Exim(labkit.LabCase):
         self.assertVerdict(r, "deliverable", "accepted")
         self.assertEqual(r["smtp"]["code"], 250)
         self.assertEqual(r["smtp"]["mx_ip"], labkit.EXIM)
-        self.assertCommands(r, PLAIN + ["RCPT TO:<alice@exim.test>", "QUIT"])
+        self.assertCommands(r, PLAIN + ["RCPT TO:<alice@exim.test>"])
         self.assertEqual(self.sessions(mark), 1)
 
     def test_unrouteable_is_absent(self):
@@ -32,7 +32,7 @@ class Exim(labkit.LabCase):
         self.assertVerdict(r, "undeliverable", "mailbox_absent")
         self.assertEqual((r["smtp"]["code"], r["smtp"]["message"]),
                          (550, "Unrouteable address"))
-        self.assertCommands(r, PLAIN + ["RCPT TO:<nobody@exim.test>", "QUIT"])
+        self.assertCommands(r, PLAIN + ["RCPT TO:<nobody@exim.test>"])
         log = mark.new_text()
         self.assertIn("rejected RCPT <nobody@exim.test>: Unrouteable address", log)
 
@@ -42,7 +42,7 @@ class Exim(labkit.LabCase):
         self.assertVerdict(r, "undeliverable", "mailbox_absent")
         self.assertCommands(r, ["EHLO probe.lab.test",
                                 "MAIL FROM:<verify@lab.test> SMTPUTF8",
-                                "RCPT TO:<%s>" % addr, "QUIT"])
+                                "RCPT TO:<%s>" % addr])
 
     def test_two_recipients_two_verdicts(self):
         run = labkit.run_mailprobe(["alice@exim.test", "nobody@exim.test"])

@@ -26,7 +26,7 @@ class Mailboxes(labkit.LabCase):
         self.assertEqual((r["smtp"]["code"], r["smtp"]["enhanced"]), (250, "2.1.5"))
         self.assertEqual(r["smtp"]["mx_ip"], PF["mbox"])
         self.assertTrue(r["smtp"]["tls"])
-        self.assertCommands(r, TLS + [MAIL, rcpt("alice@postfix.test"), "QUIT"])
+        self.assertCommands(r, TLS + [MAIL, rcpt("alice@postfix.test")])
         self.assertEqual(labkit.postfix_sessions(mark, "mbox"), 1)
         st = labkit.postfix_disconnect_stats(mark, "mbox")[-1]
         # one RCPT, no RSET (QUIT ends the transaction), a polite QUIT
@@ -38,12 +38,12 @@ class Mailboxes(labkit.LabCase):
         self.assertEqual((r["smtp"]["code"], r["smtp"]["enhanced"]), (550, "5.1.1"))
         self.assertIn("User unknown in virtual mailbox table", r["smtp"]["message"])
         self.assertEqual(r["smtp"]["stage"], "rcpt")
-        self.assertCommands(r, TLS + [MAIL, rcpt("nobody@postfix.test"), "QUIT"])
+        self.assertCommands(r, TLS + [MAIL, rcpt("nobody@postfix.test")])
 
     def test_domain_not_served(self):
         r = self.check("alice@relay.test")  # MX points at Postfix, which does not serve it
         self.assertVerdict(r, "undeliverable", "domain_not_served")
-        self.assertCommands(r, TLS + [MAIL, rcpt("alice@relay.test"), "QUIT"])
+        self.assertCommands(r, TLS + [MAIL, rcpt("alice@relay.test")])
 
     def test_address_literal_named_once(self):
         """The reason names a literal's server once, not as "[ip] [ip]"."""
@@ -56,12 +56,12 @@ class Mailboxes(labkit.LabCase):
     def test_null_sender(self):
         r = self.check("alice@postfix.test", sender="<>")
         self.assertVerdict(r, "deliverable", "accepted")
-        self.assertCommands(r, TLS + ["MAIL FROM:<>", rcpt("alice@postfix.test"), "QUIT"])
+        self.assertCommands(r, TLS + ["MAIL FROM:<>", rcpt("alice@postfix.test")])
 
     def test_quoted_local_part(self):
         r = self.check('"john doe"@postfix.test')
         self.assertVerdict(r, "undeliverable", "mailbox_absent")
-        self.assertCommands(r, TLS + [MAIL, rcpt('"john doe"@postfix.test'), "QUIT"])
+        self.assertCommands(r, TLS + [MAIL, rcpt('"john doe"@postfix.test')])
 
     def test_utf8_local_part(self):
         addr = "j\u00f6s\u00e9@postfix.test"
@@ -70,7 +70,7 @@ class Mailboxes(labkit.LabCase):
         if "utf8_local" in r["syntax"]:
             self.assertTrue(r["syntax"]["utf8_local"])
         self.assertVerdict(r, "undeliverable", "mailbox_absent")
-        self.assertCommands(r, TLS + [MAIL + " SMTPUTF8", rcpt(addr), "QUIT"])
+        self.assertCommands(r, TLS + [MAIL + " SMTPUTF8", rcpt(addr)])
 
     def test_several_addresses_in_input_order(self):
         addrs = ["nobody@postfix.test", "alice@postfix.test", "bob@postfix.test",
@@ -98,7 +98,7 @@ class Mailboxes(labkit.LabCase):
                          ("1", "3/5", "1"))
         for r in run.results:
             self.assertEqual(r["smtp"]["attempts"], 1)
-            self.assertCommands(r, TLS + [MAIL] + [rcpt(a) for a in addrs] + ["QUIT"])
+            self.assertCommands(r, TLS + [MAIL] + [rcpt(a) for a in addrs])
 
     def test_stdin(self):
         run = run_mailprobe(["-"], stdin="alice@postfix.test\nnobody@postfix.test\n")
@@ -117,7 +117,7 @@ class CatchAll(labkit.LabCase):
 
 
 class Access(labkit.LabCase):
-    def one(self, local, verdict, reason, code, enhanced, tail=("QUIT",)):
+    def one(self, local, verdict, reason, code, enhanced, tail=()):
         addr = local + "@access.test"
         r = self.check(addr, "--greylist-wait", "0")
         self.assertVerdict(r, verdict, reason)
@@ -163,7 +163,9 @@ class Access(labkit.LabCase):
         self.assertEqual(r["verdict"], "unknown")
         self.assertIn(r["reason"], ("greylisted", "temporary_failure"))
         self.assertGreaterEqual(labkit.postfix_sessions(mark, "access"), 2)
-        one = PLAIN + [MAIL, rcpt("temp@access.test"), "QUIT"]
+        # each attempt in a new session (the retry comes after the idle time), reported
+        # before its QUIT
+        one = PLAIN + [MAIL, rcpt("temp@access.test")]
         cmds = client_commands(r)
         self.assertEqual(cmds, one * (len(cmds) // len(one)))
 
@@ -176,14 +178,14 @@ class Sender(labkit.LabCase):
         r = self.check("alice@sender.test")
         self.assertVerdict(r, "unknown", "sender_rejected")
         self.assertEqual((r["smtp"]["code"], r["smtp"]["enhanced"]), (553, "5.7.1"))
-        self.assertCommands(r, PLAIN + [MAIL, rcpt("alice@sender.test"), "QUIT"])
+        self.assertCommands(r, PLAIN + [MAIL, rcpt("alice@sender.test")])
 
     def test_unknown_sender_domain(self):
         r = self.check("alice@sender.test", sender="probe@nosuch.test")
         self.assertVerdict(r, "unknown", "sender_rejected")
         self.assertEqual((r["smtp"]["code"], r["smtp"]["enhanced"]), (550, "5.1.8"))
         self.assertCommands(r, PLAIN + ["MAIL FROM:<probe@nosuch.test>",
-                                        rcpt("alice@sender.test"), "QUIT"])
+                                        rcpt("alice@sender.test")])
 
 
 class NoData(labkit.LabCase):

@@ -37,7 +37,8 @@ class Script(labkit.LabCase):
         r, a, conns = self.run_one("normal")
         self.assertVerdict(r, "deliverable", "accepted")
         self.assertServerSaw(conns, [[EHLO, MAIL, rcpt(a), "QUIT"]])
-        self.assertEqual(client_commands(r), conns[0])
+        # reported as soon as the RCPT reply was in: the QUIT came after the result
+        self.assertEqual(client_commands(r), [EHLO, MAIL, rcpt(a)])
 
     def test_252_every_rcpt(self):
         r, a, conns = self.run_one("r252", "zed")
@@ -123,7 +124,7 @@ class Script(labkit.LabCase):
         seen = list(labkit.script_commands(mark, SCRIPT["cap421"]).values())
         self.assertTrue(seen and all(c in ([], ["QUIT"]) for c in seen), seen)
         self.assertEqual(client_commands(r, labkit.PF["catchall"]),
-                         [EHLO, MAIL, rcpt("alice@fallover.test"), "QUIT"])
+                         [EHLO, MAIL, rcpt("alice@fallover.test")])
 
     def test_next_mx_after_4xx_on_mail(self):
         # tempmail.test: MX 10 -> mail451 script, MX 20 -> Postfix catch-all listener
@@ -133,9 +134,11 @@ class Script(labkit.LabCase):
         self.assertEqual(labkit.ips_contacted(r), [SCRIPT["mail451"], labkit.PF["catchall"]])
         conns = list(labkit.script_commands(mark, SCRIPT["mail451"]).values())
         self.assertEqual(len(conns), 1)
-        self.assertIn(conns[0], ([EHLO, MAIL], [EHLO, MAIL, "QUIT"], [EHLO, MAIL, "RSET", "QUIT"]))
+        # MAIL FROM and RCPT in one write; the reply to the RCPT after the refused MAIL
+        # FROM is read and dropped, then QUIT (no RSET: no transaction was opened)
+        self.assertEqual(conns[0], [EHLO, MAIL, rcpt("alice@tempmail.test"), "QUIT"])
         self.assertEqual(client_commands(r, labkit.PF["catchall"]),
-                         [EHLO, MAIL, rcpt("alice@tempmail.test"), "QUIT"])
+                         [EHLO, MAIL, rcpt("alice@tempmail.test")])
 
     def test_next_mx_after_timeout(self):
         # slowfall.test: MX 10 -> silent script, MX 20 -> Postfix catch-all listener
@@ -145,7 +148,7 @@ class Script(labkit.LabCase):
         self.assertEqual(r["smtp"]["mx_ip"], labkit.PF["catchall"])
         self.assertEqual(list(labkit.script_commands(mark, SCRIPT["silent"]).values()), [[]])
         self.assertEqual(client_commands(r, labkit.PF["catchall"]),
-                         [EHLO, MAIL, rcpt("alice@slowfall.test"), "QUIT"])
+                         [EHLO, MAIL, rcpt("alice@slowfall.test")])
 
     def test_polite_per_server_concurrency(self):
         # ARCHITECTURE.md: per-MX-IP concurrency 2 by default
@@ -208,7 +211,7 @@ class TooManyRecipients(labkit.LabCase):
         self.assertEqual(conns, [expected])  # one session, exactly these commands
         for r in run.results:
             self.assertEqual(r["smtp"]["attempts"], 1, r["email"])
-            self.assertEqual(client_commands(r), expected)
+            self.assertEqual(client_commands(r), labkit.until_report(expected))
             self.assertEqual(labkit.ips_contacted(r), [IP["tworcpt"]])
         # the answers each address got are the ones of its last transaction
         self.assertEqual([(r["smtp"]["code"], r["smtp"]["enhanced"]) for r in run.results],
@@ -262,16 +265,22 @@ class TooManyRecipients(labkit.LabCase):
 class Politeness(labkit.LabCase):
     def test_never_more_than_two_sessions_per_server(self):
         # eight domains on one server that says 421 to a third concurrent connection and
-        # holds each session 0.3 s: mailprobe keeps to its default of 2 per server address
+        # holds each session 0.3 s: mailprobe keeps to its default of 2 per server address,
+        # and the domains share those sessions (the connection cache) instead of opening
+        # one each
         addrs = ["alice@cap2-%s.test" % c for c in "abcdefgh"]
         mark = labkit.script_mark()
         run = labkit.run_mailprobe(addrs)
         self.assertEqual([r["reason"] for r in run.results], ["accepted"] * 8)
         events = labkit.script_events(mark, SCRIPT["cap2"])
         conc = [int(e["cmd"]) for e in events if e["event"] == "concurrency"]
-        self.assertEqual(len(conc), 8, events)
+        self.assertIn(len(conc), (1, 2), events)
         self.assertLessEqual(max(conc), 2)
         self.assertEqual([r["smtp"]["attempts"] for r in run.results], [1] * 8)
+        cmds = [e["cmd"] for e in events if e["event"] == "cmd"]
+        self.assertEqual(sorted(c for c in cmds if c.startswith("RCPT")),
+                         sorted(rcpt(a) for a in addrs))  # each asked once
+        self.assertEqual(cmds.count("RSET"), 8 - len(conc))  # one per reuse
 
     def test_per_host_limit(self):
         # the same eight domains share one MX host name: --per-host 1 keeps one session
@@ -282,7 +291,7 @@ class Politeness(labkit.LabCase):
         self.assertEqual([r["reason"] for r in run.results], ["accepted"] * 8)
         events = labkit.script_events(mark, SCRIPT["cap2"])
         conc = [int(e["cmd"]) for e in events if e["event"] == "concurrency"]
-        self.assertEqual(conc, [1] * 8)
+        self.assertEqual(conc, [1])  # one session at a time: the same one, reused
 
 class NoData(labkit.LabCase):
     def test_zz_no_data_anywhere(self):
