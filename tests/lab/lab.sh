@@ -111,6 +111,13 @@ mc-verify.test MX 10 eu-smtp-inbound-1.mimecast.com.
 ms-verify.test MX 0 ms-verify-test.mail.protection.outlook.com.
 gs-verify.test MX 1 aspmx.l.google.com.
 yh-edge.test MX 1 mta7.am0.yahoodns.net.
+strict.test MX 10 mx.strict.test.
+strict2.test MX 10 mx.strict.test.
+mx.strict.test A 127.0.1.21
+nopipe-a.test MX 10 mx.nopipe.script.test.
+nopipe-b.test MX 10 mx.nopipe.script.test.
+dropmid-a.test MX 10 mx.dropmid.script.test.
+dropmid-b.test MX 10 mx.dropmid.script.test.
 EOF
 # the scripted server: one domain per behaviour (see smtpscript.py BEHAVIOURS)
 "$PY" - "$HERE/smtpscript.py" <<'EOF'
@@ -162,7 +169,8 @@ dnstimeout.test 127.0.0.56 silent"
 
 # Postfix virtual mailbox domains and their users
 PF_DOMAINS="postfix.test multi.test twoip.test cname.test implicit.test xn--bcher-kva.test
-delay.test greylist.test access.test tls.test sender.test fallover.test tempmail.test slowfall.test"
+delay.test greylist.test access.test tls.test sender.test fallover.test tempmail.test slowfall.test
+strict.test strict2.test"
 PF_USERS="alice bob postmaster first.last"
 # domains of the provider-dressed listeners: mailboxes as above (refusals worded by the
 # listener's check_recipient_access, see provider_rcpt) and catch-alls (@domain aliased)
@@ -335,6 +343,10 @@ EOF
   -o smtpd_recipient_restrictions=reject_unauth_destination,check_recipient_access,texthash:$c/provider_rcpt
 127.0.1.20:smtp inet n - n - - smtpd -o syslog_name=postfix/yahoo -o myhostname=mta7.am0.yahoodns.net
   -o { smtpd_banner = \$myhostname ESMTP ready }
+# Postfix's own error limits and sleep (the lab's main.cf raises them for the others): a
+# client past 10 refused commands gets every reply 1 s late, at 20 "421 too many errors"
+127.0.1.21:smtp inet n - n - - smtpd -o syslog_name=postfix/strict -o myhostname=mx.strict.test
+  -o smtpd_soft_error_limit=10 -o smtpd_hard_error_limit=20 -o smtpd_error_sleep_time=1s
 EOF
   lab_postfix_queue "$LAB"
 }

@@ -43,14 +43,17 @@ PF = {"mbox": "127.0.1.10", "catchall": "127.0.1.11", "greylist": "127.0.1.12",
       "access": "127.0.1.13", "tls": "127.0.1.14", "sender": "127.0.1.15",
       # dressed as providers / gateways (t_catch_all.py); key = syslog name
       "pphosted": "127.0.1.16", "mimecast": "127.0.1.17", "outlook": "127.0.1.18",
-      "google": "127.0.1.19", "yahoo": "127.0.1.20"}
+      "google": "127.0.1.19", "yahoo": "127.0.1.20",
+      # Postfix's default error limits and sleep (t_conncache.py)
+      "strict": "127.0.1.21"}
 EXIM = "127.0.2.10"
 SCRIPT = {"normal": "127.0.3.10", "r252": "127.0.3.11", "split": "127.0.3.12",
           "slowbanner": "127.0.3.13", "silent": "127.0.3.14", "droprcpt": "127.0.3.15",
           "garbage": "127.0.3.16", "oversize": "127.0.3.17", "cap421": "127.0.3.18",
           "nonnumeric": "127.0.3.19", "noehlo": "127.0.3.20", "mail451": "127.0.3.21",
           "tlsbroken": "127.0.3.22", "banner554": "127.0.3.23", "onercpt": "127.0.3.24",
-          "greyprobe": "127.0.3.25", "cap2": "127.0.3.26"}
+          "greyprobe": "127.0.3.25", "cap2": "127.0.3.26", "nopipe": "127.0.3.31",
+          "dropmid": "127.0.3.32"}
 DELAY_PROXY = "127.0.4.10"
 REFUSED_IPS = ("127.0.1.98", "127.0.1.99")  # nothing listens there
 
@@ -324,6 +327,17 @@ def postfix_disconnect_stats(mark=None, listener=None):
         if m and (listener is None or m.group(1) == listener):
             out.append(dict(kv.split("=", 1) for kv in m.group(2).split() if "=" in kv))
     return out
+
+
+def postfix_refusals(stats):
+    """Refused commands of one smtpd session from its disconnect stats ('rcpt': '3/5'
+    means 3 of 5 accepted): what Postfix counts against its error limits."""
+    n = 0
+    for k, v in stats.items():
+        if "/" in v and k != "commands":
+            ok, total = v.split("/", 1)
+            n += int(total) - int(ok)
+    return n
 
 
 def postfix_rejects(mark=None, rcpt=None):

@@ -46,6 +46,9 @@ BEHAVIOURS = {
                                  # default): words that do not say why (issue 13)
     "127.0.3.30": "vagueall",    # "550 Administrative prohibition" to every RCPT,
                                  # postmaster@ included: it refuses us
+    "127.0.3.31": "nopipe",      # like normal, without PIPELINING in its EHLO reply
+    "127.0.3.32": "dropmid",     # like normal, but closes without a reply on receiving the
+                                 # 3rd RCPT of the connection (whatever the transaction)
 }
 
 # RCPTs taken per transaction (counted whatever their answer, reset by MAIL and RSET);
@@ -126,6 +129,9 @@ class Session:
             return None
         text = line.decode("latin-1").rstrip("\r\n")
         log(self.ip, self.conn, "cmd", text)
+        if len(getattr(self.reader, "_buffer", b"")):
+            # the next command came before our reply to this one: the client pipelined
+            log(self.ip, self.conn, "early", text)
         return text
 
     async def run(self):
@@ -174,6 +180,7 @@ class Session:
 
         helo_done = False
         rcpts = 0  # RCPTs in the current transaction (RCPT_LIMIT)
+        rcpts_conn = 0  # RCPTs in the connection (dropmid)
         while True:
             cmd = await self.readline()
             if cmd is None:
@@ -198,6 +205,8 @@ class Session:
                     continue
                 helo_done = True
                 ext = ["PIPELINING", "SIZE 10240000", "ENHANCEDSTATUSCODES", "8BITMIME"]
+                if b == "nopipe":
+                    ext.remove("PIPELINING")
                 if b == "tlsbroken":
                     ext.insert(0, "STARTTLS")
                 lines = [self.name] + ext
@@ -229,7 +238,8 @@ class Session:
             elif verb == "RCPT":
                 lp, addr = local_part(arg)
                 rcpts += 1
-                if b == "droprcpt":
+                rcpts_conn += 1
+                if b == "droprcpt" or (b == "dropmid" and rcpts_conn == 3):
                     self.writer.close()
                     return
                 if b in RCPT_LIMIT and rcpts > RCPT_LIMIT[b]:
