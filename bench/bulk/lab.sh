@@ -1,7 +1,8 @@
 #!/bin/bash
 # mailprobe bulk bench lab: N domains x M addresses on K MX IPs, inside its own namespace.
 #
-#   bench/bulk/lab.sh up N M K [NULLDOMS]   (re)create namespace + unbound + Postfix + proxy
+#   bench/bulk/lab.sh up N M K [NULLDOMS] [default-limits]
+#                                           (re)create namespace + unbound + Postfix + proxy
 #   bench/bulk/lab.sh down                  stop them (by pid) and delete the namespace
 #   bench/bulk/lab.sh status
 #
@@ -9,7 +10,9 @@
 #  - unbound on 127.0.0.53: dNNNNN.bench MX 10 mx.dNNNNN.bench, A 127.1.x.y (domain i on
 #    MX IP i % K), nNNNNN.bench (NULLDOMS of them, default 10000) with a null MX "0 .".
 #  - one Postfix (master -c DIR, pid kept) on 127.0.0.1:2525, hash maps: u0..u(ceil(M/2)-1)
-#    exist at every domain, the other local parts get 550 5.1.1.
+#    exist at every domain, the other local parts get 550 5.1.1. Its error limits are
+#    raised unless "default-limits" is given: then Postfix's own (soft 10 with 1 s sleeps,
+#    hard 20, 100 junk commands), as real servers have them.
 #  - bench/bulk/proxy.py on 0.0.0.0:25 (so every 127.1.x.y:25 reaches it), 25 ms each way
 #    ($MP_BENCH_DELAY_MS), forwarding to Postfix and logging opens/closes per MX IP to
 #    $DIR/proxy.log (bench/bulk/proxylog.py summarises it).
@@ -73,8 +76,10 @@ default_process_limit = 600
 virtual_mailbox_domains = hash:$c/vdomains
 virtual_mailbox_maps = hash:$c/vmailbox
 EOF
+  local limits=""
+  [ "${1:-}" = default-limits ] && limits="-o smtpd_soft_error_limit=10 -o smtpd_hard_error_limit=20 -o smtpd_error_sleep_time=1s -o smtpd_junk_command_limit=100"
   lab_postfix_master_cf "$LAB" <<EOF
-127.0.0.1:2525 inet n - n - - smtpd
+127.0.0.1:2525 inet n - n - - smtpd $limits
 EOF
   lab_postfix_queue "$LAB"
 }
@@ -84,15 +89,15 @@ wait_ready() {
 }
 
 do_up() {
-  local n=${1:?N} m=${2:?M} k=${3:?K} nulls=${4:-10000} t0
+  local n=${1:?N} m=${2:?M} k=${3:?K} nulls=${4:-10000} limits=${5:-} t0
   t0=$(date +%s%3N)
   do_down
   mkdir -p "$LAB/run" "$LAB/log" "$LAB/data"
   rm -f "$LAB"/run/* "$LAB"/log/* "$LAB/proxy.log"
   "$PY" "$HERE/gen.py" lab "$LAB/data" "$n" "$m" "$k" "$nulls"
-  echo "$n $m $k $nulls" >"$LAB/data/params"
+  echo "$n $m $k $nulls${limits:+ $limits}" >"$LAB/data/params"
   lab_ns_add "$NS" 127.0.0.53
-  write_unbound; write_postfix
+  write_unbound; write_postfix "$limits"
   lab_start_bg "$NS" "$LAB" unbound unbound -d -c "$LAB/unbound/unbound.conf"
   lab_postfix_start "$NS" "$LAB"
   : >"$LAB/proxy.log"
@@ -116,5 +121,5 @@ case $CMD in
   up) shift; do_up "$@" ;;
   down) do_down; say "down: namespace $NS removed" ;;
   status) do_status ;;
-  *) echo "usage: $0 up N M K [NULLDOMS] | down | status" >&2; exit 2 ;;
+  *) echo "usage: $0 up N M K [NULLDOMS] [default-limits] | down | status" >&2; exit 2 ;;
 esac

@@ -7,7 +7,9 @@ Usage: report.py NAME INPUT OUTPUT M TIMEFILE STDERRFILE PROXYLOG PROXYOFF POSTF
     has a null MX: undeliverable), when M > 0
   - wall, user+sys CPU and peak RSS from /usr/bin/time -v; mailprobe's own summary line
   - sessions and max concurrent sessions per MX IP from the proxy log; Postfix
-    "connect from" lines (the proxy's connections to Postfix)
+    "connect from" lines (the proxy's connections to Postfix); from Postfix's
+    "disconnect from" lines: transactions and RCPTs per session, the most refused
+    commands one session took (what smtpd's error limits count), "too many errors" lines
 """
 import csv
 import json
@@ -78,13 +80,38 @@ mm = re.search(r"done: (\d+) rows in ([\d.]+) s, (\d+) addresses/s", err)
 if mm:
     r["mailprobe_summary"] = mm.group(0)
 
+mm = re.search(r"batches (\d+) \((\d+) on a reused session\), most refusals in one "
+               r"session (\d+), most sessions open at once to one server address (\d+)", err)
+if mm:
+    (r["batches"], r["batches_on_reused_sessions"], r["mailprobe_max_refusals"],
+     r["mailprobe_max_per_ip"]) = map(int, mm.groups())
+
 here = sys.argv[0].rsplit("/", 1)[0]
 r["proxy"] = json.loads(subprocess.check_output([sys.executable, here + "/proxylog.py", plog, poff]))
 n = 0
+sess = []  # per smtpd session: (MAIL commands, RCPT commands, refused commands)
+too_many = 0
 with open(pflog, "rb") as f:
     f.seek(int(pfoff))
     for line in f:
         if b"]: connect from " in line:
             n += 1
+        elif b"too many errors" in line:
+            too_many += 1
+        elif b"]: disconnect from " in line:
+            st = dict(kv.split("=", 1) for kv in line.decode("latin-1").split()
+                      if "=" in kv and kv.split("=", 1)[0].isalpha())
+            def total(k):
+                return int(st.get(k, "0").split("/")[-1])
+            refused = sum(int(v.split("/")[1]) - int(v.split("/")[0])
+                          for k, v in st.items() if "/" in v and k != "commands")
+            sess.append((total("mail"), total("rcpt"), refused))
 r["postfix_connects"] = n
+# what the server saw: transactions and RCPTs per session, refusals (Postfix's error count)
+if sess:
+    r["postfix_sessions"] = len(sess)
+    r["transactions_per_session"] = round(sum(s[0] for s in sess) / len(sess), 2)
+    r["rcpts_per_session"] = round(sum(s[1] for s in sess) / len(sess), 2)
+    r["max_refusals_one_session"] = max(s[2] for s in sess)
+r["postfix_too_many_errors"] = too_many
 print(json.dumps(r))

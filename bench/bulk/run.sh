@@ -11,6 +11,10 @@
 #   bench/bulk/run.sh d-dense  as d, on all 50 addresses of 40 domains
 #   bench/bulk/run.sh strace   client-side per-IP concurrency from strace (5,000 rows of a)
 #   bench/bulk/run.sh a-sorted (a) with the same rows sorted by domain (diagnosis)
+#   bench/bulk/run.sh e        many small domains on few MX addresses, as real lists are:
+#                              5,000 domains x 4 addresses on 10 MX IPs, half absent,
+#                              Postfix with its default error limits ($MP_BENCH_E_DOMAINS
+#                              for fewer domains)
 #   bench/bulk/run.sh all      a b c d
 # Results: one JSON line per run in $MP_BENCH_DIR/results.jsonl (and on stdout).
 # MAILPROBE=path (default build-bench/mailprobe); extra mailprobe options in $MP_BULK_OPTS.
@@ -25,9 +29,9 @@ export MP_BENCH_NS=$NS MP_BENCH_DIR=$LAB
 [ -x "$MP" ] || { echo "build it: cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DMP_TESTS=OFF && cmake --build build-bench -j2 --target mailprobe" >&2; exit 1; }
 ENGINE=(--dns 127.0.0.53 --allow-private-mx --helo probe.bench --from bench@probe.bench --no-progress)
 
-lab_for() { # N M K: bring the lab up unless it already has these parameters
-  if [ "$(cat "$LAB/data/params" 2>/dev/null)" != "$1 $2 $3 10000" ] || ! "$HERE/lab.sh" status 2>/dev/null; then
-    "$HERE/lab.sh" up "$1" "$2" "$3" 10000
+lab_for() { # N M K [default-limits]: bring the lab up unless it already has these parameters
+  if [ "$(cat "$LAB/data/params" 2>/dev/null)" != "$1 $2 $3 10000${4:+ $4}" ] || ! "$HERE/lab.sh" status 2>/dev/null; then
+    "$HERE/lab.sh" up "$1" "$2" "$3" 10000 ${4:-}
   fi
 }
 
@@ -101,7 +105,10 @@ for s in "${@:-all}"; do
        f=$(input "$IN/a-2k.csv" 2000 50 --sample 2000)
        run_bulk d-mailprobe "$f" 50
        run_node d-deep-email-validator "$f" 50 20 ;;
-    all) "$0" a b c d ;;
+    e) n=${MP_BENCH_E_DOMAINS:-5000}
+       lab_for "$n" 4 10 default-limits
+       run_bulk "e-$n" "$(input "$IN/e-$n.csv" "$n" 4)" 4 ;;
+    all) "$0" a b c d e ;;
     *) echo "unknown scenario $s" >&2; exit 2 ;;
   esac
 done

@@ -493,6 +493,10 @@ int cli_bulk(int argc, char **argv)
                     (unsigned long long)es.probes, (unsigned long long)es.retries,
                     (unsigned long long)c.rows_reused, (unsigned long long)c.rows_error,
                     (unsigned long long)c.rows_skipped);
+            fprintf(stderr, "  batches %llu (%llu on a reused session), most refusals in "
+                    "one session %u, most sessions open at once to one server address %u\n",
+                    (unsigned long long)es.runs, (unsigned long long)es.reused,
+                    es.max_refusals, es.max_per_ip);
             rc = 0;
         }
         job_out_free(out); /* removes the temporary output unless committed */

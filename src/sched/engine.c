@@ -16,7 +16,9 @@
  * this file does what comes next: time, order, sessions and politeness.
  *
  * Politeness: a server address never has more than per_ip_limit of our sessions open,
- * and the engine never more than max_sessions. Waiting checks queue in arrival order.
+ * and the engine never more than max_sessions, idle ones in the connection cache
+ * included (a conn_t holds its slots from connect to close; a batch is one run on it).
+ * Waiting checks queue in arrival order.
  * A check cancels every operation it started (DNS look-up by id, SMTP session, timers)
  * before it is freed, and dns/smtp guarantee no callback after a cancel, so a late
  * answer never reaches a freed check.

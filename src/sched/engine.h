@@ -12,6 +12,12 @@
  * the domain, cached (facts.h), and probed once per domain: other checks of the domain
  * that run meanwhile wait for the prober's answer instead of probing again.
  *
+ * Sessions are reused (the connection cache, conncache.h): when a batch's RCPTs are
+ * answered its results are reported and its session waits idle for the next batch to the
+ * same server address (RSET, MAIL FROM, RCPTs: another domain, its own probe); idle
+ * sessions count against every limit, are retired on their error budget, a slow reply or
+ * Postfix-like reuse limits, and are QUIT after idle_time_ms or when nothing is pending.
+ *
  * It does not print; results go to the caller's callback, which owns them.
  */
 #ifndef MP_SCHED_ENGINE_H
