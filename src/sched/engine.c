@@ -612,9 +612,14 @@ static conn_t *conn_take(engine_t *e, const target_t *t, const char *domain)
 {
     char key[CONNCACHE_KEY_MAX];
     conn_key(e, egress_index(e, domain, t), t, key, sizeof key);
+    uint64_t now = mp_now_ms();
+    dest_t *d = t->dest;
+    if (d && d->win.throttles > 0 && now < d->win.next_start_ms)
+        return NULL; /* the server asked us to slow down: its penalty holds for reuse too */
     conn_t *c;
-    while ((c = conncache_take(e->cc, key, mp_now_ms())) != NULL) {
-        if (smtp_sess_room(c->sess) >= 2)
+    while ((c = conncache_take(e->cc, key, now)) != NULL) {
+        /* a window halved by a throttle below the sessions open: close, do not reuse */
+        if (smtp_sess_room(c->sess) >= 2 && (!d || d->open <= window_allowed(&d->win)))
             return c;
         conn_quit(c);
     }
