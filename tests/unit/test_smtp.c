@@ -1460,6 +1460,19 @@ static void assert_reuse_log(const smtpd_t *d, const reuse_t *u, const char *wan
 
 static const char *const y_rcpts[] = {"c@y.test", "d@y.test"};
 
+/* The reuse driver, reset: after the first run, `runs` more with y_rcpts (0 or 1). */
+static reuse_t *reuse_new(size_t runs)
+{
+    static const char *const *const plan[] = {y_rcpts};
+    static const size_t nplan[] = {2};
+    static reuse_t u;
+    memset(&u, 0, sizeof u);
+    u.plan = plan;
+    u.nplan = nplan;
+    u.runs = runs;
+    return &u;
+}
+
 static void reuse_opts(smtp_opts_t *o)
 {
     default_opts(o);
@@ -1485,17 +1498,11 @@ static void test_sess_reuse_pipelined(void **state)
         SS_SEND_("221 2.0.0 Bye\r\n"),
         SS_END_(),
     };
-    static const char *const *const plan[] = {y_rcpts};
-    static const size_t nplan[] = {2};
     smtp_opts_t opts;
     reuse_opts(&opts);
-    static reuse_t u;
-    memset(&u, 0, sizeof u);
-    u.plan = plan;
-    u.nplan = nplan;
-    u.runs = 1;
-    smtpd_t *d = run_reuse(steps, &opts, two_rcpts, 2, &u);
-    assert_reuse_log(d, &u,
+    reuse_t *u = reuse_new(1);
+    smtpd_t *d = run_reuse(steps, &opts, two_rcpts, 2, u);
+    assert_reuse_log(d, u,
                      "S: 220 mx.test ESMTP\n"
                      "C: EHLO probe.example\n"
                      "S: 250-mx.test\nS: 250 PIPELINING\n"
@@ -1509,33 +1516,33 @@ static void test_sess_reuse_pipelined(void **state)
                      "C: QUIT\n"
                      "S: 221 2.0.0 Bye\n");
     assert_int_equal(d->recv_chunks, 4); /* EHLO; MAIL+RCPTs; RSET+MAIL+RCPTs; QUIT */
-    assert_int_equal(u.calls, 3);
+    assert_int_equal(u->calls, 3);
     /* first run: idle, both answered */
-    assert_true(u.idle[0]);
-    assert_int_equal(u.run[0], 0);
-    assert_int_equal(u.outs[0].end, SMTP_END_OK);
-    assert_int_equal(u.outs[0].end_state, SMTP_ST_IDLE);
-    assert_int_equal(u.outs[0].rcpt[0].code, 250);
-    assert_int_equal(u.outs[0].rcpt[1].code, 550);
-    assert_int_equal(u.outs[0].round_trips, 2); /* EHLO, MAIL+RCPTs */
-    assert_int_equal(u.refusals[0], 1);
-    assert_int_equal(u.room[0], SMTP_ERROR_BUDGET_DEFAULT - 1 - 2);
+    assert_true(u->idle[0]);
+    assert_int_equal(u->run[0], 0);
+    assert_int_equal(u->outs[0].end, SMTP_END_OK);
+    assert_int_equal(u->outs[0].end_state, SMTP_ST_IDLE);
+    assert_int_equal(u->outs[0].rcpt[0].code, 250);
+    assert_int_equal(u->outs[0].rcpt[1].code, 550);
+    assert_int_equal(u->outs[0].round_trips, 2); /* EHLO, MAIL+RCPTs */
+    assert_int_equal(u->refusals[0], 1);
+    assert_int_equal(u->room[0], SMTP_ERROR_BUDGET_DEFAULT - 1 - 2);
     /* second run: the other domain's recipients, capabilities still known */
-    assert_true(u.idle[1]);
-    assert_int_equal(u.run[1], 1);
-    assert_int_equal(u.outs[1].nrcpt, 2);
-    assert_int_equal(u.outs[1].rcpt[0].code, 550);
-    assert_int_equal(u.outs[1].rcpt[1].code, 250);
-    assert_true(u.outs[1].pipelining);
-    assert_true(u.outs[1].has_mail_reply);
-    assert_int_equal(u.outs[1].transactions, 1);
-    assert_int_equal(u.outs[1].round_trips, 1);
-    assert_int_equal(u.refusals[1], 2);
+    assert_true(u->idle[1]);
+    assert_int_equal(u->run[1], 1);
+    assert_int_equal(u->outs[1].nrcpt, 2);
+    assert_int_equal(u->outs[1].rcpt[0].code, 550);
+    assert_int_equal(u->outs[1].rcpt[1].code, 250);
+    assert_true(u->outs[1].pipelining);
+    assert_true(u->outs[1].has_mail_reply);
+    assert_int_equal(u->outs[1].transactions, 1);
+    assert_int_equal(u->outs[1].round_trips, 1);
+    assert_int_equal(u->refusals[1], 2);
     /* the QUIT */
-    assert_false(u.idle[2]);
-    assert_int_equal(u.outs[2].end, SMTP_END_OK);
-    assert_int_equal(u.outs[2].end_state, SMTP_ST_DONE);
-    assert_int_equal(u.outs[2].nrcpt, 0);
+    assert_false(u->idle[2]);
+    assert_int_equal(u->outs[2].end, SMTP_END_OK);
+    assert_int_equal(u->outs[2].end_state, SMTP_ST_DONE);
+    assert_int_equal(u->outs[2].nrcpt, 0);
     smtpd_free(d);
 }
 
@@ -1563,17 +1570,11 @@ static void test_sess_reuse_no_pipelining(void **state)
         SS_SEND_("221 2.0.0 Bye\r\n"),
         SS_END_(),
     };
-    static const char *const *const plan[] = {y_rcpts};
-    static const size_t nplan[] = {2};
     smtp_opts_t opts;
     reuse_opts(&opts);
-    static reuse_t u;
-    memset(&u, 0, sizeof u);
-    u.plan = plan;
-    u.nplan = nplan;
-    u.runs = 1;
-    smtpd_t *d = run_reuse(steps, &opts, one_rcpt, 1, &u);
-    assert_reuse_log(d, &u,
+    reuse_t *u = reuse_new(1);
+    smtpd_t *d = run_reuse(steps, &opts, one_rcpt, 1, u);
+    assert_reuse_log(d, u,
                      "S: 220 mx.test ESMTP\n"
                      "C: EHLO probe.example\n"
                      "S: 250 mx.test\n"
@@ -1592,10 +1593,10 @@ static void test_sess_reuse_no_pipelining(void **state)
                      "C: QUIT\n"
                      "S: 221 2.0.0 Bye\n");
     assert_int_equal(d->recv_chunks, 8); /* every command in a write of its own */
-    assert_int_equal(u.calls, 3);
-    assert_int_equal(u.outs[1].rcpt[0].code, 550);
-    assert_int_equal(u.outs[1].rcpt[1].code, 250);
-    assert_int_equal(u.outs[1].round_trips, 4);
+    assert_int_equal(u->calls, 3);
+    assert_int_equal(u->outs[1].rcpt[0].code, 550);
+    assert_int_equal(u->outs[1].rcpt[1].code, 250);
+    assert_int_equal(u->outs[1].round_trips, 4);
     smtpd_free(d);
 }
 
@@ -1618,10 +1619,9 @@ static void test_sess_mail_refused_drained(void **state)
     };
     smtp_opts_t opts;
     reuse_opts(&opts);
-    static reuse_t u;
-    memset(&u, 0, sizeof u);
-    smtpd_t *d = run_reuse(steps, &opts, two_rcpts, 2, &u);
-    assert_reuse_log(d, &u,
+    reuse_t *u = reuse_new(0);
+    smtpd_t *d = run_reuse(steps, &opts, two_rcpts, 2, u);
+    assert_reuse_log(d, u,
                      "S: 220 mx.test ESMTP\n"
                      "C: EHLO probe.example\n"
                      "S: 250-mx.test\nS: 250 PIPELINING\n"
@@ -1632,13 +1632,13 @@ static void test_sess_mail_refused_drained(void **state)
                      "S: 503 5.5.1 Error: need MAIL command\n"
                      "C: QUIT\n"
                      "S: 221 2.0.0 Bye\n");
-    assert_int_equal(u.calls, 1);
-    assert_false(u.idle[0]);
-    assert_int_equal(u.outs[0].end, SMTP_END_REPLY);
-    assert_int_equal(u.outs[0].end_state, SMTP_ST_MAIL);
-    assert_int_equal(u.outs[0].mail_reply.code, 553);
-    assert_false(u.outs[0].rcpt_has[0] || u.outs[0].rcpt_has[1]); /* 503s are not answers */
-    assert_int_equal(u.refusals[0], 3);
+    assert_int_equal(u->calls, 1);
+    assert_false(u->idle[0]);
+    assert_int_equal(u->outs[0].end, SMTP_END_REPLY);
+    assert_int_equal(u->outs[0].end_state, SMTP_ST_MAIL);
+    assert_int_equal(u->outs[0].mail_reply.code, 553);
+    assert_false(u->outs[0].rcpt_has[0] || u->outs[0].rcpt_has[1]); /* 503s are not answers */
+    assert_int_equal(u->refusals[0], 3);
     smtpd_free(d);
 
     static const ss_step_t steps2[] = {
@@ -1654,14 +1654,9 @@ static void test_sess_mail_refused_drained(void **state)
         SS_SEND_("221 2.0.0 Bye\r\n"),
         SS_END_(),
     };
-    static const char *const *const plan[] = {y_rcpts};
-    static const size_t nplan[] = {2};
-    memset(&u, 0, sizeof u);
-    u.plan = plan;
-    u.nplan = nplan;
-    u.runs = 1;
-    d = run_reuse(steps2, &opts, one_rcpt, 1, &u);
-    assert_reuse_log(d, &u,
+    u = reuse_new(1);
+    d = run_reuse(steps2, &opts, one_rcpt, 1, u);
+    assert_reuse_log(d, u,
                      "S: 220 mx.test ESMTP\n"
                      "C: EHLO probe.example\n"
                      "S: 250-mx.test\nS: 250 PIPELINING\n"
@@ -1674,13 +1669,13 @@ static void test_sess_mail_refused_drained(void **state)
                      "S: 503 5.5.1 Error: need MAIL command\n"
                      "C: QUIT\n"
                      "S: 221 2.0.0 Bye\n");
-    assert_int_equal(u.calls, 2);
-    assert_false(u.idle[1]);
-    assert_int_equal(u.run[1], 1);
-    assert_int_equal(u.outs[1].end, SMTP_END_REPLY);
-    assert_int_equal(u.outs[1].mail_reply.code, 451);
-    assert_false(u.outs[1].rcpt_has[0] || u.outs[1].rcpt_has[1]);
-    assert_int_equal(u.refusals[1], 3);
+    assert_int_equal(u->calls, 2);
+    assert_false(u->idle[1]);
+    assert_int_equal(u->run[1], 1);
+    assert_int_equal(u->outs[1].end, SMTP_END_REPLY);
+    assert_int_equal(u->outs[1].mail_reply.code, 451);
+    assert_false(u->outs[1].rcpt_has[0] || u->outs[1].rcpt_has[1]);
+    assert_int_equal(u->refusals[1], 3);
     smtpd_free(d);
 }
 
@@ -1699,22 +1694,16 @@ static void test_sess_reuse_closed_mid_transaction(void **state)
         SS_SEND_("250 2.0.0 Ok\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"),
         SS_CLOSE_(),
     };
-    static const char *const *const plan[] = {y_rcpts};
-    static const size_t nplan[] = {2};
     smtp_opts_t opts;
     reuse_opts(&opts);
-    static reuse_t u;
-    memset(&u, 0, sizeof u);
-    u.plan = plan;
-    u.nplan = nplan;
-    u.runs = 1;
-    smtpd_t *d = run_reuse(steps, &opts, one_rcpt, 1, &u);
-    assert_int_equal(u.calls, 2);
-    assert_false(u.idle[1]);
-    assert_int_equal(u.outs[1].end, SMTP_END_CLOSED);
-    assert_true(u.outs[1].rcpt_has[0]);
-    assert_int_equal(u.outs[1].rcpt[0].code, 250);
-    assert_false(u.outs[1].rcpt_has[1]);
+    reuse_t *u = reuse_new(1);
+    smtpd_t *d = run_reuse(steps, &opts, one_rcpt, 1, u);
+    assert_int_equal(u->calls, 2);
+    assert_false(u->idle[1]);
+    assert_int_equal(u->outs[1].end, SMTP_END_CLOSED);
+    assert_true(u->outs[1].rcpt_has[0]);
+    assert_int_equal(u->outs[1].rcpt[0].code, 250);
+    assert_false(u->outs[1].rcpt_has[1]);
     smtpd_free(d);
 }
 
@@ -1733,17 +1722,16 @@ static void test_sess_idle_closed(void **state)
     };
     smtp_opts_t opts;
     reuse_opts(&opts);
-    static reuse_t u;
-    memset(&u, 0, sizeof u);
-    u.wait_dead = true;
-    smtpd_t *d = run_reuse(steps, &opts, one_rcpt, 1, &u);
-    assert_int_equal(u.calls, 2);
-    assert_true(u.idle[0]);
-    assert_int_equal(u.outs[0].rcpt[0].code, 250);
-    assert_false(u.idle[1]);
-    assert_int_equal(u.outs[1].end, SMTP_END_OK);
+    reuse_t *u = reuse_new(0);
+    u->wait_dead = true;
+    smtpd_t *d = run_reuse(steps, &opts, one_rcpt, 1, u);
+    assert_int_equal(u->calls, 2);
+    assert_true(u->idle[0]);
+    assert_int_equal(u->outs[0].rcpt[0].code, 250);
+    assert_false(u->idle[1]);
+    assert_int_equal(u->outs[1].end, SMTP_END_OK);
     assert_null(strstr(d->log, "C: QUIT"));
-    assert_null(strstr(u.outs[1].transcript, "QUIT"));
+    assert_null(strstr(u->outs[1].transcript, "QUIT"));
     smtpd_free(d);
 }
 
@@ -1764,25 +1752,19 @@ static void test_sess_error_budget(void **state)
         SS_SEND_("221 2.0.0 Bye\r\n"),
         SS_END_(),
     };
-    static const char *const *const plan[] = {y_rcpts};
-    static const size_t nplan[] = {2};
     smtp_opts_t opts;
     reuse_opts(&opts);
     opts.error_budget = 5;
     assert_int_equal(smtp_room_fresh(5), 4);
     assert_int_equal(smtp_room_fresh(0), SMTP_ERROR_BUDGET_DEFAULT - 1);
-    static reuse_t u;
-    memset(&u, 0, sizeof u);
-    u.plan = plan;
-    u.nplan = nplan;
-    u.runs = 1;
-    smtpd_t *d = run_reuse(steps, &opts, three, 3, &u);
-    assert_int_equal(u.calls, 2);
-    assert_true(u.idle[0]);
-    assert_int_equal(u.refusals[0], 3);
-    assert_int_equal(u.room[0], 0); /* 3 + RSET + MAIL FROM would reach 5 */
-    assert_int_equal(u.next_rc[0], MP_ERR_ARG);
-    assert_false(u.idle[1]); /* then QUIT */
+    reuse_t *u = reuse_new(1);
+    smtpd_t *d = run_reuse(steps, &opts, three, 3, u);
+    assert_int_equal(u->calls, 2);
+    assert_true(u->idle[0]);
+    assert_int_equal(u->refusals[0], 3);
+    assert_int_equal(u->room[0], 0); /* 3 + RSET + MAIL FROM would reach 5 */
+    assert_int_equal(u->next_rc[0], MP_ERR_ARG);
+    assert_false(u->idle[1]); /* then QUIT */
     assert_non_null(strstr(d->log, "C: QUIT\nS: 221"));
     assert_null(strstr(d->log, "RSET"));
     smtpd_free(d);
@@ -1844,21 +1826,15 @@ static void test_sess_slow_reply_retires(void **state)
         SS_SEND_("221 2.0.0 Bye\r\n"),
         SS_END_(),
     };
-    static const char *const *const plan[] = {y_rcpts};
-    static const size_t nplan[] = {2};
     smtp_opts_t opts;
     reuse_opts(&opts);
-    static reuse_t u;
-    memset(&u, 0, sizeof u);
-    u.plan = plan;
-    u.nplan = nplan;
-    u.runs = 1;
-    smtpd_t *d = run_reuse(steps, &opts, one_rcpt, 1, &u);
-    assert_int_equal(u.calls, 2);
-    assert_true(u.idle[0]);
-    assert_true(u.slow[0]);
-    assert_int_equal(u.room[0], 0);
-    assert_int_equal(u.next_rc[0], MP_ERR_ARG);
+    reuse_t *u = reuse_new(1);
+    smtpd_t *d = run_reuse(steps, &opts, one_rcpt, 1, u);
+    assert_int_equal(u->calls, 2);
+    assert_true(u->idle[0]);
+    assert_true(u->slow[0]);
+    assert_int_equal(u->room[0], 0);
+    assert_int_equal(u->next_rc[0], MP_ERR_ARG);
     assert_null(strstr(d->log, "RSET"));
     smtpd_free(d);
 }
