@@ -52,6 +52,18 @@ class Usage(unittest.TestCase):
         self.assertUsage(mp("check", "--from", "not an address", "a@b.test"), "--from")
         self.assertUsage(mp("check", "--helo", "bad name", "a@b.test"), "--helo")
         self.assertUsage(mp("check", "--port", "70000", "a@b.test"), "--port")
+        self.assertUsage(mp("check", "--session-errors", "1", "a@b.test"), "--session-errors")
+        self.assertUsage(mp("check", "--session-errors", "many", "a@b.test"), "--session-errors")
+        self.assertUsage(mp("check", "--session-reuse-time", "2h", "a@b.test"),
+                         "--session-reuse-time")
+        self.assertUsage(mp("check", "--session-reuse-count", "0", "a@b.test"),
+                         "--session-reuse-count")
+        self.assertUsage(mp("check", "--idle-time", "10m", "a@b.test"), "--idle-time")
+
+    def test_session_options_accepted(self):
+        p = mp("check", "--offline", "--json", "--session-errors", "9", "--session-reuse-time",
+               "60s", "--session-reuse-count", "1", "--idle-time", "500ms", "alice@example.org")
+        self.assertEqual(results(p)[0]["reason"], "not_checked", p.stderr)
 
     def test_bad_source_and_proxy(self):
         for cmd in ("check", "bulk", "serve"):

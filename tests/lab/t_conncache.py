@@ -53,6 +53,17 @@ class SharedSession(labkit.LabCase):
                       notes(by_domain[second])[0])
         self.assertEqual(labkit.client_commands(by_domain[second])[:2], ["RSET", MAIL])
 
+    def test_no_reuse_with_reuse_count_one(self):
+        # --session-reuse-count 1: every batch on a new session, as before the cache
+        addrs = ["alice@strict.test", "bob@strict2.test"]
+        mark = labkit.postfix_mark()
+        run = labkit.run_mailprobe(addrs, ["--per-server", "1", "--session-reuse-count", "1"])
+        self.assertEqual([r["reason"] for r in run.results], ["accepted", "accepted"])
+        self.assertEqual(labkit.postfix_sessions(mark, "strict"), 2)
+        for r in run.results:
+            self.assertEqual(notes(r), [])
+            self.assertEqual(labkit.client_commands(r)[0], EHLO)
+
     def test_error_budget_retires_before_postfix_limits(self):
         # 40 absent addresses and one real one at a listener with Postfix's defaults
         # (smtpd_soft_error_limit 10: every reply 1 s late past it; hard limit 20: "421
