@@ -15,6 +15,7 @@
 #                              5,000 domains x 4 addresses on 10 MX IPs, half absent,
 #                              Postfix with its default error limits ($MP_BENCH_E_DOMAINS
 #                              for fewer domains)
+#   bench/bulk/run.sh e-npm    2,000 addresses of (e): mailprobe, then deep-email-validator
 #   bench/bulk/run.sh all      a b c d
 # Results: one JSON line per run in $MP_BENCH_DIR/results.jsonl (and on stdout).
 # MAILPROBE=path (default build-bench/mailprobe); extra mailprobe options in $MP_BULK_OPTS.
@@ -108,6 +109,11 @@ for s in "${@:-all}"; do
     e) n=${MP_BENCH_E_DOMAINS:-5000}
        lab_for "$n" 4 10 default-limits
        run_bulk "e-$n" "$(input "$IN/e-$n.csv" "$n" 4)" 4 ;;
+    e-npm) n=${MP_BENCH_E_DOMAINS:-5000}   # 2,000 addresses of (e): mailprobe, then npm
+       lab_for "$n" 4 10 default-limits
+       f=$(input "$IN/e-$n-2k.csv" "$n" 4 --sample 2000)
+       run_bulk "e-npm-mailprobe" "$f" 4
+       run_node "e-npm-deep-email-validator" "$f" 4 20 ;;
     all) "$0" a b c d e ;;
     *) echo "unknown scenario $s" >&2; exit 2 ;;
   esac
