@@ -1540,6 +1540,7 @@ static void sess_run_reset(smtp_sess_t *s, char **rcpts, smtp_rcpt_result_t *rre
     memcpy(s->res.tls_version, keep.tls_version, sizeof s->res.tls_version);
     s->res.tls_verified = keep.tls_verified;
     memcpy(s->res.tls_verify_error, keep.tls_verify_error, sizeof s->res.tls_verify_error);
+    s->res.egress = keep.egress; /* the same way out for every run */
     s->res.refusals = keep.refusals;
     s->res.slow = keep.slow;
     s->res.run = keep.run + 1;
