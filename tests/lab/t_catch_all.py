@@ -525,9 +525,12 @@ class Bulk(ProbeCase):
             self.assertCatchAll(r, True)
             self.assertEqual(r["smtp"]["probe"]["rcpt"], probe)
             self.assertEqual(r["smtp"]["probe"]["code"], 250)
-        # what Postfix received: 10 real RCPTs, one probe and one postmaster@ control, over
-        # all its sessions (one here)
-        self.assertEqual(labkit.postfix_rcpt_total(self.mark, "catchall"), 12, self.log)
+        # what Postfix received: 10 real RCPTs, one probe and a postmaster@ control per
+        # batch, over all its sessions (the session error budget splits the 10 into
+        # batches of at most 7 recipients: at least 2)
+        total = labkit.postfix_rcpt_total(self.mark, "catchall")
+        self.assertGreaterEqual(total, 10 + 1 + 2, self.log)
+        self.assertLessEqual(total, 10 + 1 + 10, self.log)
 
     def test_mailbox_domain_probed_once(self):
         rs = self.results(self.KNOWN + self.ABSENT)
@@ -543,7 +546,10 @@ class Bulk(ProbeCase):
         for l in rejected:  # any 20-char random local part rejected is this one probe
             to = l.split("to=<", 1)[1].split(">", 1)[0]
             self.assertTrue(to == probe or not is_probe_address(to), l)
-        self.assertEqual(labkit.postfix_rcpt_total(self.mark, "mbox"), 11, self.log)
+        # 9 real RCPTs, the probe, a control per batch (at least 2: the error budget)
+        total = labkit.postfix_rcpt_total(self.mark, "mbox")
+        self.assertGreaterEqual(total, 9 + 1 + 2, self.log)
+        self.assertLessEqual(total, 9 + 1 + 9, self.log)
 
     def test_every_result_has_catch_all(self):
         # the domain fact is known to the run: every result reports it, the absent

@@ -36,9 +36,10 @@ class SharedSession(labkit.LabCase):
         self.assertEqual(labkit.postfix_sessions(mark, "strict"), 1)
         st = labkit.postfix_disconnect_stats(mark, "strict")
         self.assertEqual(len(st), 1, st)
-        # two transactions (one per domain, each with its own catch-all probe), one RSET
+        # two transactions (one per domain, each with its own catch-all probe and
+        # postmaster@ control), one RSET
         self.assertEqual((st[0].get("mail"), st[0].get("rset"), st[0].get("rcpt"),
-                          st[0].get("quit")), ("2", "1", "2/5", "1"), st[0])
+                          st[0].get("quit")), ("2", "1", "4/7", "1"), st[0])
         for r in run.results:
             self.assertEqual(r["smtp"]["attempts"], 1)
             self.assertIs(r["smtp"]["catch_all"], False)
