@@ -114,7 +114,7 @@ typedef struct lookup {
 } lookup_t;
 
 /* dns_records_lookup(): one uncached question, a look-up of its own kind (rec set).
- * c-ares gets a ticket (resolver, id), never the look-up, so a cancelled one is not found. */
+ * c-ares receives a ticket (resolver, id), never the look-up, so a cancelled one is not found. */
 typedef struct {
     dns_resolver_t *r;
     uint64_t id;

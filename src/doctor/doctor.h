@@ -142,7 +142,7 @@ typedef enum {
 } doc_bl_t;
 
 /**
- * Read the A records (printable IPv4) a DNSBL gave for one name. meaning gets a
+ * Read the A records (printable IPv4) a DNSBL gave for one name. meaning receives a
  * human explanation of the return codes for known lists (Spamhaus ZEN: SBL, CSS, XBL,
  * PBL, DROP), else the codes themselves.
  */

@@ -170,7 +170,7 @@ static mp_status_t fold(const char *utf8, char *out, size_t size, char *out_de,
     }
     if (family_first)
         *family_first = family_first_script(u, n);
-    /* ICU joins Hangul syllables into one word ("gimminjun") where Han gets one word per
+    /* ICU joins Hangul syllables into one word ("gimminjun") where Han receives one word per
      * character: space them the same way, so a family name can be told apart */
     for (int32_t i = 1; i < n && n + 1 < cap; i++)
         if (u[i] >= 0xAC00 && u[i] <= 0xD7AF && u[i - 1] >= 0xAC00 && u[i - 1] <= 0xD7AF) {

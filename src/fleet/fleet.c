@@ -584,7 +584,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 }
 
 /* A request Redis did not answer in time (a hung or overloaded server): its callback
- * gets an error now; the request stays with hiredis, and a late reply is dropped. */
+ * receives an error now; the request stays with hiredis, and a late reply is dropped. */
 static void on_req_deadline(evutil_socket_t fd, short what, void *arg)
 {
     req_t *rq = arg;

@@ -140,7 +140,7 @@ typedef void (*fleet_fact_cb)(const char *error, const char *value, size_t len,
 mp_status_t fleet_fact_get(fleet_t *f, fleet_fact_t kind, const char *domain,
                            fleet_fact_cb cb, void *arg);
 
-/** Store a fact (opaque bytes, at most 64 KiB) for ttl_ms (>= 1). cb may be NULL; it gets
+/** Store a fact (opaque bytes, at most 64 KiB) for ttl_ms (>= 1). cb may be NULL; it receives
  *  value NULL. */
 mp_status_t fleet_fact_put(fleet_t *f, fleet_fact_t kind, const char *domain,
                            const char *value, size_t len, uint64_t ttl_ms, fleet_fact_cb cb,

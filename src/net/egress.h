@@ -5,7 +5,7 @@
  *
  * Does: parse `--source ADDR[=HELO]` and `--proxy socks5://[USER:PASS@]HOST:PORT[=HELO]`,
  * check that a source address can be bound here, open a socket bound to it, pick an
- * egress per domain (rendezvous hashing: the same domain always gets the same egress,
+ * egress per domain (rendezvous hashing: the same domain always receives the same egress,
  * in every process, so greylisting retries come from the address that started them;
  * family AF_UNSPEC: any egress)
  * and rest an egress that failed (a penalty window, doubling per consecutive failure).

@@ -389,7 +389,7 @@ static void conn_evict_for(engine_t *e, const target_t *t);
 
 /* The egress for a session to t of the domain: the same one for every session of the
  * domain while it works (greylisting remembers the client address). A target of a
- * family no source has still gets one: the session then fails with a clear reason and
+ * family no source has still receives one: the session then fails with a clear reason and
  * the check moves to its next target. Sets the HELO name that belongs to it. */
 static int egress_index(engine_t *e, const char *domain, const target_t *t)
 {

@@ -6,7 +6,7 @@
  * sender), the controls of the same transaction (postmaster@ accepted or refused, other
  * recipients accepted), SMTPUTF8, "too many recipients", the catch-all and provider
  * facts. Does not: keep time, count retries, open sessions or touch a vd_result_t; the
- * engine does that with the trouble_t it gets back.
+ * engine does that with the trouble_t it receives back.
  *
  * The controls only ever speak for a refusal whose words say nothing known
  * (CL_PERM_OTHER): a wording that settles the meaning ("user unknown", "blocked using
