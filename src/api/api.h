@@ -52,6 +52,10 @@ typedef struct api api_t;
 api_t *api_new(struct event_base *base, engine_t *engine, store_t *st, const api_opts_t *o,
                char *err, size_t errsize);
 
+/** Route libevent's own messages through mp_log ("libevent: ..."), never straight to
+ *  stderr. api_new calls it; process-wide and idempotent. */
+void api_libevent_log_install(void);
+
 /** True for 127.0.0.0/8, ::1 and "localhost". */
 bool api_host_is_loopback(const char *host);
 

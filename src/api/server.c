@@ -774,10 +774,15 @@ static void on_libevent_log(int severity, const char *msg)
     mp_log(l, "libevent: %s", msg);
 }
 
+void api_libevent_log_install(void)
+{
+    event_set_log_callback(on_libevent_log);
+}
+
 api_t *api_new(struct event_base *base, engine_t *engine, store_t *st, const api_opts_t *o,
                char *err, size_t errsize)
 {
-    event_set_log_callback(on_libevent_log);
+    api_libevent_log_install();
     if (!o->tokens_path && !api_host_is_loopback(o->host)) {
         snprintf(err, errsize, "without --tokens the server answers anyone who can reach "
                  "it: listen on a loopback address (127.0.0.1, ::1) or give a token file");

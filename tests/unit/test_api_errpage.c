@@ -15,8 +15,12 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
+#include <unistd.h>
 
+#include "api/api.h"
 #include "api/api_int.h"
+#include "util/log.h"
 
 typedef struct {
     api_errpage_t w;
@@ -225,6 +229,49 @@ static void test_partly_written_left_alone(void **state)
     evbuffer_free(out);
 }
 
+/* libevent's own warnings reach the project's log (issue 17, item 6), not stderr: an
+ * event on a descriptor that is not open makes the epoll backend warn. */
+static char logged[512];
+
+static void capture(mp_log_level_t level, const char *msg, void *arg)
+{
+    (void)level;
+    (void)arg;
+    if (strstr(msg, "libevent: "))
+        snprintf(logged, sizeof logged, "%s", msg);
+}
+
+static void noop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+static void test_libevent_log_routed(void **state)
+{
+    (void)state;
+    mp_log_set(capture, MP_LOG_DEBUG, NULL);
+    api_libevent_log_install();
+    struct event_config *cfg = event_config_new();
+    event_config_avoid_method(cfg, "poll");
+    event_config_avoid_method(cfg, "select");
+    struct event_base *base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    assert_non_null(base);
+    assert_string_equal(event_base_get_method(base), "epoll");
+    int fd = dup(0);
+    assert_true(fd >= 0);
+    close(fd); /* a descriptor number that is certainly not open */
+    struct event *ev = event_new(base, fd, EV_READ, noop_cb, NULL);
+    logged[0] = '\0';
+    (void)event_add(ev, NULL); /* epoll_ctl fails: libevent warns */
+    event_free(ev);
+    event_base_free(base);
+    mp_log_set(NULL, MP_LOG_INFO, NULL);
+    assert_non_null(strstr(logged, "libevent: Epoll"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -235,6 +282,7 @@ int main(void)
         cmocka_unit_test(test_unsent_bytes_before_kept),
         cmocka_unit_test(test_frozen_front),
         cmocka_unit_test(test_partly_written_left_alone),
+        cmocka_unit_test(test_libevent_log_routed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
