@@ -17,6 +17,7 @@
 
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "util/buf.h"
 #include "util/log.h"
 #include "util/str.h"
 
@@ -150,14 +151,10 @@ static void submit_more(check_run_t *run)
 
 static int add_addr(check_run_t *run, const char *s)
 {
-    if (run->n == run->cap) {
-        size_t cap = run->cap ? run->cap * 2 : 16;
-        char **na = realloc(run->addrs, cap * sizeof *na);
-        if (!na)
-            return -1;
-        run->addrs = na;
-        run->cap = cap;
-    }
+    char **na = mp_array_grow(run->addrs, &run->cap, run->n, sizeof *na, 16);
+    if (!na)
+        return -1;
+    run->addrs = na;
     run->addrs[run->n] = strdup(s);
     if (!run->addrs[run->n])
         return -1;

@@ -31,6 +31,7 @@
 
 #include "dns/cache.h"
 #include "dns/msg.h"
+#include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -532,14 +533,10 @@ static void pump(dns_resolver_t *r)
 
 static bool query_add_waiter(query_t *q, uint64_t id, unsigned slot)
 {
-    if (q->nwait == q->capwait) {
-        size_t cap = q->capwait ? q->capwait * 2 : 4;
-        waiter_t *w = realloc(q->wait, cap * sizeof *w);
-        if (!w)
-            return false;
-        q->wait = w;
-        q->capwait = cap;
-    }
+    waiter_t *w = mp_array_grow(q->wait, &q->capwait, q->nwait, sizeof *w, 4);
+    if (!w)
+        return false;
+    q->wait = w;
     q->wait[q->nwait].lookup_id = id;
     q->wait[q->nwait].slot = slot;
     q->nwait++;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/buf.h"
 #include "util/str.h"
 
 typedef struct {
@@ -131,14 +132,10 @@ static mp_status_t add_entry(userlist_t *ul, const char *key, const char *note, 
 {
     if (ul->n >= USERLIST_ENTRIES_MAX)
         return MP_ERR_LIMIT;
-    if (ul->n == ul->cap) {
-        size_t nc = ul->cap ? ul->cap * 2 : 64;
-        ul_entry_t *ne = realloc(ul->e, nc * sizeof *ne);
-        if (!ne)
-            return MP_ERR_NOMEM;
-        ul->e = ne;
-        ul->cap = nc;
-    }
+    ul_entry_t *ne = mp_array_grow(ul->e, &ul->cap, ul->n, sizeof *ne, 64);
+    if (!ne)
+        return MP_ERR_NOMEM;
+    ul->e = ne;
     char *k = strdup(key);
     if (!k)
         return MP_ERR_NOMEM;

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "job/job.h"
+#include "util/buf.h"
 #include "util/clock.h"
 #include "util/str.h"
 
@@ -67,14 +68,10 @@ static pend_t *pend_find(job_run_t *r, const char *addr, uint64_t h)
 
 static bool pend_add_row(pend_t *p, int64_t row)
 {
-    if (p->nrows == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 2;
-        int64_t *nr = realloc(p->rows, cap * sizeof *nr);
-        if (!nr)
-            return false;
-        p->rows = nr;
-        p->cap = cap;
-    }
+    int64_t *nr = mp_array_grow(p->rows, &p->cap, p->nrows, sizeof *nr, 2);
+    if (!nr)
+        return false;
+    p->rows = nr;
     p->rows[p->nrows++] = row;
     return true;
 }

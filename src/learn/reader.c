@@ -197,16 +197,12 @@ static mp_status_t read_dir(const char *path, int depth, const learn_csv_opts_t 
          * Maildir holds messages still being written */
         if (de->d_name[0] == '.' || strcmp(de->d_name, "tmp") == 0)
             continue;
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 64;
-            char **nn = realloc(names, nc * sizeof *nn);
-            if (!nn) {
-                st = MP_ERR_NOMEM;
-                goto done;
-            }
-            names = nn;
-            cap = nc;
+        char **nn = mp_array_grow(names, &cap, n, sizeof *nn, 64);
+        if (!nn) {
+            st = MP_ERR_NOMEM;
+            goto done;
         }
+        names = nn;
         if (!(names[n] = strdup(de->d_name))) {
             st = MP_ERR_NOMEM;
             goto done;

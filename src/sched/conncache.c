@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/buf.h"
 #include "util/str.h"
 
 typedef struct {
@@ -74,14 +75,10 @@ bool conncache_put(conncache_t *cc, const char *key, void *sess, uint64_t born_m
         return false;
     if (strlen(key) >= CONNCACHE_KEY_MAX)
         return false;
-    if (cc->n == cc->cap) {
-        size_t cap = cc->cap ? cc->cap * 2 : 16;
-        cc_entry_t *v = realloc(cc->v, cap * sizeof *v);
-        if (!v)
-            return false;
-        cc->v = v;
-        cc->cap = cap;
-    }
+    cc_entry_t *v = mp_array_grow(cc->v, &cc->cap, cc->n, sizeof *v, 16);
+    if (!v)
+        return false;
+    cc->v = v;
     cc_entry_t *x = &cc->v[cc->n++]; /* in the order returned: the last is the warmest */
     mp_strlcpy(x->key, key, sizeof x->key);
     x->sess = sess;

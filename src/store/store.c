@@ -21,6 +21,7 @@
  */
 #include "store/store.h"
 
+#include "util/buf.h"
 #include "util/clock.h"
 #include "util/str.h"
 
@@ -1569,16 +1570,12 @@ mp_status_t store_job_list(store_t *st, store_job_t **jobs, size_t *n)
     *jobs = NULL;
     *n = 0;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (*n == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            store_job_t *nj = realloc(*jobs, nc * sizeof *nj);
-            if (!nj) {
-                r = MP_ERR_NOMEM;
-                break;
-            }
-            *jobs = nj;
-            cap = nc;
+        store_job_t *nj = mp_array_grow(*jobs, &cap, *n, sizeof *nj, 16);
+        if (!nj) {
+            r = MP_ERR_NOMEM;
+            break;
         }
+        *jobs = nj;
         if ((r = read_job(s, &(*jobs)[*n])) != MP_OK)
             break;
         (*n)++;

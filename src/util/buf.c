@@ -2,6 +2,7 @@
 #include "util/buf.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,4 +81,17 @@ void mp_buf_reset(mp_buf_t *b)
 const char *mp_buf_str(const mp_buf_t *b)
 {
     return b->data ? b->data : "";
+}
+
+void *mp_array_grow(void *arr, size_t *cap, size_t n, size_t elem, size_t first)
+{
+    if (n < *cap)
+        return arr;
+    size_t nc = *cap ? *cap * 2 : first;
+    if (nc <= *cap || elem == 0 || nc > SIZE_MAX / elem)
+        return NULL;
+    void *p = realloc(arr, nc * elem);
+    if (p)
+        *cap = nc;
+    return p;
 }

@@ -34,4 +34,14 @@ void mp_buf_reset(mp_buf_t *b);
 /** The contents ("" when empty, never NULL). */
 const char *mp_buf_str(const mp_buf_t *b);
 
+/**
+ * Room for one more element in a growable array of n elements of elem bytes: when
+ * n == *cap the array is reallocated to twice its capacity (first elements when empty).
+ * The one grow-by-doubling of the tree; callers keep their own maximum where a peer or a
+ * file grows the array.
+ * @return the array (moved or not), with *cap updated; NULL on overflow or allocation
+ *         failure, arr and *cap left as they were
+ */
+void *mp_array_grow(void *arr, size_t *cap, size_t n, size_t elem, size_t first);
+
 #endif

@@ -11,7 +11,9 @@
 
 #include <cmocka.h>
 
+#include "util/buf.h"
 #include "util/log.h"
+#include "util/str.h"
 
 static void test_text_and_journal(void **state)
 {
@@ -79,6 +81,43 @@ static void test_journal_stream(void **state)
     assert_false(mp_log_stderr_is_journal());
 }
 
+/* mp_array_grow: doubles from `first`, keeps the array on failure, refuses overflow */
+static void test_array_grow(void **state)
+{
+    (void)state;
+    int *v = NULL;
+    size_t cap = 0, n = 0;
+    for (int i = 0; i < 100; i++) {
+        int *nv = mp_array_grow(v, &cap, n, sizeof *v, 4);
+        assert_non_null(nv);
+        v = nv;
+        v[n++] = i;
+    }
+    assert_int_equal(cap, 128); /* 4, 8, ..., 128 */
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(v[i], i);
+    size_t same = cap;
+    assert_ptr_equal(mp_array_grow(v, &cap, 5, sizeof *v, 4), v); /* room left: no move */
+    assert_int_equal(cap, same);
+    size_t huge = SIZE_MAX / 2 + 1;
+    assert_null(mp_array_grow(v, &huge, huge, sizeof *v, 4)); /* doubling overflows */
+    assert_int_equal(huge, SIZE_MAX / 2 + 1);
+    free(v);
+}
+
+/* mp_json_escape_ls: U+2028/U+2029 escaped, the rest untouched, NULL passes through */
+static void test_json_escape_ls(void **state)
+{
+    (void)state;
+    char *s = mp_json_escape_ls(strdup("{\"a\":\"x\xe2\x80\xa8y\xe2\x80\xa9\xc3\xa9\"}"));
+    assert_string_equal(s, "{\"a\":\"x\\u2028y\\u2029\xc3\xa9\"}");
+    free(s);
+    char *plain = strdup("{\"b\":1}");
+    assert_ptr_equal(mp_json_escape_ls(plain), plain);
+    free(plain);
+    assert_null(mp_json_escape_ls(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -86,6 +125,8 @@ int main(void)
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_journal_stream),
+        cmocka_unit_test(test_array_grow),
+        cmocka_unit_test(test_json_escape_ls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
