@@ -148,6 +148,8 @@ bool intel_domain_free(const char *domain, unsigned *src)
 {
     if (src)
         *src = 0;
+    if (intel_domain_reserved(domain))
+        return false;
     size_t n = domain_len(domain);
     unsigned f = intel_domain_lookup(domain, n);
     if (!(f & INTEL_SRC_FREE_ANY))
@@ -224,7 +226,9 @@ void intel_analyze(const addr_t *a, intel_t *out)
     if (!a || a->err != ADDR_OK || a->domain_ascii[0] == '\0')
         return;
 
-    if (!a->literal) {
+    if (!a->literal && !intel_domain_reserved(a->domain_ascii)) {
+        /* a reserved name (RFC 2606/6761) is nobody's provider, free or disposable,
+         * whatever a list says (the free lists carry example.com) */
         const char *d = a->domain_ascii; /* lower case, A-label (addr.h) */
         size_t n = domain_len(d);
         unsigned f0 = intel_domain_lookup(d, n);

@@ -394,6 +394,7 @@ class Offline(unittest.TestCase):
         p = mp("check", "--offline", "--json", "a@example.com", "b@mail.example.org", "c@x.test")
         for r in results(p):
             self.assertFalse(r["flags"]["disposable"], r["email"])
+            self.assertFalse(r["flags"]["free"], r["email"])
             self.assertEqual(r["reason"], "not_checked", r["email"])
 
     def test_signals(self):

@@ -122,6 +122,7 @@ static void test_reserved(void **state)
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
         assert_true(intel_domain_reserved(yes[i]));
         assert_false(intel_domain_disposable(yes[i], NULL, NULL, NULL));
+        assert_false(intel_domain_free(yes[i], NULL));
     }
     static const char *const no[] = {"notexample.com", "example.co", "mytest.com",
                                      "example.com.au", "testing", "localhost.com", ""};
@@ -131,6 +132,8 @@ static void test_reserved(void **state)
     intel_t in;
     analyze("someone@example.com", &a, &in);
     assert_false(in.disposable);
+    assert_false(in.free); /* a free-provider list carries example.com too */
+    assert_false(in.has_suggestion);
 }
 
 static void test_allow_wins(void **state)
