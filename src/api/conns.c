@@ -38,6 +38,7 @@
 
 #include "api/api_int.h"
 #include "util/clock.h"
+#include "util/list.h"
 #include "util/log.h"
 #include "util/str.h"
 
@@ -57,12 +58,12 @@ typedef struct api_conn {
     api_errpage_t page;       /* evhttp's own error answer, watched (errpage.c) */
     struct evbuffer_cb_entry *out_cb;
     api_conns_t *g;
-    struct api_conn *prev, *next;
+    mp_list_node_t link;      /* in api_conns.conns */
 } api_conn_t;
 
 struct api_conns {
     api_t *a;
-    api_conn_t *head, *tail; /* oldest first */
+    mp_list_t conns;         /* oldest first */
     size_t n;                /* not ending */
     strmap_t *by_bev;
     strmap_t *per_peer;      /* address -> connections (as a pointer-sized integer) */
@@ -83,16 +84,15 @@ static void peer_count(api_conns_t *g, const char *peer, int delta, size_t *out)
         *out = (size_t)n;
 }
 
+/* The connection of a node of g->conns (NULL for NULL). */
+static api_conn_t *conn_at(mp_list_node_t *n)
+{
+    return MP_LIST_ITEM(n, api_conn_t, link);
+}
+
 static void conn_release(api_conns_t *g, api_conn_t *c)
 {
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        g->head = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    else
-        g->tail = c->prev;
+    mp_list_unlink(&g->conns, &c->link);
     strmap_del(g->by_bev, c->key);
     if (c->out_cb)
         evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
@@ -172,7 +172,7 @@ static void on_settle(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     api_conns_t *g = arg;
-    for (api_conn_t *c = g->head; c; c = c->next)
+    for (api_conn_t *c = conn_at(g->conns.head); c; c = conn_at(c->link.next))
         if (c->settle) {
             c->settle = false;
             int code = api_errpage_settle(&c->page, bufferevent_get_output(c->bev),
@@ -203,12 +203,7 @@ static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
     bufferevent_incref(bev);
     c->out_cb = evbuffer_add_cb(bufferevent_get_output(bev), on_output, c);
     c->since_ms = mp_now_ms();
-    c->prev = g->tail;
-    if (g->tail)
-        g->tail->next = c;
-    else
-        g->head = c;
-    g->tail = c;
+    mp_list_push_tail(&g->conns, &c->link);
     g->n++;
     g->fresh = true;
     /* evhttp sets the socket after this returns: look at it once it has, before the
@@ -222,7 +217,7 @@ static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
 static void make_room(api_conns_t *g, const api_conn_t *keep)
 {
     for (int pass = 0; pass < 2; pass++)
-        for (api_conn_t *c = g->head; c; c = c->next)
+        for (api_conn_t *c = conn_at(g->conns.head); c; c = conn_at(c->link.next))
             if (c != keep && !c->ending && !c->busy && c->fd >= 0 && (pass || !c->trusted)) {
                 conn_end(g, c, 503, "busy", "the server is at its connection limit");
                 return;
@@ -232,8 +227,8 @@ static void make_room(api_conns_t *g, const api_conn_t *keep)
 /* Release the records of connections evhttp has freed (their sockets close now). */
 static void collect(api_conns_t *g)
 {
-    for (api_conn_t *c = g->head, *next; c; c = next) {
-        next = c->next;
+    for (api_conn_t *c = conn_at(g->conns.head), *next; c; c = next) {
+        next = conn_at(c->link.next);
         if (c->fd >= 0 && conn_gone(c))
             conn_release(g, c);
     }
@@ -249,11 +244,11 @@ static void on_fresh(evutil_socket_t fd, short what, void *arg)
     g->fresh = false;
     api_t *a = g->a;
     /* the new ones are at the end, not looked at yet */
-    api_conn_t *c = g->tail;
-    while (c && c->prev && c->prev->fd < 0)
-        c = c->prev;
+    api_conn_t *c = conn_at(g->conns.tail);
+    while (c && c->link.prev && conn_at(c->link.prev)->fd < 0)
+        c = conn_at(c->link.prev);
     for (api_conn_t *next; c; c = next) {
-        next = c->next;
+        next = conn_at(c->link.next);
         if (c->fd >= 0 || c->ending)
             continue;
         if (conn_gone(c) || (c->fd = bufferevent_getfd(c->bev)) < 0) {
@@ -312,8 +307,8 @@ void api_conns_free(api_conns_t *g)
 {
     if (!g)
         return;
-    while (g->head)
-        conn_release(g, g->head);
+    while (g->conns.head)
+        conn_release(g, conn_at(g->conns.head));
     if (g->fresh_ev)
         event_free(g->fresh_ev);
     if (g->settle_ev)
@@ -362,8 +357,8 @@ void api_conns_tick(api_conns_t *g)
     uint64_t limit = a->o.request_timeout_ms;
     if (g->n >= a->conns_max - a->conns_max / 8 && limit > PRESSURE_DEADLINE_MS)
         limit = PRESSURE_DEADLINE_MS;
-    for (api_conn_t *c = g->head, *next; c; c = next) {
-        next = c->next;
+    for (api_conn_t *c = conn_at(g->conns.head), *next; c; c = next) {
+        next = conn_at(c->link.next);
         if (conn_gone(c)) {
             conn_release(g, c);
             continue;

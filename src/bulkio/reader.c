@@ -21,7 +21,6 @@
 #include <csv.h>
 #include <errno.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,17 +66,6 @@ struct bulkio_reader {
     bulkio_row_t row;
     char err[BULKIO_ERR_MAX];
 };
-
-static void set_err(char *dst, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *dst, size_t size, const char *fmt, ...)
-{
-    if (!dst || !size)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(dst, size, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- framing ---------------------------------------------------------------------- */
 
@@ -237,7 +225,7 @@ static mp_status_t fill(bulkio_reader_t *r)
         r->len += n;
         if (n < want) {
             if (ferror(r->f)) {
-                set_err(r->err, sizeof r->err, "%s: read error: %s", r->name, strerror(errno));
+                mp_err_set(r->err, sizeof r->err, "%s: read error: %s", r->name, strerror(errno));
                 return MP_ERR_IO;
             }
             r->eof = true;
@@ -530,12 +518,12 @@ mp_status_t bulkio_reader_next(bulkio_reader_t *r, const bulkio_row_t **row)
 mp_status_t bulkio_reader_seek(bulkio_reader_t *r, uint64_t row_no, uint64_t offset)
 {
     if (row_no == 0 || offset < r->schema.data_offset) {
-        set_err(r->err, sizeof r->err, "%s: bad checkpoint (row %llu, offset %llu)", r->name,
-                (unsigned long long)row_no, (unsigned long long)offset);
+        mp_err_set(r->err, sizeof r->err, "%s: bad checkpoint (row %llu, offset %llu)", r->name,
+                   (unsigned long long)row_no, (unsigned long long)offset);
         return MP_ERR_ARG;
     }
     if (offset > (uint64_t)INT64_MAX || fseeko(r->f, (off_t)offset, SEEK_SET) != 0) {
-        set_err(r->err, sizeof r->err, "%s: cannot seek: %s", r->name, strerror(errno));
+        mp_err_set(r->err, sizeof r->err, "%s: cannot seek: %s", r->name, strerror(errno));
         return MP_ERR_IO;
     }
     clearerr(r->f);
@@ -756,8 +744,8 @@ static mp_status_t sample_csv(bulkio_reader_t *r, char *err, size_t errsize)
     if (col_num) {
         uint64_t n;
         if (!mp_parse_uint(col, 1, SIZE_MAX, &n) || n > (r->schema.ncols > maxf ? r->schema.ncols : maxf)) {
-            set_err(err, errsize, "%s: --column %s: the input has only %zu column%s", r->name, col,
-                    r->schema.ncols, r->schema.ncols == 1 ? "" : "s");
+            mp_err_set(err, errsize, "%s: --column %s: the input has only %zu column%s", r->name,
+                       col, r->schema.ncols, r->schema.ncols == 1 ? "" : "s");
             st = MP_ERR_ARG;
             goto done;
         }
@@ -774,8 +762,9 @@ static mp_status_t sample_csv(bulkio_reader_t *r, char *err, size_t errsize)
             char names[600];
             if (hdr)
                 list_names(names, sizeof names, r->hdr, r->schema.ncols);
-            set_err(err, errsize, "%s: --column %s: no such column%s%s", r->name, col,
-                    hdr ? "; the header has " : " (the input has no header line)", hdr ? names : "");
+            mp_err_set(err, errsize, "%s: --column %s: no such column%s%s", r->name, col,
+                       hdr ? "; the header has " : " (the input has no header line)",
+                       hdr ? names : "");
             st = MP_ERR_ARG;
             goto done;
         }
@@ -793,10 +782,10 @@ static mp_status_t sample_csv(bulkio_reader_t *r, char *err, size_t errsize)
             (at_named > 0 || ndata == 0 || bestn * 2 <= ndata))
             best = first_rank_col; /* the named column, unless it is clearly not it */
         if (best == SIZE_MAX) {
-            set_err(err, errsize,
-                    "%s: cannot find the email column: no column of the first %zu rows "
-                    "contains '@'; use --column NAME|N",
-                    r->name, ndata);
+            mp_err_set(err, errsize,
+                       "%s: cannot find the email column: no column of the first %zu rows "
+                       "contains '@'; use --column NAME|N",
+                       r->name, ndata);
             st = MP_ERR_ARG;
             goto done;
         }
@@ -868,14 +857,14 @@ static mp_status_t sample_nd(bulkio_reader_t *r, char *err, size_t errsize)
     }
     if (r->column) {
         if (is_number(r->column)) {
-            set_err(err, errsize, "%s: --column %s: NDJSON input needs a key name, not a number",
-                    r->name, r->column);
+            mp_err_set(err, errsize, "%s: --column %s: NDJSON input needs a key name, not a number",
+                       r->name, r->column);
             st = MP_ERR_ARG;
             goto done;
         }
         if (!nkey) {
-            set_err(err, errsize, "%s: --column %s: no such key in the first %zu objects",
-                    r->name, r->column, nobj);
+            mp_err_set(err, errsize, "%s: --column %s: no such key in the first %zu objects",
+                       r->name, r->column, nobj);
             st = MP_ERR_ARG;
             goto done;
         }
@@ -886,10 +875,10 @@ static mp_status_t sample_nd(bulkio_reader_t *r, char *err, size_t errsize)
         r->key = best;
         best = NULL;
     } else {
-        set_err(err, errsize,
-                "%s: cannot find the email key (email, e-mail, mail, address) in the first %zu "
-                "objects; use --column KEY",
-                r->name, nobj);
+        mp_err_set(err, errsize,
+                   "%s: cannot find the email key (email, e-mail, mail, address) in the first %zu "
+                   "objects; use --column KEY",
+                   r->name, nobj);
         st = MP_ERR_ARG;
     }
     r->schema.key = r->key;
@@ -911,7 +900,7 @@ mp_status_t bulkio_reader_open_file(FILE *f, bool take_ownership, const char *na
     if (!r) {
         if (take_ownership)
             fclose(f);
-        set_err(err, errsize, "out of memory");
+        mp_err_set(err, errsize, "out of memory");
         return MP_ERR_NOMEM;
     }
     r->f = f;
@@ -922,7 +911,7 @@ mp_status_t bulkio_reader_open_file(FILE *f, bool take_ownership, const char *na
     if (!r->o.row_max)
         r->o.row_max = BULKIO_ROW_MAX_DEFAULT;
     if (r->o.row_max > (SIZE_MAX - WIN_EXTRA) / 4) {
-        set_err(err, errsize, "row_max too large");
+        mp_err_set(err, errsize, "row_max too large");
         st = MP_ERR_ARG;
         goto fail;
     }
@@ -945,12 +934,12 @@ mp_status_t bulkio_reader_open_file(FILE *f, bool take_ownership, const char *na
 
     st = fill(r);
     if (st) {
-        set_err(err, errsize, "%s", r->err);
+        mp_err_set(err, errsize, "%s", r->err);
         goto fail;
     }
     if (r->len >= 2 && ((r->win[0] == 0xFF && r->win[1] == 0xFE) ||
                         (r->win[0] == 0xFE && r->win[1] == 0xFF))) {
-        set_err(err, errsize, "%s: UTF-16 input is not supported; convert it to UTF-8", r->name);
+        mp_err_set(err, errsize, "%s: UTF-16 input is not supported; convert it to UTF-8", r->name);
         st = MP_ERR_ARG;
         goto fail;
     }
@@ -970,7 +959,7 @@ mp_status_t bulkio_reader_open_file(FILE *f, bool take_ownership, const char *na
         st = sample_nd(r, err, errsize);
     } else {
         if (r->o.delim == '"' || r->o.delim == '\r' || r->o.delim == '\n') {
-            set_err(err, errsize, "invalid CSV delimiter");
+            mp_err_set(err, errsize, "invalid CSV delimiter");
             st = MP_ERR_ARG;
             goto fail;
         }
@@ -980,7 +969,7 @@ mp_status_t bulkio_reader_open_file(FILE *f, bool take_ownership, const char *na
     }
     if (st) {
         if (st == MP_ERR_NOMEM)
-            set_err(err, errsize, "out of memory");
+            mp_err_set(err, errsize, "out of memory");
         goto fail;
     }
     r->schema.data_offset = r->base + r->pos;
@@ -1000,14 +989,14 @@ mp_status_t bulkio_reader_open(const char *path, const bulkio_ropts_t *o, bulkio
 {
     *out = NULL;
     if (!path) {
-        set_err(err, errsize, "no input path");
+        mp_err_set(err, errsize, "no input path");
         return MP_ERR_ARG;
     }
     if (strcmp(path, "-") == 0)
         return bulkio_reader_open_file(stdin, false, "stdin", o, out, err, errsize);
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_err(err, errsize, "%s: cannot open: %s", path, strerror(errno));
+        mp_err_set(err, errsize, "%s: cannot open: %s", path, strerror(errno));
         return MP_ERR_IO;
     }
     return bulkio_reader_open_file(f, true, path, o, out, err, errsize);

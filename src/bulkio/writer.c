@@ -17,7 +17,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -59,17 +58,6 @@ struct bulkio_writer {
     char err[BULKIO_ERR_MAX];
 };
 
-static void set_err(char *dst, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *dst, size_t size, const char *fmt, ...)
-{
-    if (!dst || !size)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(dst, size, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- atomic files ----------------------------------------------------------------- */
 
 static char *str_join(const char *a, const char *b, const char *c)
@@ -106,7 +94,7 @@ static mp_status_t afile_open(afile_t *a, const char *path, char *err, size_t er
         return a->path ? MP_OK : MP_ERR_NOMEM;
     }
     if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        set_err(err, errsize, "%s: cannot write the output: it is a directory", path);
+        mp_err_set(err, errsize, "%s: cannot write the output: it is a directory", path);
         return MP_ERR_IO;
     }
     a->path = strdup(path);
@@ -133,8 +121,8 @@ static mp_status_t afile_open(afile_t *a, const char *path, char *err, size_t er
     if (fd < 0) {
         char dir[4096];
         dir_of(path, dir, sizeof dir);
-        set_err(err, errsize, "%s: cannot write the output (creating a file in %s): %s", path, dir,
-                strerror(errno));
+        mp_err_set(err, errsize, "%s: cannot write the output (creating a file in %s): %s", path,
+                   dir, strerror(errno));
         free(a->tmp);
         a->tmp = NULL;
         return MP_ERR_IO;
@@ -157,7 +145,7 @@ static mp_status_t afile_commit(afile_t *a, char *err, size_t errsize)
         return MP_OK;
     if (!a->tmp) { /* stdout */
         if (fflush(a->f) != 0) {
-            set_err(err, errsize, "stdout: write error: %s", strerror(errno));
+            mp_err_set(err, errsize, "stdout: write error: %s", strerror(errno));
             return MP_ERR_IO;
         }
         a->f = NULL;
@@ -172,7 +160,7 @@ static mp_status_t afile_commit(afile_t *a, char *err, size_t errsize)
     if (!e && rename(a->tmp, a->path) != 0)
         e = errno;
     if (e) {
-        set_err(err, errsize, "%s: cannot write the output: %s", a->path, strerror(e));
+        mp_err_set(err, errsize, "%s: cannot write the output: %s", a->path, strerror(e));
         unlink(a->tmp);
         return MP_ERR_IO;
     }
@@ -205,7 +193,7 @@ static void afile_abort(afile_t *a)
 static mp_status_t afile_write(bulkio_writer_t *w, afile_t *a, const char *p, size_t n)
 {
     if (fwrite(p, 1, n, a->f) != n) {
-        set_err(w->err, sizeof w->err, "%s: write error: %s", a->path, strerror(errno));
+        mp_err_set(w->err, sizeof w->err, "%s: write error: %s", a->path, strerror(errno));
         return MP_ERR_IO;
     }
     return MP_OK;
@@ -385,8 +373,8 @@ mp_status_t bulkio_writer_put(bulkio_writer_t *w, const bulkio_row_t *row,
     st = w->out_fmt == BULKIO_FMT_CSV ? build_csv(w, row, have, error)
                                        : build_nd(w, row, result_json, error);
     if (st) {
-        set_err(w->err, sizeof w->err, "row %llu: output row too large or out of memory",
-                (unsigned long long)row->row_no);
+        mp_err_set(w->err, sizeof w->err, "row %llu: output row too large or out of memory",
+                   (unsigned long long)row->row_no);
         return st;
     }
     afile_t *to = NULL;
@@ -483,7 +471,7 @@ mp_status_t bulkio_writer_open(const bulkio_wopts_t *o, const bulkio_schema_t *s
     if (err && errsize)
         err[0] = '\0';
     if (!o || !s || (!o->path && !o->split_dir)) {
-        set_err(err, errsize, "no output given");
+        mp_err_set(err, errsize, "no output given");
         return MP_ERR_ARG;
     }
     bulkio_writer_t *w = calloc(1, sizeof *w);
@@ -508,13 +496,13 @@ mp_status_t bulkio_writer_open(const bulkio_wopts_t *o, const bulkio_schema_t *s
         struct stat sb;
         if (stat(o->split_dir, &sb) != 0) {
             if (errno != ENOENT || mkdir(o->split_dir, 0777) != 0) {
-                set_err(err, errsize, "%s: cannot create the split directory: %s", o->split_dir,
-                        strerror(errno));
+                mp_err_set(err, errsize, "%s: cannot create the split directory: %s", o->split_dir,
+                           strerror(errno));
                 st = MP_ERR_IO;
                 goto fail;
             }
         } else if (!S_ISDIR(sb.st_mode)) {
-            set_err(err, errsize, "%s: --split-by-verdict needs a directory", o->split_dir);
+            mp_err_set(err, errsize, "%s: --split-by-verdict needs a directory", o->split_dir);
             st = MP_ERR_IO;
             goto fail;
         }
@@ -538,10 +526,10 @@ mp_status_t bulkio_writer_open(const bulkio_wopts_t *o, const bulkio_schema_t *s
     *out = w;
     return MP_OK;
 fail_io:
-    set_err(err, errsize, "%s", w->err);
+    mp_err_set(err, errsize, "%s", w->err);
 fail:
     if (st == MP_ERR_NOMEM)
-        set_err(err, errsize, "out of memory");
+        mp_err_set(err, errsize, "out of memory");
     bulkio_writer_free(w);
     return st;
 }

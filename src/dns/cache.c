@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "dns/msg.h"
+#include "util/hash.h"
+#include "util/list.h"
 #include "util/str.h"
 
 dns_answer_t *dns_answer_new(unsigned type, dns_status_t status)
@@ -106,7 +108,7 @@ uint64_t dns_cache_lifetime_ms(const dns_cache_policy_t *p, dns_status_t st, boo
 
 typedef struct entry {
     struct entry *hnext;              /* hash chain */
-    struct entry *lprev, *lnext;      /* LRU list, head = most recent */
+    mp_list_node_t lru;               /* in dns_cache.lru */
     uint64_t hash;
     uint64_t expires_ms;
     unsigned type;
@@ -118,7 +120,7 @@ struct dns_cache {
     entry_t **bucket;
     size_t nbucket;                   /* power of two */
     size_t count, max;
-    entry_t *head, *tail;
+    mp_list_t lru;                    /* head = most recently used */
 };
 
 #define CACHE_MIN_BUCKETS 64u
@@ -126,12 +128,8 @@ struct dns_cache {
 /* FNV-1a over the type and the lower-cased name. */
 static uint64_t key_hash(unsigned type, const char *name)
 {
-    uint64_t h = 1469598103934665603ull;
-    h = (h ^ (type & 0xffu)) * 1099511628211ull;
-    h = (h ^ ((type >> 8) & 0xffu)) * 1099511628211ull;
-    for (const char *p = name; *p; p++)
-        h = (h ^ (uint64_t)(unsigned char)*p) * 1099511628211ull;
-    return h;
+    unsigned char t[2] = {(unsigned char)(type & 0xffu), (unsigned char)((type >> 8) & 0xffu)};
+    return mp_fnv1a_str(mp_fnv1a(MP_FNV_BASIS, t, sizeof t), name);
 }
 
 /* Lower-case name into out; false when it does not fit. */
@@ -158,28 +156,17 @@ dns_cache_t *dns_cache_new(size_t max_entries)
     return c;
 }
 
-static void lru_unlink(dns_cache_t *c, entry_t *e)
+/* The entry of an LRU node (NULL for NULL). */
+static entry_t *lru_entry(mp_list_node_t *n)
 {
-    if (e->lprev)
-        e->lprev->lnext = e->lnext;
-    else
-        c->head = e->lnext;
-    if (e->lnext)
-        e->lnext->lprev = e->lprev;
-    else
-        c->tail = e->lprev;
-    e->lprev = e->lnext = NULL;
+    return MP_LIST_ITEM(n, entry_t, lru);
 }
 
-static void lru_push(dns_cache_t *c, entry_t *e)
+/* Used now: to the head of the LRU list. */
+static void lru_touch(dns_cache_t *c, entry_t *e)
 {
-    e->lprev = NULL;
-    e->lnext = c->head;
-    if (c->head)
-        c->head->lprev = e;
-    c->head = e;
-    if (!c->tail)
-        c->tail = e;
+    mp_list_unlink(&c->lru, &e->lru);
+    mp_list_push_head(&c->lru, &e->lru);
 }
 
 static void entry_remove(dns_cache_t *c, entry_t *e)
@@ -189,7 +176,7 @@ static void entry_remove(dns_cache_t *c, entry_t *e)
         pp = &(*pp)->hnext;
     if (*pp)
         *pp = e->hnext;
-    lru_unlink(c, e);
+    mp_list_unlink(&c->lru, &e->lru);
     dns_answer_free(e->ans);
     free(e);
     c->count--;
@@ -197,8 +184,8 @@ static void entry_remove(dns_cache_t *c, entry_t *e)
 
 void dns_cache_clear(dns_cache_t *c)
 {
-    while (c->head)
-        entry_remove(c, c->head);
+    while (c->lru.head)
+        entry_remove(c, lru_entry(c->lru.head));
 }
 
 void dns_cache_free(dns_cache_t *c)
@@ -254,8 +241,7 @@ const dns_answer_t *dns_cache_get(dns_cache_t *c, unsigned type, const char *nam
         entry_remove(c, e);
         return NULL;
     }
-    lru_unlink(c, e);
-    lru_push(c, e);
+    lru_touch(c, e);
     return e->ans;
 }
 
@@ -275,8 +261,7 @@ bool dns_cache_put(dns_cache_t *c, unsigned type, const char *name, dns_answer_t
         dns_answer_free(e->ans);
         e->ans = a;
         e->expires_ms = expires_ms;
-        lru_unlink(c, e);
-        lru_push(c, e);
+        lru_touch(c, e);
         return true;
     }
     e = calloc(1, sizeof *e);
@@ -284,8 +269,8 @@ bool dns_cache_put(dns_cache_t *c, unsigned type, const char *name, dns_answer_t
         dns_answer_free(a);
         return false;
     }
-    while (c->count >= c->max && c->tail)
-        entry_remove(c, c->tail);
+    while (c->count >= c->max && c->lru.tail)
+        entry_remove(c, lru_entry(c->lru.tail));
     e->hash = h;
     e->type = type;
     e->ans = a;
@@ -294,7 +279,7 @@ bool dns_cache_put(dns_cache_t *c, unsigned type, const char *name, dns_answer_t
     size_t b = h & (c->nbucket - 1);
     e->hnext = c->bucket[b];
     c->bucket[b] = e;
-    lru_push(c, e);
+    mp_list_push_head(&c->lru, &e->lru);
     c->count++;
     maybe_grow(c);
     return true;

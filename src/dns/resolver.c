@@ -33,6 +33,7 @@
 #include "dns/msg.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/hash.h"
 #include "util/log.h"
 #include "util/str.h"
 
@@ -218,10 +219,7 @@ static void sock_state_cb(void *data, ares_socket_t fd, int readable, int writab
 
 static uint64_t qkey_hash(unsigned type, const char *name)
 {
-    uint64_t h = 1469598103934665603ull ^ type;
-    for (const char *p = name; *p; p++)
-        h = (h ^ (uint64_t)(unsigned char)*p) * 1099511628211ull;
-    return h;
+    return mp_fnv1a_str(MP_FNV_BASIS ^ type, name);
 }
 
 static query_t *query_find(dns_resolver_t *r, unsigned type, const char *name, uint64_t h)

@@ -16,6 +16,7 @@
 #include "job/job.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/hash.h"
 #include "util/str.h"
 
 #define PEND_BUCKETS (1u << 18) /* > JOB_CHUNK: chains stay short (2 MiB of pointers) */
@@ -49,14 +50,6 @@ struct job_run {
     bool stopped, failed, ended, detached;
     char msg[STORE_ERR_MAX + 64];
 };
-
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
 
 static pend_t *pend_find(job_run_t *r, const char *addr, uint64_t h)
 {
@@ -216,7 +209,7 @@ static void take_row(job_run_t *r, const bulkio_row_t *row)
         r->c.rows_error++;
         return;
     }
-    uint64_t h = hash_str(row->address);
+    uint64_t h = mp_fnv1a_str(MP_FNV_BASIS, row->address);
     pend_t *p = pend_find(r, row->address, h);
     if (p) {
         if (!pend_add_row(p, rn))

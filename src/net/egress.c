@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/hash.h"
 #include "util/str.h"
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
@@ -253,12 +254,8 @@ void net_pool_init(net_pool_t *p, const net_egress_t *eg, size_t n)
 /* FNV-1a 64 of key, a separator, then name; a final mix spreads near keys. */
 static uint64_t rendezvous(const char *key, const char *name)
 {
-    uint64_t h = 14695981039346656037ULL;
-    for (const unsigned char *c = (const unsigned char *)key; *c; c++)
-        h = (h ^ *c) * 1099511628211ULL;
-    h = (h ^ 0xffu) * 1099511628211ULL;
-    for (const unsigned char *c = (const unsigned char *)name; *c; c++)
-        h = (h ^ *c) * 1099511628211ULL;
+    static const unsigned char sep = 0xff;
+    uint64_t h = mp_fnv1a_str(mp_fnv1a(mp_fnv1a_str(MP_FNV_BASIS, key), &sep, 1), name);
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;

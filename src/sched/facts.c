@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "util/clock.h"
+#include "util/list.h"
 #include "util/str.h"
 #include "util/strmap.h"
 
@@ -12,12 +13,12 @@ typedef struct mem_entry {
     char domain[256];        /* lower-case */
     facts_domain_t fact;
     uint64_t expires_ms;
-    struct mem_entry *older, *newer; /* storage order, for evicting the oldest */
+    mp_list_node_t age;      /* in mem_store_t.by_age */
 } mem_entry_t;
 
 typedef struct {
     strmap_t *map;           /* domain -> entry */
-    mem_entry_t *oldest, *newest;
+    mp_list_t by_age;        /* storage order, head = oldest: evicted first */
     size_t max;
 } mem_store_t;
 
@@ -27,33 +28,9 @@ static void key_of(const char *domain, char *key, size_t size)
     mp_str_lower(key);
 }
 
-static void mem_unlink(mem_store_t *m, mem_entry_t *e)
-{
-    if (e->older)
-        e->older->newer = e->newer;
-    else
-        m->oldest = e->newer;
-    if (e->newer)
-        e->newer->older = e->older;
-    else
-        m->newest = e->older;
-    e->older = e->newer = NULL;
-}
-
-static void mem_append(mem_store_t *m, mem_entry_t *e)
-{
-    e->older = m->newest;
-    e->newer = NULL;
-    if (m->newest)
-        m->newest->newer = e;
-    else
-        m->oldest = e;
-    m->newest = e;
-}
-
 static void mem_drop(mem_store_t *m, mem_entry_t *e)
 {
-    mem_unlink(m, e);
+    mp_list_unlink(&m->by_age, &e->age);
     strmap_del(m->map, e->domain);
     free(e);
 }
@@ -85,10 +62,10 @@ static void mem_put(void *ctx, const char *domain, const facts_domain_t *f, uint
     key_of(domain, key, sizeof key);
     mem_entry_t *e = strmap_get(m->map, key);
     if (e) {
-        mem_unlink(m, e);
+        mp_list_unlink(&m->by_age, &e->age);
     } else {
-        if (strmap_count(m->map) >= m->max && m->oldest)
-            mem_drop(m, m->oldest);
+        if (strmap_count(m->map) >= m->max && m->by_age.head)
+            mem_drop(m, MP_LIST_ITEM(m->by_age.head, mem_entry_t, age));
         e = calloc(1, sizeof *e);
         if (!e)
             return;
@@ -100,7 +77,7 @@ static void mem_put(void *ctx, const char *domain, const facts_domain_t *f, uint
     }
     e->fact = *f;
     e->expires_ms = mp_now_ms() + ttl_ms;
-    mem_append(m, e);
+    mp_list_push_tail(&m->by_age, &e->age);
 }
 
 static void mem_free(void *ctx)

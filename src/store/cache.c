@@ -14,6 +14,7 @@
 #include "store/store_int.h"
 
 #include "util/clock.h"
+#include "util/hash.h"
 #include "util/str.h"
 
 #include <stdlib.h>
@@ -24,9 +25,7 @@
 /* FNV-1a with a final mix (the tag and the home slot come from the high bits). */
 static uint64_t addr_hash(const char *s)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    uint64_t h = mp_fnv1a_str(MP_FNV_BASIS, s);
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;

@@ -48,7 +48,7 @@ static store_job_state_t state_parse(const char *s)
 mp_status_t store_job_num(store_t *st, const char *id, int64_t *num)
 {
     if (!id || !*id) {
-        store_set_err(st->err, sizeof st->err, "no job id");
+        mp_err_set(st->err, sizeof st->err, "no job id");
         return MP_ERR_ARG;
     }
     if (st->last_id[0] && strcmp(st->last_id, id) == 0) {
@@ -68,7 +68,7 @@ mp_status_t store_job_num(store_t *st, const char *id, int64_t *num)
     sqlite3_reset(s);
     if (rc != SQLITE_DONE)
         return store_db_fail(st, rc, "looking up a job");
-    store_set_err(st->err, sizeof st->err, "%s: no job %s", st->path, id);
+    mp_err_set(st->err, sizeof st->err, "%s: no job %s", st->path, id);
     return MP_ERR_ARG;
 }
 
@@ -146,8 +146,8 @@ mp_status_t store_job_create(store_t *st, store_job_t *init)
     static const char alphabet[] = "23456789abcdefghjkmnpqrstuvwxyz"; /* no 0/1/i/l/o */
     mp_status_t rc;
     if (!init->input_path || !init->fingerprint || !init->options) {
-        store_set_err(st->err, sizeof st->err,
-                      "job_create: input_path, fingerprint, options needed");
+        mp_err_set(st->err, sizeof st->err,
+                   "job_create: input_path, fingerprint, options needed");
         return MP_ERR_ARG;
     }
     if ((rc = store_flush(st)) != MP_OK)
@@ -177,7 +177,7 @@ mp_status_t store_job_create(store_t *st, store_job_t *init)
         if (src != SQLITE_CONSTRAINT_UNIQUE)
             return store_db_fail(st, src, "creating a job");
     }
-    store_set_err(st->err, sizeof st->err, "cannot find a free job id");
+    mp_err_set(st->err, sizeof st->err, "cannot find a free job id");
     return MP_ERR_INTERNAL;
 }
 
@@ -233,7 +233,7 @@ static mp_status_t job_update(store_t *st, sqlite3_stmt *s, const char *what)
 {
     mp_status_t rc = store_stmt_run(st, s, what);
     if (!rc && sqlite3_changes(st->db) == 0) {
-        store_set_err(st->err, sizeof st->err, "%s: no such job", what);
+        mp_err_set(st->err, sizeof st->err, "%s: no such job", what);
         return MP_ERR_ARG;
     }
     return rc;
@@ -360,11 +360,11 @@ mp_status_t store_fingerprint(const char *path, char *out, size_t size, char *er
     mp_status_t st = MP_ERR_IO;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &sb) != 0) {
-        store_set_err(err, errsize, "%s: %s", path, strerror(errno));
+        mp_err_set(err, errsize, "%s: %s", path, strerror(errno));
         goto done;
     }
     if (!S_ISREG(sb.st_mode)) {
-        store_set_err(err, errsize, "%s: not a regular file: it cannot be resumed", path);
+        mp_err_set(err, errsize, "%s: not a regular file: it cannot be resumed", path);
         st = MP_ERR_ARG;
         goto done;
     }
@@ -379,7 +379,7 @@ mp_status_t store_fingerprint(const char *path, char *out, size_t size, char *er
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0) {
-            store_set_err(err, errsize, "%s: %s", path, strerror(errno));
+            mp_err_set(err, errsize, "%s: %s", path, strerror(errno));
             goto done;
         }
         if (k == 0)
@@ -387,7 +387,7 @@ mp_status_t store_fingerprint(const char *path, char *out, size_t size, char *er
         n += (size_t)k;
     }
     if (!EVP_Digest(head, n, md, &mdlen, EVP_sha256(), NULL)) {
-        store_set_err(err, errsize, "sha256 failed");
+        mp_err_set(err, errsize, "sha256 failed");
         st = MP_ERR_INTERNAL;
         goto done;
     }
@@ -413,13 +413,13 @@ mp_status_t store_job_lock(store_t *st, const char *id, int *fd_out, long *holde
     char p[sizeof st->path + 64];
     snprintf(p, sizeof p, "%s.d", st->path);
     if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-        store_set_err(st->err, sizeof st->err, "cannot create %s: %s", p, strerror(errno));
+        mp_err_set(st->err, sizeof st->err, "cannot create %s: %s", p, strerror(errno));
         return MP_ERR_IO;
     }
     snprintf(p, sizeof p, "%s.d/%s.lock", st->path, id);
     int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-        store_set_err(st->err, sizeof st->err, "cannot open %s: %s", p, strerror(errno));
+        mp_err_set(st->err, sizeof st->err, "cannot open %s: %s", p, strerror(errno));
         return MP_ERR_IO;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -431,14 +431,14 @@ mp_status_t store_job_lock(store_t *st, const char *id, int *fd_out, long *holde
         close(fd);
         if (e == EWOULDBLOCK) {
             if (*holder > 0)
-                store_set_err(st->err, sizeof st->err, "job %s is being run by another process "
+                mp_err_set(st->err, sizeof st->err, "job %s is being run by another process "
                         "(pid %ld)", id, *holder);
             else
-                store_set_err(st->err, sizeof st->err,
-                              "job %s is being run by another process", id);
+                mp_err_set(st->err, sizeof st->err,
+                           "job %s is being run by another process", id);
             return MP_ERR_LIMIT;
         }
-        store_set_err(st->err, sizeof st->err, "cannot lock %s: %s", p, strerror(e));
+        mp_err_set(st->err, sizeof st->err, "cannot lock %s: %s", p, strerror(e));
         return MP_ERR_IO;
     }
     char pid[32];

@@ -9,6 +9,8 @@
  */
 #include "store/store_int.h"
 
+#include "util/str.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,7 +61,7 @@ static mp_status_t pack(store_t *st, const char *json, size_t len, const unsigne
                         size_t *outlen)
 {
     if (len > JSON_MAX) {
-        store_set_err(st->err, sizeof st->err, "a result of %zu bytes (at most %u)", len, JSON_MAX);
+        mp_err_set(st->err, sizeof st->err, "a result of %zu bytes (at most %u)", len, JSON_MAX);
         return MP_ERR_LIMIT;
     }
     if (!st->zd_ok) {
@@ -86,7 +88,7 @@ static mp_status_t pack(store_t *st, const char *json, size_t len, const unsigne
     st->zd.next_out = st->pk + 5;
     st->zd.avail_out = (uInt)(st->pk_cap - 5);
     if (deflate(&st->zd, Z_FINISH) != Z_STREAM_END) {
-        store_set_err(st->err, sizeof st->err, "packing a result failed");
+        mp_err_set(st->err, sizeof st->err, "packing a result failed");
         return MP_ERR_INTERNAL;
     }
     *out = st->pk;
@@ -151,7 +153,7 @@ const char *store_json_col(store_t *st, sqlite3_stmt *s, int i, int which, mp_st
     st->unpk[which][len] = '\0';
     return st->unpk[which];
 bad:
-    store_set_err(st->err, sizeof st->err, "%s: a stored result is damaged", st->path);
+    mp_err_set(st->err, sizeof st->err, "%s: a stored result is damaged", st->path);
     *rc = MP_ERR_IO;
     return NULL;
 }

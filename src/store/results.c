@@ -180,7 +180,7 @@ mp_status_t store_result_put(store_t *st, const char *job_id, const store_result
     int64_t num;
     mp_status_t rc;
     if (r->row_no < 1 || r->row_no > (int64_t)UINT32_MAX || !r->address) {
-        store_set_err(st->err, sizeof st->err, "bad result row %lld", (long long)r->row_no);
+        mp_err_set(st->err, sizeof st->err, "bad result row %lld", (long long)r->row_no);
         return MP_ERR_ARG;
     }
     if ((rc = store_job_num(st, job_id, &num)) != MP_OK)
@@ -336,7 +336,7 @@ mp_status_t store_results_open(store_t *st, const char *job_id, int64_t from_row
     int64_t num;
     mp_status_t rc;
     if (st->iterating) {
-        store_set_err(st->err, sizeof st->err, "an iteration is already open");
+        mp_err_set(st->err, sizeof st->err, "an iteration is already open");
         return MP_ERR_ARG;
     }
     if ((rc = store_job_num(st, job_id, &num)) != MP_OK)

@@ -9,6 +9,8 @@
  */
 #include "store/store_int.h"
 
+#include "util/str.h"
+
 #include <stdio.h>
 
 #define APP_ID 0x4d50524a /* "MPRJ" */
@@ -186,12 +188,12 @@ mp_status_t store_schema_migrate(store_t *st)
         goto fail;
     }
     if ((app != 0 && app != APP_ID) || (app == 0 && ntab > 0)) {
-        store_set_err(st->err, sizeof st->err, "%s: not a mailprobe job store", st->path);
+        mp_err_set(st->err, sizeof st->err, "%s: not a mailprobe job store", st->path);
         rc = MP_ERR_IO;
         goto fail;
     }
     if (ver > STORE_SCHEMA_VERSION) {
-        store_set_err(st->err, sizeof st->err,
+        mp_err_set(st->err, sizeof st->err,
                 "%s: written by a newer mailprobe (schema %lld, this one knows %d)", st->path,
                 (long long)ver, STORE_SCHEMA_VERSION);
         rc = MP_ERR_IO;

@@ -20,7 +20,6 @@
 #include "util/str.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,16 +47,6 @@ int64_t store_wall_now(void)
     return wall_fn ? wall_fn(wall_arg) : mp_wall_s();
 }
 
-void store_set_err(char *dst, size_t size, const char *fmt, ...)
-{
-    if (!dst || !size)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(dst, size, fmt, ap);
-    va_end(ap);
-}
-
 /* Record an SQLite failure and map it to a status. */
 #define DAMAGED " is damaged: "
 
@@ -65,11 +54,11 @@ mp_status_t store_db_fail(store_t *st, int rc, const char *what)
 {
     const char *msg = st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
     if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB)
-        store_set_err(st->err, sizeof st->err, "%s" DAMAGED "%s (%s)", st->path, msg, what);
+        mp_err_set(st->err, sizeof st->err, "%s" DAMAGED "%s (%s)", st->path, msg, what);
     else if ((rc & 0xff) == SQLITE_FULL)
-        store_set_err(st->err, sizeof st->err, "%s: %s: the disk is full", st->path, what);
+        mp_err_set(st->err, sizeof st->err, "%s: %s: the disk is full", st->path, what);
     else
-        store_set_err(st->err, sizeof st->err, "%s: %s: %s", st->path, what, msg);
+        mp_err_set(st->err, sizeof st->err, "%s: %s: %s", st->path, what, msg);
     return (rc & 0xff) == SQLITE_NOMEM ? MP_ERR_NOMEM : MP_ERR_IO;
 }
 
@@ -80,7 +69,7 @@ bool store_err_damaged(const char *err)
 
 mp_status_t store_nomem(store_t *st)
 {
-    store_set_err(st->err, sizeof st->err, "%s: out of memory", st->path);
+    mp_err_set(st->err, sizeof st->err, "%s: out of memory", st->path);
     return MP_ERR_NOMEM;
 }
 
@@ -157,7 +146,7 @@ mp_status_t store_exec(store_t *st, const char *q)
     char *msg = NULL;
     int rc = sqlite3_exec(st->db, q, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
-        store_set_err(st->err, sizeof st->err, "%s: %s", st->path, msg ? msg : sqlite3_errstr(rc));
+        mp_err_set(st->err, sizeof st->err, "%s: %s", st->path, msg ? msg : sqlite3_errstr(rc));
         sqlite3_free(msg);
         return (rc & 0xff) == SQLITE_NOMEM ? MP_ERR_NOMEM : MP_ERR_IO;
     }
@@ -182,7 +171,7 @@ mp_status_t store_open(const char *path, store_t **out, char *err, size_t errsiz
         err[0] = '\0';
     store_t *st = calloc(1, sizeof *st);
     if (!st) {
-        store_set_err(err, errsize, "out of memory");
+        mp_err_set(err, errsize, "out of memory");
         return MP_ERR_NOMEM;
     }
     mp_strlcpy(st->path, path, sizeof st->path);
@@ -239,7 +228,7 @@ mp_status_t store_open(const char *path, store_t **out, char *err, size_t errsiz
     *out = st;
     return MP_OK;
 fail:
-    store_set_err(err, errsize, "%s", st->err[0] ? st->err : "cannot open the job store");
+    mp_err_set(err, errsize, "%s", st->err[0] ? st->err : "cannot open the job store");
     for (int i = 0; i < S__COUNT; i++)
         sqlite3_finalize(st->s[i]);
     sqlite3_close(st->db);
@@ -514,7 +503,7 @@ mp_status_t store_space_check(store_t *st, int64_t rows, uint64_t extra_bytes)
     uint64_t need = (uint64_t)(rows > 0 ? rows : 0) * STORE_ROW_BUDGET + extra_bytes;
     if (avail >= need + reserve)
         return MP_OK;
-    store_set_err(st->err, sizeof st->err,
+    mp_err_set(st->err, sizeof st->err,
             "not enough room for the job: %lld rows need about %.1f MB in the job store "
             "(%u bytes a row) and %s has %.1f MB free, of which %.1f MB stay free",
             (long long)rows, (double)need / 1e6, STORE_ROW_BUDGET, dir, (double)avail / 1e6,

@@ -123,9 +123,6 @@ struct store {
 
 /* ---- store.c: errors, wall clock, statements, batches -------------------------------- */
 
-/** vsnprintf into dst (nothing when dst is NULL or size 0). */
-void store_set_err(char *dst, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 /** Record an SQLite failure rc of `what` in st->err; MP_ERR_NOMEM or MP_ERR_IO. */
 mp_status_t store_db_fail(store_t *st, int rc, const char *what);
 /** Record "out of memory"; MP_ERR_NOMEM. */

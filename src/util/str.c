@@ -53,6 +53,16 @@ bool mp_appendf(char *dst, size_t size, size_t *pos, const char *fmt, ...)
     return true;
 }
 
+void mp_err_set(char *dst, size_t size, const char *fmt, ...)
+{
+    if (!dst || !size)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dst, size, fmt, ap);
+    va_end(ap);
+}
+
 void mp_str_lower(char *s)
 {
     for (; *s; s++)

@@ -20,6 +20,10 @@ size_t mp_strlcat(char *dst, const char *src, size_t size);
 /** snprintf that appends at dst[*pos], advancing *pos (clamped); returns false on truncation. */
 bool mp_appendf(char *dst, size_t size, size_t *pos, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/** snprintf into an error buffer dst of size bytes (truncated to fit); nothing when dst
+ *  is NULL or size is 0, so that a caller's err, errsize pair can be passed on as is. */
+void mp_err_set(char *dst, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static inline bool mp_is_digit(int c) { return c >= '0' && c <= '9'; }
 static inline bool mp_is_alpha(int c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; }

@@ -1,6 +1,8 @@
 /* strmap.c - string-keyed hash map; see strmap.h. */
 #include "util/strmap.h"
 
+#include "util/hash.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,14 +18,6 @@ struct strmap {
     entry_t **b;
     size_t nb, n;
 };
-
-static uint64_t fnv(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
 
 strmap_t *strmap_new(void)
 {
@@ -75,7 +69,7 @@ static entry_t **find(const strmap_t *m, const char *key, uint64_t h)
 
 void *strmap_get(const strmap_t *m, const char *key)
 {
-    entry_t *e = *find(m, key, fnv(key));
+    entry_t *e = *find(m, key, mp_fnv1a_str(MP_FNV_BASIS, key));
     return e ? e->value : NULL;
 }
 
@@ -98,7 +92,7 @@ static void grow(strmap_t *m)
 
 bool strmap_put(strmap_t *m, const char *key, void *value)
 {
-    uint64_t h = fnv(key);
+    uint64_t h = mp_fnv1a_str(MP_FNV_BASIS, key);
     entry_t **pp = find(m, key, h);
     if (*pp) {
         (*pp)->value = value;
@@ -119,7 +113,7 @@ bool strmap_put(strmap_t *m, const char *key, void *value)
 
 void *strmap_del(strmap_t *m, const char *key)
 {
-    entry_t **pp = find(m, key, fnv(key));
+    entry_t **pp = find(m, key, mp_fnv1a_str(MP_FNV_BASIS, key));
     entry_t *e = *pp;
     if (!e)
         return NULL;

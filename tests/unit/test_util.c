@@ -1,5 +1,6 @@
-/* test_util.c - the log line formatter (text, JSON, journal priorities) and the
- * journal stream check. */
+/* test_util.c - the log line formatter (text, JSON, journal priorities), the
+ * journal stream check, mp_array_grow, mp_json_escape_ls, the intrusive list, FNV-1a
+ * and mp_err_set. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,8 @@
 #include <cmocka.h>
 
 #include "util/buf.h"
+#include "util/hash.h"
+#include "util/list.h"
 #include "util/log.h"
 #include "util/str.h"
 
@@ -118,6 +121,86 @@ static void test_json_escape_ls(void **state)
     assert_null(mp_json_escape_ls(NULL));
 }
 
+typedef struct {
+    int v;
+    mp_list_node_t link;
+} item_t;
+
+/* The values of l from head to tail, then from tail to head, as "123|321". */
+static void list_order(const mp_list_t *l, char *out, size_t size)
+{
+    size_t pos = 0;
+    for (item_t *it = MP_LIST_ITEM(l->head, item_t, link); it;
+         it = MP_LIST_ITEM(it->link.next, item_t, link))
+        mp_appendf(out, size, &pos, "%d", it->v);
+    mp_appendf(out, size, &pos, "|");
+    for (item_t *it = MP_LIST_ITEM(l->tail, item_t, link); it;
+         it = MP_LIST_ITEM(it->link.prev, item_t, link))
+        mp_appendf(out, size, &pos, "%d", it->v);
+}
+
+/* mp_list: both ends, unlinking the head, a middle node and the tail, down to empty */
+static void test_list(void **state)
+{
+    (void)state;
+    item_t it[5] = {{1, {0}}, {2, {0}}, {3, {0}}, {4, {0}}, {5, {0}}};
+    mp_list_t l = {0};
+    char s[32];
+    assert_null(MP_LIST_ITEM(l.head, item_t, link));
+    mp_list_push_tail(&l, &it[1].link);
+    mp_list_push_tail(&l, &it[2].link);
+    mp_list_push_head(&l, &it[0].link);
+    mp_list_push_tail(&l, &it[3].link);
+    list_order(&l, s, sizeof s);
+    assert_string_equal(s, "1234|4321");
+    assert_ptr_equal(MP_LIST_ITEM(l.head, item_t, link), &it[0]);
+    mp_list_unlink(&l, &it[1].link); /* middle */
+    assert_null(it[1].link.prev);
+    assert_null(it[1].link.next);
+    list_order(&l, s, sizeof s);
+    assert_string_equal(s, "134|431");
+    mp_list_unlink(&l, &it[0].link); /* head */
+    mp_list_unlink(&l, &it[3].link); /* tail */
+    list_order(&l, s, sizeof s);
+    assert_string_equal(s, "3|3");
+    mp_list_push_head(&l, &it[4].link); /* an unlinked node goes back in */
+    mp_list_push_tail(&l, &it[1].link);
+    list_order(&l, s, sizeof s);
+    assert_string_equal(s, "532|235");
+    mp_list_unlink(&l, &it[2].link);
+    mp_list_unlink(&l, &it[4].link);
+    mp_list_unlink(&l, &it[1].link);
+    assert_null(l.head);
+    assert_null(l.tail);
+}
+
+/* mp_fnv1a: the published FNV-1a 64 test vectors; strings and bytes agree and chain */
+static void test_fnv1a(void **state)
+{
+    (void)state;
+    assert_true(mp_fnv1a_str(MP_FNV_BASIS, "") == 0xcbf29ce484222325ull);
+    assert_true(mp_fnv1a_str(MP_FNV_BASIS, "a") == 0xaf63dc4c8601ec8cull);
+    assert_true(mp_fnv1a_str(MP_FNV_BASIS, "foobar") == 0x85944171f73967e8ull);
+    assert_true(mp_fnv1a(MP_FNV_BASIS, "foobar", 6) == 0x85944171f73967e8ull);
+    assert_true(mp_fnv1a_str(mp_fnv1a_str(MP_FNV_BASIS, "foo"), "bar") ==
+                0x85944171f73967e8ull);
+    const unsigned char high[] = {0xc3, 0xa9}; /* bytes above 0x7f are not sign-extended */
+    assert_true(mp_fnv1a(MP_FNV_BASIS, high, 2) == mp_fnv1a_str(MP_FNV_BASIS, "\xc3\xa9"));
+    assert_true(mp_fnv1a(MP_FNV_BASIS, high, 2) != mp_fnv1a_str(MP_FNV_BASIS, "\xa9\xc3"));
+}
+
+/* mp_err_set: formats and truncates; a NULL or empty buffer is left alone */
+static void test_err_set(void **state)
+{
+    (void)state;
+    char e[8] = "xxxxxxx";
+    mp_err_set(e, sizeof e, "%s: %d", "row", 12345);
+    assert_string_equal(e, "row: 12");
+    mp_err_set(e, 0, "%s", "untouched");
+    assert_string_equal(e, "row: 12");
+    mp_err_set(NULL, 100, "%s", "nowhere"); /* must not crash */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -127,6 +210,9 @@ int main(void)
         cmocka_unit_test(test_journal_stream),
         cmocka_unit_test(test_array_grow),
         cmocka_unit_test(test_json_escape_ls),
+        cmocka_unit_test(test_list),
+        cmocka_unit_test(test_fnv1a),
+        cmocka_unit_test(test_err_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
