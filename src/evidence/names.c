@@ -20,18 +20,33 @@
 
 static pthread_once_t trans_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t trans_lock = PTHREAD_MUTEX_INITIALIZER;
-static UTransliterator *trans;
+static UTransliterator *trans, *trans_ru;
 
-static void trans_open(void)
+static UTransliterator *trans_open_id(const char *id)
 {
-    static const char id[] = "Any-Latin; Latin-ASCII; Lower";
     UChar uid[64];
-    for (size_t i = 0; i < sizeof id; i++)
+    size_t n = strlen(id);
+    for (size_t i = 0; i <= n && i < sizeof uid / sizeof uid[0]; i++)
         uid[i] = (UChar)id[i];
     UErrorCode ec = U_ZERO_ERROR;
-    trans = utrans_openU(uid, -1, UTRANS_FORWARD, NULL, 0, NULL, &ec);
-    if (U_FAILURE(ec))
-        trans = NULL;
+    UTransliterator *t = utrans_openU(uid, -1, UTRANS_FORWARD, NULL, 0, NULL, &ec);
+    return U_FAILURE(ec) ? NULL : t;
+}
+
+/* The scholarly reading of every script, and for Cyrillic also the BGN/PCGN one that
+ * passports and most company directories use (Зайцева: zajceva and zaytseva). */
+static void trans_open(void)
+{
+    trans = trans_open_id("Any-Latin; Latin-ASCII; Lower");
+    trans_ru = trans_open_id("Russian-Latin/BGN; Any-Latin; Latin-ASCII; Lower");
+}
+
+static bool has_cyrillic(const UChar *u, int32_t n)
+{
+    for (int32_t i = 0; i < n; i++)
+        if (u[i] >= 0x0400 && u[i] <= 0x04FF)
+            return true;
+    return false;
 }
 
 static const char *const pattern_names[NP__COUNT] = {
@@ -100,15 +115,16 @@ static bool umlauts_to_e(UChar *u, int32_t *n, int32_t cap)
 }
 
 /* Transliterate u in place and write the ASCII result (letters, digits, '-', spaces). */
-static mp_status_t to_ascii(UChar *u, int32_t n, int32_t cap, char *out, size_t size)
+static mp_status_t to_ascii(UChar *u, int32_t n, int32_t cap, char *out, size_t size, bool ru)
 {
     pthread_once(&trans_once, trans_open);
-    if (!trans)
+    UTransliterator *t = ru ? trans_ru : trans;
+    if (!t)
         return MP_ERR_INTERNAL;
     UErrorCode ec = U_ZERO_ERROR;
     int32_t limit = n;
     pthread_mutex_lock(&trans_lock);
-    utrans_transUChars(trans, u, &n, cap, 0, &limit, &ec);
+    utrans_transUChars(t, u, &n, cap, 0, &limit, &ec);
     pthread_mutex_unlock(&trans_lock);
     if (U_FAILURE(ec))
         return ec == U_BUFFER_OVERFLOW_ERROR ? MP_ERR_LIMIT : MP_ERR_INTERNAL;
@@ -181,11 +197,16 @@ static mp_status_t fold(const char *utf8, char *out, size_t size, char *out_de,
     memcpy(u2, u, (size_t)n * sizeof *u);
     int32_t n2 = n;
     bool de = umlauts_to_e(u2, &n2, cap);
+    bool ru = !de && has_cyrillic(u, n);
+    if (ru) {
+        pthread_once(&trans_once, trans_open);
+        ru = trans_ru != NULL;
+    }
     if (umlaut)
-        *umlaut = de;
-    st = to_ascii(u, n, cap, out, size);
-    if (!st && de && size_de)
-        st = to_ascii(u2, n2, cap, out_de, size_de);
+        *umlaut = de || ru;
+    st = to_ascii(u, n, cap, out, size, false);
+    if (!st && (de || ru) && size_de)
+        st = to_ascii(u2, n2, cap, out_de, size_de, ru);
 done:
     free(u);
     free(u2);
@@ -460,6 +481,19 @@ unsigned names_match(const char *local, const names_person_t *person)
                     break;
                 }
     return mask;
+}
+
+bool names_render(names_pattern_t p, const names_person_t *person, char *out, size_t size)
+{
+    char last[NAMES_PART_LEN * NAMES_PARTS_MAX];
+    if (!size)
+        return false;
+    out[0] = '\0';
+    if (!person || person->nfirst + person->nlast == 0 || p >= NP__COUNT)
+        return false;
+    char (*lt)[NAMES_PART_LEN] = (char (*)[NAMES_PART_LEN])person->last;
+    join(lt, person->nlast, 0, last, sizeof last);
+    return render(p, person->nfirst ? person->first[0] : "", last, out, size);
 }
 
 void names_domain_infer(const char *const *locals, const names_person_t *people, size_t n,

@@ -5,7 +5,8 @@
  * Pure (no I/O). Names are folded to ASCII the way directory and mail systems do it
  * (ICU's "Any-Latin; Latin-ASCII" transliterator: é -> e, ß -> ss, Иван -> ivan,
  * Γιώργος -> giorgos, 王小明 -> wang xiao ming), with the German umlaut spelling
- * (ü -> ue) as a second variant; hyphenated and multi-part names (Smith-Jones,
+ * (ü -> ue), or for Cyrillic the BGN/PCGN spelling of passports and directories
+ * (Зайцева -> zaytseva beside ICU's zajceva), as a second variant; hyphenated and multi-part names (Smith-Jones,
  * van der Berg, Marie-Claire) yield the variants real systems use (smithjones,
  * smith-jones, berg...). A name written in Han or Hangul is read family name first.
  *
@@ -51,9 +52,10 @@ typedef struct {
     char last[NAMES_PARTS_MAX][NAMES_PART_LEN];
     size_t nlast;
     bool first_hyphen, last_hyphen; /* the name was written with a hyphen ("Smith-Jones") */
-    bool umlaut;                    /* it had ä/ö/ü: a second, "ue" spelling exists */
-    char first_de[NAMES_PART_LEN];  /* first name in the "ue" spelling (when umlaut) */
-    char last_de[NAMES_PART_LEN];   /* last name (all parts joined) in the "ue" spelling */
+    bool umlaut;                    /* a second spelling exists: ä/ö/ü as "ue", or Cyrillic
+                                     * in BGN/PCGN (the field keeps its first name) */
+    char first_de[NAMES_PART_LEN];  /* first name in the second spelling (when umlaut) */
+    char last_de[NAMES_PART_LEN];   /* last name (all parts joined) in the second spelling */
 } names_person_t;
 
 /** The pattern's stable name: "first.last", "flast", ... */
@@ -125,5 +127,13 @@ const char *names_fit_name(names_fit_t f);
  * @param person  its row's name (NULL or empty: no name)
  */
 names_fit_t names_fit(const names_domain_t *d, const char *local, const names_person_t *person);
+
+/**
+ * The local part the pattern p gives for this person, from the name's plainest spelling
+ * (first part of the given name, all parts of the last name joined): what a correctly
+ * typed address would be, to compare a near miss with.
+ * @return true and out set; false when the pattern needs a part the name lacks
+ */
+bool names_render(names_pattern_t p, const names_person_t *person, char *out, size_t size);
 
 #endif

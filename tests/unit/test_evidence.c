@@ -135,6 +135,13 @@ static void test_match(void **state)
     names_person_t iv = person("Иван", "Петров", NULL);
     assert_int_equal(names_match("ivan.petrov", &iv), BIT(NP_FIRST_DOT_LAST));
     assert_int_equal(names_match("ipetrov", &iv), BIT(NP_FLAST));
+    /* Cyrillic both ways: ICU's ISO 9 reading (я -> a after Latin-ASCII) and BGN/PCGN */
+    names_person_t zk = person("Зиновий", "Кудрявцева", NULL);
+    assert_int_equal(names_match("zkudravceva", &zk), BIT(NP_FLAST));
+    assert_int_equal(names_match("zkudryavtseva", &zk), BIT(NP_FLAST));
+    assert_int_equal(names_match("zinoviy.kudryavtseva", &zk), BIT(NP_FIRST_DOT_LAST));
+    names_person_t kr = person("Ираклий", "Красильников", NULL);
+    assert_int_equal(names_match("irakliy.krasilnikov", &kr), BIT(NP_FIRST_DOT_LAST));
     names_person_t gp = person("Γιώργος", "Παπαδόπουλος", NULL);
     assert_int_equal(names_match("gpapadopoulos", &gp), BIT(NP_FLAST));
     names_person_t wx = person(NULL, NULL, "王小明");
