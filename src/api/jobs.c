@@ -1044,9 +1044,9 @@ void api_jobs_results(api_t *a, struct evhttp_request *req, const char *id, cons
 
 static void remove_tree(const char *path)
 {
-    static const char *const names[] = {"deliverable", "undeliverable", "risky", "unknown"};
+    const char *const *names = bulkio_split_files;
     for (size_t f = 0; f < 2; f++)
-        for (size_t i = 0; i < 4; i++) {
+        for (size_t i = 0; names[i]; i++) {
             char p[1400];
             snprintf(p, sizeof p, "%s.%s.split/%s.%s", path, f ? "ndjson" : "csv", names[i],
                      f ? "ndjson" : "csv");

@@ -9,9 +9,9 @@
  *
  * The writer produces the output of a bulk job: every input row with all its columns
  * and mailprobe's columns appended (CSV), or the input object plus a "mailprobe" key
- * (NDJSON); optionally one file per verdict. Files are written to a temporary name in
- * the destination directory, fsync'd and renamed on commit, so a reader never sees a
- * half-written output.
+ * (NDJSON); optionally one file per verdict (risky split by its catch-all assessment).
+ * Files are written to a temporary name in the destination directory, fsync'd and
+ * renamed on commit, so a reader never sees a half-written output.
  *
  * It does NOT check addresses, deduplicate, or know about the job store: the caller
  * feeds rows to the engine and hands results (JSON text from vd_to_json()) back to
@@ -228,5 +228,10 @@ void bulkio_writer_free(bulkio_writer_t *w);
 
 /** The columns mailprobe appends to CSV output, in order (NULL-terminated). */
 extern const char *const bulkio_result_columns[];
+
+/** The files --split-by-verdict writes (without extension), NULL-terminated: one per
+ *  verdict, and risky_likely_valid / risky_likely_invalid for risky rows whose
+ *  catch_all_assessment says so (the other risky rows stay in risky). */
+extern const char *const bulkio_split_files[];
 
 #endif

@@ -22,7 +22,7 @@ void bulkio_name_norm(const char *s, size_t n, char *out, size_t outsize);
 int bulkio_email_name_rank(const char *norm);
 
 /** Result columns taken from the result JSON (bulkio_result_columns[] minus "error"). */
-#define BULKIO_NCOLS_JSON 13u
+#define BULKIO_NCOLS_JSON 15u
 
 /**
  * Extract the CSV result columns from a result JSON object without building a tree.

@@ -5,7 +5,7 @@
  * Why not jansson: json_loads() of a full vd_to_json() result builds a hash table per
  * object and costs tens of microseconds, more than the whole per-address CPU budget of
  * a bulk run (issue 6: 50 us). This scanner reads the object once, keeps only the
- * thirteen values it needs, skips everything else, and rejects malformed JSON (the
+ * fifteen values it needs, skips everything else, and rejects malformed JSON (the
  * caller then writes the row as "bad_result"). Nesting is bounded (JSCAN_DEPTH).
  */
 #include "bulkio/bulkio_int.h"
@@ -297,6 +297,7 @@ static const jkey_t top_keys[] = {{"verdict", 0}, {"reason", 1}, {"score", 2}, {
 static const jkey_t flag_keys[] = {{"disposable", 3}, {"free", 4}, {"role", 5}, {"gibberish", 6}, {NULL, 0}};
 static const jkey_t smtp_keys[] = {{"mx_host", 8}, {"code", 9}, {"enhanced", 10}, {"message", 11},
                                   {"catch_all", 12}, {NULL, 0}};
+static const jkey_t assess_keys[] = {{"assessment", 13}, {"probability", 14}, {NULL, 0}};
 
 typedef struct {
     const jkey_t *keys;
@@ -309,7 +310,8 @@ static bool on_member(js_t *j, const char *key, size_t klen, void *arg, bool *ha
     const level_t *lv = arg;
     if (lv->keys == top_keys && j->p < j->e && *j->p == '{') {
         const jkey_t *sub = strcmp(key, "flags") == 0 ? flag_keys
-                           : strcmp(key, "smtp") == 0 ? smtp_keys : NULL;
+                           : strcmp(key, "smtp") == 0 ? smtp_keys
+                           : strcmp(key, "catch_all_assessment") == 0 ? assess_keys : NULL;
         if (sub) {
             level_t l2 = {sub, lv->off, lv->len};
             *handled = true;

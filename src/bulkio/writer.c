@@ -28,10 +28,17 @@
 
 const char *const bulkio_result_columns[] = {
     "verdict", "reason", "score", "disposable", "free", "role", "gibberish", "suggestion",
-    "mx_host", "smtp_code", "smtp_enhanced", "smtp_message", "catch_all", "error", NULL};
+    "mx_host", "smtp_code", "smtp_enhanced", "smtp_message", "catch_all",
+    "catch_all_assessment", "catch_all_probability", "error", NULL};
 
-static const char *const verdict_files[] = {"deliverable", "undeliverable", "risky", "unknown"};
-#define NSPLIT 4u
+/* One file per verdict; risky rows with a catch-all assessment of likely_valid or
+ * likely_invalid go to their own two files instead of risky's. */
+const char *const bulkio_split_files[] = {"deliverable", "undeliverable", "risky", "unknown",
+                                          "risky_likely_valid", "risky_likely_invalid", NULL};
+#define NSPLIT 6u
+#define SPLIT_UNKNOWN 3u
+#define COL_VERDICT 0u
+#define COL_ASSESSMENT 13u
 
 typedef struct {
     char *path;  /* final name */
@@ -354,6 +361,28 @@ static mp_status_t write_all(bulkio_writer_t *w, afile_t *split_to)
     return st;
 }
 
+static bool col_is(const bulkio_writer_t *w, size_t col, const char *s)
+{
+    return w->len[col] == strlen(s) && memcmp(w->scratch.data + w->off[col], s, w->len[col]) == 0;
+}
+
+/* The split file of the row just scanned: its verdict's, risky split by its assessment. */
+static size_t split_of(const bulkio_writer_t *w, bool have)
+{
+    if (!have)
+        return SPLIT_UNKNOWN; /* no (readable) result */
+    if (col_is(w, COL_VERDICT, "risky")) {
+        if (col_is(w, COL_ASSESSMENT, "likely_valid"))
+            return 4;
+        if (col_is(w, COL_ASSESSMENT, "likely_invalid"))
+            return 5;
+    }
+    for (size_t i = 0; i < 4; i++)
+        if (col_is(w, COL_VERDICT, bulkio_split_files[i]))
+            return i;
+    return SPLIT_UNKNOWN;
+}
+
 mp_status_t bulkio_writer_put(bulkio_writer_t *w, const bulkio_row_t *row,
                               const char *result_json, const char *error)
 {
@@ -378,13 +407,8 @@ mp_status_t bulkio_writer_put(bulkio_writer_t *w, const bulkio_row_t *row,
         return st;
     }
     afile_t *to = NULL;
-    if (w->has_split) {
-        to = &w->split[NSPLIT - 1]; /* no (readable) result: unknown */
-        for (size_t i = 0; have && i < NSPLIT; i++)
-            if (w->len[0] == strlen(verdict_files[i]) &&
-                memcmp(w->scratch.data + w->off[0], verdict_files[i], w->len[0]) == 0)
-                to = &w->split[i];
-    }
+    if (w->has_split)
+        to = &w->split[split_of(w, have)];
     return write_all(w, to);
 }
 
@@ -508,7 +532,7 @@ mp_status_t bulkio_writer_open(const bulkio_wopts_t *o, const bulkio_schema_t *s
         }
         w->has_split = true;
         for (size_t i = 0; i < NSPLIT; i++) {
-            char *p = str_join(o->split_dir, "/", verdict_files[i]);
+            char *p = str_join(o->split_dir, "/", bulkio_split_files[i]);
             char *q = p ? str_join(p, w->out_fmt == BULKIO_FMT_CSV ? ".csv" : ".ndjson", "") : NULL;
             free(p);
             if (!q) {

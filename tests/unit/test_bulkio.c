@@ -601,10 +601,12 @@ static void test_writer_roundtrip(void **state)
     parsed_t p;
     parse_csv_file(tpath("out.csv"), ';', &p);
     assert_int_equal(p.nrows, 5);
-    assert_int_equal(p.nf[0], 3 + 14);
+    assert_int_equal(p.nf[0], 3 + 16);
     assert_string_equal(p.f[0][0], "name");
     assert_string_equal(p.f[0][3], "verdict");
-    assert_string_equal(p.f[0][16], "error");
+    assert_string_equal(p.f[0][16], "catch_all_assessment");
+    assert_string_equal(p.f[0][17], "catch_all_probability");
+    assert_string_equal(p.f[0][18], "error");
     /* row 1: input kept exactly, result columns */
     assert_string_equal(p.f[1][0], "Smith; J \"JJ\"");
     assert_string_equal(p.f[1][2], "two\nlines");
@@ -618,22 +620,23 @@ static void test_writer_roundtrip(void **state)
     assert_string_equal(p.f[1][13], "2.1.5");
     assert_string_equal(p.f[1][14], "OK, \"fine\"");
     assert_string_equal(p.f[1][15], "false");
-    assert_string_equal(p.f[1][16], "");
+    assert_string_equal(p.f[1][16], ""); /* no catch-all assessment */
+    assert_string_equal(p.f[1][18], "");
     /* row 2: surplus fields after ours */
-    assert_int_equal(p.nf[2], 3 + 14 + 2);
+    assert_int_equal(p.nf[2], 3 + 16 + 2);
     assert_string_equal(p.f[2][3], "undeliverable");
     assert_string_equal(p.f[2][10], "b@gmail.com");
     assert_string_equal(p.f[2][14], "no such user\nhere");
     assert_string_equal(p.f[2][15], "");
-    assert_string_equal(p.f[2][17], "extra1");
-    assert_string_equal(p.f[2][18], "extra2");
+    assert_string_equal(p.f[2][19], "extra1");
+    assert_string_equal(p.f[2][20], "extra2");
     /* row 3: short row padded, no address */
-    assert_int_equal(p.nf[3], 17);
+    assert_int_equal(p.nf[3], 19);
     assert_string_equal(p.f[3][3], "");
-    assert_string_equal(p.f[3][16], "no_address");
+    assert_string_equal(p.f[3][18], "no_address");
     /* row 4: bad quoting, the raw text kept in its column */
     assert_string_equal(p.f[4][0], "\"bad\"x");
-    assert_string_equal(p.f[4][16], "bad_quoting");
+    assert_string_equal(p.f[4][18], "bad_quoting");
     parsed_free(&p);
 
     /* and the output reads back through our own reader */
@@ -843,38 +846,64 @@ static void test_writer_result_scan(void **state)
         "\"flags\":{\"disposable\":true,\"free\":false,\"role\":null},"
         "\"suggestion\":\"a@gmail.com\",\"smtp\":{\"result\":\"unavailable\",\"code\":250,"
         "\"message\":\"caf\\u00e9 \\ud83d\\ude00 \\\"q\\\" \\\\ \\/ \\t\",\"catch_all\":true,"
-        "\"probe\":{\"code\":550,\"message\":\"no\"},\"mx_host\":\"mx.x.com\"},\"duration_ms\":12} ";
+        "\"probe\":{\"code\":550,\"message\":\"no\"},\"mx_host\":\"mx.x.com\"},\"duration_ms\":12,"
+        "\"catch_all_assessment\":{\"assessment\":\"likely_invalid\",\"probability\":0.031,"
+        "\"evidence\":[{\"factor\":\"gibberish\",\"weight\":-4.16}]}} ";
+    /* risky without an assessment, and with likely_valid / no_evidence */
+    static const char *risky[] = {
+        "{\"verdict\":\"risky\",\"reason\":\"accept_all\"}",
+        "{\"verdict\":\"risky\",\"catch_all_assessment\":{\"assessment\":\"likely_valid\","
+        "\"probability\":0.9,\"evidence\":[]}}",
+        "{\"verdict\":\"risky\",\"catch_all_assessment\":{\"assessment\":\"no_evidence\","
+        "\"probability\":0.5,\"evidence\":[]}}",
+        "{\"verdict\":\"unknown\",\"catch_all_assessment\":{\"assessment\":\"likely_valid\"}}"};
     static const char *bad[] = {"{\"verdict\":\"deliverable\"", "{\"verdict\":\"a\\ud800\"}",
                                 "[1]", "{\"verdict\":\"x\"} trailing", "{\"a\":tru}", ""};
     char err[BULKIO_ERR_MAX];
     bulkio_writer_t *w = NULL;
-    bulkio_reader_t *r = OPEN("email\na@x.com\nb@x.com\nc@x.com\nd@x.com\ne@x.com\nf@x.com\ng@x.com\n", NULL);
+    bulkio_reader_t *r = OPEN("email\na@x.com\nb@x.com\nc@x.com\nd@x.com\ne@x.com\nf@x.com\ng@x.com\n"
+                              "h@x.com\ni@x.com\nj@x.com\nk@x.com\n", NULL);
     bulkio_wopts_t wo = {.path = tpath("scan.csv"), .split_dir = tpath("scansplit")};
     assert_int_equal(bulkio_writer_open(&wo, bulkio_reader_schema(r), &w, err, sizeof err), MP_OK);
     assert_int_equal(bulkio_writer_put(w, next(r), full, NULL), MP_OK);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(bulkio_writer_put(w, next(r), bad[i], NULL), MP_OK);
+    for (size_t i = 0; i < sizeof risky / sizeof risky[0]; i++)
+        assert_int_equal(bulkio_writer_put(w, next(r), risky[i], NULL), MP_OK);
     assert_int_equal(bulkio_writer_commit(w), MP_OK);
     bulkio_writer_free(w);
     bulkio_reader_free(r);
     parsed_t p;
     parse_csv_file(tpath("scan.csv"), ',', &p);
-    assert_int_equal(p.nrows, 8);
+    assert_int_equal(p.nrows, 12);
     static const char *want[] = {"a@x.com", "risky", "accept_all", "-5", "true", "false", "", "",
                                  "a@gmail.com", "mx.x.com", "250", "",
-                                 "caf\xC3\xA9 \xF0\x9F\x98\x80 \"q\" \\ / \t", "true", ""};
-    for (size_t i = 0; i < 15; i++)
+                                 "caf\xC3\xA9 \xF0\x9F\x98\x80 \"q\" \\ / \t", "true",
+                                 "likely_invalid", "0.031", ""};
+    for (size_t i = 0; i < 17; i++)
         assert_string_equal(p.f[1][i], want[i]);
     for (size_t i = 2; i < 8; i++) {
         assert_string_equal(p.f[i][1], "");
-        assert_string_equal(p.f[i][14], "bad_result");
+        assert_string_equal(p.f[i][16], "bad_result");
     }
+    assert_string_equal(p.f[9][14], "likely_valid");
+    assert_string_equal(p.f[9][15], "0.9");
     parsed_free(&p);
     parse_csv_file(tpath("scansplit/risky.csv"), ',', &p);
+    assert_int_equal(p.nrows, 3); /* header, no assessment, no_evidence */
+    assert_string_equal(p.f[1][0], "h@x.com");
+    assert_string_equal(p.f[2][0], "j@x.com");
+    parsed_free(&p);
+    parse_csv_file(tpath("scansplit/risky_likely_invalid.csv"), ',', &p);
     assert_int_equal(p.nrows, 2);
+    assert_string_equal(p.f[1][0], "a@x.com");
+    parsed_free(&p);
+    parse_csv_file(tpath("scansplit/risky_likely_valid.csv"), ',', &p);
+    assert_int_equal(p.nrows, 2);
+    assert_string_equal(p.f[1][0], "i@x.com");
     parsed_free(&p);
     parse_csv_file(tpath("scansplit/unknown.csv"), ',', &p);
-    assert_int_equal(p.nrows, 7);
+    assert_int_equal(p.nrows, 8); /* the bad ones and an unknown (never split by assessment) */
     parsed_free(&p);
 }
 
