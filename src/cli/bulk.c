@@ -230,6 +230,26 @@ static void print_tally(const char *title, const job_tally_t *t, size_t n)
         fprintf(stderr, "  %-22s %10llu\n", t[i].name, (unsigned long long)t[i].n);
 }
 
+/* The list prior and the catch-all assessments, under the tallies. */
+static void print_assessment(const job_out_t *out)
+{
+    assess_prior_t pr;
+    uint64_t l[3];
+    job_out_assess_summary(out, &pr, l);
+    if (pr.known)
+        fprintf(stderr, "  list prior: %.1f %% undeliverable among %llu checkable addresses "
+                "(the prior of the catch-all assessment)\n", pr.share * 100.0,
+                (unsigned long long)pr.rows);
+    else
+        fprintf(stderr, "  list prior: none (%llu checkable addresses, %d needed)\n",
+                (unsigned long long)pr.rows, ASSESS_PRIOR_MIN_ROWS);
+    if (l[0] + l[1] + l[2])
+        fprintf(stderr, "  catch-all assessment: %llu likely_valid, %llu likely_invalid, "
+                "%llu no_evidence\n", (unsigned long long)l[ASSESS_LIKELY_VALID],
+                (unsigned long long)l[ASSESS_LIKELY_INVALID],
+                (unsigned long long)l[ASSESS_NO_EVIDENCE]);
+}
+
 int cli_bulk(int argc, char **argv)
 {
     static cli_cfg_t cfg;
@@ -468,7 +488,13 @@ int cli_bulk(int argc, char **argv)
         /* phase 2: the writer was opened before any work (a bad path fails early) */
         job_out_t *out = NULL;
         bool fin = false;
-        mp_status_t ost = job_out_open(b.st, b.job.id, input, &ro, w, &out, err, sizeof err);
+        /* the address history of the same file, for the catch-all assessment */
+        history_t *hist = NULL;
+        char herr[STORE_ERR_MAX];
+        if (history_open(store_path, &hist, herr, sizeof herr) != MP_OK)
+            fprintf(stderr, "mailprobe: address history unavailable (%s): the catch-all "
+                    "assessment goes without it\n", herr);
+        mp_status_t ost = job_out_open(b.st, b.job.id, input, &ro, hist, w, &out, err, sizeof err);
         w = NULL; /* job_out owns it now */
         if (ost == MP_OK && job_out_step(out, SIZE_MAX, &fin) != MP_OK)
             mp_strlcpy(err, job_out_error(out), sizeof err);
@@ -487,6 +513,7 @@ int cli_bulk(int argc, char **argv)
             job_out_tally(out, &tv, &nv, &tr, &nr);
             print_tally("verdict", tv, nv);
             print_tally("reason", tr, nr);
+            print_assessment(out);
             fprintf(stderr, "  sessions opened %llu, RCPTs %llu, catch-all probes %llu, "
                     "retries %llu; rows reused %llu, row errors %llu, from earlier runs %llu\n",
                     (unsigned long long)es.sessions, (unsigned long long)es.rcpts,
@@ -500,6 +527,7 @@ int cli_bulk(int argc, char **argv)
             rc = 0;
         }
         job_out_free(out); /* removes the temporary output unless committed */
+        history_close(hist);
     }
     event_free(b.progress_ev);
     event_free(sigint);

@@ -4,6 +4,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "evidence/assess.h"
@@ -253,6 +254,19 @@ void assess_domain_inputs(const assess_row_t *rows, size_t n, const assess_prior
     d.share = d.named ? (double)d.support / (double)d.named : 0.0;
     bool known = d.support >= ASSESS_PATTERN_MIN_SUPPORT && d.share >= ASSESS_PATTERN_MIN_SHARE;
     const names_domain_t *dp = known ? &d : NULL;
+    /* the established addresses, once (a colleague's slip is looked for among them) */
+    bool *est = calloc(n ? n : 1, sizeof *est);
+    size_t *estv = calloc(n ? n : 1, sizeof *estv);
+    size_t nest = 0;
+    if (!est || !estv) {
+        free(est);
+        free(estv);
+        est = NULL;
+        estv = NULL;
+    }
+    for (size_t i = 0; est && i < n; i++)
+        if ((est[i] = established(&rows[i], &d, known)) && nest < ASSESS_COLLEAGUES_MAX)
+            estv[nest++] = i;
 
     for (size_t i = 0; i < n; i++) {
         const assess_row_t *r = &rows[i];
@@ -290,12 +304,11 @@ void assess_domain_inputs(const assess_row_t *rows, size_t n, const assess_prior
             }
         }
         /* one edit from an established colleague (not itself established) */
-        if (!fits && !x->has[AF_NEAR_EXPECTED] && !established(r, &d, known) && strlen(lp) >= 5)
-            for (size_t j = 0; j < n; j++) {
-                if (j == i || !established(&rows[j], &d, known))
-                    continue;
+        if (!fits && !x->has[AF_NEAR_EXPECTED] && !(est && est[i]) && strlen(lp) >= 5)
+            for (size_t k = 0; k < nest; k++) {
+                const assess_row_t *o = &rows[estv[k]];
                 char other[256];
-                plain_local(rows[j].local, other, sizeof other);
+                plain_local(o->local, other, sizeof other);
                 if (strcmp(other, lp) != 0 && interior_slip(lp, other) &&
                     assess_edit_distance(lp, other, 1) == 1) {
                     x->has[AF_TYPO_COLLEAGUE] = true;
@@ -313,6 +326,8 @@ void assess_domain_inputs(const assess_row_t *rows, size_t n, const assess_prior
             x->prior = prior->share;
         }
     }
+    free(est);
+    free(estv);
 }
 
 static mp_status_t json_str(mp_buf_t *b, const char *s)

@@ -62,6 +62,8 @@ typedef enum {
 /** A pattern is the domain's when this many named addresses and this share follow it. */
 #define ASSESS_PATTERN_MIN_SUPPORT 3
 #define ASSESS_PATTERN_MIN_SHARE 0.4
+/** Established colleagues a near miss is compared with, at most (per domain). */
+#define ASSESS_COLLEAGUES_MAX 5000
 /** The list prior is used when at least this many checkable addresses back it. */
 #define ASSESS_PRIOR_MIN_ROWS 20
 

@@ -27,7 +27,9 @@
 #include <event2/event.h>
 
 #include "bulkio/bulkio.h"
+#include "evidence/assess.h"
 #include "sched/engine.h"
+#include "store/history.h"
 #include "store/store.h"
 
 #define JOB_WINDOW 2048     /* addresses in the engine at once, per job */
@@ -123,12 +125,19 @@ typedef struct {
  * without one is given the error not_checked) through the writer w, opened by the caller on
  * the input's schema (so that a bad output path fails before any work); job_out owns w
  * from here on, even on failure. st must not be iterating results for anyone else (one
- * iterator per store_t).
+ * iterator per store_t). First one pass over the input and the results computes the
+ * catch-all assessment of the accept_all / anti_enumeration rows (job_assess_build),
+ * which every such row's result then carries as "catch_all_assessment".
+ * @param hist  the address history (read for the assessment, and given what this job
+ *              proved), or NULL
  * @return MP_OK; MP_ERR_* with a message in err.
  */
 mp_status_t job_out_open(store_t *st, const char *job_id, const char *input,
-                         const bulkio_ropts_t *ro, bulkio_writer_t *w, job_out_t **out,
-                         char *err, size_t errsize);
+                         const bulkio_ropts_t *ro, history_t *hist, bulkio_writer_t *w,
+                         job_out_t **out, char *err, size_t errsize);
+
+/** The list prior and the assessments per assess_label_t of the output (job_assess_summary). */
+void job_out_assess_summary(const job_out_t *o, assess_prior_t *prior, uint64_t labels[3]);
 
 /** Write up to max_rows rows; *done is set once every row is written and the output
  *  committed (renamed into place). On failure: MP_ERR_* and job_out_error(). */
@@ -143,5 +152,32 @@ void job_out_tally(const job_out_t *o, const job_tally_t **verdicts, size_t *nv,
 
 /** Free; an uncommitted output is removed (bulkio_writer_free). */
 void job_out_free(job_out_t *o);
+
+/* ---- catch-all assessment (assess.c) ------------------------------------------------- */
+
+typedef struct job_assess job_assess_t;
+
+/**
+ * Read the input and the job's stored results once: count the list prior (undeliverable
+ * among deliverable + undeliverable, syntax errors and the user's deny list left out),
+ * record in hist what the job proved (accepted / refused while the domain told addresses
+ * apart), and weigh every accept_all / anti_enumeration row with all rows of its domain
+ * and its history (evidence/assess.h). Blocks for one pass; st must not be iterating.
+ * @param hist  the address history, or NULL (no history evidence, nothing recorded)
+ * @param now   Unix time (ages of the history)
+ * @return MP_OK; MP_ERR_* with a message in err
+ */
+mp_status_t job_assess_build(store_t *st, const char *job_id, const char *input,
+                             const bulkio_ropts_t *ro, history_t *hist, int64_t now,
+                             job_assess_t **out, char *err, size_t errsize);
+
+/** The assessment's JSON object of one row, or NULL when the row has none. Borrowed. */
+const char *job_assess_get(const job_assess_t *a, uint64_t row_no);
+
+/** The list prior and how many rows got each assess_label_t. a may be NULL (zeros). */
+void job_assess_summary(const job_assess_t *a, assess_prior_t *prior, uint64_t labels[3]);
+
+/** Free. NULL is fine. */
+void job_assess_free(job_assess_t *a);
 
 #endif

@@ -1,16 +1,22 @@
 /*
  * out.c - write a job's output: every input row, in input order, with its stored result
- * (see job.h). The input and the results (ordered by row) are read side by side.
+ * (see job.h). The input and the results (ordered by row) are read side by side; a
+ * row with a catch-all assessment (assess.c, computed at open) gets it spliced into its
+ * result's JSON, which the writer turns into the CSV columns and the split files.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "job/job.h"
+#include "util/buf.h"
 #include "util/str.h"
 
 struct job_out {
     store_t *st;
+    job_assess_t *assess;
+    mp_buf_t spliced; /* a result with its catch-all assessment */
     bulkio_reader_t *rd;
     bulkio_writer_t *w;
     bool iterating;
@@ -39,8 +45,8 @@ static void tally_add(job_tally_t *t, size_t max, size_t *n, const char *name)
 }
 
 mp_status_t job_out_open(store_t *st, const char *job_id, const char *input,
-                         const bulkio_ropts_t *ro, bulkio_writer_t *w, job_out_t **out,
-                         char *err, size_t errsize)
+                         const bulkio_ropts_t *ro, history_t *hist, bulkio_writer_t *w,
+                         job_out_t **out, char *err, size_t errsize)
 {
     *out = NULL;
     job_out_t *o = calloc(1, sizeof *o);
@@ -51,7 +57,11 @@ mp_status_t job_out_open(store_t *st, const char *job_id, const char *input,
     }
     o->st = st;
     o->w = w;
-    mp_status_t s = bulkio_reader_open(input, ro, &o->rd, err, errsize);
+    mp_buf_init(&o->spliced, 64u * 1024u * 1024u);
+    mp_status_t s = job_assess_build(st, job_id, input, ro, hist, (int64_t)time(NULL),
+                                     &o->assess, err, errsize);
+    if (s == MP_OK)
+        s = bulkio_reader_open(input, ro, &o->rd, err, errsize);
     if (s == MP_OK) {
         if (store_results_open(st, job_id, 1) != MP_OK) {
             snprintf(err, errsize, "job store: %s", store_errmsg(st));
@@ -68,6 +78,25 @@ mp_status_t job_out_open(store_t *st, const char *job_id, const char *input,
     }
     *out = o;
     return MP_OK;
+}
+
+/* The result with ,"catch_all_assessment":{...} before its closing brace; the result
+ * alone when there is no assessment (or it does not fit). */
+static const char *splice(job_out_t *o, const char *json, const char *assessment)
+{
+    if (!json || !assessment)
+        return json;
+    size_t n = strlen(json);
+    while (n && mp_is_space((unsigned char)json[n - 1]))
+        n--;
+    if (!n || json[n - 1] != '}')
+        return json;
+    mp_buf_reset(&o->spliced);
+    if (mp_buf_add(&o->spliced, json, n - 1) != MP_OK ||
+        mp_buf_adds(&o->spliced, ",\"catch_all_assessment\":") != MP_OK ||
+        mp_buf_adds(&o->spliced, assessment) != MP_OK || mp_buf_add(&o->spliced, "}", 1) != MP_OK)
+        return json;
+    return mp_buf_str(&o->spliced);
 }
 
 mp_status_t job_out_step(job_out_t *o, size_t max_rows, bool *done)
@@ -94,7 +123,7 @@ mp_status_t job_out_step(job_out_t *o, size_t max_rows, bool *done)
                 o->have = false;
         const char *json = NULL, *rerr = NULL;
         if (o->have && o->res.row_no == (int64_t)row->row_no) {
-            json = o->res.result_json;
+            json = splice(o, o->res.result_json, job_assess_get(o->assess, row->row_no));
             tally_add(o->verdicts, JOB_TALLY_VERDICTS, &o->nv,
                       o->res.verdict ? o->res.verdict : "error");
             tally_add(o->reasons, JOB_TALLY_REASONS, &o->nr,
@@ -127,10 +156,17 @@ void job_out_tally(const job_out_t *o, const job_tally_t **verdicts, size_t *nv,
     *nr = o->nr;
 }
 
+void job_out_assess_summary(const job_out_t *o, assess_prior_t *prior, uint64_t labels[3])
+{
+    job_assess_summary(o ? o->assess : NULL, prior, labels);
+}
+
 void job_out_free(job_out_t *o)
 {
     if (!o)
         return;
+    job_assess_free(o->assess);
+    mp_buf_cleanup(&o->spliced);
     if (o->iterating)
         store_results_close(o->st);
     bulkio_writer_free(o->w);

@@ -20,7 +20,7 @@
 
 struct history {
     sqlite3 *db;
-    sqlite3_stmt *put;
+    sqlite3_stmt *put, *sum;
     bool in_tx;
 };
 
@@ -118,6 +118,7 @@ void history_close(history_t *h)
     if (h->db)
         (void)history_commit(h);
     sqlite3_finalize(h->put);
+    sqlite3_finalize(h->sum);
     sqlite3_close(h->db);
     free(h);
 }
@@ -170,4 +171,29 @@ int64_t history_count(history_t *h, const char *addr, const char *kind)
         n = sqlite3_column_int64(q, 0);
     sqlite3_finalize(q);
     return n;
+}
+
+mp_status_t history_summary(history_t *h, const char *addr, int64_t *proven_at,
+                            int64_t *refused_at)
+{
+    *proven_at = *refused_at = 0;
+    if (!h->sum &&
+        sqlite3_prepare_v2(h->db,
+                           "SELECT max(CASE WHEN kind IN ('delivered','accepted') THEN at END),"
+                           " max(CASE WHEN kind IN ('hard','refused') THEN at END)"
+                           " FROM address_history WHERE addr = ?1",
+                           -1, &h->sum, NULL) != SQLITE_OK)
+        return MP_ERR_IO;
+    char a[400];
+    mp_strlcpy(a, addr, sizeof a);
+    mp_str_lower(a);
+    sqlite3_reset(h->sum);
+    sqlite3_bind_text(h->sum, 1, a, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(h->sum);
+    if (rc == SQLITE_ROW) {
+        *proven_at = sqlite3_column_int64(h->sum, 0);
+        *refused_at = sqlite3_column_int64(h->sum, 1);
+    }
+    sqlite3_reset(h->sum);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? MP_OK : MP_ERR_IO;
 }

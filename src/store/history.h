@@ -1,6 +1,7 @@
 /*
  * history.h - what real mail proved about addresses, per address and over time: the
- * hard and soft bounces and the deliveries `mailprobe learn` read. Kept in its own table
+ * hard and soft bounces and the deliveries `mailprobe learn` read, and what bulk checks
+ * proved while a domain still told addresses apart (the catch-all assessment's history). Kept in its own table
  * (address_history) of the job store's SQLite file, created on first use with its own
  * schema version (history_meta), so it neither depends on nor changes the job store's
  * migrations.
@@ -23,7 +24,9 @@ typedef struct history history_t;
 /** One remembered event. */
 typedef struct {
     const char *addr;    /* lower-cased address */
-    const char *kind;    /* "hard", "soft", "delivered" */
+    const char *kind;    /* "hard", "soft", "delivered" (learned from real mail);
+                          * "accepted", "refused" (a check while the domain told addresses
+                          * apart: accepted, or mailbox_absent / mailbox_disabled) */
     const char *status;  /* RFC 3463 status or "" */
     const char *outcome; /* classify's reading or "" */
     const char *reason;  /* the server's words */
@@ -50,5 +53,11 @@ mp_status_t history_commit(history_t *h);
 /** Count of remembered events of one kind for an address (tests, later evidence).
  *  kind NULL counts all. @return the count, or -1 on error */
 int64_t history_count(history_t *h, const char *addr, const char *kind);
+
+/** The latest proof for and against an address (Unix times, 0 when none): proven_at
+ *  from "delivered" and "accepted" events, refused_at from "hard" and "refused".
+ *  @return MP_OK; MP_ERR_IO */
+mp_status_t history_summary(history_t *h, const char *addr, int64_t *proven_at,
+                            int64_t *refused_at);
 
 #endif

@@ -41,12 +41,31 @@ static void test_history(void **state)
     assert_int_equal(history_count(h, "gone@example.com", "hard"), 2);
     assert_int_equal(history_count(h, "gone@example.com", "soft"), 0);
     assert_int_equal(history_count(h, "ok@example.com", NULL), 1);
+    /* the summary the catch-all assessment reads: latest proof for and against */
+    int64_t pro = -1, con = -1;
+    assert_int_equal(history_summary(h, "GONE@example.com", &pro, &con), MP_OK);
+    assert_int_equal(pro, 0);
+    assert_int_equal(con, 1796032800 + 86400);
+    history_event_t acc = {"gone@example.com", "accepted", "2.1.5", "accepted", "250 OK",
+                           "job j1", 1700000000};
+    assert_int_equal(history_put(h, &acc), MP_OK);
+    history_event_t ref = {"x@example.com", "refused", "5.1.1", "mailbox_absent", "550",
+                           "job j1", 1700000000};
+    assert_int_equal(history_put(h, &ref), MP_OK);
+    assert_int_equal(history_summary(h, "gone@example.com", &pro, &con), MP_OK);
+    assert_int_equal(pro, 1700000000);
+    assert_int_equal(con, 1796032800 + 86400);
+    assert_int_equal(history_summary(h, "x@example.com", &pro, &con), MP_OK);
+    assert_int_equal(pro, 0);
+    assert_int_equal(con, 1700000000);
+    assert_int_equal(history_summary(h, "never@example.com", &pro, &con), MP_OK);
+    assert_true(pro == 0 && con == 0);
     history_close(h);
     store_close(st);
 
     /* kept across opens */
     assert_int_equal(history_open(path, &h, err, sizeof err), MP_OK);
-    assert_int_equal(history_count(h, "GONE@example.com", NULL), 2);
+    assert_int_equal(history_count(h, "GONE@example.com", NULL), 3);
     history_close(h);
     assert_int_equal(store_open(path, &st, err, sizeof err), MP_OK);
     store_close(st);
