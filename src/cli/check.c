@@ -11,12 +11,16 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "evidence/assess.h"
+#include "store/history.h"
+#include "store/store.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -34,6 +38,9 @@ typedef struct {
     bool colour;
     int worst; /* exit code so far */
     bool failed;
+    history_t *hist;   /* the job store's address history, when it exists */
+    bool hist_tried;
+    mp_buf_t spliced;  /* a JSON result with its catch-all assessment */
 } check_run_t;
 
 static void print_help(void)
@@ -43,7 +50,10 @@ static void print_help(void)
           "  --json                 one JSON object per address per line (NDJSON)\n"
           "  --trace                print the SMTP transcript to stderr (and in --json):\n"
           "                         '>' our commands, '<' replies, '*' notes (refused...)\n"
-          "  --color, --no-color    force colour on or off (default: on a terminal)\n",
+          "  --color, --no-color    force colour on or off (default: on a terminal)\n"
+          "  --store PATH           the job store whose address history (mailprobe learn,\n"
+          "                         earlier bulk jobs) informs the catch-all assessment\n"
+          "                         (default: the bulk job store, when it exists)\n",
           stdout);
     cli_cfg_help(CMD_CHECK);
 }
@@ -84,22 +94,73 @@ static void print_trace(const vd_result_t *r)
 
 static void submit_more(check_run_t *run);
 
+/* The history, opened on first need from --store or the default store, when the file
+ * exists (check never creates a store). */
+static history_t *run_history(check_run_t *run)
+{
+    if (run->hist_tried)
+        return run->hist;
+    run->hist_tried = true;
+    char path[1024], err[256];
+    if (run->cfg->store[0])
+        mp_strlcpy(path, run->cfg->store, sizeof path);
+    else if (store_default_path(path, sizeof path) != MP_OK)
+        return NULL;
+    if (access(path, R_OK) != 0)
+        return NULL;
+    if (history_open(path, &run->hist, err, sizeof err) != MP_OK)
+        fprintf(stderr, "mailprobe: address history %s unavailable: %s\n", path, err);
+    return run->hist;
+}
+
+/* An accept-all (or anti-enumeration) result's assessment: its history only. */
+static bool assess_result(check_run_t *run, const vd_result_t *r, assess_t *a)
+{
+    if (r->reason != VR_ACCEPT_ALL && r->reason != VR_ANTI_ENUMERATION)
+        return false;
+    assess_hist_t h = {0, 0};
+    history_t *hist = run_history(run);
+    if (hist)
+        (void)history_summary(hist, r->addr.normalized, &h.proven_at, &h.refused_at);
+    assess_single(r->addr.local, &h, (int64_t)time(NULL), a);
+    return true;
+}
+
+static void print_assessment(const assess_t *a)
+{
+    printf("  catch-all assessment: %s (probability %.0f %%)", assess_label_name(a->label),
+           a->probability * 100.0);
+    for (size_t i = 0; i < a->n; i++)
+        printf("%s%s %+.2f%s%s", i ? ", " : ": ", assess_factor_name(a->ev[i].factor),
+               a->ev[i].weight, a->ev[i].detail[0] ? " " : "", a->ev[i].detail);
+    printf("\n");
+}
+
 static void flush_ready(check_run_t *run)
 {
     while (run->printed < run->n && run->res[run->printed]) {
         vd_result_t *r = run->res[run->printed];
         if (run->cfg->trace)
             print_trace(r);
+        assess_t a;
+        bool assessed = assess_result(run, r, &a);
         if (run->cfg->json) {
             char *s = vd_to_json(r, run->cfg->trace);
-            if (s) {
+            mp_buf_t aj;
+            mp_buf_init(&aj, 64 * 1024);
+            if (s && assessed && assess_to_json(&a, &aj) == MP_OK &&
+                assess_splice(s, mp_buf_str(&aj), &run->spliced) == MP_OK)
+                puts(mp_buf_str(&run->spliced));
+            else if (s)
                 puts(s);
-                free(s);
-            } else {
+            else
                 run->failed = true;
-            }
+            mp_buf_cleanup(&aj);
+            free(s);
         } else {
             vd_print_human(r, stdout, run->colour);
+            if (assessed)
+                print_assessment(&a);
         }
         fflush(stdout);
         int code = exit_for(r->verdict);
@@ -218,6 +279,7 @@ int cli_check(int argc, char **argv)
     check_run_t run;
     memset(&run, 0, sizeof run);
     run.cfg = &cfg;
+    mp_buf_init(&run.spliced, 64u * 1024u * 1024u);
     bool stdin_used = false;
     for (int i = first; i < argc; i++) {
         if (strcmp(argv[i], "-") == 0) {
@@ -289,6 +351,8 @@ int cli_check(int argc, char **argv)
     }
     free(run.addrs);
     free(run.res);
+    history_close(run.hist);
+    mp_buf_cleanup(&run.spliced);
     cli_cfg_cleanup(&cfg);
     if (run.failed || interrupted)
         return interrupted ? 130 : EXIT_RUNTIME;

@@ -104,7 +104,9 @@ static unsigned opt_cmds(int id)
     case O_OUTPUT: case O_FORMAT: case O_COLUMN: case O_NAME_COLUMN: case O_SPLIT: case O_RESUME:
     case O_NO_PROGRESS:
         return CMD_BULK | CMD_CONFIG;
-    case O_STORE: case O_MAX_AGE:
+    case O_STORE:
+        return CMD_CHECK | CMD_BULK | CMD_SERVE | CMD_CONFIG;
+    case O_MAX_AGE:
         return CMD_BULK | CMD_SERVE | CMD_CONFIG;
     case O_LISTEN: case O_TOKENS: case O_RATE_LIMIT: case O_MAX_BODY: case O_WAIT:
     case O_ALLOW_PRIVATE_HOOKS: case O_REQUEST_TIMEOUT: case O_MAX_PER_CLIENT:

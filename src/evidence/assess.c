@@ -362,3 +362,37 @@ mp_status_t assess_to_json(const assess_t *a, mp_buf_t *b)
     }
     return st ? st : mp_buf_adds(b, "]}");
 }
+
+mp_status_t assess_splice(const char *json, const char *assessment, mp_buf_t *b)
+{
+    size_t n = strlen(json);
+    while (n && mp_is_space((unsigned char)json[n - 1]))
+        n--;
+    if (!n || json[n - 1] != '}')
+        return MP_ERR_ARG;
+    size_t k = n - 1; /* an empty object takes no comma */
+    while (k && mp_is_space((unsigned char)json[k - 1]))
+        k--;
+    bool empty = k && json[k - 1] == '{';
+    mp_buf_reset(b);
+    mp_status_t st = mp_buf_add(b, json, n - 1);
+    if (!st)
+        st = mp_buf_adds(b, empty ? "\"catch_all_assessment\":" : ",\"catch_all_assessment\":");
+    if (!st)
+        st = mp_buf_adds(b, assessment);
+    return st ? st : mp_buf_add(b, "}", 1);
+}
+
+void assess_single(const char *local, const assess_hist_t *hist, int64_t now, assess_t *out)
+{
+    assess_row_t row = {local, NULL, *hist, true};
+    assess_input_t in;
+    assess_domain_inputs(&row, 1, NULL, now, &in);
+    /* the history only: the local part's shape is in the result's flags already, and the
+     * weights of gibberish and role were learned beside a list's other evidence */
+    for (int f = 0; f < AF__COUNT; f++)
+        if (f != AF_PROVEN_RECENT && f != AF_PROVEN_OLD && f != AF_REFUSED_RECENT &&
+            f != AF_REFUSED_OLD)
+            in.has[f] = false;
+    assess_compute(&in, out);
+}

@@ -156,6 +156,21 @@ void assess_domain_inputs(const assess_row_t *rows, size_t n, const assess_prior
 mp_status_t assess_to_json(const assess_t *a, mp_buf_t *b);
 
 /**
+ * Put ,"catch_all_assessment":ASSESSMENT before the closing brace of a JSON object.
+ * @param json        a result object (vd_to_json() text)
+ * @param assessment  an assess_to_json() object
+ * @param b           receives the spliced object (reset first)
+ * @return MP_OK; MP_ERR_ARG when json does not end with '}'; the buffer's errors
+ */
+mp_status_t assess_splice(const char *json, const char *assessment, mp_buf_t *b);
+
+/**
+ * The assessment of one address alone (a single `check`): no list, so no names, no
+ * colleagues, no prior; its history only (no_evidence without one).
+ */
+void assess_single(const char *local, const assess_hist_t *hist, int64_t now, assess_t *out);
+
+/**
  * Optimal-string-alignment distance (insert, delete, substitute, swap of neighbours)
  * between two ASCII strings, case-sensitive, stopping early above max.
  * @return the distance, or max + 1 when it is larger (or a string is over 128 bytes)

@@ -80,21 +80,11 @@ mp_status_t job_out_open(store_t *st, const char *job_id, const char *input,
     return MP_OK;
 }
 
-/* The result with ,"catch_all_assessment":{...} before its closing brace; the result
- * alone when there is no assessment (or it does not fit). */
+/* The result with its catch-all assessment spliced in; the result alone when there is
+ * no assessment (or it does not fit). */
 static const char *splice(job_out_t *o, const char *json, const char *assessment)
 {
-    if (!json || !assessment)
-        return json;
-    size_t n = strlen(json);
-    while (n && mp_is_space((unsigned char)json[n - 1]))
-        n--;
-    if (!n || json[n - 1] != '}')
-        return json;
-    mp_buf_reset(&o->spliced);
-    if (mp_buf_add(&o->spliced, json, n - 1) != MP_OK ||
-        mp_buf_adds(&o->spliced, ",\"catch_all_assessment\":") != MP_OK ||
-        mp_buf_adds(&o->spliced, assessment) != MP_OK || mp_buf_add(&o->spliced, "}", 1) != MP_OK)
+    if (!json || !assessment || assess_splice(json, assessment, &o->spliced) != MP_OK)
         return json;
     return mp_buf_str(&o->spliced);
 }
