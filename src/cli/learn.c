@@ -210,6 +210,14 @@ int cli_learn(int argc, char **argv)
                                      "--store PATH or --no-history");
                 goto done;
             }
+            /* a job store first (a new file gets its schema), so that bulk and check can
+             * open the same file afterwards; the history table goes beside it */
+            store_t *js = NULL;
+            if (store_open(path, &js, err, sizeof err) != MP_OK) {
+                rc = cli_usage_error("learn: job store %s: %s", path, err);
+                goto done;
+            }
+            store_close(js);
             if (history_open(path, &r.hist, err, sizeof err) != MP_OK) {
                 rc = cli_usage_error("learn: job store %s: %s", path, err);
                 goto done;
