@@ -105,6 +105,7 @@ struct api {
     store_t *st;              /* jobs write here; the address cache */
     api_opts_t o;
     char store_path[1024];
+    history_t *hist;          /* the store's address history (catch-all assessment), or NULL */
     char dir[1100];           /* STORE_PATH.d: job inputs and outputs */
     char version[64];
     struct evhttp *http;

@@ -333,12 +333,56 @@ static void on_wait_over(evutil_socket_t fd, short what, void *arg)
     waiter_free(w);
 }
 
+/* An accept-all (or anti-enumeration) result gets its catch-all assessment, from the
+ * address history only (a single address has no list): *json is replaced. */
+static void add_assessment(api_t *a, const char *local, const char *normalized, char **json)
+{
+    assess_hist_t h = {0, 0};
+    if (a->hist)
+        (void)history_summary(a->hist, normalized, &h.proven_at, &h.refused_at);
+    assess_t as;
+    assess_single(local, &h, mp_wall_s(), &as);
+    mp_buf_t aj, b;
+    mp_buf_init(&aj, 64 * 1024);
+    mp_buf_init(&b, 64u * 1024u * 1024u);
+    char *s = NULL;
+    if (assess_to_json(&as, &aj) == MP_OK &&
+        assess_splice(*json, mp_buf_str(&aj), &b) == MP_OK && (s = strdup(mp_buf_str(&b)))) {
+        free(*json);
+        *json = s;
+    }
+    mp_buf_cleanup(&aj);
+    mp_buf_cleanup(&b);
+}
+
+static void with_assessment(api_t *a, const vd_result_t *res, char **json)
+{
+    if (*json && (res->reason == VR_ACCEPT_ALL || res->reason == VR_ANTI_ENUMERATION))
+        add_assessment(a, res->addr.local, res->addr.normalized, json);
+}
+
+/* The same for a result from the store's cache, stored before it had one. */
+static void with_assessment_cached(api_t *a, char **json)
+{
+    json_t *j = json_loads(*json, 0, NULL);
+    const char *reason = j ? json_string_value(json_object_get(j, "reason")) : NULL;
+    const char *norm = j ? json_string_value(json_object_get(j, "normalized")) : NULL;
+    json_t *syn = j ? json_object_get(j, "syntax") : NULL;
+    const char *local = syn ? json_string_value(json_object_get(syn, "local")) : NULL;
+    if (reason && norm && local && !json_object_get(j, "catch_all_assessment") &&
+        (strcmp(reason, "accept_all") == 0 || strcmp(reason, "anti_enumeration") == 0))
+        add_assessment(a, local, norm, json);
+    json_decref(j);
+}
+
 static void on_check_done(vd_result_t *res, void *arg)
 {
     chk_t *c = arg;
     api_t *a = c->a;
     api_metrics_result(&a->m, res);
     char *plain = vd_to_json(res, false), *full = vd_to_json(res, true);
+    with_assessment(a, res, &plain);
+    with_assessment(a, res, &full);
     recent_t *prev = strmap_get(a->recent, c->email);
     if (plain && (!prev || mp_now_ms() - prev->at_ms >= RECENT_STORE_MS) &&
         store_cache_put(a->st, c->email, vd_verdict_name(res->verdict), plain, mp_wall_s()) !=
@@ -384,6 +428,7 @@ static bool answer_cached(api_t *a, struct evhttp_request *req, const api_check_
             MP_OK ||
         !found)
         return false;
+    with_assessment_cached(a, &c.result_json);
     reply_result(a, req, c.result_json, true);
     free(c.result_json);
     return true;
@@ -799,6 +844,10 @@ api_t *api_new(struct event_base *base, engine_t *engine, store_t *st, const api
     a->o = *o;
     a->started_ms = mp_now_ms();
     mp_strlcpy(a->store_path, o->store_path, sizeof a->store_path);
+    char herr[256];
+    if (history_open(a->store_path, &a->hist, herr, sizeof herr) != MP_OK)
+        mp_log(MP_LOG_WARN, "address history unavailable (%s): catch-all assessments go "
+               "without it", herr);
     snprintf(a->dir, sizeof a->dir, "%s.d", o->store_path);
     mp_strlcpy(a->version, o->version ? o->version : "dev", sizeof a->version);
     a->o.host = NULL;
@@ -934,5 +983,6 @@ void api_free(api_t *a)
     if (a->buckets)
         strmap_free(a->buckets, free);
     api_tokens_free(&a->tokens);
+    history_close(a->hist);
     free(a);
 }

@@ -2,8 +2,8 @@
 """The catch-all assessment (issue 16) in the lab: a bulk job whose rows on the accept-all
 domain catchall.test (Postfix, a virtual-alias catch-all) get the expected
 catch_all_assessment in CSV (columns), NDJSON (object with evidence and weights) and the
-split files; what the job proved goes to the address history; a single `check` reads that
-history. The history also holds what `mailprobe learn` read from a CSV export (a hard
+split files; what the job proved goes to the address history; a single `check` and
+serve's /v1/check read that history. The history also holds what `mailprobe learn` read from a CSV export (a hard
 bounce, a delivery). Small on purpose: it runs again under valgrind in CI."""
 import csv
 import datetime
@@ -16,6 +16,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import labkit  # noqa: E402
+from t_api import Server, request  # noqa: E402
 
 ENGINE = ["--dns", labkit.DNS, "--allow-private-mx", "--helo", labkit.HELO,
           "--from", labkit.FROM, "--no-progress"]
@@ -160,6 +161,24 @@ class Assess(labkit.LabCase):
         a = res[1]["catch_all_assessment"]
         self.assertEqual((a["assessment"], a["evidence"]), ("no_evidence", []))
 
+        # serve's /v1/check: the same object, from the same history
+        srv = Server(self.store)
+        try:
+            for q in ("", "&fresh=1"):  # from the job's cached result, then checked anew
+                r = request(srv.url("/v1/check?email=lena.gone@catchall.test" + q))
+                self.assertEqual(r.code, 200, r.body)
+                j = r.json()
+                self.assertEqual((j["reason"], j.get("cached", False)), ("accept_all", not q))
+                self.assertEqual(j["catch_all_assessment"]["assessment"], "likely_invalid")
+            j = request(srv.url("/v1/check?email=alice@postfix.test")).json()
+            self.assertNotIn("catch_all_assessment", j)
+        finally:
+            self.assertEqual(srv.stop(), 0)
+
 
 if __name__ == "__main__":
+    if os.environ.get("MP_IN_NETNS") != labkit.NS:
+        # run inside the lab's namespace: serve's loopback is the namespace's (as t_api)
+        os.environ["MP_IN_NETNS"] = labkit.NS
+        os.execvp("ip", ["ip", "netns", "exec", labkit.NS, sys.executable] + sys.argv)
     labkit.main()
