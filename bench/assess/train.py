@@ -4,9 +4,10 @@
 Reads the factors of every row of bench/assess/evalset.csv as mailprobe computes them
 (`build/tests/test_evidence_eval --features`), fits a logistic regression on the "train"
 split only (Newton's method, L2 penalty 1.0 on the weights, not on the bias), picks the
-two thresholds on the train split (likely_valid: the lowest probability whose claims are
->= 88 % right; likely_invalid: the highest whose claims are >= 97 % right, margins over
-the targets of 85 % and 95 %), and writes src/evidence/assess_weights.h. The held-out
+two thresholds on the train split (likely_valid: the lowest probability from 0.80 up
+whose claims are >= 88 % right; likely_invalid: the highest from 0.20 down whose claims
+are >= 97 % right; margins over the targets of 85 % and 95 %, and "likely" never said
+of a probability between 0.2 and 0.8), and writes src/evidence/assess_weights.h. The held-out
 "test" split is never read here; tests/unit/test_evidence_eval.c checks it.
 
 usage: bench/assess/train.py [BUILD_DIR]     (default: build)
@@ -101,13 +102,13 @@ def main():
         return (sum(ys[i] for i in sel) / len(sel)) if sel else 0.0
 
     t_valid = 0.95
-    for t in [i / 100 for i in range(50, 96)]:
+    for t in [i / 100 for i in range(80, 96)]:  # "likely" means at least 80 %
         sel = [i for i, (p, po) in enumerate(probs) if p >= t and not po]
         if sel and prec(sel) >= 0.88:
             t_valid = t
             break
     t_invalid = 0.01
-    for t in [i / 100 for i in range(50, 0, -1)]:
+    for t in [i / 100 for i in range(20, 0, -1)]:  # and at most 20 %
         sel = [i for i, (p, po) in enumerate(probs) if p <= t and not po]
         if sel and 1 - prec(sel) >= 0.97:
             t_invalid = t

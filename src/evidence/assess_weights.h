@@ -9,7 +9,7 @@
 
 #define ASSESS_W_BIAS 1.4677
 #define ASSESS_PRIOR_CENTER 0.1699 /* mean list prior of the train split */
-#define ASSESS_T_VALID 0.54
+#define ASSESS_T_VALID 0.80
 #define ASSESS_T_INVALID 0.16
 
 static const double assess_weights[AF__COUNT] = {
