@@ -113,41 +113,9 @@ void assess_prior_make(uint64_t undeliverable, uint64_t checkable, assess_prior_
 
 size_t assess_edit_distance(const char *a, const char *b, size_t max)
 {
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 128 || lb > 128)
-        return max + 1;
-    if ((la > lb ? la - lb : lb - la) > max)
-        return max + 1;
-    /* three rows of the optimal-string-alignment table */
-    size_t r0[129], r1[129], r2[129];
-    size_t *pp = r0, *prev = r1, *cur = r2;
-    for (size_t j = 0; j <= lb; j++)
-        prev[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        cur[0] = i;
-        size_t best = cur[0];
-        for (size_t j = 1; j <= lb; j++) {
-            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            size_t v = prev[j] + 1;
-            if (cur[j - 1] + 1 < v)
-                v = cur[j - 1] + 1;
-            if (prev[j - 1] + cost < v)
-                v = prev[j - 1] + cost;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-                pp[j - 2] + 1 < v)
-                v = pp[j - 2] + 1;
-            cur[j] = v;
-            if (v < best)
-                best = v;
-        }
-        if (best > max)
-            return max + 1;
-        size_t *t = pp;
-        pp = prev;
-        prev = cur;
-        cur = t;
-    }
-    return prev[lb] > max ? max + 1 : prev[lb];
+    if (max > 8)
+        max = 8;
+    return (size_t)intel_osa_distance(a, strlen(a), b, strlen(b), (int)max);
 }
 
 /* The local part, lower case, without its +tag. */

@@ -172,8 +172,10 @@ void assess_single(const char *local, const assess_hist_t *hist, int64_t now, as
 
 /**
  * Optimal-string-alignment distance (insert, delete, substitute, swap of neighbours)
- * between two ASCII strings, case-sensitive, stopping early above max.
- * @return the distance, or max + 1 when it is larger (or a string is over 128 bytes)
+ * between two ASCII strings, case-sensitive, stopping early above max (at most 8):
+ * intel_osa_distance, which treats strings of 64 bytes or more (longer than a local
+ * part may be) as equal or too far.
+ * @return the distance, or max + 1 when it is larger
  */
 size_t assess_edit_distance(const char *a, const char *b, size_t max);
 

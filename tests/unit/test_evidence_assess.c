@@ -145,7 +145,11 @@ static void test_edit_distance(void **state)
     char big[200];
     memset(big, 'a', sizeof big - 1);
     big[sizeof big - 1] = '\0';
-    assert_int_equal(assess_edit_distance(big, big, 1), 2); /* too long: refused */
+    assert_int_equal(assess_edit_distance(big, big, 1), 0); /* too long: equal or too far */
+    char big2[200];
+    memcpy(big2, big, sizeof big);
+    big2[100] = 'b';
+    assert_int_equal(assess_edit_distance(big, big2, 1), 2);
 }
 
 /* A small accept-all domain: first.last, with named employees. */
