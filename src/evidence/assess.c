@@ -196,6 +196,8 @@ static bool established(const assess_row_t *r, const names_domain_t *d, bool pat
 void assess_domain_inputs(const assess_row_t *rows, size_t n, const assess_prior_t *prior,
                           int64_t now, assess_input_t *in)
 {
+    if (!n)
+        return;
     memset(in, 0, n * sizeof *in);
     /* the domain's pattern: named rows, the proven ones counted three times */
     names_domain_t d;
