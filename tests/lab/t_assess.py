@@ -160,6 +160,15 @@ class Assess(labkit.LabCase):
         self.assertEqual([e["factor"] for e in a["evidence"]], ["refused_recent"])
         a = res[1]["catch_all_assessment"]
         self.assertEqual((a["assessment"], a["evidence"]), ("no_evidence", []))
+        # the human output says it too; a store that does not exist is not created
+        p = self.mp("check", "--store", self.store, *ENGINE[:-1], "lena.gone@catchall.test")
+        self.assertIn("catch-all assessment: likely_invalid (probability 4 %): "
+                      "refused_recent -4.78 10 days ago\n", p.stdout)
+        none = self.path("none.sqlite")
+        p = self.mp("check", "--json", "--store", none, *ENGINE[:-1], "lena.gone@catchall.test")
+        a = json.loads(p.stdout)["catch_all_assessment"]
+        self.assertEqual((a["assessment"], a["evidence"]), ("no_evidence", []))
+        self.assertFalse(os.path.exists(none))
 
         # serve's /v1/check: the same object, from the same history
         srv = Server(self.store)
