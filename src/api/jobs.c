@@ -951,7 +951,7 @@ static int task_open(api_t *a, out_task_t *t, char *err, size_t errsize)
     char path[1300], split[1300];
     out_path(a, t->id, t->fmt, NULL, path, sizeof path);
     snprintf(split, sizeof split, "%s.split", path);
-    bulkio_wopts_t wo = {t->fmt, path, split};
+    bulkio_wopts_t wo = {t->fmt, path, split, false}; /* verdict=risky: every risky row */
     int rc = -1;
     if (bulkio_reader_open(j.input_path, &ro, &rd, err, errsize) == MP_OK &&
         bulkio_writer_open(&wo, bulkio_reader_schema(rd), &w, err, errsize) == MP_OK &&

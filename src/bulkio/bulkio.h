@@ -193,6 +193,9 @@ typedef struct {
     bulkio_format_t format;   /* CSV or NDJSON; AUTO = same as the input */
     const char *path;         /* output file; "-" = stdout (not atomic); NULL = none */
     const char *split_dir;    /* --split-by-verdict DIR (created if missing); NULL = none */
+    bool split_assessed;      /* with split_dir: risky rows assessed likely_valid /
+                                 likely_invalid go to risky_likely_valid / _invalid
+                                 instead of risky (false: every risky row in risky) */
 } bulkio_wopts_t;
 
 typedef struct bulkio_writer bulkio_writer_t;
@@ -230,8 +233,8 @@ void bulkio_writer_free(bulkio_writer_t *w);
 extern const char *const bulkio_result_columns[];
 
 /** The files --split-by-verdict writes (without extension), NULL-terminated: one per
- *  verdict, and risky_likely_valid / risky_likely_invalid for risky rows whose
- *  catch_all_assessment says so (the other risky rows stay in risky). */
+ *  verdict, and (with split_assessed) risky_likely_valid / risky_likely_invalid for risky
+ *  rows whose catch_all_assessment says so (the other risky rows stay in risky). */
 extern const char *const bulkio_split_files[];
 
 #endif

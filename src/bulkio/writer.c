@@ -57,6 +57,7 @@ struct bulkio_writer {
     bool has_main;
     afile_t split[NSPLIT];
     bool has_split;
+    size_t nsplit;   /* split files open: 4, or NSPLIT with split_assessed */
     bool committed;
     mp_buf_t line;
     size_t nout; /* fields in the CSV line being built */
@@ -371,7 +372,7 @@ static size_t split_of(const bulkio_writer_t *w, bool have)
 {
     if (!have)
         return SPLIT_UNKNOWN; /* no (readable) result */
-    if (col_is(w, COL_VERDICT, "risky")) {
+    if (w->nsplit == NSPLIT && col_is(w, COL_VERDICT, "risky")) {
         if (col_is(w, COL_ASSESSMENT, "likely_valid"))
             return 4;
         if (col_is(w, COL_ASSESSMENT, "likely_invalid"))
@@ -531,7 +532,8 @@ mp_status_t bulkio_writer_open(const bulkio_wopts_t *o, const bulkio_schema_t *s
             goto fail;
         }
         w->has_split = true;
-        for (size_t i = 0; i < NSPLIT; i++) {
+        w->nsplit = o->split_assessed ? NSPLIT : 4;
+        for (size_t i = 0; i < w->nsplit; i++) {
             char *p = str_join(o->split_dir, "/", bulkio_split_files[i]);
             char *q = p ? str_join(p, w->out_fmt == BULKIO_FMT_CSV ? ".csv" : ".ndjson", "") : NULL;
             free(p);
@@ -564,7 +566,7 @@ mp_status_t bulkio_writer_commit(bulkio_writer_t *w)
     if (w->committed)
         return MP_OK;
     /* Split files first: the main output appearing is the sign that all are complete. */
-    for (size_t i = 0; !st && w->has_split && i < NSPLIT; i++)
+    for (size_t i = 0; !st && w->has_split && i < w->nsplit; i++)
         st = afile_commit(&w->split[i], w->err, sizeof w->err);
     if (!st && w->has_main)
         st = afile_commit(&w->main, w->err, sizeof w->err);

@@ -337,6 +337,7 @@ int cli_bulk(int argc, char **argv)
                 : strcmp(cfg.format, "csv") == 0 ? BULKIO_FMT_CSV : BULKIO_FMT_NDJSON;
     wo.path = cfg.output[0] ? cfg.output : "-";
     wo.split_dir = cfg.split_dir[0] ? cfg.split_dir : NULL;
+    wo.split_assessed = true;
     if (bulkio_writer_open(&wo, bulkio_reader_schema(rd), &w, err, sizeof err) != MP_OK) {
         rc = cli_usage_error("bulk: %s", err);
         goto done;

@@ -829,6 +829,22 @@ static void test_writer_split(void **state)
     parse_csv_file(tpath("split/risky.csv"), '\t', &p);
     assert_int_equal(p.nrows, 1);
     parsed_free(&p);
+    /* without split_assessed (serve's jobs): the four verdict files only, and an assessed
+     * risky row stays in risky */
+    assert_false(exists(tpath("split/risky_likely_valid.csv")));
+    r = OPEN("email\na@x.com\n", NULL);
+    bulkio_wopts_t wo2 = {.path = tpath("all2.csv"), .split_dir = tpath("split2")};
+    assert_int_equal(bulkio_writer_open(&wo2, bulkio_reader_schema(r), &w, err, sizeof err), MP_OK);
+    assert_int_equal(bulkio_writer_put(w, next(r),
+                                       "{\"verdict\":\"risky\",\"catch_all_assessment\":"
+                                       "{\"assessment\":\"likely_valid\"}}", NULL), MP_OK);
+    assert_int_equal(bulkio_writer_commit(w), MP_OK);
+    bulkio_writer_free(w);
+    bulkio_reader_free(r);
+    parse_csv_file(tpath("split2/risky.csv"), ',', &p);
+    assert_int_equal(p.nrows, 2);
+    parsed_free(&p);
+    assert_false(exists(tpath("split2/risky_likely_valid.csv")));
     parse_csv_file(tpath("all.csv"), '\t', &p);
     assert_int_equal(p.nrows, 5);
     parsed_free(&p);
@@ -863,7 +879,8 @@ static void test_writer_result_scan(void **state)
     bulkio_writer_t *w = NULL;
     bulkio_reader_t *r = OPEN("email\na@x.com\nb@x.com\nc@x.com\nd@x.com\ne@x.com\nf@x.com\ng@x.com\n"
                               "h@x.com\ni@x.com\nj@x.com\nk@x.com\n", NULL);
-    bulkio_wopts_t wo = {.path = tpath("scan.csv"), .split_dir = tpath("scansplit")};
+    bulkio_wopts_t wo = {.path = tpath("scan.csv"), .split_dir = tpath("scansplit"),
+                         .split_assessed = true};
     assert_int_equal(bulkio_writer_open(&wo, bulkio_reader_schema(r), &w, err, sizeof err), MP_OK);
     assert_int_equal(bulkio_writer_put(w, next(r), full, NULL), MP_OK);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
