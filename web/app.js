@@ -272,6 +272,13 @@
     add('Security gateway', yesNo(d.gateway));
     add('Catch-all', s.catch_all === true ? 'yes: accepts any address'
       : s.catch_all === false ? 'no' : 'not known');
+    const ca = r.catch_all_assessment;
+    if (ca) {
+      add('Catch-all assessment', ca.assessment.replace('_', ' ') + ' (probability ' +
+        Math.round(ca.probability * 100) + ' %)' + (ca.evidence || []).map((e) =>
+        '; ' + e.factor + ' ' + (e.weight > 0 ? '+' : '') + e.weight +
+        (e.detail ? ' (' + e.detail + ')' : '')).join(''));
+    }
     if (s.code !== null && s.code !== undefined) {
       add('SMTP reply', [s.code, s.enhanced, s.message].filter((x) => x).join(' ') +
         (s.stage ? ' (at ' + s.stage + ')' : ''));

@@ -419,6 +419,14 @@ class Page(WebCase):
             finally:
                 self.d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
+    def test_1c_catch_all_assessment(self):
+        # an accept-all domain: the assessment (from the history alone: none here)
+        self.assertEqual(self.check_address("jane@catchall.test"), "risky")
+        self.assertEqual(self.text("r-reason"), "accept_all")
+        self.assertIn("Catch-all assessment" + "no evidence (probability", self.text("r-server"))
+        self.check_address(DELIVERABLE)
+        self.assertNotIn("Catch-all assessment", self.text("r-server"))
+
     def test_1b_server_identity(self):
         """The card of GET /v1/doctor: the quick checks serve ran at start (in the lab the
         egress address is unknown: no myip server is reachable, so warnings)."""
