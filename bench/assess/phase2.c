@@ -86,8 +86,8 @@ int main(int argc, char **argv)
             return fail("history", err);
         job_assess_t *a = NULL;
         double t0 = now_ms();
-        if (job_assess_build(st, job.id, input, NULL, h, (int64_t)time(NULL), &a, err,
-                             sizeof err) != MP_OK)
+        if (job_assess_build(st, job.id, input, NULL, h, true, (int64_t)time(NULL), &a,
+                             err, sizeof err) != MP_OK)
             return fail("job_assess_build", err);
         double ms = now_ms() - t0;
         assess_prior_t pr;

@@ -955,7 +955,8 @@ static int task_open(api_t *a, out_task_t *t, char *err, size_t errsize)
     int rc = -1;
     if (bulkio_reader_open(j.input_path, &ro, &rd, err, errsize) == MP_OK &&
         bulkio_writer_open(&wo, bulkio_reader_schema(rd), &w, err, errsize) == MP_OK &&
-        job_out_open(a->jobs->rst, t->id, j.input_path, &ro, NULL, w, &t->out, err, errsize) ==
+        job_out_open(a->jobs->rst, t->id, j.input_path, &ro, a->hist, false, w, &t->out, err,
+                     errsize) ==
             MP_OK)
         rc = 0;
     bulkio_reader_free(rd);

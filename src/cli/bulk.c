@@ -498,7 +498,8 @@ int cli_bulk(int argc, char **argv)
         if (history_open(store_path, &hist, herr, sizeof herr) != MP_OK)
             fprintf(stderr, "mailprobe: address history unavailable (%s): the catch-all "
                     "assessment goes without it\n", herr);
-        mp_status_t ost = job_out_open(b.st, b.job.id, input, &ro, hist, w, &out, err, sizeof err);
+        mp_status_t ost = job_out_open(b.st, b.job.id, input, &ro, hist, true, w, &out, err,
+                                       sizeof err);
         w = NULL; /* job_out owns it now */
         if (ost == MP_OK && job_out_step(out, SIZE_MAX, &fin) != MP_OK)
             mp_strlcpy(err, job_out_error(out), sizeof err);

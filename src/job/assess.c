@@ -4,9 +4,10 @@
  * address's evidence needs every row of its domain (the domain's naming pattern, the
  * colleagues a slip is compared with) and the whole list (its prior).
  *
- * The pass also records in the address history what the job proved while domains still
- * told addresses apart (accepted: "accepted"; mailbox_absent / mailbox_disabled:
- * "refused"), so a later job finds it when the domain has turned accept-all.
+ * The pass also records in the address history (when asked) what the job proved while
+ * domains still told addresses apart (accepted: "accepted"; mailbox_absent /
+ * mailbox_disabled: "refused"), so a later job finds it when the domain has turned
+ * accept-all.
  *
  * Memory: the accept_all / anti_enumeration rows only (address, name columns, then the
  * assessment's JSON text, a few hundred bytes each). Does not: change a verdict, write
@@ -170,8 +171,8 @@ done:
 }
 
 mp_status_t job_assess_build(store_t *st, const char *job_id, const char *input,
-                             const bulkio_ropts_t *ro, history_t *hist, int64_t now,
-                             job_assess_t **out, char *err, size_t errsize)
+                             const bulkio_ropts_t *ro, history_t *hist, bool record,
+                             int64_t now, job_assess_t **out, char *err, size_t errsize)
 {
     *out = NULL;
     job_assess_t *a = calloc(1, sizeof *a);
@@ -209,7 +210,7 @@ mp_status_t job_assess_build(store_t *st, const char *job_id, const char *input,
                 have = false;
         if (!have || res.row_no != (int64_t)row->row_no)
             continue;
-        if ((s = see_result(a, hist, job_id, row, &res)) != MP_OK) {
+        if ((s = see_result(a, record ? hist : NULL, job_id, row, &res)) != MP_OK) {
             snprintf(err, errsize, "address history: cannot record the job's results");
             goto done;
         }
@@ -221,7 +222,7 @@ mp_status_t job_assess_build(store_t *st, const char *job_id, const char *input,
     }
     store_results_close(st);
     iterating = false;
-    if (hist && history_commit(hist) != MP_OK) {
+    if (hist && record && history_commit(hist) != MP_OK) {
         snprintf(err, errsize, "address history: cannot commit");
         s = MP_ERR_IO;
         goto done;

@@ -128,13 +128,13 @@ typedef struct {
  * iterator per store_t). First one pass over the input and the results computes the
  * catch-all assessment of the accept_all / anti_enumeration rows (job_assess_build),
  * which every such row's result then carries as "catch_all_assessment".
- * @param hist  the address history (read for the assessment, and given what this job
- *              proved), or NULL
+ * @param hist    the address history (read for the assessment), or NULL
+ * @param record  also give hist what this job proved (accepted / refused)
  * @return MP_OK; MP_ERR_* with a message in err.
  */
 mp_status_t job_out_open(store_t *st, const char *job_id, const char *input,
-                         const bulkio_ropts_t *ro, history_t *hist, bulkio_writer_t *w,
-                         job_out_t **out, char *err, size_t errsize);
+                         const bulkio_ropts_t *ro, history_t *hist, bool record,
+                         bulkio_writer_t *w, job_out_t **out, char *err, size_t errsize);
 
 /** The list prior and the assessments per assess_label_t of the output (job_assess_summary). */
 void job_out_assess_summary(const job_out_t *o, assess_prior_t *prior, uint64_t labels[3]);
@@ -160,16 +160,19 @@ typedef struct job_assess job_assess_t;
 /**
  * Read the input and the job's stored results once: count the list prior (undeliverable
  * among deliverable + undeliverable, syntax errors and the user's deny list left out),
- * record in hist what the job proved (accepted / refused while the domain told addresses
- * apart), and weigh every accept_all / anti_enumeration row with all rows of its domain
- * and its history (evidence/assess.h). Blocks for one pass; st must not be iterating.
- * @param hist  the address history, or NULL (no history evidence, nothing recorded)
- * @param now   Unix time (ages of the history)
+ * with record, record in hist what the job proved (accepted / refused while the domain
+ * told addresses apart), and weigh every accept_all / anti_enumeration row with all rows
+ * of its domain and its history (evidence/assess.h). Blocks for one pass; st must not be
+ * iterating.
+ * @param hist    the address history, or NULL (no history evidence, nothing recorded)
+ * @param record  write to hist (false: only read it, for a caller whose job store
+ *                connection may hold a write transaction on the same file)
+ * @param now     Unix time (ages of the history)
  * @return MP_OK; MP_ERR_* with a message in err
  */
 mp_status_t job_assess_build(store_t *st, const char *job_id, const char *input,
-                             const bulkio_ropts_t *ro, history_t *hist, int64_t now,
-                             job_assess_t **out, char *err, size_t errsize);
+                             const bulkio_ropts_t *ro, history_t *hist, bool record,
+                             int64_t now, job_assess_t **out, char *err, size_t errsize);
 
 /** The assessment's JSON object of one row, or NULL when the row has none. Borrowed. */
 const char *job_assess_get(const job_assess_t *a, uint64_t row_no);

@@ -45,8 +45,8 @@ static void tally_add(job_tally_t *t, size_t max, size_t *n, const char *name)
 }
 
 mp_status_t job_out_open(store_t *st, const char *job_id, const char *input,
-                         const bulkio_ropts_t *ro, history_t *hist, bulkio_writer_t *w,
-                         job_out_t **out, char *err, size_t errsize)
+                         const bulkio_ropts_t *ro, history_t *hist, bool record,
+                         bulkio_writer_t *w, job_out_t **out, char *err, size_t errsize)
 {
     *out = NULL;
     job_out_t *o = calloc(1, sizeof *o);
@@ -58,8 +58,8 @@ mp_status_t job_out_open(store_t *st, const char *job_id, const char *input,
     o->st = st;
     o->w = w;
     mp_buf_init(&o->spliced, 64u * 1024u * 1024u);
-    mp_status_t s = job_assess_build(st, job_id, input, ro, hist, (int64_t)time(NULL),
-                                     &o->assess, err, errsize);
+    mp_status_t s = job_assess_build(st, job_id, input, ro, hist, record,
+                                     (int64_t)time(NULL), &o->assess, err, errsize);
     if (s == MP_OK)
         s = bulkio_reader_open(input, ro, &o->rd, err, errsize);
     if (s == MP_OK) {

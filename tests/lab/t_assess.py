@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import labkit  # noqa: E402
@@ -181,6 +182,27 @@ class Assess(labkit.LabCase):
                 self.assertEqual(j["catch_all_assessment"]["assessment"], "likely_invalid")
             j = request(srv.url("/v1/check?email=alice@postfix.test")).json()
             self.assertNotIn("catch_all_assessment", j)
+            # a job through the API: the list's evidence and the history (read only)
+            with open(src) as f:
+                r = request(srv.url("/v1/jobs"), "POST", f.read(), {"Content-Type": "text/csv"})
+            self.assertEqual(r.code, 202, r.body)
+            id = r.json()["id"]
+            for _ in range(600):
+                j = request(srv.url("/v1/jobs/" + id)).json()
+                if j["state"] in ("done", "failed"):
+                    break
+                time.sleep(0.2)
+            self.assertEqual(j["state"], "done", j)
+            body = request(srv.url("/v1/jobs/%s/results?format=ndjson" % id)).body.decode()
+            got = {o["email"]: o["mailprobe"].get("catch_all_assessment")
+                   for o in map(json.loads, body.splitlines())}
+            self.assertEqual({e: a and a["assessment"] for e, a in got.items()},
+                             {e: w or None for _, _, e, w in ROWS})
+            self.assertIn("refused_recent",
+                          [e["factor"] for e in got["lena.gone@catchall.test"]["evidence"]])
+            # verdict=risky: every risky row, whatever its assessment
+            risky = request(srv.url("/v1/jobs/%s/results?verdict=risky" % id)).body.decode()
+            self.assertEqual(len(risky.splitlines()), 1 + sum(1 for r in ROWS if r[3]))
         finally:
             self.assertEqual(srv.stop(), 0)
 
