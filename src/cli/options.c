@@ -27,7 +27,8 @@ enum {
     O_LISTEN, O_TOKENS, O_RATE_LIMIT, O_MAX_BODY, O_WAIT, O_LOG_FORMAT,
     O_ALLOW_PRIVATE_HOOKS, O_REQUEST_TIMEOUT, O_MAX_PER_CLIENT, O_MAX_CONNS, O_SOURCE, O_PROXY,
     O_REF_MX, O_DNSBL, O_DNSBL_DNS, O_MYIP_DNS, O_MYIP_NAME,
-    O_SESSION_ERRORS, O_REUSE_TIME, O_REUSE_COUNT, O_IDLE_TIME, O_END
+    O_SESSION_ERRORS, O_REUSE_TIME, O_REUSE_COUNT, O_IDLE_TIME,
+    O_REDIS, O_CAP_MINUTE, O_CAP_HOUR, O_CAP_DAY, O_END
 };
 
 _Static_assert(O_END - O_JSON <= 64, "cli_cfg_t.origin is too small");
@@ -92,6 +93,10 @@ static const struct option long_opts[] = {
     {"session-reuse-time", required_argument, NULL, O_REUSE_TIME},
     {"session-reuse-count", required_argument, NULL, O_REUSE_COUNT},
     {"idle-time", required_argument, NULL, O_IDLE_TIME},
+    {"redis", required_argument, NULL, O_REDIS},
+    {"sessions-per-minute", required_argument, NULL, O_CAP_MINUTE},
+    {"sessions-per-hour", required_argument, NULL, O_CAP_HOUR},
+    {"sessions-per-day", required_argument, NULL, O_CAP_DAY},
     {NULL, 0, NULL, 0},
 };
 
@@ -362,6 +367,29 @@ static int apply_opt(cli_cfg_t *c, int id, const char *v, const char *where)
                                    where);
         c->eo.idle_time_ms = (unsigned)n;
         break;
+    case O_REDIS: {
+        fleet_url_t u;
+        char err[256];
+        if (fleet_url_parse(v, &u, err, sizeof err) != MP_OK ||
+            mp_strlcpy(c->redis, v, sizeof c->redis) >= sizeof c->redis)
+            return cli_usage_error("%s: --redis %s", where, err);
+        /* shown by `mailprobe config` without its password */
+        snprintf(c->redis_shown, sizeof c->redis_shown, "redis://%s%s%s%s:%u/%u", u.user,
+                 u.pass[0] ? ":***" : "", u.user[0] || u.pass[0] ? "@" : "", u.host, u.port,
+                 u.db);
+        c->eo.redis_url = c->redis;
+        break;
+    }
+    case O_CAP_MINUTE: case O_CAP_HOUR: case O_CAP_DAY: {
+        const char *name = id == O_CAP_MINUTE ? "minute" : id == O_CAP_HOUR ? "hour" : "day";
+        if (!mp_parse_uint(v, 0, 100000000, &n))
+            return cli_usage_error("%s: --sessions-per-%s needs a number (0 = no cap)", where,
+                                   name);
+        unsigned *cap = id == O_CAP_MINUTE ? &c->eo.caps.per_minute
+                        : id == O_CAP_HOUR ? &c->eo.caps.per_hour : &c->eo.caps.per_day;
+        *cap = (unsigned)n;
+        break;
+    }
     case O_OUTPUT:
         if (!*v || mp_strlcpy(c->output, v, sizeof c->output) >= sizeof c->output)
             return cli_usage_error("%s: --output needs a file name", where);
@@ -492,7 +520,8 @@ static int apply_from(cli_cfg_t *c, int id, const char *v, const char *where,
     free(o->value);
     free(o->source);
     /* a proxy is shown by its name, which never holds the password */
-    o->value = strdup(id == O_PROXY && c->negress ? c->egress[c->negress - 1].name : v);
+    o->value = strdup(id == O_PROXY && c->negress ? c->egress[c->negress - 1].name
+                      : id == O_REDIS ? c->redis_shown : v);
     o->source = strdup(origin);
     if (!o->value || !o->source)
         return cli_usage_error("out of memory");
@@ -826,6 +855,24 @@ const cli_origin_t *cli_cfg_origin(const cli_cfg_t *c, const char *name)
     return NULL;
 }
 
+/* --redis: reach Redis once before anything is done (the engine connects again), so
+ * that an unreachable one is one line and exit 5. */
+static int redis_reachable(const char *url)
+{
+    char err[512];
+    struct event_base *base = event_base_new();
+    fleet_t *f = base ? fleet_open(base, url, 0, err, sizeof err) : NULL;
+    if (!base)
+        mp_strlcpy(err, "cannot create the event loop", sizeof err);
+    fleet_free(f);
+    if (base)
+        event_base_free(base);
+    if (f)
+        return 0;
+    fprintf(stderr, "mailprobe: %s\n", err);
+    return EXIT_RUNTIME;
+}
+
 int cli_cfg_finish(cli_cfg_t *c)
 {
     int rc = 0;
@@ -837,6 +884,11 @@ int cli_cfg_finish(cli_cfg_t *c)
     c->eo.dns.server = c->dns[0] ? c->dns : NULL;
     c->eo.keep_transcript = c->trace;
     mp_log_set(log_to_stderr, c->verbose ? MP_LOG_DEBUG : MP_LOG_WARN, c);
+    if (!c->redis[0] && (c->eo.caps.per_minute || c->eo.caps.per_hour || c->eo.caps.per_day))
+        return cli_usage_error("--sessions-per-minute/-hour/-day count over a fleet: they "
+                               "need --redis");
+    if (c->redis[0] && !c->eo.offline && (rc = redis_reachable(c->redis)) != 0)
+        return rc;
 
     userlist_t *allow = NULL, *deny = NULL;
     geo_db_t *geo = NULL;
@@ -957,6 +1009,12 @@ void cli_cfg_help(unsigned cmd)
         "                         its HELO name; repeatable: each domain keeps one address\n"
         "  --proxy socks5://[USER:PASS@]HOST:PORT[=HELO]  connect through this SOCKS5\n"
         "                         proxy (RFC 1928/1929); repeatable, mixed with --source\n"
+        "  --redis redis://[[USER]:PASS@]HOST[:PORT][/DB]  share the per-server limits,\n"
+        "                         intervals, 421 penalties and catch-all facts with every\n"
+        "                         mailprobe on this Redis (a fleet: one politeness budget)\n"
+        "  --sessions-per-minute N, --sessions-per-hour N, --sessions-per-day N\n"
+        "                         sessions each source address or proxy opens, counted\n"
+        "                         over the fleet (needs --redis; default: no cap)\n"
         "  --config FILE          read options from FILE alone (default: $MAILPROBE_CONFIG,\n"
         "                         else " MP_SYSCONF_FILE " then\n"
         "                         ~/.config/mailprobe/config); MAILPROBE_<OPTION>\n"

@@ -74,6 +74,8 @@ typedef struct cli_cfg {
     uint64_t request_timeout_ms; /* a request's head and body must arrive within it */
     unsigned max_per_client;   /* connections per client address */
     size_t max_conns;          /* connections at once (0: from the open files limit) */
+    char redis[1024];          /* --redis URL (eo.redis_url points here) */
+    char redis_shown[640];     /* the same without its password, for `mailprobe config` */
     net_egress_t *egress;      /* --source, --proxy (checked when parsed), in order */
     size_t negress;
     /* where each option came from, and the files read */

@@ -37,6 +37,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "sched/conncache.h"
+#include "sched/lease.h"
 #include "sched/trouble.h"
 #include "sched/window.h"
 #include "util/str.h"
@@ -94,6 +95,7 @@ typedef struct conn {
     unsigned runs;          /* batches it carried */
     int egress;             /* its way out (index in the egress pool), or -1 */
     window_outcome_t outcome; /* for the window at close: a throttle in any run wins */
+    lease_hold_t *hold;     /* its fleet lease (--redis), released at close */
     char key[CONNCACHE_KEY_MAX];
     char host[256];
     char domains[200];      /* the domains its earlier runs served (--trace) */
@@ -135,6 +137,8 @@ struct chk {
     sess_ctl_t ctl;         /* the controls of the last session this check rode in */
     chk_t *next_wait, *next_all, *prev_all;
     chk_t *next_waiter;
+    struct fetching *fetching; /* waiting for the domain's shared facts (--redis) */
+    chk_t *next_fetch;
 };
 
 enum { ACT_TARGET, ACT_FINISH, ACT_ACCEPTED };
@@ -191,7 +195,18 @@ struct engine {
     struct event *cc_ev;          /* closes idle connections past their time */
     conn_t *conns;                /* every open connection */
     uint64_t next_conn_id;
+    fleet_t *fleet;               /* --redis, or NULL */
+    lease_pool_t *lease;          /* the fleet leases per (egress, server address) */
+    char lease_next[64];          /* a lease taken for the session conn_open makes next */
+    strmap_t *fetching;           /* domain -> fetching_t: shared facts asked of Redis */
 };
+
+/* A domain's shared facts asked of Redis, and the checks waiting for the answer. */
+typedef struct fetching {
+    engine_t *e;
+    char domain[256];
+    chk_t *waiters;
+} fetching_t;
 
 static void chk_try_target(chk_t *j);
 static void chk_finish(chk_t *j);
@@ -384,6 +399,7 @@ static void batch_start(chk_t *j, conn_t *reuse);
 static void conn_quit(conn_t *c);
 static conn_t *conn_take(engine_t *e, const target_t *t, const char *domain);
 static void conn_evict_for(engine_t *e, const target_t *t);
+static void dispatch_soon(engine_t *e);
 
 /* ---- egress: source addresses and proxies (net/egress.h) ------------------------ */
 
@@ -427,6 +443,118 @@ static void egress_on_done(engine_t *e, int i, const smtp_result_t *sr)
     }
 }
 
+/* ---- the fleet (--redis): a lease per new session, shared facts ---------------------- */
+
+static const char *egress_name(const engine_t *e, int i)
+{
+    return i >= 0 ? e->egress.eg[i]->name : LEASE_EGRESS_SYSTEM;
+}
+
+/* The fleet's consent to a new session of j to t: a lease granted by Redis, kept in
+ * lease_next for conn_open. False: asked (the answer dispatches again) or waiting until
+ * a time folded into *earliest. */
+static bool fleet_slot(engine_t *e, chk_t *j, const target_t *t, uint64_t now,
+                       uint64_t *earliest)
+{
+    uint64_t at = 0;
+    int i = egress_index(e, j->res->addr.domain_ascii, t);
+    if (lease_pool_take(e->lease, egress_name(e, i), t->ip.text, e->lease_next,
+                        sizeof e->lease_next, now, &at))
+        return true;
+    if (at > now && at < *earliest)
+        *earliest = at;
+    return false;
+}
+
+static void on_lease_wake(void *arg)
+{
+    dispatch_soon(arg);
+}
+
+static fleet_outcome_t fleet_outcome(window_outcome_t o)
+{
+    return o == WIN_OK ? FLEET_OK : o == WIN_THROTTLE ? FLEET_THROTTLE : FLEET_NEUTRAL;
+}
+
+/* Tell the fleet a catch-all fact learnt here. */
+static void fact_share(engine_t *e, const char *domain, const facts_domain_t *f,
+                       uint64_t ttl_ms)
+{
+    char txt[LEASE_FACT_MAX];
+    size_t n = e->fleet ? lease_fact_encode(f, txt, sizeof txt) : 0;
+    if (n && fleet_fact_put(e->fleet, FLEET_FACT_CATCH_ALL, domain, txt, n, ttl_ms, NULL,
+                            NULL) == MP_OK)
+        e->stats.fleet_calls++;
+}
+
+static void on_fact(const char *error, const char *value, size_t len, uint64_t ttl_ms,
+                    void *arg)
+{
+    fetching_t *fe = arg;
+    engine_t *e = fe->e;
+    facts_domain_t f;
+    if (!error && value && ttl_ms && lease_fact_decode(value, len, &f))
+        facts_put(e->facts, fe->domain, &f, ttl_ms); /* the local cache: first level */
+    strmap_del(e->fetching, fe->domain);
+    for (chk_t *w = fe->waiters, *next; w; w = next) {
+        next = w->next_fetch;
+        w->next_fetch = NULL;
+        w->fetching = NULL;
+        chk_try_target(w);
+    }
+    free(fe);
+}
+
+/* Before the first session of j: the domain's catch-all fact from Redis when it is not
+ * known here, so that a domain is probed once per fleet; one question per domain, the
+ * checks of the domain that arrive meanwhile wait for the same answer. */
+static void chk_fetch_facts(chk_t *j)
+{
+    engine_t *e = j->e;
+    const char *d = j->res->addr.domain_ascii;
+    facts_domain_t f;
+    if (!e->fleet || !e->o.catch_all_probe || facts_get(e->facts, d, &f)) {
+        chk_try_target(j);
+        return;
+    }
+    fetching_t *fe = strmap_get(e->fetching, d);
+    if (!fe) {
+        fe = calloc(1, sizeof *fe);
+        if (!fe || !strmap_put(e->fetching, d, fe)) {
+            free(fe);
+            chk_try_target(j);
+            return;
+        }
+        fe->e = e;
+        mp_strlcpy(fe->domain, d, sizeof fe->domain);
+        if (fleet_fact_get(e->fleet, FLEET_FACT_CATCH_ALL, d, on_fact, fe) != MP_OK) {
+            strmap_del(e->fetching, d);
+            free(fe);
+            chk_try_target(j);
+            return;
+        }
+        e->stats.fleet_calls++;
+    }
+    chk_t **wp = &fe->waiters; /* in arrival order */
+    while (*wp)
+        wp = &(*wp)->next_fetch;
+    *wp = j;
+    j->fetching = fe;
+}
+
+static void fetch_remove(chk_t *j)
+{
+    if (!j->fetching)
+        return;
+    for (chk_t **wp = &j->fetching->waiters; *wp; wp = &(*wp)->next_fetch)
+        if (*wp == j) {
+            *wp = j->next_fetch;
+            break;
+        }
+    j->fetching = NULL;
+    j->next_fetch = NULL;
+}
+
 /* Start sessions for waiting checks whose server has an idle connection or a free slot, in
  * arrival order; each session takes along the waiting checks of the same domain on the
  * same server. */
@@ -459,6 +587,12 @@ static void slots_dispatch(engine_t *e)
                     d->win.next_start_ms < earliest)
                     earliest = d->win.next_start_ms; /* waits for time, not for a slot */
             }
+            j = next;
+            continue;
+        }
+        if (e->lease && !fleet_slot(e, j, t, now, &earliest)) {
+            if (d)
+                d->blocked_pass = pass; /* asked, or waiting: the answer dispatches again */
             j = next;
             continue;
         }
@@ -520,6 +654,10 @@ static conn_t *conn_open(engine_t *e, const target_t *t, dest_t *d, int egress)
     c->egress = egress;
     conn_key(e, egress, t, c->key, sizeof c->key);
     mp_strlcpy(c->host, t->host, sizeof c->host);
+    if (e->lease_next[0]) {
+        c->hold = lease_hold_new(e->lease, egress_name(e, egress), t->ip.text, e->lease_next);
+        e->lease_next[0] = '\0';
+    }
     window_on_start(&d->win, &e->wcfg, c->born_ms);
     if (++d->open > e->stats.max_per_ip)
         e->stats.max_per_ip = d->open;
@@ -540,6 +678,7 @@ static void conn_release(conn_t *c)
 {
     engine_t *e = c->e;
     window_on_end(&c->dest->win, &e->wcfg, mp_now_ms(), c->outcome);
+    lease_hold_end(c->hold, fleet_outcome(c->outcome)); /* its socket is closed */
     c->dest->open--;
     e->active_sessions--;
     if (c->hostc)
@@ -598,7 +737,7 @@ static void on_conncache_timer(evutil_socket_t fd, short what, void *arg)
 static void conn_park(conn_t *c)
 {
     engine_t *e = c->e;
-    if (e->pending == 0 || smtp_sess_room(c->sess) < 2 ||
+    if (e->pending == 0 || smtp_sess_room(c->sess) < 2 || lease_hold_lost(c->hold) ||
         !conncache_put(e->cc, c->key, c, c->born_ms, c->runs, mp_now_ms())) {
         conn_quit(c);
         return;
@@ -619,7 +758,8 @@ static conn_t *conn_take(engine_t *e, const target_t *t, const char *domain)
     conn_t *c;
     while ((c = conncache_take(e->cc, key, now)) != NULL) {
         /* a window halved by a throttle below the sessions open: close, do not reuse */
-        if (smtp_sess_room(c->sess) >= 2 && (!d || d->open <= window_allowed(&d->win)))
+        if (smtp_sess_room(c->sess) >= 2 && !lease_hold_lost(c->hold) &&
+            (!d || d->open <= window_allowed(&d->win)))
             return c;
         conn_quit(c);
     }
@@ -658,7 +798,7 @@ void engine_close_idle(engine_t *e)
 
 unsigned engine_sessions(const engine_t *e)
 {
-    return e->active_sessions;
+    return e->active_sessions + lease_pool_inflight(e->lease);
 }
 
 /* A check leaves the session it rides in (the check is being freed); the last one out
@@ -703,6 +843,7 @@ static void chk_unlink(chk_t *j)
 static void chk_free(chk_t *j)
 {
     batch_leave(j);
+    fetch_remove(j);
     if (j->dns_id)
         dns_cancel(j->e->dns, j->dns_id);
     waiter_remove(j->e, j);
@@ -964,8 +1105,9 @@ static void probe_evaluate(chk_t *j, const smtp_result_t *sr, size_t idx,
                 f.probe_code = rp->code;
                 mp_strlcpy(f.probe_enh, rp->enh, sizeof f.probe_enh);
                 mp_strlcpy(f.probe_text, rp->text, sizeof f.probe_text);
-                facts_put(e->facts, r->addr.domain_ascii, &f,
-                          v ? e->o.catch_all_ttl_ms : e->o.not_catch_all_ttl_ms);
+                uint64_t ttl = v ? e->o.catch_all_ttl_ms : e->o.not_catch_all_ttl_ms;
+                facts_put(e->facts, r->addr.domain_ascii, &f, ttl);
+                fact_share(e, r->addr.domain_ascii, &f, ttl);
             }
         }
     }
@@ -1622,7 +1764,7 @@ static void on_dns(const dns_mail_t *m, void *arg)
         mp_log(MP_LOG_INFO, "%s: skipped %u unroutable MX address(es)", r->email, unroutable);
     snprintf(why, sizeof why, "no mail server of %s could be reached", r->addr.domain_ascii);
     vd_set(r, VR_CONNECT_FAILED, "%s", why);
-    chk_try_target(j);
+    chk_fetch_facts(j);
 }
 
 /* ---- public ------------------------------------------------------------------- */
@@ -1665,6 +1807,22 @@ engine_t *engine_new(struct event_base *base, const engine_opts_t *opts, mp_stat
     }
     if (!e->dispatch_ev || !e->wake_ev || !e->cc_ev || !e->cc)
         goto fail;
+    if (e->o.redis_url && !e->o.offline) {
+        char err[512];
+        e->fleet = fleet_open(base, e->o.redis_url, 0, err, sizeof err);
+        if (!e->fleet) {
+            mp_log(MP_LOG_ERROR, "fleet: %s", err);
+            *st = MP_ERR_IO;
+            goto fail;
+        }
+        lease_cfg_t lc = {{e->o.per_ip_limit, e->o.min_interval_ms, LEASE_MS_DEFAULT,
+                           e->wcfg.penalty_ms, e->wcfg.penalty_cap_ms},
+                          e->o.caps};
+        e->lease = lease_pool_new(base, e->fleet, &lc, on_lease_wake, e);
+        e->fetching = strmap_new();
+        if (!e->lease || !e->fetching)
+            goto fail;
+    }
     e->facts = e->o.facts;
     if (!e->facts) {
         e->facts = facts_mem_new(4096);
@@ -1711,6 +1869,11 @@ void engine_free(engine_t *e)
         conn_release(c);
     }
     conncache_free(e->cc);
+    /* the fleet first: it drops the answers still to come, which name the pool's and
+     * the fetches' records */
+    fleet_free(e->fleet);
+    lease_pool_free(e->lease);
+    strmap_free(e->fetching, free); /* fetches not answered: their checks are gone */
     if (e->cc_ev)
         event_free(e->cc_ev);
     strmap_free(e->dests, free);
@@ -1732,6 +1895,7 @@ void engine_free(engine_t *e)
 void engine_stats(const engine_t *e, engine_stats_t *out)
 {
     *out = e->stats;
+    out->fleet_calls += lease_pool_calls(e->lease);
     if (e->dns)
         dns_stats(e->dns, &out->dns);
 }

@@ -29,6 +29,7 @@
 #include <event2/event.h>
 
 #include "dns/dns.h"
+#include "fleet/fleet.h"
 #include "geo/geo.h"
 #include "intel/userlist.h"
 #include "mailprobe.h"
@@ -83,6 +84,11 @@ typedef struct {
                                     borrowed; a domain always goes out through the same
                                     one while it works (net_pool_pick); none: the system's */
     size_t negress;              /* at most NET_EGRESS_MAX */
+    const char *redis_url;       /* --redis: share the per-server limits, intervals, 421
+                                    penalties and domain facts with every process on this
+                                    Redis (docs/internals/fleet.md); NULL: alone */
+    fleet_caps_t caps;           /* sessions per egress per minute/hour/day over the whole
+                                    fleet (0: none; needs redis_url) */
 } engine_opts_t;
 
 /** Defaults: HELO and MAIL FROM still must be set by the caller. */
@@ -93,7 +99,9 @@ typedef struct engine engine_t;
 /** Done callback: the result is handed over; free it with vd_result_free. */
 typedef void (*engine_done_cb)(vd_result_t *res, void *arg);
 
-/** Create an engine on base (opts copied, strings must outlive the engine). */
+/** Create an engine on base (opts copied, strings must outlive the engine). With
+ *  redis_url, Redis is reached first: unreachable gives NULL, MP_ERR_IO and one error
+ *  line logged ("fleet: redis 127.0.0.1:6390: Connection refused"). */
 engine_t *engine_new(struct event_base *base, const engine_opts_t *opts, mp_status_t *st);
 
 /** Free the engine; checks still running are dropped without callbacks. */
@@ -116,13 +124,16 @@ typedef struct {
     uint64_t reused;        /* batches run on an idle session taken from the cache */
     unsigned max_refusals;  /* the most refusals one session took */
     unsigned max_per_ip;    /* the most sessions open at once to one server address */
+    uint64_t fleet_calls;   /* requests sent to Redis (leases, caps, facts) */
     uint64_t sess_end[ENGINE_SESS_ENDS]; /* sessions finished, by smtp_end_t */
     dns_stats_t dns;        /* the resolver's cache hits and misses */
 } engine_stats_t;
 
 void engine_stats(const engine_t *e, engine_stats_t *out);
 
-/** SMTP sessions open (running, idle in the cache, or saying QUIT). */
+/** SMTP sessions open (running, idle in the cache, or saying QUIT), plus lease releases
+ *  sent to Redis and not answered yet (so that a caller running the loop until this is 0
+ *  lets the other processes have the slots at once). */
 unsigned engine_sessions(const engine_t *e);
 
 /** QUIT every idle session now (they are also closed after idle_time_ms and when no

@@ -1,0 +1,448 @@
+/*
+ * lease.c - the engine's side of the fleet lease, and the shared facts' text form.
+ * See lease.h; the contract of the scripts is in docs/internals/fleet.md.
+ *
+ * Every answer from Redis names a record that lives as long as the pool (a pair, or a
+ * hold kept in the pool's list until its last answer came), so an answer never reaches
+ * freed memory; fleet_free() drops the answers still to come, then lease_pool_free()
+ * frees the records.
+ */
+#include "sched/lease.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/str.h"
+#include "util/strmap.h"
+
+typedef struct pair {
+    lease_pool_t *p;
+    char egress[320], ip[64];
+    bool asking;            /* an acquire (or its quota) is in flight */
+    char granted[64];       /* granted, its quota being taken */
+    char ready[64];         /* granted and not taken by a session yet */
+    uint64_t wait_until;    /* no request before this (mp_now_ms) */
+    struct event *ready_ev; /* gives an untaken lease back */
+} pair_t;
+
+struct lease_hold {
+    lease_pool_t *p;
+    char egress[320], ip[64], lease[64];
+    struct event *renew_ev;
+    unsigned renewing;      /* renewals in flight */
+    bool lost, ended;
+    lease_hold_t *next, *prev;
+};
+
+struct lease_pool {
+    struct event_base *base;
+    fleet_t *f;
+    lease_cfg_t cfg;
+    void (*wake)(void *arg);
+    void *arg;
+    strmap_t *pairs;        /* "egress|ip" -> pair_t */
+    lease_hold_t *holds;    /* every hold alive or waiting for an answer */
+    unsigned inflight;      /* releases and renewals not answered yet */
+    uint64_t calls;         /* requests sent */
+    uint64_t down_until;    /* Redis failed: no request before this */
+    uint64_t backoff_ms;    /* 0 while Redis answers */
+};
+
+static bool caps_set(const fleet_caps_t *c)
+{
+    return c->per_minute || c->per_hour || c->per_day;
+}
+
+/* Redis failed: wait 1 s, doubling to 30 s, before any pair asks again. The sessions
+ * open keep their leases (they expire by themselves); none starts meanwhile. */
+static void pool_redis_failed(lease_pool_t *p, const char *why)
+{
+    p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : 1000;
+    if (p->backoff_ms > LEASE_BACKOFF_MAX_MS)
+        p->backoff_ms = LEASE_BACKOFF_MAX_MS;
+    p->down_until = mp_now_ms() + p->backoff_ms;
+    mp_log(MP_LOG_WARN, "fleet: %s; no new session for %llu ms", why,
+           (unsigned long long)p->backoff_ms);
+}
+
+static void pool_redis_ok(lease_pool_t *p)
+{
+    if (p->backoff_ms)
+        mp_log(MP_LOG_INFO, "fleet: Redis answers again");
+    p->backoff_ms = 0;
+    p->down_until = 0;
+}
+
+static void on_release(const fleet_lease_t *l, void *arg)
+{
+    lease_pool_t *p = arg;
+    p->inflight--;
+    if (l->error)
+        mp_log(MP_LOG_DEBUG, "fleet: release: %s (the lease expires by itself)", l->error);
+}
+
+static void pool_release(lease_pool_t *p, const char *egress, const char *ip,
+                         const char *lease, fleet_outcome_t o)
+{
+    if (fleet_lease_release(p->f, egress, ip, lease, o, &p->cfg.lim, on_release, p) == MP_OK) {
+        p->inflight++;
+        p->calls++;
+    }
+}
+
+/* ---- acquire ---------------------------------------------------------------------- */
+
+static void pair_ready(pair_t *pr, const char *lease)
+{
+    mp_strlcpy(pr->ready, lease, sizeof pr->ready);
+    /* a lease nobody takes within a second (the check went elsewhere) goes back */
+    struct timeval tv = {1, 0};
+    evtimer_add(pr->ready_ev, &tv);
+    pr->p->wake(pr->p->arg);
+}
+
+static void on_ready_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pair_t *pr = arg;
+    if (!pr->ready[0])
+        return;
+    pool_release(pr->p, pr->egress, pr->ip, pr->ready, FLEET_NEUTRAL);
+    pr->ready[0] = '\0';
+}
+
+static void on_quota(const fleet_quota_t *q, void *arg)
+{
+    pair_t *pr = arg;
+    lease_pool_t *p = pr->p;
+    pr->asking = false;
+    if (q->error || !q->granted) {
+        pool_release(p, pr->egress, pr->ip, pr->granted, FLEET_NEUTRAL);
+        pr->granted[0] = '\0';
+        if (q->error) {
+            pool_redis_failed(p, q->error);
+        } else {
+            pr->wait_until = mp_now_ms() + q->wait_ms;
+            mp_log(MP_LOG_INFO, "fleet: %s has used its sessions cap; next in %llu s",
+                   pr->egress, (unsigned long long)(q->wait_ms / 1000));
+        }
+        p->wake(p->arg);
+        return;
+    }
+    pool_redis_ok(p);
+    pair_ready(pr, pr->granted);
+    pr->granted[0] = '\0';
+}
+
+static void on_acquire(const fleet_lease_t *l, void *arg)
+{
+    pair_t *pr = arg;
+    lease_pool_t *p = pr->p;
+    pr->asking = false;
+    if (l->error) {
+        pool_redis_failed(p, l->error);
+        p->wake(p->arg);
+        return;
+    }
+    pool_redis_ok(p);
+    if (!l->granted) {
+        /* full: a release usually comes before the earliest expiry, so ask again soon;
+         * an interval or a penalty: wait_ms exactly */
+        uint64_t w = l->wait_ms;
+        if (l->active >= l->allowed && w > LEASE_POLL_MS)
+            w = LEASE_POLL_MS;
+        pr->wait_until = mp_now_ms() + w;
+        p->wake(p->arg);
+        return;
+    }
+    if (caps_set(&p->cfg.caps)) {
+        mp_strlcpy(pr->granted, l->lease, sizeof pr->granted);
+        if (fleet_quota_take(p->f, pr->egress, "*", 1, &p->cfg.caps, on_quota, pr) == MP_OK) {
+            pr->asking = true;
+            p->calls++;
+            return;
+        }
+        pool_release(p, pr->egress, pr->ip, pr->granted, FLEET_NEUTRAL);
+        pr->granted[0] = '\0';
+        pool_redis_failed(p, "cannot reach Redis");
+        p->wake(p->arg);
+        return;
+    }
+    pair_ready(pr, l->lease);
+}
+
+static pair_t *pair_get(lease_pool_t *p, const char *egress, const char *ip)
+{
+    char key[400];
+    snprintf(key, sizeof key, "%s|%s", egress, ip);
+    pair_t *pr = strmap_get(p->pairs, key);
+    if (pr)
+        return pr;
+    pr = calloc(1, sizeof *pr);
+    if (!pr)
+        return NULL;
+    pr->p = p;
+    mp_strlcpy(pr->egress, egress, sizeof pr->egress);
+    mp_strlcpy(pr->ip, ip, sizeof pr->ip);
+    pr->ready_ev = evtimer_new(p->base, on_ready_timer, pr);
+    if (!pr->ready_ev || !strmap_put(p->pairs, key, pr)) {
+        if (pr->ready_ev)
+            event_free(pr->ready_ev);
+        free(pr);
+        return NULL;
+    }
+    return pr;
+}
+
+bool lease_pool_take(lease_pool_t *p, const char *egress, const char *ip, char *lease,
+                     size_t size, uint64_t now, uint64_t *retry_at)
+{
+    pair_t *pr = pair_get(p, egress, ip);
+    if (!pr) {
+        *retry_at = now + LEASE_POLL_MS;
+        return false;
+    }
+    if (pr->ready[0]) {
+        mp_strlcpy(lease, pr->ready, size);
+        pr->ready[0] = '\0';
+        evtimer_del(pr->ready_ev);
+        return true;
+    }
+    if (pr->asking)
+        return false; /* the answer wakes the owner */
+    uint64_t w = pr->wait_until > p->down_until ? pr->wait_until : p->down_until;
+    if (w > now) {
+        *retry_at = w;
+        return false;
+    }
+    mp_status_t st = fleet_lease_acquire(p->f, egress, ip, &p->cfg.lim, on_acquire, pr);
+    if (st == MP_ERR_ARG) {
+        /* a name Redis keys cannot hold: the local limits alone */
+        mp_log(MP_LOG_WARN, "fleet: no lease for %s to %s (name too long); local limits only",
+               egress, ip);
+        lease[0] = '\0';
+        return true;
+    }
+    if (st != MP_OK) {
+        pool_redis_failed(p, "cannot reach Redis");
+        *retry_at = p->down_until;
+        return false;
+    }
+    pr->asking = true;
+    p->calls++;
+    return false;
+}
+
+unsigned lease_pool_inflight(const lease_pool_t *p)
+{
+    return p ? p->inflight : 0;
+}
+
+uint64_t lease_pool_calls(const lease_pool_t *p)
+{
+    return p ? p->calls : 0;
+}
+
+/* ---- holds: renew while open, release at close ----------------------------------- */
+
+static void hold_unlink_free(lease_hold_t *h)
+{
+    lease_pool_t *p = h->p;
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        p->holds = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    if (h->renew_ev)
+        event_free(h->renew_ev);
+    free(h);
+}
+
+static void hold_arm(lease_hold_t *h)
+{
+    uint64_t ms = h->p->cfg.lim.lease_ms / 3;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    evtimer_add(h->renew_ev, &tv);
+}
+
+static void on_renew(const fleet_lease_t *l, void *arg)
+{
+    lease_hold_t *h = arg;
+    h->renewing--;
+    h->p->inflight--;
+    if (l->error) {
+        /* Redis lost: the lease will expire there, so the session must not outlive it
+         * carrying new batches */
+        h->lost = true;
+        pool_redis_failed(h->p, l->error);
+    } else if (!l->granted) {
+        h->lost = true;
+        mp_log(MP_LOG_WARN, "fleet: the lease for %s to %s expired; the session ends "
+               "after its batch", h->egress, h->ip);
+    }
+    if (h->ended && !h->renewing)
+        hold_unlink_free(h);
+}
+
+static void on_renew_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    lease_hold_t *h = arg;
+    lease_pool_t *p = h->p;
+    if (fleet_lease_renew(p->f, h->egress, h->ip, h->lease, &p->cfg.lim, on_renew, h) ==
+        MP_OK) {
+        h->renewing++;
+        p->inflight++;
+        p->calls++;
+    } else {
+        h->lost = true;
+    }
+    hold_arm(h);
+}
+
+lease_hold_t *lease_hold_new(lease_pool_t *p, const char *egress, const char *ip,
+                             const char *lease)
+{
+    if (!p || !lease || !lease[0])
+        return NULL;
+    lease_hold_t *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    h->p = p;
+    mp_strlcpy(h->egress, egress, sizeof h->egress);
+    mp_strlcpy(h->ip, ip, sizeof h->ip);
+    mp_strlcpy(h->lease, lease, sizeof h->lease);
+    h->renew_ev = evtimer_new(p->base, on_renew_timer, h);
+    if (!h->renew_ev) {
+        free(h);
+        return NULL;
+    }
+    h->next = p->holds;
+    if (p->holds)
+        p->holds->prev = h;
+    p->holds = h;
+    hold_arm(h);
+    return h;
+}
+
+bool lease_hold_lost(const lease_hold_t *h)
+{
+    return h && h->lost;
+}
+
+void lease_hold_end(lease_hold_t *h, fleet_outcome_t o)
+{
+    if (!h)
+        return;
+    evtimer_del(h->renew_ev);
+    pool_release(h->p, h->egress, h->ip, h->lease, o);
+    h->ended = true;
+    if (!h->renewing)
+        hold_unlink_free(h);
+}
+
+/* ---- the pool ---------------------------------------------------------------------- */
+
+lease_pool_t *lease_pool_new(struct event_base *base, fleet_t *f, const lease_cfg_t *cfg,
+                             void (*wake)(void *arg), void *arg)
+{
+    lease_pool_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->base = base;
+    p->f = f;
+    p->cfg = *cfg;
+    if (!p->cfg.lim.lease_ms)
+        p->cfg.lim.lease_ms = LEASE_MS_DEFAULT;
+    p->wake = wake;
+    p->arg = arg;
+    p->pairs = strmap_new();
+    if (!p->pairs) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void pair_free(void *v)
+{
+    pair_t *pr = v;
+    event_free(pr->ready_ev);
+    free(pr);
+}
+
+void lease_pool_free(lease_pool_t *p)
+{
+    if (!p)
+        return;
+    while (p->holds)
+        hold_unlink_free(p->holds);
+    strmap_free(p->pairs, pair_free);
+    free(p);
+}
+
+/* ---- facts as text ----------------------------------------------------------------- */
+
+/* Copy s into out with tabs and line ends made spaces. */
+static void field_clean(const char *s, char *out, size_t size)
+{
+    size_t i = 0;
+    for (; s[i] && i + 1 < size; i++)
+        out[i] = (s[i] == '\t' || s[i] == '\r' || s[i] == '\n') ? ' ' : s[i];
+    out[i] = '\0';
+}
+
+size_t lease_fact_encode(const facts_domain_t *f, char *buf, size_t size)
+{
+    char host[256], rcpt[320], enh[16], text[512];
+    field_clean(f->mx_host, host, sizeof host);
+    field_clean(f->probe_rcpt, rcpt, sizeof rcpt);
+    field_clean(f->probe_enh, enh, sizeof enh);
+    field_clean(f->probe_text, text, sizeof text);
+    int n = snprintf(buf, size, "v1\t%d\t%d\t%s\t%s\t%s\t%s", f->catch_all ? 1 : 0,
+                     f->probe_code, host, rcpt, enh, text);
+    return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
+/* The next tab-separated field of [*s, end) into out (size bytes); false when it does
+ * not fit or (unless last) no tab ends it. */
+static bool field_next(const char **s, const char *end, char *out, size_t size, bool last)
+{
+    const char *t = last ? end : memchr(*s, '\t', (size_t)(end - *s));
+    if (!t)
+        return false;
+    size_t n = (size_t)(t - *s);
+    if (n >= size || memchr(*s, '\0', n))
+        return false;
+    memcpy(out, *s, n);
+    out[n] = '\0';
+    *s = last ? end : t + 1;
+    return true;
+}
+
+bool lease_fact_decode(const char *s, size_t len, facts_domain_t *out)
+{
+    const char *end = s + len;
+    char v[4], ca[4], code[8];
+    facts_domain_t f;
+    memset(&f, 0, sizeof f);
+    uint64_t c;
+    if (!field_next(&s, end, v, sizeof v, false) || strcmp(v, "v1") != 0 ||
+        !field_next(&s, end, ca, sizeof ca, false) || (strcmp(ca, "0") && strcmp(ca, "1")) ||
+        !field_next(&s, end, code, sizeof code, false) || !mp_parse_uint(code, 0, 599, &c) ||
+        !field_next(&s, end, f.mx_host, sizeof f.mx_host, false) ||
+        !field_next(&s, end, f.probe_rcpt, sizeof f.probe_rcpt, false) ||
+        !field_next(&s, end, f.probe_enh, sizeof f.probe_enh, false) ||
+        !field_next(&s, end, f.probe_text, sizeof f.probe_text, true))
+        return false;
+    f.catch_all = ca[0] == '1';
+    f.probe_code = (int)c;
+    *out = f;
+    return true;
+}
