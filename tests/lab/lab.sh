@@ -170,7 +170,8 @@ dnstimeout.test 127.0.0.56 silent"
 # Postfix virtual mailbox domains and their users
 PF_DOMAINS="postfix.test multi.test twoip.test cname.test implicit.test xn--bcher-kva.test
 delay.test greylist.test access.test tls.test sender.test fallover.test tempmail.test slowfall.test
-strict.test strict2.test"
+strict.test strict2.test
+fleet-a.test fleet-b.test fleet-c.test fleet-d.test fleet-e.test fleet-f.test"
 PF_USERS="alice bob postmaster first.last"
 # domains of the provider-dressed listeners: mailboxes as above (refusals worded by the
 # listener's check_recipient_access, see provider_rcpt) and catch-alls (@domain aliased)
@@ -347,6 +348,12 @@ EOF
 # client past 10 refused commands gets every reply 1 s late, at 20 "421 too many errors"
 127.0.1.21:smtp inet n - n - - smtpd -o syslog_name=postfix/strict -o myhostname=mx.strict.test
   -o smtpd_soft_error_limit=10 -o smtpd_hard_error_limit=20 -o smtpd_error_sleep_time=1s
+# connection-capped (t_fleet.py): anvil allows a client address 3 connections at once and
+# answers a 4th "421 4.7.0 Error: too many connections"; the greeting comes after 1 s, so
+# that sessions of several processes overlap
+127.0.1.40:smtp inet n - n - - smtpd -o syslog_name=postfix/capped -o myhostname=mx.capped.test
+  -o smtpd_client_connection_count_limit=3 -o smtpd_delay_reject=no
+  -o { smtpd_client_restrictions = sleep 1 }
 EOF
   lab_postfix_queue "$LAB"
 }

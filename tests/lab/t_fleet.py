@@ -1,0 +1,201 @@
+#!/usr/bin/python3
+"""The fleet (--redis, src/sched/lease.c over src/fleet/fleet.c): several mailprobe
+processes on one Redis keep one politeness budget as the server sees it, and share the
+catch-all facts.
+
+A redis-server started here inside the namespace (127.0.0.1:6391, no persistence; killed
+by pid). Postfix's `capped` listener (127.0.1.40, six fleet-*.test domains) lets one
+client address hold 3 connections at once (anvil: smtpd_client_connection_count_limit)
+and says "421 4.7.0 Error: too many connections" to a 4th.
+
+- Three `bulk` processes at once, each with --per-server 2 and its own two domains: the
+  sessions Postfix saw open at once (from its connect/disconnect lines) never pass 2, the
+  limit summed over the processes, and Postfix refused none (without --redis the three
+  reach 4 at once and anvil refuses connections: docs/internals/fleet.md).
+- Each domain's catch-all probe (a random local part Postfix refuses and logs) was sent
+  once; a later process checking the same domains sends none (the fact came from Redis).
+- Redis killed (SIGKILL) while two processes run and started again: they finish with
+  every row right."""
+import csv
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import labkit  # noqa: E402
+
+REDIS_PORT = 6391
+REDIS_URL = "redis://127.0.0.1:%d/3" % REDIS_PORT
+ENGINE = ["--dns", labkit.DNS, "--allow-private-mx", "--helo", labkit.HELO,
+          "--from", labkit.FROM, "--no-progress"]
+CONNECT = re.compile(r"postfix/capped/smtpd\[(\d+)\]: connect from ")
+DISCONNECT = re.compile(r"postfix/capped/smtpd\[(\d+)\]: disconnect from ")
+REJECT_TO = re.compile(r"postfix/capped/smtpd\[\d+\]: \w+: reject: RCPT .* to=<([^>]+)>")
+USERS = {"alice": "accepted", "bob": "accepted", "nobody": "mailbox_absent"}
+
+
+def max_open(text):
+    """The most capped sessions open at once, in the order Postfix logged them."""
+    open_now, most = set(), 0
+    for line in text.splitlines():
+        m = CONNECT.search(line)
+        if m:
+            open_now.add(m.group(1))
+            most = max(most, len(open_now))
+        m = DISCONNECT.search(line)
+        if m:
+            open_now.discard(m.group(1))
+    return most
+
+
+def probes(text):
+    """Probe recipients Postfix refused, by domain."""
+    out = {}
+    for m in REJECT_TO.finditer(text):
+        if labkit.is_probe_address(m.group(1)):
+            d = m.group(1).rpartition("@")[2]
+            out[d] = out.get(d, 0) + 1
+    return out
+
+
+class Redis:
+    def __init__(self):
+        self.proc = None
+        self.dir = tempfile.mkdtemp(prefix="mp-fleet-redis-")
+
+    def start(self):
+        self.proc = labkit.nspopen(
+            ["redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            p = labkit.nsexec(["redis-cli", "-p", str(REDIS_PORT), "ping"],
+                              capture_output=True, text=True)
+            if p.stdout.strip() == "PONG":
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise labkit.LabError("redis-server did not start on port %d" % REDIS_PORT)
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+    def cleanup(self):
+        self.kill()
+        shutil.rmtree(self.dir, True)
+
+
+class Fleet(labkit.LabCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.redis = Redis()
+        cls.redis.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.redis.cleanup()
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="mp-fleet-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def bulk_start(self, name, addrs, *extra):
+        src = os.path.join(self.dir, name + ".txt")
+        with open(src, "w") as f:
+            f.write("email\n" + "".join(a + "\n" for a in addrs))
+        argv = labkit.mailprobe_argv_prefix() + [
+            "bulk", "--store", os.path.join(self.dir, name + ".sqlite"), src,
+            "-o", os.path.join(self.dir, name + ".csv")] + ENGINE + list(extra)
+        return labkit.nspopen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, errors="replace")
+
+    def bulk_wait(self, name, proc, addrs):
+        out, err = proc.communicate(timeout=300)
+        labkit.assert_clean_stderr(err)
+        self.assertEqual(proc.returncode, 0, err)
+        with open(os.path.join(self.dir, name + ".csv"), newline="") as f:
+            rows = list(csv.DictReader(f))
+        self.assertEqual([r["email"] for r in rows], addrs)
+        for r in rows:
+            self.assertEqual(r["reason"], USERS[r["email"].split("@")[0]], (r, err))
+        return err
+
+    def run_three(self, extra, domains_per):
+        mark = labkit.postfix_mark()
+        procs = []
+        for i, doms in enumerate(domains_per):
+            addrs = ["%s@%s" % (u, d) for d in doms for u in USERS]
+            name = "p%d-%d" % (i, time.monotonic_ns())
+            procs.append((name, self.bulk_start(name, addrs, *extra), addrs))
+        errs = []
+        for name, proc, addrs in procs:
+            out, err = proc.communicate(timeout=300)
+            labkit.assert_clean_stderr(err)
+            errs.append((proc.returncode, err, name, addrs))
+        return mark.new_text(settle=0.5), errs
+
+    def test_1_limit_summed_over_processes_and_facts_shared(self):
+        domains = [["fleet-a.test", "fleet-b.test"], ["fleet-c.test", "fleet-d.test"],
+                   ["fleet-e.test", "fleet-f.test"]]
+        text, errs = self.run_three(["--per-server", "2", "--redis", REDIS_URL], domains)
+        for rc, err, name, addrs in errs:
+            self.assertEqual(rc, 0, err)
+        self.assertNotIn("too many connections", text)
+        self.assertNotIn("concurrency limit exceeded", text)
+        self.assertNotIn("421", "\n".join(l for l in text.splitlines() if "capped" in l))
+        most = max_open(text)
+        self.assertLessEqual(most, 2, text)
+        self.assertGreaterEqual(most, 1, text)
+        # every domain probed exactly once
+        seen = probes(text)
+        self.assertEqual(seen, {d: 1 for ds in domains for d in ds}, text)
+        # a later process: the facts come from Redis, no probe at all
+        mark = labkit.postfix_mark()
+        addrs = ["alice@fleet-a.test", "nobody@fleet-d.test", "bob@fleet-f.test"]
+        name = "again"
+        err = self.bulk_wait(name, self.bulk_start(name, addrs, "--per-server", "2",
+                                                   "--redis", REDIS_URL), addrs)
+        self.assertEqual(probes(mark.new_text(settle=0.5)), {}, err)
+
+    def test_3_redis_restarted_mid_run(self):
+        # one RCPT per session and one session per batch, a second between two sessions
+        # to the server over the fleet: long enough a run to restart Redis in it
+        extra = ["--redis", REDIS_URL, "--rcpt-per-session", "1", "--session-reuse-count",
+                 "1", "--min-interval", "1s", "--no-catch-all-probe"]
+        mark = labkit.postfix_mark()
+        runs = []
+        for i, doms in enumerate([["fleet-a.test", "fleet-b.test"],
+                                  ["fleet-c.test", "fleet-d.test"]]):
+            addrs = ["%s@%s" % (u, d) for d in doms for u in USERS]
+            name = "r%d" % i
+            runs.append((name, self.bulk_start(name, addrs, *extra), addrs))
+        # wait for the first session, then kill Redis and start it again
+        for _ in range(600):
+            if CONNECT.search(mark.new_text(settle=0)):
+                break
+            time.sleep(0.05)
+        else:
+            self.fail("no session started")
+        self.redis.kill()
+        time.sleep(1.5)
+        self.redis.start()
+        for name, proc, addrs in runs:
+            self.assertTrue(proc.poll() is None or proc.returncode == 0)
+            self.bulk_wait(name, proc, addrs)
+        text = mark.new_text(settle=0.5)
+        self.assertNotIn("concurrency limit exceeded", text)
+        self.assertLessEqual(max_open(text), 2, text)
+
+
+if __name__ == "__main__":
+    labkit.main()
