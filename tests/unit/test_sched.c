@@ -17,6 +17,7 @@
 #include "sched/conncache.h"
 #include "sched/engine.h"
 #include "sched/facts.h"
+#include "sched/lease.h"
 #include "sched/window.h"
 #include "util/clock.h"
 
@@ -33,6 +34,55 @@ static bool unroutable(const char *ip)
     else
         fail_msg("bad test address %s", ip);
     return engine_addr_unroutable((struct sockaddr *)&ss);
+}
+
+/* The catch-all fact as the fleet stores it in Redis (sched/lease.h): what one process
+ * writes another reads back; tabs and line ends of the reply text cannot break the
+ * fields; anything else found under the key is refused, not half-read. */
+static void test_lease_fact_text(void **state)
+{
+    (void)state;
+    facts_domain_t f, g;
+    memset(&f, 0, sizeof f);
+    f.catch_all = true;
+    snprintf(f.mx_host, sizeof f.mx_host, "%s", "mx.example.org");
+    snprintf(f.probe_rcpt, sizeof f.probe_rcpt, "%s", "x7k2q9m4p1z8c3v6b5n0@example.org");
+    f.probe_code = 250;
+    snprintf(f.probe_enh, sizeof f.probe_enh, "%s", "2.1.5");
+    snprintf(f.probe_text, sizeof f.probe_text, "%s", "Ok\tfine\r\nreally");
+    char buf[LEASE_FACT_MAX];
+    size_t n = lease_fact_encode(&f, buf, sizeof buf);
+    assert_true(n > 0);
+    assert_int_equal(strlen(buf), n);
+    assert_null(memchr(buf, '\n', n));
+    assert_true(lease_fact_decode(buf, n, &g));
+    assert_true(g.catch_all);
+    assert_string_equal(g.mx_host, "mx.example.org");
+    assert_string_equal(g.probe_rcpt, f.probe_rcpt);
+    assert_int_equal(g.probe_code, 250);
+    assert_string_equal(g.probe_enh, "2.1.5");
+    assert_string_equal(g.probe_text, "Ok fine  really");
+    /* not catch-all, empty fields */
+    memset(&f, 0, sizeof f);
+    f.probe_code = 550;
+    n = lease_fact_encode(&f, buf, sizeof buf);
+    assert_true(lease_fact_decode(buf, n, &g));
+    assert_false(g.catch_all);
+    assert_int_equal(g.probe_code, 550);
+    assert_string_equal(g.probe_text, "");
+    /* too small a buffer: nothing */
+    assert_int_equal(lease_fact_encode(&f, buf, 8), 0);
+    /* refused: another version, a bad flag or code, fields missing, a NUL, too long */
+    static const char *bad[] = {"v2\t1\t250\th\tr\te\tt", "v1\t2\t250\th\tr\te\tt",
+                                "v1\t1\t600\th\tr\te\tt", "v1\t1\t25x\th\tr\te\tt",
+                                "v1\t1\t250\th\tr\te", "", "v1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(lease_fact_decode(bad[i], strlen(bad[i]), &g));
+    const char nul[] = "v1\t1\t250\th\0x\tr\te\tt";
+    assert_false(lease_fact_decode(nul, sizeof nul - 1, &g));
+    char longer[700];
+    int k = snprintf(longer, sizeof longer, "v1\t1\t250\th\tr\t%0600d\tt", 0);
+    assert_false(lease_fact_decode(longer, (size_t)k, &g));
 }
 
 static void test_unroutable(void **state)
@@ -703,6 +753,7 @@ int main(void)
     (void)smtpd_closed_port;  /* a header-only helper this file has no use for */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unroutable),
+        cmocka_unit_test(test_lease_fact_text),
         cmocka_unit_test(test_facts_ttl_and_eviction),
         cmocka_unit_test(test_window_aimd),
         cmocka_unit_test(test_conncache_rules),
