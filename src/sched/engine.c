@@ -794,6 +794,8 @@ void engine_close_idle(engine_t *e)
     while ((c = conncache_pop_oldest(e->cc, NULL, NULL)) != NULL)
         conn_quit(c);
     evtimer_del(e->cc_ev);
+    if (e->pending == 0)
+        lease_pool_drop_ready(e->lease);
 }
 
 unsigned engine_sessions(const engine_t *e)

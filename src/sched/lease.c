@@ -46,6 +46,8 @@ struct lease_pool {
     strmap_t *pairs;        /* "egress|ip" -> pair_t */
     lease_hold_t *holds;    /* every hold alive or waiting for an answer */
     unsigned inflight;      /* releases and renewals not answered yet */
+    unsigned asking;        /* pairs with an acquire (or its quota) in flight */
+    unsigned ready;         /* granted leases not taken yet */
     uint64_t calls;         /* requests sent */
     uint64_t down_until;    /* Redis failed: no request before this */
     uint64_t backoff_ms;    /* 0 while Redis answers */
@@ -95,8 +97,26 @@ static void pool_release(lease_pool_t *p, const char *egress, const char *ip,
 
 /* ---- acquire ---------------------------------------------------------------------- */
 
+/* The one place pr->asking changes: the pool counts them. */
+static void pair_asking(pair_t *pr, bool on)
+{
+    if (pr->asking != on)
+        pr->p->asking += on ? 1 : (unsigned)-1;
+    pr->asking = on;
+}
+
+static void pair_unready(pair_t *pr)
+{
+    if (pr->ready[0])
+        pr->p->ready--;
+    pr->ready[0] = '\0';
+    evtimer_del(pr->ready_ev);
+}
+
 static void pair_ready(pair_t *pr, const char *lease)
 {
+    if (!pr->ready[0])
+        pr->p->ready++;
     mp_strlcpy(pr->ready, lease, sizeof pr->ready);
     /* a lease nobody takes within a second (the check went elsewhere) goes back */
     struct timeval tv = {1, 0};
@@ -112,14 +132,14 @@ static void on_ready_timer(evutil_socket_t fd, short what, void *arg)
     if (!pr->ready[0])
         return;
     pool_release(pr->p, pr->egress, pr->ip, pr->ready, FLEET_NEUTRAL);
-    pr->ready[0] = '\0';
+    pair_unready(pr);
 }
 
 static void on_quota(const fleet_quota_t *q, void *arg)
 {
     pair_t *pr = arg;
     lease_pool_t *p = pr->p;
-    pr->asking = false;
+    pair_asking(pr, false);
     if (q->error || !q->granted) {
         pool_release(p, pr->egress, pr->ip, pr->granted, FLEET_NEUTRAL);
         pr->granted[0] = '\0';
@@ -142,7 +162,7 @@ static void on_acquire(const fleet_lease_t *l, void *arg)
 {
     pair_t *pr = arg;
     lease_pool_t *p = pr->p;
-    pr->asking = false;
+    pair_asking(pr, false);
     if (l->error) {
         pool_redis_failed(p, l->error);
         p->wake(p->arg);
@@ -162,7 +182,7 @@ static void on_acquire(const fleet_lease_t *l, void *arg)
     if (caps_set(&p->cfg.caps)) {
         mp_strlcpy(pr->granted, l->lease, sizeof pr->granted);
         if (fleet_quota_take(p->f, pr->egress, "*", 1, &p->cfg.caps, on_quota, pr) == MP_OK) {
-            pr->asking = true;
+            pair_asking(pr, true);
             p->calls++;
             return;
         }
@@ -208,8 +228,7 @@ bool lease_pool_take(lease_pool_t *p, const char *egress, const char *ip, char *
     }
     if (pr->ready[0]) {
         mp_strlcpy(lease, pr->ready, size);
-        pr->ready[0] = '\0';
-        evtimer_del(pr->ready_ev);
+        pair_unready(pr);
         return true;
     }
     if (pr->asking)
@@ -232,14 +251,27 @@ bool lease_pool_take(lease_pool_t *p, const char *egress, const char *ip, char *
         *retry_at = p->down_until;
         return false;
     }
-    pr->asking = true;
+    pair_asking(pr, true);
     p->calls++;
     return false;
 }
 
 unsigned lease_pool_inflight(const lease_pool_t *p)
 {
-    return p ? p->inflight : 0;
+    return p ? p->inflight + p->asking + p->ready : 0;
+}
+
+static void pair_drop_ready(const char *key, void *v, void *arg)
+{
+    (void)key;
+    (void)arg;
+    on_ready_timer(-1, 0, v);
+}
+
+void lease_pool_drop_ready(lease_pool_t *p)
+{
+    if (p && p->ready)
+        strmap_each(p->pairs, pair_drop_ready, NULL);
 }
 
 uint64_t lease_pool_calls(const lease_pool_t *p)

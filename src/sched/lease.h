@@ -58,9 +58,13 @@ void lease_pool_free(lease_pool_t *p);
 bool lease_pool_take(lease_pool_t *p, const char *egress, const char *ip, char *lease,
                      size_t size, uint64_t now, uint64_t *retry_at);
 
-/** Releases and renewals sent and not answered yet (a process waits for them before it
- *  ends, so that the others need not wait for the leases to expire). */
+/** Leases this process still has a part in besides its sessions: releases and renewals
+ *  not answered yet, acquires in flight, granted leases not taken (a process waits for
+ *  them to settle before it ends, so that the others need not wait for an expiry). */
 unsigned lease_pool_inflight(const lease_pool_t *p);
+
+/** Give back now every granted lease no session took (nothing is pending). */
+void lease_pool_drop_ready(lease_pool_t *p);
 
 /** Requests sent to Redis so far (acquire, caps, renew, release). */
 uint64_t lease_pool_calls(const lease_pool_t *p);
