@@ -1,0 +1,276 @@
+/*
+ * test_sched_lease.c - the engine's side of the fleet lease (src/sched/lease.c) against a
+ * real redis-server (tests/fleet/redis_fixture.h), two pools on two connections standing
+ * for two processes:
+ *  - a grant is handed out once; the other process is refused while the pair is full
+ *    (asked again soon) and granted once the first releases;
+ *  - the minimum interval: the refusal says how long to wait;
+ *  - a grant nobody takes is given back (lease_pool_drop_ready) and the other gets it;
+ *    the requests in flight and the untaken grants count until settled;
+ *  - a renewal after the lease expired (the loop was held up) marks the session lost;
+ *  - a cap per egress: the second session of the minute waits for the next window;
+ *  - Redis killed: no session, a back-off of 1 s then 2 s; Redis back: granted again.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "../fleet/redis_fixture.h"
+#include "sched/lease.h"
+#include "util/clock.h"
+
+typedef struct {
+    unsigned wakes;
+    uint64_t at_ms; /* when the last wake came: the waits are measured from it */
+} waker_t;
+
+static void on_wake(void *arg)
+{
+    waker_t *w = arg;
+    w->wakes++;
+    w->at_ms = mp_now_ms();
+}
+
+static void on_guard(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    *(bool *)arg = true;
+}
+
+/* Run the loop until w was woken once more (at most 5 s: then the test fails). */
+static void wait_wake(waker_t *w)
+{
+    unsigned before = w->wakes;
+    bool expired = false;
+    struct event *guard = evtimer_new(base, on_guard, &expired);
+    struct timeval tv = {5, 0};
+    evtimer_add(guard, &tv);
+    while (w->wakes == before && !expired)
+        event_base_loop(base, EVLOOP_ONCE);
+    event_free(guard);
+    if (expired)
+        fail_msg("no wake within 5 s");
+}
+
+/* Run the loop for ms milliseconds. */
+static void run_for(unsigned ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    event_base_loopexit(base, &tv);
+    event_base_dispatch(base);
+}
+
+/* Run the loop until mp_now_ms() passes at (+10 ms). */
+static void run_until(uint64_t at)
+{
+    uint64_t now = mp_now_ms();
+    run_for(at > now ? (unsigned)(at - now) + 10 : 10);
+}
+
+/* Run the loop until the pool has nothing in flight (at most 5 s). */
+static void settle(lease_pool_t *p)
+{
+    for (int i = 0; i < 500 && lease_pool_inflight(p); i++)
+        run_for(10);
+    assert_int_equal(lease_pool_inflight(p), 0);
+}
+
+typedef struct {
+    fleet_t *f;
+    lease_pool_t *p;
+    waker_t w;
+} proc_t;
+
+static void proc_open(proc_t *pr, const lease_cfg_t *cfg)
+{
+    char err[256] = "";
+    memset(pr, 0, sizeof *pr);
+    pr->f = fleet_open(base, url, 2000, err, sizeof err);
+    if (!pr->f)
+        fail_msg("fleet_open: %s", err);
+    pr->p = lease_pool_new(base, pr->f, cfg, on_wake, &pr->w);
+    assert_non_null(pr->p);
+}
+
+static void proc_close(proc_t *pr)
+{
+    fleet_free(pr->f);
+    lease_pool_free(pr->p);
+}
+
+/* Take a lease for (eg, ip): ask, wait for the answer, take it. False: refused, and
+ * *at is when to ask again (the answer's wait, counted from the wake). */
+static bool take_now(proc_t *pr, const char *eg, const char *ip, char *lease, uint64_t *at)
+{
+    *at = 0;
+    if (lease_pool_take(pr->p, eg, ip, lease, 64, mp_now_ms(), at))
+        return true;
+    if (*at)
+        return false; /* waiting, no request sent */
+    wait_wake(&pr->w);
+    return lease_pool_take(pr->p, eg, ip, lease, 64, pr->w.at_ms, at);
+}
+
+static lease_cfg_t cfg_of(unsigned limit, unsigned interval_ms, unsigned lease_ms)
+{
+    lease_cfg_t c;
+    memset(&c, 0, sizeof c);
+    c.lim = (fleet_limits_t){limit, interval_ms, lease_ms, 1000, 60000};
+    return c;
+}
+
+static void test_full_then_released(void **state)
+{
+    (void)state;
+    lease_cfg_t c = cfg_of(1, 0, 30000);
+    proc_t a, b;
+    proc_open(&a, &c);
+    proc_open(&b, &c);
+    char la[64], lb[64];
+    uint64_t at;
+    assert_true(take_now(&a, "10.0.0.1", "192.0.2.1", la, &at));
+    assert_true(la[0] != '\0');
+    lease_hold_t *h = lease_hold_new(a.p, "10.0.0.1", "192.0.2.1", la);
+    assert_non_null(h);
+    /* the grant was handed out once: a's next acquire is refused */
+    assert_false(take_now(&a, "10.0.0.1", "192.0.2.1", la, &at));
+    /* b: refused, asked again soon (100 ms), not after the lease's 30 s */
+    assert_false(take_now(&b, "10.0.0.1", "192.0.2.1", lb, &at));
+    assert_true(at > b.w.at_ms && at <= b.w.at_ms + LEASE_POLL_MS);
+    /* another egress is another pair */
+    assert_true(take_now(&b, "10.0.0.2", "192.0.2.1", lb, &at));
+    lease_hold_end(lease_hold_new(b.p, "10.0.0.2", "192.0.2.1", lb), FLEET_OK);
+    /* a releases: b gets the pair */
+    lease_hold_end(h, FLEET_OK);
+    settle(a.p);
+    run_for(LEASE_POLL_MS + 20);
+    assert_true(take_now(&b, "10.0.0.1", "192.0.2.1", lb, &at));
+    lease_hold_end(lease_hold_new(b.p, "10.0.0.1", "192.0.2.1", lb), FLEET_OK);
+    settle(b.p);
+    proc_close(&a);
+    proc_close(&b);
+}
+
+static void test_interval_and_untaken_grant(void **state)
+{
+    (void)state;
+    lease_cfg_t c = cfg_of(2, 2000, 30000);
+    proc_t a, b;
+    proc_open(&a, &c);
+    proc_open(&b, &c);
+    char la[64], lb[64];
+    uint64_t at;
+    assert_true(take_now(&a, "e1", "192.0.2.2", la, &at));
+    lease_hold_t *h = lease_hold_new(a.p, "e1", "192.0.2.2", la);
+    /* the interval: b waits what Redis says (2 s from a's start), not the 100 ms poll */
+    assert_false(take_now(&b, "e1", "192.0.2.2", lb, &at));
+    assert_true(at > b.w.at_ms + 1000 && at <= b.w.at_ms + 2000);
+    lease_hold_end(h, FLEET_OK);
+    settle(a.p);
+
+    /* limit 1: a grant nobody takes counts until given back, then b has it */
+    lease_cfg_t c1 = cfg_of(1, 0, 30000);
+    proc_t x, y;
+    proc_open(&x, &c1);
+    proc_open(&y, &c1);
+    at = 0;
+    assert_false(lease_pool_take(x.p, "e2", "192.0.2.3", la, 64, mp_now_ms(), &at));
+    assert_int_equal(lease_pool_inflight(x.p), 1); /* the acquire */
+    wait_wake(&x.w);
+    assert_int_equal(lease_pool_inflight(x.p), 1); /* the grant, not taken */
+    assert_false(take_now(&y, "e2", "192.0.2.3", lb, &at));
+    lease_pool_drop_ready(x.p);
+    settle(x.p);
+    run_for(LEASE_POLL_MS + 20);
+    assert_true(take_now(&y, "e2", "192.0.2.3", lb, &at));
+    lease_hold_end(lease_hold_new(y.p, "e2", "192.0.2.3", lb), FLEET_NEUTRAL);
+    settle(y.p);
+    proc_close(&a);
+    proc_close(&b);
+    proc_close(&x);
+    proc_close(&y);
+}
+
+static void test_renewal_too_late(void **state)
+{
+    (void)state;
+    /* a 300 ms lease is renewed every 100 ms; the loop held up 400 ms misses it */
+    lease_cfg_t c = cfg_of(1, 0, 300);
+    proc_t a;
+    proc_open(&a, &c);
+    char la[64];
+    uint64_t at;
+    assert_true(take_now(&a, "e3", "192.0.2.4", la, &at));
+    lease_hold_t *h = lease_hold_new(a.p, "e3", "192.0.2.4", la);
+    run_for(250); /* renewed in time */
+    assert_false(lease_hold_lost(h));
+    usleep(400000);
+    run_for(250);
+    assert_true(lease_hold_lost(h));
+    lease_hold_end(h, FLEET_NEUTRAL);
+    settle(a.p);
+    proc_close(&a);
+}
+
+static void test_cap_per_egress(void **state)
+{
+    (void)state;
+    lease_cfg_t c = cfg_of(2, 0, 30000);
+    c.caps.per_minute = 1;
+    proc_t a;
+    proc_open(&a, &c);
+    char la[64];
+    uint64_t at;
+    assert_true(take_now(&a, "e4", "192.0.2.5", la, &at));
+    lease_hold_end(lease_hold_new(a.p, "e4", "192.0.2.5", la), FLEET_OK);
+    settle(a.p);
+    /* the minute's one session is used (on any server): wait for the next minute */
+    assert_false(take_now(&a, "e4", "192.0.2.6", la, &at));
+    assert_true(at > a.w.at_ms && at <= a.w.at_ms + 60000);
+    settle(a.p); /* the refused cap gave its lease back */
+    proc_close(&a);
+}
+
+static void test_redis_lost_backoff(void **state)
+{
+    (void)state;
+    lease_cfg_t c = cfg_of(1, 0, 30000);
+    proc_t a;
+    proc_open(&a, &c);
+    char la[64];
+    uint64_t at;
+    redis_kill(SIGKILL);
+    assert_false(take_now(&a, "e5", "192.0.2.7", la, &at));
+    uint64_t now = a.w.at_ms;
+    assert_true(at > now + 900 && at <= now + 1000); /* 1 s, every pair */
+    uint64_t other = 0;
+    assert_false(lease_pool_take(a.p, "other", "192.0.2.8", la, 64, now, &other));
+    assert_int_equal(other, at);
+    run_until(at);
+    assert_false(take_now(&a, "e5", "192.0.2.7", la, &at)); /* still down: 2 s */
+    now = a.w.at_ms;
+    assert_true(at > now + 1900 && at <= now + 2000);
+    redis_start();
+    run_until(at);
+    assert_true(take_now(&a, "e5", "192.0.2.7", la, &at)); /* a new connection */
+    lease_hold_end(lease_hold_new(a.p, "e5", "192.0.2.7", la), FLEET_OK);
+    settle(a.p);
+    proc_close(&a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full_then_released),
+        cmocka_unit_test(test_interval_and_untaken_grant),
+        cmocka_unit_test(test_renewal_too_late),
+        cmocka_unit_test(test_cap_per_egress),
+        cmocka_unit_test(test_redis_lost_backoff),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
