@@ -93,6 +93,36 @@ class Usage(unittest.TestCase):
         self.assertIn("socks5://bob@127.0.0.1:1080", p.stdout)
         self.assertNotIn("s3cret", p.stdout + p.stderr)
 
+    def test_redis_options(self):
+        # a bad URL and caps without a fleet are usage errors; the password never shows
+        for cmd in ("check", "bulk", "serve"):
+            self.assertUsage(mp(cmd, "--redis", "http://127.0.0.1:6379", "a@b.test"),
+                             "--redis")
+        p = mp("check", "--redis", "redis://bob:s3cret@127.0.0.1:99999", "a@b.test")
+        self.assertUsage(p, "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]")
+        self.assertNotIn("s3cret", p.stderr)
+        self.assertUsage(mp("check", "--sessions-per-hour", "100", "a@b.test"),
+                         "need --redis")
+        self.assertUsage(mp("check", "--sessions-per-day", "x", "a@b.test"),
+                         "--sessions-per-day needs a number")
+        p = mp("config", "--redis", "redis://bob:s3cret@127.0.0.1:6380/2",
+               "--sessions-per-minute", "30")
+        self.assertEqual(p.returncode, 0, p)
+        self.assertIn("redis://bob:***@127.0.0.1:6380/2", p.stdout)
+        self.assertNotIn("s3cret", p.stdout + p.stderr)
+        # Redis unreachable: one line, exit 5, nothing checked (nothing listens on the
+        # port of a socket just closed)
+        import socket
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        p = mp("check", "--json", "--redis", "redis://:pw@127.0.0.1:%d" % port, "a@b.test")
+        self.assertEqual(p.returncode, 5, p)
+        self.assertEqual(p.stdout, "")
+        self.assertEqual(p.stderr.strip().splitlines(),
+                         ["mailprobe: redis 127.0.0.1:%d: Connection refused" % port])
+
     def test_no_address(self):
         self.assertUsage(mp("check"), "no address")
         self.assertUsage(mp("check", "-", stdin="\n\n"), "no address on stdin")
