@@ -231,6 +231,12 @@ static void maybe_grow(dns_cache_t *c)
 const dns_answer_t *dns_cache_get(dns_cache_t *c, unsigned type, const char *name,
                                   uint64_t now_ms)
 {
+    return dns_cache_get_until(c, type, name, now_ms, NULL);
+}
+
+const dns_answer_t *dns_cache_get_until(dns_cache_t *c, unsigned type, const char *name,
+                                        uint64_t now_ms, uint64_t *expires_ms)
+{
     char key[DNS_NAME_MAX];
     if (!key_name(name, key))
         return NULL;
@@ -242,6 +248,8 @@ const dns_answer_t *dns_cache_get(dns_cache_t *c, unsigned type, const char *nam
         return NULL;
     }
     lru_touch(c, e);
+    if (expires_ms)
+        *expires_ms = e->expires_ms;
     return e->ans;
 }
 

@@ -78,6 +78,9 @@ void dns_cache_free(dns_cache_t *c);
  */
 const dns_answer_t *dns_cache_get(dns_cache_t *c, unsigned type, const char *name,
                                   uint64_t now_ms);
+/** dns_cache_get, also telling when the answer expires (*expires_ms, if found). */
+const dns_answer_t *dns_cache_get_until(dns_cache_t *c, unsigned type, const char *name,
+                                        uint64_t now_ms, uint64_t *expires_ms);
 /**
  * Store a (taking ownership), replacing any entry for (type, name). An answer whose
  * expiry is not after now_ms, or a name longer than 255, is freed instead.

@@ -70,6 +70,9 @@ typedef struct {
     bool dmarc;            /* TXT "v=DMARC1 ..." at _dmarc.<domain> */
     char detail[192];      /* human detail on failure, e.g. "MX query: SERVFAIL" */
     unsigned queries;      /* queries sent to the network for this look-up (0 = all cached) */
+    uint64_t ttl_ms;       /* how long the answer holds: the shortest time left of the
+                              answers it was read from, as the cache keeps them (0: not
+                              to be kept) */
 } dns_mail_t;
 
 typedef struct dns_resolver dns_resolver_t;

@@ -111,6 +111,7 @@ typedef struct lookup {
     host_t host[DNS_MX_MAX];
     char domain[DNS_NAME_MAX];
     dns_mail_t res;
+    uint64_t until_ms;        /* the earliest expiry of the answers applied (res.ttl_ms) */
     dns_records_t *rec;       /* a record look-up (dns_records_lookup): its result */
     dns_records_cb rcb;
 } lookup_t;
@@ -146,7 +147,7 @@ struct dns_resolver {
     dns_stats_t stats;
 };
 
-static void lookup_apply(lookup_t *l, unsigned slot, const dns_answer_t *a);
+static void lookup_apply(lookup_t *l, unsigned slot, const dns_answer_t *a, uint64_t until);
 static void pump(dns_resolver_t *r);
 
 /* ---- channel on the event loop ------------------------------------------------- */
@@ -452,10 +453,11 @@ static void query_complete(query_t *q)
      * can free it under our feet. */
     static const dns_answer_t oom = { .status = DNS_ERROR };
     const dns_answer_t *ans = q->ans ? q->ans : &oom;
+    uint64_t until = q->ans && q->life_ms ? mp_now_ms() + q->life_ms : 0;
     for (size_t i = 0; i < q->nwait; i++) {
         lookup_t *l = lookup_find(r, q->wait[i].lookup_id);
         if (l)
-            lookup_apply(l, q->wait[i].slot, ans);
+            lookup_apply(l, q->wait[i].slot, ans, until);
     }
     query_unlink(r, q);
     if (q->ans && q->life_ms > 0) {
@@ -546,10 +548,11 @@ static void slot_request(lookup_t *l, unsigned slot, unsigned type, const char *
 {
     dns_resolver_t *r = l->r;
     l->pending++;
-    const dns_answer_t *cached = dns_cache_get(r->cache, type, name, mp_now_ms());
+    uint64_t until = 0;
+    const dns_answer_t *cached = dns_cache_get_until(r->cache, type, name, mp_now_ms(), &until);
     if (cached) {
         r->stats.hits++;
-        lookup_apply(l, slot, cached);
+        lookup_apply(l, slot, cached, until);
         return;
     }
     r->stats.misses++;
@@ -584,7 +587,7 @@ static void slot_request(lookup_t *l, unsigned slot, unsigned type, const char *
     return;
 fail: {
         dns_answer_t err = { .type = type, .status = DNS_ERROR };
-        lookup_apply(l, slot, &err);
+        lookup_apply(l, slot, &err, 0);
     }
 }
 
@@ -802,13 +805,18 @@ static void lookup_finish(lookup_t *l)
     }
     if (res->status == DNS_OK && res->null_mx && pos == 0)
         mp_appendf(res->detail, sizeof res->detail, &pos, "null MX (RFC 7505)");
+    uint64_t now = mp_now_ms();
+    res->ttl_ms = l->until_ms > now && l->until_ms != UINT64_MAX ? l->until_ms - now : 0;
     static const struct timeval zero = { 0, 0 };
     if (evtimer_add(l->done_ev, &zero) != 0)
         mp_panic("look-up %llu: cannot schedule its callback", (unsigned long long)l->id);
 }
 
-static void lookup_apply(lookup_t *l, unsigned slot, const dns_answer_t *a)
+/* until: when answer a expires (0: not kept), for the look-up's ttl_ms. */
+static void lookup_apply(lookup_t *l, unsigned slot, const dns_answer_t *a, uint64_t until)
 {
+    if (until < l->until_ms)
+        l->until_ms = until;
     unsigned type;
     slot_t *s = slot_of(l, slot, &type);
     dns_answer_t subst;
@@ -1253,6 +1261,7 @@ uint64_t dns_mail_lookup(dns_resolver_t *r, const char *domain_ascii, dns_mail_c
     }
     /* a guard count so that answers from the cache cannot finish the look-up early */
     l->pending = 1;
+    l->until_ms = UINT64_MAX;
     slot_request(l, SLOT_MX, DNS_T_MX, l->domain);
     slot_request(l, SLOT_SPF, DNS_T_TXT, l->domain);
     char dmarc[DNS_NAME_MAX];

@@ -976,8 +976,10 @@ static void test_cache_second_lookup(void **state)
     e->mock->soa_min = 600; /* NODATA answers live 300 s (the default cap) */
     const dns_mail_t *m1 = lookup(e, "example.test");
     assert_int_equal(m1->queries, 11);
+    assert_int_equal(m1->ttl_ms, 100000); /* the shortest TTL: d.example.test's A */
     const dns_mail_t *m2 = lookup(e, "EXAMPLE.test");
     assert_int_equal(m2->queries, 0);
+    assert_int_equal(m2->ttl_ms, 100000);
     assert_int_equal(e->mock->nlog, 11);
     assert_int_equal(m2->nmx, 4);
     assert_string_equal(m2->mx[0].ip[2].text, "2001:db8::1");
@@ -992,12 +994,30 @@ static void test_cache_second_lookup(void **state)
     fake_now_ms += 101 * 1000;
     const dns_mail_t *m3 = lookup(e, "example.test");
     assert_int_equal(m3->queries, 1);
+    assert_int_equal(m3->ttl_ms, 100000); /* d's fresh 100 s; the others have 199 s */
     assert_int_equal(mock_count(e->mock, "d.example.test", DNS_T_A), 2);
     /* and at +301 s everything again (d's fresh entry lives to +201 s... +101+100) */
     fake_now_ms += 200 * 1000;
     const dns_mail_t *m4 = lookup(e, "example.test");
     assert_int_equal(m4->queries, 11);
     assert_int_equal(m4->nmx, 4);
+    env_free(e);
+}
+
+/* ttl_ms: the shortest time left of the answers a look-up was read from (the fleet
+ * shares the answer that long) */
+static void test_mail_ttl(void **state)
+{
+    (void)state;
+    env_t *e = env_new(500, 2, 0, 0);
+    zone_basic(e->mock);
+    e->mock->soa_min = 600;
+    assert_int_equal(lookup(e, "example.test")->ttl_ms, 100000);
+    fake_now_ms += 40 * 1000;
+    const dns_mail_t *m = lookup(e, "example.test");
+    assert_int_equal(m->queries, 0);
+    assert_int_equal(m->ttl_ms, 60000);
+    assert_int_equal(lookup(e, "bad..name")->ttl_ms, 0);
     env_free(e);
 }
 
@@ -1560,6 +1580,7 @@ int main(void)
         cmocka_unit_test(test_server_option),
         cmocka_unit_test(test_mx_sorted),
         cmocka_unit_test(test_cache_second_lookup),
+        cmocka_unit_test(test_mail_ttl),
         cmocka_unit_test(test_mx_cname_chased),
         cmocka_unit_test(test_mx_cname_requery),
         cmocka_unit_test(test_mx_cname_loop),
