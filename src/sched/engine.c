@@ -141,7 +141,7 @@ struct chk {
     chk_t *next_fetch;
 };
 
-enum { ACT_TARGET, ACT_FINISH, ACT_ACCEPTED };
+enum { ACT_TARGET, ACT_FINISH, ACT_ACCEPTED, ACT_MX_MEMO };
 
 #define BATCH_MAX 100
 
@@ -199,7 +199,18 @@ struct engine {
     lease_pool_t *lease;          /* the fleet leases per (egress, server address) */
     char lease_next[64];          /* a lease taken for the session conn_open makes next */
     strmap_t *fetching;           /* domain -> fetching_t: shared facts asked of Redis */
+    strmap_t *mxfetch;            /* domain -> fetching_t: MX answers asked of Redis */
+    strmap_t *mxmemo;             /* domain -> mx_memo_t: MX answers the fleet shared */
 };
+
+/* A domain's MX answer as the fleet has it (lease_mx_encode's text), until it expires. */
+typedef struct {
+    uint64_t until_ms;
+    size_t len;
+    char txt[];
+} mx_memo_t;
+
+#define MX_MEMO_MAX 4096 /* domains kept; when full, the memo starts afresh */
 
 /* A domain's shared facts asked of Redis, and the checks waiting for the answer. */
 typedef struct fetching {
@@ -211,6 +222,8 @@ typedef struct fetching {
 static void chk_try_target(chk_t *j);
 static void chk_finish(chk_t *j);
 static void chk_later(chk_t *j, uint64_t delay_ms, int act);
+static void chk_mx_memo(chk_t *j);
+static void on_dns(const dns_mail_t *m, void *arg);
 static void chk_accepted(chk_t *j);
 static void probing_release(engine_t *e, chk_t *prober);
 static void waiter_remove(engine_t *e, chk_t *j);
@@ -536,6 +549,142 @@ static void chk_fetch_facts(chk_t *j)
         e->stats.fleet_calls++;
     }
     chk_t **wp = &fe->waiters; /* in arrival order */
+    while (*wp)
+        wp = &(*wp)->next_fetch;
+    *wp = j;
+    j->fetching = fe;
+}
+
+/* ---- shared MX answers: Redis before DNS, a memo of what it said ---------------- */
+
+static void mx_memo_put(engine_t *e, const char *d, const char *txt, size_t len,
+                        uint64_t ttl_ms)
+{
+    if (strmap_count(e->mxmemo) >= MX_MEMO_MAX) {
+        strmap_free(e->mxmemo, free);
+        if (!(e->mxmemo = strmap_new()))
+            mp_panic("out of memory");
+    }
+    mx_memo_t *mm = malloc(sizeof *mm + len + 1);
+    if (!mm)
+        return;
+    mm->until_ms = mp_now_ms() + ttl_ms;
+    mm->len = len;
+    memcpy(mm->txt, txt, len);
+    mm->txt[len] = '\0';
+    free(strmap_get(e->mxmemo, d));
+    if (!strmap_put(e->mxmemo, d, mm)) {
+        strmap_del(e->mxmemo, d);
+        free(mm);
+    }
+}
+
+/* The domain's MX answer from the memo (heap, the caller frees), or NULL. */
+static dns_mail_t *mx_memo_get(engine_t *e, const char *d)
+{
+    mx_memo_t *mm = strmap_get(e->mxmemo, d);
+    uint64_t now = mp_now_ms();
+    if (mm && mm->until_ms <= now) {
+        strmap_del(e->mxmemo, d);
+        free(mm);
+        mm = NULL;
+    }
+    dns_mail_t *m = mm ? malloc(sizeof *m) : NULL;
+    if (m && !lease_mx_decode(mm->txt, mm->len, m)) {
+        free(m);
+        m = NULL;
+    }
+    if (m)
+        m->ttl_ms = mm->until_ms - now;
+    return m;
+}
+
+/* A DNS answer of j's domain that this process asked the network for: to the fleet (and
+ * the memo) for its TTL, so that the other processes need not ask. */
+static void mx_share(engine_t *e, const char *d, const dns_mail_t *m)
+{
+    char txt[LEASE_MX_MAX];
+    size_t n = e->fleet && m->queries && m->ttl_ms >= 1000
+                   ? lease_mx_encode(m, txt, sizeof txt) : 0;
+    if (!n)
+        return;
+    mx_memo_put(e, d, txt, n, m->ttl_ms);
+    if (fleet_fact_put(e->fleet, FLEET_FACT_MX, d, txt, n, m->ttl_ms, NULL, NULL) == MP_OK)
+        e->stats.fleet_calls++;
+}
+
+static void chk_dns(chk_t *j)
+{
+    j->dns_id = dns_mail_lookup(j->e->dns, j->res->addr.domain_ascii, on_dns, j);
+}
+
+static void chk_mx_memo(chk_t *j)
+{
+    dns_mail_t *m = mx_memo_get(j->e, j->res->addr.domain_ascii);
+    if (m)
+        on_dns(m, j);
+    else
+        chk_dns(j);
+    free(m);
+}
+
+static void on_mx_fact(const char *error, const char *value, size_t len, uint64_t ttl_ms,
+                       void *arg)
+{
+    fetching_t *fe = arg;
+    engine_t *e = fe->e;
+    strmap_del(e->mxfetch, fe->domain);
+    if (!error && value && ttl_ms)
+        mx_memo_put(e, fe->domain, value, len, ttl_ms);
+    dns_mail_t *m = mx_memo_get(e, fe->domain);
+    chk_t *w = fe->waiters;
+    free(fe);
+    for (chk_t *next; w; w = next) {
+        next = w->next_fetch;
+        w->next_fetch = NULL;
+        w->fetching = NULL;
+        if (m)
+            on_dns(m, w); /* may finish w: its successor was read first */
+        else
+            chk_dns(w);
+    }
+    free(m);
+}
+
+/* Where j's domain takes mail: with a fleet, what another process already learnt (the
+ * memo, else one GET per domain: checks arriving meanwhile wait for the same answer),
+ * else DNS. */
+static void chk_resolve(chk_t *j)
+{
+    engine_t *e = j->e;
+    const char *d = j->res->addr.domain_ascii;
+    if (!e->fleet) {
+        chk_dns(j);
+        return;
+    }
+    if (strmap_get(e->mxmemo, d)) {
+        chk_later(j, 0, ACT_MX_MEMO); /* on_dns from the loop, never inside engine_check */
+        return;
+    }
+    fetching_t *fe = strmap_get(e->mxfetch, d);
+    if (!fe) {
+        fe = calloc(1, sizeof *fe);
+        if (!fe || !strmap_put(e->mxfetch, d, fe)) {
+            free(fe);
+            chk_dns(j);
+            return;
+        }
+        fe->e = e;
+        mp_strlcpy(fe->domain, d, sizeof fe->domain);
+        if (fleet_fact_get(e->fleet, FLEET_FACT_MX, d, on_mx_fact, fe) != MP_OK) {
+            strmap_del(e->mxfetch, d);
+            free(fe);
+            chk_dns(j);
+            return;
+        }
+        e->stats.fleet_calls++;
+    }
+    chk_t **wp = &fe->waiters;
     while (*wp)
         wp = &(*wp)->next_fetch;
     *wp = j;
@@ -898,6 +1047,7 @@ static void on_chk_timer(evutil_socket_t fd, short what, void *arg)
     switch (j->next_act) {
     case ACT_FINISH: chk_finish(j); break;
     case ACT_ACCEPTED: chk_accepted(j); break;
+    case ACT_MX_MEMO: chk_mx_memo(j); break;
     default: chk_try_target(j); break;
     }
 }
@@ -1674,6 +1824,7 @@ static void on_dns(const dns_mail_t *m, void *arg)
     vd_result_t *r = j->res;
     char why[600];
     j->dns_id = 0;
+    mx_share(j->e, r->addr.domain_ascii, m);
     r->dns_checked = true;
     r->null_mx = m->null_mx;
     r->implicit_mx = m->implicit_mx;
@@ -1822,7 +1973,9 @@ engine_t *engine_new(struct event_base *base, const engine_opts_t *opts, mp_stat
                           e->o.caps};
         e->lease = lease_pool_new(base, e->fleet, &lc, on_lease_wake, e);
         e->fetching = strmap_new();
-        if (!e->lease || !e->fetching)
+        e->mxfetch = strmap_new();
+        e->mxmemo = strmap_new();
+        if (!e->lease || !e->fetching || !e->mxfetch || !e->mxmemo)
             goto fail;
     }
     e->facts = e->o.facts;
@@ -1876,6 +2029,8 @@ void engine_free(engine_t *e)
     fleet_free(e->fleet);
     lease_pool_free(e->lease);
     strmap_free(e->fetching, free); /* fetches not answered: their checks are gone */
+    strmap_free(e->mxfetch, free);
+    strmap_free(e->mxmemo, free);
     if (e->cc_ev)
         event_free(e->cc_ev);
     strmap_free(e->dests, free);
@@ -2004,6 +2159,6 @@ mp_status_t engine_check(engine_t *e, const char *email, engine_done_cb cb, void
         chk_later(j, 0, ACT_TARGET);
         return MP_OK;
     }
-    j->dns_id = dns_mail_lookup(e->dns, r->addr.domain_ascii, on_dns, j);
+    chk_resolve(j);
     return MP_OK;
 }

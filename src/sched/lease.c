@@ -9,6 +9,8 @@
  */
 #include "sched/lease.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -477,4 +479,117 @@ bool lease_fact_decode(const char *s, size_t len, facts_domain_t *out)
     f.probe_code = (int)c;
     *out = f;
     return true;
+}
+
+/* ---- MX answers as text --------------------------------------------------------- */
+
+static bool mx_shared_status(dns_status_t st)
+{
+    return st == DNS_OK || st == DNS_NODATA || st == DNS_NXDOMAIN;
+}
+
+size_t lease_mx_encode(const dns_mail_t *m, char *buf, size_t size)
+{
+    size_t pos = 0;
+    if (!mx_shared_status(m->status) || m->nmx > DNS_MX_MAX ||
+        !mp_appendf(buf, size, &pos, "m1\t%d\t%d\t%d\t%d\t%d", (int)m->status,
+                    m->null_mx ? 1 : 0, m->implicit_mx ? 1 : 0, m->spf ? 1 : 0,
+                    m->dmarc ? 1 : 0))
+        return 0;
+    for (size_t i = 0; i < m->nmx; i++) {
+        const dns_mx_t *x = &m->mx[i];
+        if (!dns_name_valid(x->host) || x->nip > DNS_IP_MAX ||
+            !mp_appendf(buf, size, &pos, "\n%u\t%s\t%d\t", x->pref, x->host, (int)x->status))
+            return 0;
+        for (size_t k = 0; k < x->nip; k++)
+            if (!mp_appendf(buf, size, &pos, "%s%s", k ? "," : "", x->ip[k].text))
+                return 0;
+    }
+    return pos;
+}
+
+/* "0" or "1" into *b. */
+static bool flag_parse(const char *s, bool *b)
+{
+    if (strcmp(s, "0") != 0 && strcmp(s, "1") != 0)
+        return false;
+    *b = s[0] == '1';
+    return true;
+}
+
+/* A printable address into a dns_ip_t (port 0). */
+static bool ip_parse(const char *s, dns_ip_t *ip)
+{
+    memset(ip, 0, sizeof *ip);
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ip->sa;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ip->sa;
+    if (inet_pton(AF_INET, s, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        ip->salen = sizeof *s4;
+    } else if (inet_pton(AF_INET6, s, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        ip->salen = sizeof *s6;
+    } else {
+        return false;
+    }
+    return inet_ntop(ip->sa.ss_family, ip->sa.ss_family == AF_INET ? (void *)&s4->sin_addr
+                                                                   : (void *)&s6->sin6_addr,
+                     ip->text, sizeof ip->text) != NULL;
+}
+
+/* One MX line: "pref\thost\tstatus\tip,ip". */
+static bool mx_line_parse(const char *s, const char *end, dns_mx_t *x)
+{
+    char pref[8], st[4], ips[DNS_IP_MAX * 48];
+    uint64_t p, v;
+    if (!field_next(&s, end, pref, sizeof pref, false) || !mp_parse_uint(pref, 0, 65535, &p) ||
+        !field_next(&s, end, x->host, sizeof x->host, false) || !dns_name_valid(x->host) ||
+        !field_next(&s, end, st, sizeof st, false) || !mp_parse_uint(st, 0, DNS_ERROR, &v) ||
+        !field_next(&s, end, ips, sizeof ips, true))
+        return false;
+    x->pref = (unsigned)p;
+    x->status = (dns_status_t)v;
+    for (char *ip = ips, *comma; *ip; ip = comma + 1) {
+        comma = strchr(ip, ',');
+        if (comma)
+            *comma = '\0';
+        if (x->nip >= DNS_IP_MAX || !ip_parse(ip, &x->ip[x->nip]))
+            return false;
+        x->nip++;
+        if (!comma)
+            break;
+    }
+    return true;
+}
+
+bool lease_mx_decode(const char *s, size_t len, dns_mail_t *out)
+{
+    memset(out, 0, sizeof *out);
+    const char *end = s + len;
+    const char *nl = memchr(s, '\n', len);
+    const char *hend = nl ? nl : end;
+    char v[4], st[4], f[4][4];
+    uint64_t stv;
+    if (!field_next(&s, hend, v, sizeof v, false) || strcmp(v, "m1") != 0 ||
+        !field_next(&s, hend, st, sizeof st, false) || !mp_parse_uint(st, 0, DNS_ERROR, &stv) ||
+        !mx_shared_status((dns_status_t)stv))
+        goto bad;
+    for (int i = 0; i < 4; i++)
+        if (!field_next(&s, hend, f[i], sizeof f[i], i == 3))
+            goto bad;
+    out->status = (dns_status_t)stv;
+    if (!flag_parse(f[0], &out->null_mx) || !flag_parse(f[1], &out->implicit_mx) ||
+        !flag_parse(f[2], &out->spf) || !flag_parse(f[3], &out->dmarc))
+        goto bad;
+    while (nl) {
+        const char *line = nl + 1;
+        nl = memchr(line, '\n', (size_t)(end - line));
+        if (out->nmx >= DNS_MX_MAX || !mx_line_parse(line, nl ? nl : end, &out->mx[out->nmx]))
+            goto bad;
+        out->nmx++;
+    }
+    return true;
+bad:
+    memset(out, 0, sizeof *out);
+    return false;
 }

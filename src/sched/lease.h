@@ -21,6 +21,7 @@
 
 #include <event2/event.h>
 
+#include "dns/dns.h"
 #include "fleet/fleet.h"
 #include "sched/facts.h"
 
@@ -92,5 +93,19 @@ size_t lease_fact_encode(const facts_domain_t *f, char *buf, size_t size);
 /** Read what lease_fact_encode wrote (bytes from Redis: anything else is refused).
  *  @return true when it was one such fact */
 bool lease_fact_decode(const char *s, size_t len, facts_domain_t *out);
+
+/* ---- shared MX answers ------------------------------------------------------------- */
+
+#define LEASE_MX_MAX 8192
+
+/** Write a domain's mail routing as text: a line "m1", status, null MX, implicit MX, SPF,
+ *  DMARC, then a line per MX host: preference, name, status, its addresses (comma-
+ *  separated). Only a definitive answer is worth sharing (OK, NODATA, NXDOMAIN): others
+ *  give 0. @return its length, 0 when it does not fit or is not shared. */
+size_t lease_mx_encode(const dns_mail_t *m, char *buf, size_t size);
+
+/** Read what lease_mx_encode wrote into *out (zeroed first: no detail, queries 0,
+ *  ttl_ms 0); anything else from Redis is refused whole. */
+bool lease_mx_decode(const char *s, size_t len, dns_mail_t *out);
 
 #endif

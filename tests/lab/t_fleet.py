@@ -13,7 +13,9 @@ and says "421 4.7.0 Error: too many connections" to a 4th.
   limit summed over the processes, and Postfix refused none (without --redis the three
   reach 4 at once and anvil refuses connections: docs/internals/fleet.md).
 - Each domain's catch-all probe (a random local part Postfix refuses and logs) was sent
-  once; a later process checking the same domains sends none (the fact came from Redis).
+  once; a later process checking the same domains sends none (the fact came from Redis)
+  and asks unbound nothing about them (the MX answers came from Redis), where the same
+  process without --redis asks.
 - Redis killed (SIGKILL) while two processes run and started again: they finish with
   every row right."""
 import csv
@@ -159,13 +161,23 @@ class Fleet(labkit.LabCase):
         # every domain probed exactly once
         seen = probes(text)
         self.assertEqual(seen, {d: 1 for ds in domains for d in ds}, text)
-        # a later process: the facts come from Redis, no probe at all
+        # a later process: the facts come from Redis, no probe at all, and the MX answers
+        # too: it asks the DNS nothing about those domains
         mark = labkit.postfix_mark()
+        dns_mark = labkit.unbound_mark()
         addrs = ["alice@fleet-a.test", "nobody@fleet-d.test", "bob@fleet-f.test"]
         name = "again"
         err = self.bulk_wait(name, self.bulk_start(name, addrs, "--per-server", "2",
                                                    "--redis", REDIS_URL), addrs)
         self.assertEqual(probes(mark.new_text(settle=0.5)), {}, err)
+        asked = [q for q in labkit.unbound_queries(dns_mark) if "fleet-" in q[0]]
+        self.assertEqual(asked, [], err)
+        # the check is real: without --redis the same process asks
+        dns_mark = labkit.unbound_mark()
+        name = "again-alone"
+        self.bulk_wait(name, self.bulk_start(name, addrs, "--no-catch-all-probe"), addrs)
+        asked = [q for q in labkit.unbound_queries(dns_mark) if "fleet-" in q[0]]
+        self.assertIn(("fleet-a.test", "MX"), asked)
 
     def test_3_redis_restarted_mid_run(self):
         # one RCPT per session and one session per batch, a second between two sessions

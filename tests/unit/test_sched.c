@@ -85,6 +85,81 @@ static void test_lease_fact_text(void **state)
     assert_false(lease_fact_decode(longer, (size_t)k, &g));
 }
 
+/* An MX answer as the fleet shares it: read back equal, failures not shared, anything
+ * malformed refused whole. */
+static void test_lease_mx_text(void **state)
+{
+    (void)state;
+    dns_mail_t *m = calloc(1, sizeof *m), *g = calloc(1, sizeof *g);
+    assert_non_null(m);
+    assert_non_null(g);
+    m->status = DNS_OK;
+    m->spf = true;
+    m->nmx = 2;
+    m->mx[0].pref = 10;
+    snprintf(m->mx[0].host, sizeof m->mx[0].host, "%s", "mx1.example.org");
+    m->mx[0].nip = 2;
+    snprintf(m->mx[0].ip[0].text, sizeof m->mx[0].ip[0].text, "%s", "192.0.2.25");
+    snprintf(m->mx[0].ip[1].text, sizeof m->mx[0].ip[1].text, "%s", "2001:db8::25");
+    m->mx[1].pref = 20;
+    m->mx[1].status = DNS_NXDOMAIN;
+    snprintf(m->mx[1].host, sizeof m->mx[1].host, "%s", "gone.example.org");
+    m->queries = 7;
+    m->ttl_ms = 300000;
+    char buf[LEASE_MX_MAX];
+    size_t n = lease_mx_encode(m, buf, sizeof buf);
+    assert_true(n > 0);
+    assert_true(lease_mx_decode(buf, n, g));
+    assert_int_equal(g->status, DNS_OK);
+    assert_true(g->spf);
+    assert_false(g->dmarc || g->null_mx || g->implicit_mx);
+    assert_int_equal(g->nmx, 2);
+    assert_int_equal(g->mx[0].pref, 10);
+    assert_string_equal(g->mx[0].host, "mx1.example.org");
+    assert_int_equal(g->mx[0].nip, 2);
+    assert_string_equal(g->mx[0].ip[0].text, "192.0.2.25");
+    assert_int_equal(g->mx[0].ip[0].sa.ss_family, AF_INET);
+    assert_int_equal(g->mx[0].ip[0].salen, sizeof(struct sockaddr_in));
+    assert_string_equal(g->mx[0].ip[1].text, "2001:db8::25");
+    assert_int_equal(g->mx[0].ip[1].sa.ss_family, AF_INET6);
+    assert_int_equal(g->mx[1].status, DNS_NXDOMAIN);
+    assert_int_equal(g->mx[1].nip, 0);
+    assert_int_equal(g->queries, 0); /* from the fleet, not the network */
+    assert_int_equal(g->ttl_ms, 0);
+    /* a null MX and an NXDOMAIN are answers too */
+    memset(m, 0, sizeof *m);
+    m->status = DNS_NXDOMAIN;
+    n = lease_mx_encode(m, buf, sizeof buf);
+    assert_true(lease_mx_decode(buf, n, g));
+    assert_int_equal(g->status, DNS_NXDOMAIN);
+    assert_int_equal(g->nmx, 0);
+    /* a failure is not shared */
+    m->status = DNS_SERVFAIL;
+    assert_int_equal(lease_mx_encode(m, buf, sizeof buf), 0);
+    /* refused: another version, a failure, bad flags, a bad host, address or count */
+    static const char *bad[] = {
+        "m2\t0\t0\t0\t0\t0", "m1\t3\t0\t0\t0\t0", "m1\t0\t2\t0\t0\t0",
+        "m1\t0\t0\t0\t0", "m1\t0\t0\t0\t0\t0\n10\tbad host\t0\t192.0.2.1",
+        "m1\t0\t0\t0\t0\t0\n10\tmx.test\t0\t192.0.2.300",
+        "m1\t0\t0\t0\t0\t0\n70000\tmx.test\t0\t192.0.2.1",
+        "m1\t0\t0\t0\t0\t0\n10\tmx.test\t9\t",
+        "m1\t0\t0\t0\t0\t0\n10\tmx.test\t0\t1.1.1.1,1.1.1.2,1.1.1.3,1.1.1.4,1.1.1.5,"
+        "1.1.1.6,1.1.1.7,1.1.1.8,1.1.1.9", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        g->nmx = 99;
+        assert_false(lease_mx_decode(bad[i], strlen(bad[i]), g));
+        assert_int_equal(g->nmx, 0);
+    }
+    /* more hosts than a look-up keeps */
+    char many[4096];
+    size_t pos = (size_t)snprintf(many, sizeof many, "m1\t0\t0\t0\t0\t0");
+    for (int i = 0; i <= DNS_MX_MAX; i++)
+        pos += (size_t)snprintf(many + pos, sizeof many - pos, "\n%d\tmx%d.test\t0\t", i, i);
+    assert_false(lease_mx_decode(many, pos, g));
+    free(m);
+    free(g);
+}
+
 static void test_unroutable(void **state)
 {
     (void)state;
@@ -754,6 +829,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unroutable),
         cmocka_unit_test(test_lease_fact_text),
+        cmocka_unit_test(test_lease_mx_text),
         cmocka_unit_test(test_facts_ttl_and_eviction),
         cmocka_unit_test(test_window_aimd),
         cmocka_unit_test(test_conncache_rules),
