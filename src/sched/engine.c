@@ -518,6 +518,37 @@ static void on_fact(const char *error, const char *value, size_t len, uint64_t t
     free(fe);
 }
 
+/* j waits for a fact of its domain from Redis: it joins the question in flight (map:
+ * domain -> fetching_t) or asks one. False: no question could be asked (the caller
+ * goes on without the fact). */
+static bool fetch_join(chk_t *j, strmap_t *map, fleet_fact_t kind, fleet_fact_cb cb)
+{
+    engine_t *e = j->e;
+    const char *d = j->res->addr.domain_ascii;
+    fetching_t *fe = strmap_get(map, d);
+    if (!fe) {
+        fe = calloc(1, sizeof *fe);
+        if (!fe || !strmap_put(map, d, fe)) {
+            free(fe);
+            return false;
+        }
+        fe->e = e;
+        mp_strlcpy(fe->domain, d, sizeof fe->domain);
+        if (fleet_fact_get(e->fleet, kind, d, cb, fe) != MP_OK) {
+            strmap_del(map, d);
+            free(fe);
+            return false;
+        }
+        e->stats.fleet_calls++;
+    }
+    chk_t **wp = &fe->waiters; /* in arrival order */
+    while (*wp)
+        wp = &(*wp)->next_fetch;
+    *wp = j;
+    j->fetching = fe;
+    return true;
+}
+
 /* Before the first session of j: the domain's catch-all fact from Redis when it is not
  * known here, so that a domain is probed once per fleet; one question per domain, the
  * checks of the domain that arrive meanwhile wait for the same answer. */
@@ -530,29 +561,8 @@ static void chk_fetch_facts(chk_t *j)
         chk_try_target(j);
         return;
     }
-    fetching_t *fe = strmap_get(e->fetching, d);
-    if (!fe) {
-        fe = calloc(1, sizeof *fe);
-        if (!fe || !strmap_put(e->fetching, d, fe)) {
-            free(fe);
-            chk_try_target(j);
-            return;
-        }
-        fe->e = e;
-        mp_strlcpy(fe->domain, d, sizeof fe->domain);
-        if (fleet_fact_get(e->fleet, FLEET_FACT_CATCH_ALL, d, on_fact, fe) != MP_OK) {
-            strmap_del(e->fetching, d);
-            free(fe);
-            chk_try_target(j);
-            return;
-        }
-        e->stats.fleet_calls++;
-    }
-    chk_t **wp = &fe->waiters; /* in arrival order */
-    while (*wp)
-        wp = &(*wp)->next_fetch;
-    *wp = j;
-    j->fetching = fe;
+    if (!fetch_join(j, e->fetching, FLEET_FACT_CATCH_ALL, on_fact))
+        chk_try_target(j);
 }
 
 /* ---- shared MX answers: Redis before DNS, a memo of what it said ---------------- */
@@ -666,29 +676,8 @@ static void chk_resolve(chk_t *j)
         chk_later(j, 0, ACT_MX_MEMO); /* on_dns from the loop, never inside engine_check */
         return;
     }
-    fetching_t *fe = strmap_get(e->mxfetch, d);
-    if (!fe) {
-        fe = calloc(1, sizeof *fe);
-        if (!fe || !strmap_put(e->mxfetch, d, fe)) {
-            free(fe);
-            chk_dns(j);
-            return;
-        }
-        fe->e = e;
-        mp_strlcpy(fe->domain, d, sizeof fe->domain);
-        if (fleet_fact_get(e->fleet, FLEET_FACT_MX, d, on_mx_fact, fe) != MP_OK) {
-            strmap_del(e->mxfetch, d);
-            free(fe);
-            chk_dns(j);
-            return;
-        }
-        e->stats.fleet_calls++;
-    }
-    chk_t **wp = &fe->waiters;
-    while (*wp)
-        wp = &(*wp)->next_fetch;
-    *wp = j;
-    j->fetching = fe;
+    if (!fetch_join(j, e->mxfetch, FLEET_FACT_MX, on_mx_fact))
+        chk_dns(j);
 }
 
 static void fetch_remove(chk_t *j)
