@@ -18,6 +18,11 @@
  * sessions count against every limit, are retired on their error budget, a slow reply or
  * Postfix-like reuse limits, and are QUIT after idle_time_ms or when nothing is pending.
  *
+ * With redis_url (a fleet, docs/internals/fleet.md), a new session also needs a lease
+ * from Redis for its (egress, server address) pair (sched/lease.h), held until its
+ * socket is closed; MX answers and catch-all facts are asked of Redis before the DNS and
+ * the probe, and written after.
+ *
  * It does not print; results go to the caller's callback, which owns them.
  */
 #ifndef MP_SCHED_ENGINE_H
