@@ -531,7 +531,8 @@ static void start_next(api_t *a)
         bulkio_ropts_t ro;
         reader_opts(&jo, &ro);
         job_run_opts_t o = {a->base, a->engine, a->st, j.id, j.created, j.input_path, &ro,
-                            (int64_t)(a->o.max_age_ms / 1000), on_job_end, on_job_result, a};
+                            (int64_t)(a->o.max_age_ms / 1000), on_job_end, on_job_result, a,
+                            NULL, NULL};
         char err[BULKIO_ERR_MAX + STORE_ERR_MAX];
         long holder = 0;
         if (store_job_lock(a->st, id, &q->run_lock, &holder) != MP_OK) {

@@ -31,6 +31,8 @@
 #include "bulkio/bulkio.h"
 #include "cli/cli.h"
 #include "cli/options.h"
+#include "fleet/fleet.h"
+#include "fleet/queue.h"
 #include "job/job.h"
 #include "store/store.h"
 #include "util/clock.h"
@@ -51,7 +53,43 @@ typedef struct bulk {
     bool tty;
     struct event *progress_ev;
     uint64_t last_line_ms;
+    fleet_jobq_t *pool;   /* --redis: the workers check, this process collects */
 } bulk_t;
+
+/* --redis: an address goes to the pool (job_remote_fn). */
+static mp_status_t pool_check(void *ctx, int64_t row, const char *addr, job_remote_cb cb,
+                              void *arg)
+{
+    return fleet_jobq_add(ctx, row, addr, cb, arg);
+}
+
+static void pool_note(const char *line, void *arg)
+{
+    (void)arg;
+    fprintf(stderr, "\nmailprobe: %s\n", line);
+}
+
+static void pool_closed(void *arg)
+{
+    bulk_t *b = arg;
+    b->pool = NULL;
+    event_base_loopbreak(b->base);
+}
+
+/* --redis: Redis answers before anything is stored or submitted (else one line, 5). */
+static int pool_reachable(const char *url)
+{
+    char err[400] = "cannot start an event loop";
+    struct event_base *base = event_base_new();
+    fleet_t *f = base ? fleet_open(base, url, 5000, err, sizeof err) : NULL;
+    fleet_free(f);
+    if (base)
+        event_base_free(base);
+    if (f)
+        return 0;
+    fprintf(stderr, "mailprobe: %s; nothing was submitted\n", err);
+    return EXIT_RUNTIME;
+}
 
 static void print_progress(bulk_t *b, bool final)
 {
@@ -184,7 +222,10 @@ static void print_help(void)
           "                         jobs.sqlite); the same command again continues a job\n"
           "  --resume JOB           continue job JOB (see `mailprobe jobs`)\n"
           "  --max-age DURATION     reuse results of earlier checks this fresh (e.g. 24h)\n"
-          "  --no-progress          no progress on stderr\n",
+          "  --no-progress          no progress on stderr\n"
+          "  --redis URL            let the pool of `mailprobe worker`s around this Redis\n"
+          "                         check (redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]);\n"
+          "                         the output is the same\n",
           stdout);
     cli_cfg_help(CMD_BULK);
 }
@@ -224,6 +265,20 @@ static int open_store(cli_cfg_t *cfg, store_t **st, char *path, size_t psize)
                                  : cli_usage_error("job store %s: %s", path, err);
     }
     return 0;
+}
+
+static void print_engine_stats(const engine_stats_t *es, const job_counts_t *c)
+{
+    fprintf(stderr, "  sessions opened %llu, RCPTs %llu, catch-all probes %llu, "
+            "retries %llu; rows reused %llu, row errors %llu, from earlier runs %llu\n",
+            (unsigned long long)es->sessions, (unsigned long long)es->rcpts,
+            (unsigned long long)es->probes, (unsigned long long)es->retries,
+            (unsigned long long)c->rows_reused, (unsigned long long)c->rows_error,
+            (unsigned long long)c->rows_skipped);
+    fprintf(stderr, "  batches %llu (%llu on a reused session), most refusals in "
+            "one session %u, most sessions open at once to one server address %u\n",
+            (unsigned long long)es->runs, (unsigned long long)es->reused,
+            es->max_refusals, es->max_per_ip);
 }
 
 static void print_tally(const char *title, const job_tally_t *t, size_t n)
@@ -346,6 +401,8 @@ int cli_bulk(int argc, char **argv)
         rc = cli_usage_error("bulk: %s", err);
         goto done;
     }
+    if (cfg.redis[0] && (rc = pool_reachable(cfg.redis)) != 0)
+        goto done;
     if (!cfg.eo.offline) {   /* identity checks; without --helo the PTR may become it */
         cli_doctor_startup(&cfg, false);   /* warns once the job holds its lock */
         canonical_options(&cfg, options, sizeof options);
@@ -447,15 +504,35 @@ int cli_bulk(int argc, char **argv)
     rd = NULL;
     int64_t age_s = (int64_t)(cfg.max_age_ms / 1000);
     job_run_opts_t jo = {b.base, b.engine, b.st, b.job.id, b.job.created, input, &ro, age_s,
-                         on_end, NULL, &b};
+                         on_end, NULL, &b, NULL, NULL};
+    if (cfg.redis[0]) {
+        b.pool = fleet_jobq_open(b.base, cfg.redis, b.job.id, pool_note, &b, err, sizeof err);
+        if (!b.pool) {
+            fprintf(stderr, "mailprobe: %s; nothing was submitted\n", err);
+            store_job_set_state(b.st, b.job.id, STORE_JOB_INTERRUPTED, err);
+            rc = EXIT_RUNTIME;
+            event_free(b.progress_ev);
+            event_free(sigint);
+            event_free(sigterm);
+            goto done;
+        }
+        jo.remote = pool_check;
+        jo.remote_ctx = b.pool;
+    }
     if (job_run_start(&jo, &b.run, err, sizeof err) != MP_OK) {
         b.ended = true;
         b.end = JOB_END_FAILED;
         mp_strlcpy(b.endmsg, err, sizeof b.endmsg);
     } else {
         event_base_dispatch(b.base);
-        if (b.end == JOB_END_DONE)
+        if (b.end == JOB_END_DONE && !b.pool)
             cli_finish_sessions(b.base, b.engine);
+    }
+    if (b.pool) {
+        /* complete: the job's keys go; else its batches are withdrawn */
+        fleet_jobq_close(b.pool, b.end == JOB_END_DONE, pool_closed, &b);
+        while (b.pool)
+            event_base_dispatch(b.base);
     }
     print_progress(&b, true);
     job_counts_t c;
@@ -519,16 +596,12 @@ int cli_bulk(int argc, char **argv)
             print_tally("verdict", tv, nv);
             print_tally("reason", tr, nr);
             print_assessment(out);
-            fprintf(stderr, "  sessions opened %llu, RCPTs %llu, catch-all probes %llu, "
-                    "retries %llu; rows reused %llu, row errors %llu, from earlier runs %llu\n",
-                    (unsigned long long)es.sessions, (unsigned long long)es.rcpts,
-                    (unsigned long long)es.probes, (unsigned long long)es.retries,
-                    (unsigned long long)c.rows_reused, (unsigned long long)c.rows_error,
-                    (unsigned long long)c.rows_skipped);
-            fprintf(stderr, "  batches %llu (%llu on a reused session), most refusals in "
-                    "one session %u, most sessions open at once to one server address %u\n",
-                    (unsigned long long)es.runs, (unsigned long long)es.reused,
-                    es.max_refusals, es.max_per_ip);
+            if (cfg.redis[0]) /* the sessions were the workers' (see their logs) */
+                fprintf(stderr, "  checked by the pool's workers; rows reused %llu, row errors "
+                        "%llu, from earlier runs %llu\n", (unsigned long long)c.rows_reused,
+                        (unsigned long long)c.rows_error, (unsigned long long)c.rows_skipped);
+            else
+                print_engine_stats(&es, &c);
             rc = 0;
         }
         job_out_free(out); /* removes the temporary output unless committed */

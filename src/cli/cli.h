@@ -32,6 +32,7 @@ int cli_explain(int argc, char **argv);
 int cli_bulk(int argc, char **argv);
 int cli_jobs(int argc, char **argv);
 int cli_serve(int argc, char **argv);
+int cli_worker(int argc, char **argv);
 int cli_learn(int argc, char **argv);
 int cli_config(int argc, char **argv);
 int cli_doctor(int argc, char **argv);

@@ -48,6 +48,7 @@ static void usage(FILE *out)
           "  bulk [options] INPUT [-o OUTPUT] check a CSV or NDJSON list (resumable)\n"
           "  jobs [--store PATH]              list bulk jobs and their progress\n"
           "  serve [--listen ADDR:PORT]       HTTP API and web page (see serve --help)\n"
+          "  worker --redis URL               check the lists bulk --redis submits\n"
           "  explain [--stage S] REPLY        show how an SMTP reply is read\n"
           "  config [--json]                  the effective settings and their sources\n"
           "  learn --deny-list FILE PATH...   learn from bounces and CSV exports\n"
@@ -70,6 +71,8 @@ int main(int argc, char **argv)
         return cli_bulk(argc - 1, argv + 1);
     if (strcmp(cmd, "serve") == 0)
         return cli_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "worker") == 0)
+        return cli_worker(argc - 1, argv + 1);
     if (strcmp(cmd, "jobs") == 0)
         return cli_jobs(argc - 1, argv + 1);
     if (strcmp(cmd, "learn") == 0)

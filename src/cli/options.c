@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "fleet/fleet.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -28,10 +29,11 @@ enum {
     O_ALLOW_PRIVATE_HOOKS, O_REQUEST_TIMEOUT, O_MAX_PER_CLIENT, O_MAX_CONNS, O_SOURCE, O_PROXY,
     O_REF_MX, O_DNSBL, O_DNSBL_DNS, O_MYIP_DNS, O_MYIP_NAME,
     O_SESSION_ERRORS, O_REUSE_TIME, O_REUSE_COUNT, O_IDLE_TIME,
-    O_REDIS, O_CAP_MINUTE, O_CAP_HOUR, O_CAP_DAY, O_END
+    O_REDIS, O_CAP_MINUTE, O_CAP_HOUR, O_CAP_DAY, O_CLAIM_IDLE, O_MAX_DELIVERIES, O_BATCHES,
+    O_END
 };
 
-_Static_assert(O_END - O_JSON <= 64, "cli_cfg_t.origin is too small");
+_Static_assert(O_END - O_JSON <= 80, "cli_cfg_t.origin is too small");
 
 static const struct option long_opts[] = {
     {"json", no_argument, NULL, O_JSON},
@@ -97,6 +99,9 @@ static const struct option long_opts[] = {
     {"sessions-per-minute", required_argument, NULL, O_CAP_MINUTE},
     {"sessions-per-hour", required_argument, NULL, O_CAP_HOUR},
     {"sessions-per-day", required_argument, NULL, O_CAP_DAY},
+    {"claim-idle", required_argument, NULL, O_CLAIM_IDLE},
+    {"max-deliveries", required_argument, NULL, O_MAX_DELIVERIES},
+    {"batches", required_argument, NULL, O_BATCHES},
     {NULL, 0, NULL, 0},
 };
 
@@ -113,6 +118,8 @@ static unsigned opt_cmds(int id)
         return CMD_CHECK | CMD_BULK | CMD_SERVE | CMD_CONFIG;
     case O_MAX_AGE:
         return CMD_BULK | CMD_SERVE | CMD_CONFIG;
+    case O_CLAIM_IDLE: case O_MAX_DELIVERIES: case O_BATCHES:
+        return CMD_WORKER | CMD_CONFIG;
     case O_LISTEN: case O_TOKENS: case O_RATE_LIMIT: case O_MAX_BODY: case O_WAIT:
     case O_ALLOW_PRIVATE_HOOKS: case O_REQUEST_TIMEOUT: case O_MAX_PER_CLIENT:
     case O_MAX_CONNS:
@@ -127,7 +134,7 @@ static unsigned opt_cmds(int id)
     case O_SOURCE: case O_PROXY:
         return CMD_ALL;   /* the doctor's too; myip: the quick checks of the others */
     default:
-        return CMD_CHECK | CMD_BULK | CMD_SERVE | CMD_CONFIG;
+        return CMD_CHECK | CMD_BULK | CMD_SERVE | CMD_WORKER | CMD_CONFIG;
     }
 }
 
@@ -360,6 +367,22 @@ static int apply_opt(cli_cfg_t *c, int id, const char *v, const char *where)
         if (!mp_parse_uint(v, 1, 1000, &n))
             return cli_usage_error("%s: --session-reuse-count needs a number 1..1000", where);
         c->eo.reuse_count = (unsigned)n;
+        break;
+    case O_CLAIM_IDLE:
+        if (!mp_parse_duration_ms(v, &n) || n < 500 || n > 86400000)
+            return cli_usage_error("%s: --claim-idle needs a duration from 500ms to 24h "
+                                   "(e.g. 2m)", where);
+        c->claim_idle_ms = n;
+        break;
+    case O_MAX_DELIVERIES:
+        if (!mp_parse_uint(v, 1, 100, &n))
+            return cli_usage_error("%s: --max-deliveries needs a number 1..100", where);
+        c->max_deliveries = (unsigned)n;
+        break;
+    case O_BATCHES:
+        if (!mp_parse_uint(v, 1, 1000, &n))
+            return cli_usage_error("%s: --batches needs a number 1..1000", where);
+        c->batches = (unsigned)n;
         break;
     case O_IDLE_TIME:
         if (!mp_parse_duration_ms(v, &n) || n < 1 || n > 300000)
@@ -787,7 +810,7 @@ int cli_cfg_parse(cli_cfg_t *c, unsigned cmd, const char *name, int argc, char *
     memset(c, 0, sizeof *c);
     c->cmd = cmd;
     engine_opts_default(&c->eo);
-    if (cmd == CMD_BULK || cmd == CMD_SERVE)
+    if (cmd == CMD_BULK || cmd == CMD_SERVE || cmd == CMD_WORKER)
         c->eo.max_sessions = 100; /* lists span many servers; each still has --per-server */
     mp_strlcpy(c->listen_host, "127.0.0.1", sizeof c->listen_host);
     c->listen_port = 8080;

@@ -23,7 +23,7 @@
 #include "util/log.h"
 
 enum { CMD_CHECK = 1, CMD_BULK = 2, CMD_SERVE = 4, CMD_CONFIG = 8, CMD_DOCTOR = 16,
-       CMD_ALL = 31 };
+       CMD_WORKER = 32, CMD_ALL = 63 };
 
 #ifndef MP_SYSCONF_FILE
 #define MP_SYSCONF_FILE "/etc/mailprobe/config"
@@ -63,6 +63,10 @@ typedef struct cli_cfg {
     char resume[64];
     uint64_t max_age_ms;       /* reuse earlier results this fresh (0: never) */
     bool no_progress;
+    /* the pool (worker; bulk and serve use --redis below) */
+    uint64_t claim_idle_ms;    /* worker: --claim-idle (0: the default) */
+    unsigned max_deliveries;   /* worker: --max-deliveries (0: the default) */
+    unsigned batches;          /* worker: --batches (0: the default) */
     /* serve */
     char listen_host[128];
     unsigned listen_port;
@@ -79,7 +83,7 @@ typedef struct cli_cfg {
     net_egress_t *egress;      /* --source, --proxy (checked when parsed), in order */
     size_t negress;
     /* where each option came from, and the files read */
-    cli_origin_t origin[64];
+    cli_origin_t origin[80];
     char *files[CFG_FILES_MAX];
     size_t nfiles;
     /* doctor (src/cli/doctor.c; its sources are the --source egresses above); bulk, serve

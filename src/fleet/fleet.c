@@ -165,6 +165,7 @@ typedef struct {
     fleet_lease_cb lcb;
     fleet_quota_cb qcb;
     fleet_fact_cb fcb;
+    fleet_reply_cb rcb;         /* a command (fleet_command): the raw reply */
     void *arg;
     char lease[64];
     int argc;
@@ -530,7 +531,9 @@ static void quota_answer(req_t *rq, const redisReply *r, const char *error)
 static void req_answer(req_t *rq, const redisReply *r, const char *error)
 {
     rq->answered = true;
-    if (rq->fact)
+    if (rq->rcb)
+        rq->rcb(error, error ? NULL : r, rq->arg);
+    else if (rq->fact)
         fact_answer(rq, r, error);
     else if (rq->qcb)
         quota_answer(rq, r, error);
@@ -810,4 +813,32 @@ mp_status_t fleet_fact_put(fleet_t *f, fleet_fact_t kind, const char *domain,
               req_arg(rq, value, len) && req_arg(rq, "PX", 2) &&
               req_argf(rq, (unsigned long long)ttl_ms);
     return req_submit(rq, ok);
+}
+
+/* ---- commands (the job queue, queue.c) ---------------------------------------------------- */
+
+mp_status_t fleet_command(fleet_t *f, int argc, const char **argv, const size_t *lens,
+                          fleet_reply_cb cb, void *arg)
+{
+    if (!f || f->closing || !cb || argc < 1)
+        return MP_ERR_ARG;
+    req_t *rq = req_new(f, -1, arg);
+    if (!rq)
+        return MP_ERR_NOMEM;
+    rq->rcb = cb;
+    /* hiredis formats the command now: no copy of the arguments is kept */
+    if (fleet_connect(f) != MP_OK || !f->ac ||
+        redisAsyncCommandArgv(f->ac, on_reply, rq, argc, argv, lens) != REDIS_OK) {
+        req_free(rq);
+        return MP_ERR_IO;
+    }
+    struct timeval tv = {(time_t)(f->timeout_ms / 1000),
+                         (suseconds_t)(f->timeout_ms % 1000) * 1000};
+    evtimer_add(rq->deadline, &tv);
+    return MP_OK;
+}
+
+bool fleet_connected(const fleet_t *f)
+{
+    return f && f->ac && (f->ac->c.flags & REDIS_CONNECTED);
 }

@@ -146,4 +146,25 @@ mp_status_t fleet_fact_put(fleet_t *f, fleet_fact_t kind, const char *domain,
                            const char *value, size_t len, uint64_t ttl_ms, fleet_fact_cb cb,
                            void *arg);
 
+/* ---- commands ---------------------------------------------------------------------------- */
+
+struct redisReply;
+
+/** A command's answer: error non-NULL (connection lost, no answer in time, an error reply:
+ *  "redis: ERR ...") or the reply (borrowed, hiredis' redisReply). */
+typedef void (*fleet_reply_cb)(const char *error, const struct redisReply *r, void *arg);
+
+/**
+ * Send one command (argv with lengths) on the handle's connection, connecting again first
+ * when it was lost; the answer comes to cb once, within the handle's timeout (a blocking
+ * command needs a handle opened with a timeout above its block time).
+ * @return MP_OK (the callback will come), MP_ERR_ARG, MP_ERR_NOMEM or MP_ERR_IO (no
+ *         connection could be started; no callback)
+ */
+mp_status_t fleet_command(fleet_t *f, int argc, const char **argv, const size_t *lens,
+                          fleet_reply_cb cb, void *arg);
+
+/** Whether the asynchronous connection is up now. */
+bool fleet_connected(const fleet_t *f);
+
 #endif

@@ -68,6 +68,15 @@ typedef void (*job_end_cb)(job_run_t *r, job_end_t end, const char *message, voi
 /** Called for every check the engine finishes for this job (e.g. metrics); may be NULL. */
 typedef void (*job_result_cb)(const vd_result_t *res, void *arg);
 
+/** A result checked elsewhere: the check's JSON (vd_to_json), or {"error": NAME, ...}
+ *  when it could not be checked (the row is stored as a row error NAME). Borrowed. */
+typedef void (*job_remote_cb)(const char *json, size_t len, void *arg);
+
+/** Check addr elsewhere (a pool of workers, fleet/queue.h) under key row (its first
+ *  input row); cb comes once, from the loop. MP_OK or an error (no callback). */
+typedef mp_status_t (*job_remote_fn)(void *ctx, int64_t row, const char *addr,
+                                     job_remote_cb cb, void *arg);
+
 typedef struct {
     struct event_base *base;
     engine_t *engine;
@@ -80,6 +89,8 @@ typedef struct {
     job_end_cb on_end;
     job_result_cb on_result;     /* may be NULL */
     void *arg;
+    job_remote_fn remote;        /* set: addresses go here, not to engine (may be NULL) */
+    void *remote_ctx;
 } job_run_opts_t;
 
 /**

@@ -127,36 +127,80 @@ static void free_all(job_run_t *r)
     free(r);
 }
 
+/* A check came back: store it for every row that wants it; false when the run is gone
+ * (the pend is freed). */
+static bool pend_done(pend_t *p)
+{
+    job_run_t *r = p->run;
+    r->c.inflight--;
+    if (r->detached) {
+        pend_remove(r, p);
+        if (!r->c.inflight)
+            free_all(r);
+        return false;
+    }
+    return true;
+}
+
+/* Store a check's result (its JSON and the three columns) for every row of p. */
+static void pend_store(job_run_t *r, pend_t *p, const char *verdict, const char *reason,
+                       int score, const char *json)
+{
+    for (size_t i = 0; i < p->nrows; i++)
+        put_row(r, p->rows[i], p->addr, NULL, verdict, reason, score, json, 0);
+    for (unsigned v = 0; v < 4; v++)
+        if (strcmp(verdict, vd_verdict_name((vd_verdict_t)v)) == 0)
+            r->c.by_verdict[v] += p->nrows;
+    if (store_cache_put(r->o.st, p->addr, verdict, json, mp_wall_s()) != MP_OK)
+        fail(r, "job store", store_errmsg(r->o.st));
+    r->c.rows_checked_now += p->nrows;
+}
+
 static void on_result(vd_result_t *res, void *arg)
 {
     pend_t *p = arg;
     job_run_t *r = p->run;
-    r->c.inflight--;
-    if (r->detached) {
+    if (!pend_done(p)) {
         vd_result_free(res);
-        pend_remove(r, p);
-        if (!r->c.inflight)
-            free_all(r);
         return;
     }
     if (r->o.on_result)
         r->o.on_result(res, r->o.arg);
     char *json = vd_to_json(res, false);
-    if (!json) {
+    if (!json)
         fail(r, "result", "out of memory");
-    } else {
-        const char *verdict = vd_verdict_name(res->verdict);
-        for (size_t i = 0; i < p->nrows; i++)
-            put_row(r, p->rows[i], p->addr, NULL, verdict, vd_reason_name(res->reason),
-                    res->score, json, 0);
-        if ((unsigned)res->verdict < 4)
-            r->c.by_verdict[res->verdict] += p->nrows;
-        if (store_cache_put(r->o.st, p->addr, verdict, json, mp_wall_s()) != MP_OK)
-            fail(r, "job store", store_errmsg(r->o.st));
-        r->c.rows_checked_now += p->nrows;
-        free(json);
-    }
+    else
+        pend_store(r, p, vd_verdict_name(res->verdict), vd_reason_name(res->reason),
+                   res->score, json);
+    free(json);
     vd_result_free(res);
+    pend_remove(r, p);
+    kick(r);
+}
+
+/* A result from elsewhere (job_remote_fn): the same, read from its JSON. */
+static void on_remote(const char *json, size_t len, void *arg)
+{
+    pend_t *p = arg;
+    job_run_t *r = p->run;
+    if (!pend_done(p))
+        return;
+    json_error_t jerr;
+    json_t *j = json_loadb(json, len, 0, &jerr);
+    const char *verdict = j ? json_string_value(json_object_get(j, "verdict")) : NULL;
+    const char *error = j ? json_string_value(json_object_get(j, "error")) : NULL;
+    if (verdict) {
+        const char *reason = json_string_value(json_object_get(j, "reason"));
+        pend_store(r, p, verdict, reason, (int)json_integer_value(json_object_get(j, "score")),
+                   json);
+    } else {
+        /* not checked (e.g. delivered to workers too many times): a row error */
+        for (size_t i = 0; i < p->nrows; i++)
+            put_row(r, p->rows[i], p->addr, error ? error : "bad_result", NULL, NULL, 0, NULL,
+                    0);
+        r->c.rows_error += p->nrows;
+    }
+    json_decref(j);
     pend_remove(r, p);
     kick(r);
 }
@@ -288,7 +332,9 @@ static void pump(evutil_socket_t fd, short what, void *arg)
         while (r->nsent < r->nchunk && r->c.inflight < JOB_WINDOW && !r->failed) {
             pend_t *p = r->chunk[r->nsent++];
             r->c.inflight++;
-            mp_status_t st = engine_check(r->o.engine, p->addr, on_result, p);
+            mp_status_t st = r->o.remote
+                ? r->o.remote(r->o.remote_ctx, p->rows[0], p->addr, on_remote, p)
+                : engine_check(r->o.engine, p->addr, on_result, p);
             if (st != MP_OK) {
                 r->c.inflight--;
                 fail(r, "engine", mp_strerror(st));
