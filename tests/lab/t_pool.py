@@ -1,0 +1,276 @@
+#!/usr/bin/python3
+"""A pool of workers around Redis (src/fleet/queue.c, src/cli/worker.c): `mailprobe
+worker --redis URL` checks what `mailprobe bulk --redis URL` submits.
+
+Each test starts its own Debian redis-server inside the lab namespace (stopped by pid).
+Three workers on three source addresses share one job, one is kill -9ed mid-job and
+another restarted: the output is byte for byte what a local `bulk` of the same input
+writes. Redis killed and started again (empty) mid-job: the submitter and the workers
+reconnect and the job completes. Greylisted retries come back from the source address
+that started them, and the batch is not taken over by another worker while it waits
+(its claim is kept alive). A batch delivered too many times becomes error rows. Redis
+unreachable: exit 5, one line, nothing submitted."""
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import labkit  # noqa: E402
+
+ENGINE = ["--dns", labkit.DNS, "--allow-private-mx", "--helo", labkit.HELO,
+          "--from", labkit.FROM, "--timeout", "4"]
+SOURCES = ["127.0.9.1=one.lab.test", "127.0.9.2=two.lab.test", "127.0.10.1=ten.lab.test"]
+CONNECT = re.compile(r"postfix/(\w+)/smtpd\[\d+\]: connect from unknown\[([0-9.]+)\]")
+REDIS_BIN = "/usr/bin/redis-server"
+
+# quick rows first (Postfix, Exim-free), then rows that take --timeout (a silent server)
+ROWS = (["user%d@postfix.test" % i for i in range(6)] +
+        ["alice@postfix.test", "bob@postfix.test", "full@access.test",
+         "disabled@access.test", "blocked@access.test", "x@catchall.test",
+         "nobody@multi.test", "nobody@twoip.test", "a@silent.script.test",
+         "b@silent.script.test", "not an address", "alice@postfix.test"])
+
+
+class Redis:
+    """A redis-server of the test's own, inside the namespace, on a fixed port."""
+
+    def __init__(self, workdir, port):
+        self.dir, self.port, self.proc = workdir, port, None
+        self.url = "redis://127.0.0.1:%d" % port
+
+    def start(self):
+        if not os.path.exists(REDIS_BIN):
+            raise labkit.LabError("%s is missing (scripts/deps test)" % REDIS_BIN)
+        self.proc = labkit.nspopen([REDIS_BIN, "--port", str(self.port), "--bind", "127.0.0.1",
+                                    "--save", "", "--appendonly", "no", "--dir", self.dir,
+                                    "--logfile", os.path.join(self.dir, "redis.log"),
+                                    "--daemonize", "no"])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.cli("PING").strip() == "PONG":
+                return
+            time.sleep(0.1)
+        raise labkit.LabError("redis-server did not start on port %d" % self.port)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def cli(self, *args):
+        p = labkit.nsexec(["redis-cli", "-p", str(self.port)] + list(args),
+                          capture_output=True, text=True, timeout=10)
+        return p.stdout
+
+
+class Pool(labkit.LabCase):
+    def setUp(self):
+        super().setUp()
+        self.dir = tempfile.mkdtemp(prefix="mp-pool-")
+        self.redis = Redis(self.dir, 16300 + os.getpid() % 1000)
+        self.redis.start()
+        self.workers = []
+
+    def tearDown(self):
+        for w in self.workers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+            w.stdout.close()
+            w.stderr.close()
+        self.redis.stop(signal.SIGKILL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        super().tearDown()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def write_input(self, rows):
+        with open(self.path("in.csv"), "w") as f:
+            f.write("email,n\n" + "".join("%s,%d\n" % (r, i) for i, r in enumerate(rows)))
+        return self.path("in.csv")
+
+    def bulk_argv(self, store, out, *extra):
+        return labkit.mailprobe_argv_prefix() + [
+            "bulk", self.path("in.csv"), "-o", self.path(out), "--store", self.path(store),
+            "--no-progress"] + ENGINE + list(extra)
+
+    def local(self, *extra):
+        """The same input checked by one process: what the pool must write."""
+        p = labkit.nsexec(self.bulk_argv("local.sqlite", "local.csv", *extra),
+                          capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(self.path("local.csv")) as f:
+            return f.read()
+
+    def submit(self, *extra):
+        return labkit.nspopen(self.bulk_argv("pool.sqlite", "pool.csv", "--redis",
+                                             self.redis.url, *extra),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def finish(self, proc, timeout=120):
+        out, err = proc.communicate(timeout=timeout)
+        labkit.assert_clean_stderr(err)
+        self.assertEqual(proc.returncode, 0, err)
+        with open(self.path("pool.csv")) as f:
+            return f.read(), err
+
+    def worker(self, source=None, *extra):
+        argv = labkit.mailprobe_argv_prefix() + ["worker", "--redis", self.redis.url] + \
+            ENGINE + list(extra)
+        if source:
+            argv += ["--source", source]
+        w = labkit.nspopen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.workers.append(w)
+        return w
+
+    def stop_worker(self, w):
+        """SIGTERM: it finishes what it holds and exits 0; its log."""
+        w.send_signal(signal.SIGTERM)
+        out, err = w.communicate(timeout=60)
+        labkit.assert_clean_stderr(err)
+        self.assertEqual(w.returncode, 0, err)
+        m = re.search(r"worker stopped: (\d+) batches \((\d+) taken over", err)
+        self.assertTrue(m, err)
+        return int(m.group(1)), int(m.group(2)), err
+
+    def stored_rows(self):
+        try:
+            db = sqlite3.connect(self.path("pool.sqlite"))
+            try:
+                return db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+            finally:
+                db.close()
+        except sqlite3.Error:
+            return 0
+
+    def wait_rows(self, n, proc, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            if self.stored_rows() >= n:
+                return
+            time.sleep(0.1)
+        self.fail("fewer than %d rows came back (%d)" % (n, self.stored_rows()))
+
+    def test_three_workers_one_killed_one_restarted(self):
+        self.write_input(ROWS)
+        want = self.local()
+        a = self.worker(SOURCES[0], "--claim-idle", "2s")
+        bulk = self.submit()
+        self.wait_rows(6, bulk)  # the quick rows are back: a holds the slow ones now
+        a.kill()                 # kill -9: its batches stay pending in Redis
+        a.wait()
+        b = self.worker(SOURCES[1], "--claim-idle", "2s", "--batches", "2")
+        c = self.worker(SOURCES[2], "--claim-idle", "2s", "--batches", "2")
+        time.sleep(1)
+        nb, tb, _ = self.stop_worker(b)  # a restart: finishes what it holds, exits 0
+        self.worker(SOURCES[1], "--claim-idle", "2s", "--batches", "2")
+        got, err = self.finish(bulk)
+        self.assertEqual(got, want, "the pool wrote what one process writes")
+        self.assertIn("checked by the pool's workers", err)
+        nc, tc, _ = self.stop_worker(c)
+        b2 = self.stop_worker(self.workers[-1])
+        self.assertGreaterEqual(tb + tc + b2[1], 1, "the killed worker's batches were taken over")
+        # the job's keys are gone; nothing is left for the workers
+        self.assertEqual(self.redis.cli("KEYS", "mp:job:*").strip(), "")
+        self.assertEqual(self.redis.cli("SMEMBERS", "mp:jobs").strip(), "")
+
+    def test_redis_restarted_mid_job(self):
+        self.write_input(ROWS)
+        want = self.local()
+        w1 = self.worker(SOURCES[0], "--claim-idle", "2s")
+        w2 = self.worker(SOURCES[2], "--claim-idle", "2s")
+        bulk = self.submit()
+        self.wait_rows(3, bulk)
+        self.redis.stop(signal.SIGKILL)  # and it comes back empty (no persistence)
+        time.sleep(1.5)
+        self.redis.start()
+        got, err = self.finish(bulk)
+        self.assertEqual(got, want)
+        self.assertIn("redis:", err)  # the outage was said
+        for w in (w1, w2):
+            _, _, log = self.stop_worker(w)
+            self.assertIn("working again", log)
+
+    def test_greylisted_retry_from_the_same_source(self):
+        tag = "%d-%d" % (os.getpid(), int(time.time() * 1000) % 10**9)
+        rows = ["g1-%s@greylist.test" % tag, "alice@postfix.test", "g2-%s@greylist.test" % tag]
+        self.write_input(rows)
+        # the workers' options decide how addresses are checked
+        opts = ("--claim-idle", "2s", "--greylist-wait", "40", "--no-catch-all-probe")
+        self.worker(SOURCES[0], *opts)
+        self.worker(SOURCES[2], *opts)
+        mark = labkit.postfix_mark()
+        bulk = self.submit("--greylist-wait", "40", "--no-catch-all-probe")
+        got, _ = self.finish(bulk)
+        self.assertEqual([line.split(",")[3] for line in got.splitlines()[1:]],
+                         ["accepted", "accepted", "accepted"], got)
+        ips = [ip for lst, ip in (m.groups() for m in map(CONNECT.search,
+               mark.new_text().splitlines()) if m) if lst == "greylist"]
+        self.assertGreaterEqual(len(ips), 2, "greylisted, then retried: %s" % ips)
+        self.assertEqual(len(set(ips)), 1, "retries from one address: %s" % ips)
+        # the batch waited ~15 s, longer than --claim-idle: its claim was kept alive
+        for w in list(self.workers):
+            _, taken, log = self.stop_worker(w)
+            self.assertEqual(taken, 0, log)
+
+    def test_too_many_deliveries_become_error_rows(self):
+        self.write_input(["a@one.example", "b@one.example", "c@two.example"])
+        bulk = self.submit("--offline")
+        key = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not key:
+            keys = self.redis.cli("KEYS", "mp:job:*:work").split()
+            if keys and self.redis.cli("XLEN", keys[0]).strip() == "2":
+                key = keys[0]
+            time.sleep(0.1)
+        self.assertTrue(key, "the job was not submitted")
+        # a worker that takes the batches and dies on them, again and again
+        out = self.redis.cli("XREADGROUP", "GROUP", "mp:workers", "ghost", "COUNT", "10",
+                             "STREAMS", key, ">")
+        ids = re.findall(r"^\d+-\d+$", out, re.M)
+        self.assertEqual(len(ids), 2, out)
+        for _ in range(3):
+            for i in ids:
+                self.redis.cli("XCLAIM", key, "mp:workers", "ghost", "0", i)
+        self.worker(None, "--offline", "--claim-idle", "500ms", "--max-deliveries", "3")
+        got, err = self.finish(bulk)
+        rows = got.splitlines()
+        self.assertEqual(len(rows), 4, got)
+        for line in rows[1:]:
+            self.assertTrue(line.endswith(",not_checked"), line)
+        self.assertRegex(err, r"too_many_deliveries +3")
+        _, taken, _ = self.stop_worker(self.workers[0])
+        self.assertEqual(taken, 0, "error rows, not checks")
+
+    def test_redis_unreachable(self):
+        self.write_input(["alice@postfix.test"])
+        self.redis.stop()
+        p = labkit.nsexec(self.bulk_argv("pool.sqlite", "pool.csv", "--redis",
+                                         self.redis.url), capture_output=True, text=True,
+                          timeout=60)
+        self.assertEqual(p.returncode, 5, p.stderr)
+        lines = [l for l in p.stderr.splitlines() if "doctor" not in l]
+        self.assertEqual(len(lines), 1, p.stderr)
+        self.assertIn("Connection refused", lines[0])
+        self.assertIn("nothing was submitted", lines[0])
+        self.assertFalse(os.path.exists(self.path("pool.csv")))
+        jobs = labkit.nsexec(labkit.mailprobe_argv_prefix() + [
+            "jobs", "--store", self.path("pool.sqlite")], capture_output=True, text=True)
+        self.assertEqual(len(jobs.stdout.splitlines()), 1, jobs.stdout)  # the header only
+        w = labkit.nsexec(labkit.mailprobe_argv_prefix() + [
+            "worker", "--redis", self.redis.url, "--offline"], capture_output=True, text=True,
+            timeout=60)
+        self.assertEqual(w.returncode, 5, w.stderr)
+        self.assertIn("Connection refused", w.stderr)
+
+
+if __name__ == "__main__":
+    labkit.main()
