@@ -9,7 +9,7 @@
  * worker dies; a 421 (throttle) halves the shared window and delays the next start for
  * every worker; get/put domain facts (MX answers, catch-all, provider) with a TTL.
  * Does not: decide when to open a session (sched), read our clock, keep local state
- * beyond the connection, or distribute jobs (docs/internals/fleet.md: the stream design).
+ * beyond the connection, or distribute jobs (queue.h does, over this module's commands).
  * Key layout and the scripts' contracts: docs/internals/fleet.md.
  *
  * Lifetime: fleet_open() checks Redis synchronously (a clear error and NULL when it is
