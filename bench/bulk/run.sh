@@ -16,6 +16,9 @@
 #                              Postfix with its default error limits ($MP_BENCH_E_DOMAINS
 #                              for fewer domains)
 #   bench/bulk/run.sh e-npm    2,000 addresses of (e): mailprobe, then deep-email-validator
+#   bench/bulk/run.sh e-pool   (e) by one process, then by a pool of 1, 2 and 4
+#                              `mailprobe worker`s around a redis-server of its own
+#                              (bulk --redis): Redis round trips and CPU per address
 #   bench/bulk/run.sh all      a b c d
 # Results: one JSON line per run in $MP_BENCH_DIR/results.jsonl (and on stdout).
 # MAILPROBE=path (default build-bench/mailprobe); extra mailprobe options in $MP_BULK_OPTS.
@@ -48,6 +51,51 @@ run_bulk() { # NAME CSV M [mailprobe options...]
   sleep 1.5  # proxy log flush (every second) and the last closes
   "$PY" "$HERE/report.py" "$name" "$csv" "$d/out.csv" "$m" "$d/time.txt" "$d/stderr.txt" \
     "$LAB/proxy.log" "$poff" "$LAB/postfix/postfix.log" "$pfoff" | tee -a "$LAB/results.jsonl"
+}
+
+# A pool of W workers around a fresh redis-server, then bulk --redis; afterwards one JSON
+# line: the Redis round trips (client commands of INFO commandstats: the scripts' own
+# calls are not round trips) and the CPU of the submitter and the workers, per address.
+RT_CMDS="eval evalsha xreadgroup xread smembers xclaim hexists del persist multi exec srem pexpire script ping auth select"
+run_pool() { # NAME CSV M W
+  local name=$1 csv=$2 m=$3 nw=$4 d=$LAB/runs/$1.pool port=6380 i
+  rm -rf "$d"; mkdir -p "$d"
+  ip netns exec "$NS" redis-server --port $port --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$d" --logfile "$d/redis.log" --daemonize no & local rpid=$!
+  for i in $(seq 50); do ip netns exec "$NS" redis-cli -p $port ping >/dev/null 2>&1 && break; sleep 0.1; done
+  local wpids=()
+  for i in $(seq "$nw"); do
+    /usr/bin/time -v -o "$d/worker$i.time" ip netns exec "$NS" "$MP" worker \
+      --redis redis://127.0.0.1:$port "${ENGINE[@]:0:${#ENGINE[@]}-1}" ${MP_BULK_OPTS:-} \
+      2>"$d/worker$i.log" & wpids+=($!)
+  done
+  sleep 0.5
+  run_bulk "$name" "$csv" "$m" --redis redis://127.0.0.1:$port
+  ip netns exec "$NS" redis-cli -p $port info commandstats >"$d/commandstats.txt"
+  for i in "${wpids[@]}"; do pkill -TERM -P "$i" 2>/dev/null || true; done
+  wait "${wpids[@]}" 2>/dev/null || true
+  kill "$rpid"; wait "$rpid" 2>/dev/null || true
+  "$PY" - "$name" "$csv" "$d" "$nw" "$RT_CMDS" <<'PYEOF' | tee -a "$LAB/results.jsonl"
+import json, re, sys
+name, csv, d, nw, cmds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5].split()
+rows = sum(1 for _ in open(csv)) - 1
+stats = {}
+for line in open(d + "/commandstats.txt"):
+    m = re.match(r"cmdstat_(\w+):calls=(\d+)", line)
+    if m:
+        stats[m.group(1)] = int(m.group(2))
+def cpu(path):
+    t = open(path).read()
+    return sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([0-9.]+)", t))
+sub = cpu(d[:-5] + "/time.txt")
+work = sum(cpu("%s/worker%d.time" % (d, i + 1)) for i in range(nw))
+rt = sum(stats.get(c, 0) for c in cmds)
+print(json.dumps({"run": name, "rows": rows, "workers": nw, "redis_round_trips": rt,
+                  "round_trips_per_address": round(rt / rows, 3),
+                  "cpu_submitter_s": round(sub, 2), "cpu_workers_s": round(work, 2),
+                  "cpu_ms_per_address": round(1000 * (sub + work) / rows, 3),
+                  "commands": {c: stats[c] for c in sorted(stats)}}))
+PYEOF
 }
 
 NPM_DIR=${MP_BENCH_NPM:-/tmp/mpbench-npm}
@@ -114,6 +162,11 @@ for s in "${@:-all}"; do
        f=$(input "$IN/e-$n-2k.csv" "$n" 4 --sample 2000)
        run_bulk "e-npm-mailprobe" "$f" 4
        run_node "e-npm-deep-email-validator" "$f" 4 20 ;;
+    e-pool) n=${MP_BENCH_E_DOMAINS:-5000}
+       lab_for "$n" 4 10 default-limits
+       f=$(input "$IN/e-$n.csv" "$n" 4)
+       run_bulk "e-$n-local" "$f" 4
+       for w in 1 2 4; do run_pool "e-$n-pool$w" "$f" 4 "$w"; done ;;
     all) "$0" a b c d e ;;
     *) echo "unknown scenario $s" >&2; exit 2 ;;
   esac
