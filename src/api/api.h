@@ -40,6 +40,8 @@ typedef struct {
     const char *version;
     const char *doctor_json;   /* the start-up doctor report, served at GET /v1/doctor
                                   (NULL: 404); the caller keeps it alive */
+    const char *redis;         /* --redis URL: jobs are checked by the pool of workers
+                                  (fleet/queue.h); NULL: by the engine */
 } api_opts_t;
 
 typedef struct api api_t;

@@ -27,6 +27,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "api/api_int.h"
+#include "fleet/queue.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -87,6 +88,7 @@ struct api_jobs {
     int run_lock;             /* the running job's lock (store_job_lock), or -1 */
     char run_id[STORE_ID_MAX];
     struct event *next_ev;    /* deferred: finish the ended run, start the next */
+    fleet_jobq_t *pool;       /* --redis: the running job's queue to the workers */
     store_t *rst;             /* reader connection for outputs */
     struct evdns_base *dns;   /* webhook host names, resolved without blocking the loop */
     out_task_t *tasks;        /* first = the one being written */
@@ -498,6 +500,30 @@ static void on_job_end(job_run_t *r, job_end_t end, const char *message, void *a
     event_active(a->jobs->next_ev, 0, 0); /* freed and followed outside its own callback */
 }
 
+/* --redis: the running job's addresses go to the pool (job_remote_fn). */
+static mp_status_t pool_check(void *ctx, int64_t row, const char *addr, job_remote_cb cb,
+                              void *arg)
+{
+    return fleet_jobq_add(ctx, row, addr, cb, arg);
+}
+
+static void pool_note(const char *line, void *arg)
+{
+    (void)arg;
+    mp_log(MP_LOG_WARN, "%s", line);
+}
+
+/* Free the running job after its pool (whose pending answers are dropped first): complete,
+ * the job's keys go from Redis; else its batches are withdrawn. */
+static void run_free(api_jobs_t *q, bool complete)
+{
+    bool pooled = q->pool != NULL;
+    fleet_jobq_close(q->pool, complete, NULL, NULL);
+    q->pool = NULL;
+    job_run_free(q->run, pooled); /* pooled: no answer will come any more */
+    q->run = NULL;
+}
+
 static void set_state(api_t *a, const char *id, store_job_state_t s, const char *msg)
 {
     if (store_job_set_state(a->st, id, s, msg) != MP_OK)
@@ -543,7 +569,15 @@ static void start_next(api_t *a)
         }
         mp_strlcpy(q->run_id, id, sizeof q->run_id);
         set_state(a, id, STORE_JOB_RUNNING, NULL);
-        if (job_run_start(&o, &q->run, err, sizeof err) != MP_OK) {
+        if (a->o.redis && *a->o.redis) {
+            q->pool = fleet_jobq_open(a->base, a->o.redis, id, pool_note, a, err, sizeof err);
+            o.remote = q->pool ? pool_check : NULL;
+            o.remote_ctx = q->pool;
+        }
+        if ((a->o.redis && *a->o.redis && !q->pool) ||
+            job_run_start(&o, &q->run, err, sizeof err) != MP_OK) {
+            fleet_jobq_close(q->pool, false, NULL, NULL);
+            q->pool = NULL;
             run_unlock(a);
             set_state(a, id, STORE_JOB_FAILED, err);
             hook_start(a, &j);
@@ -569,8 +603,7 @@ static void on_next(evutil_socket_t fd, short what, void *arg)
         job_counts_t c;
         job_run_counts(q->run, &c);
         a->m.slices_job += c.slices;
-        job_run_free(q->run, false);
-        q->run = NULL;
+        run_free(q, q->run_end == JOB_END_DONE);
         run_unlock(a);
         if (q->run_end != JOB_END_STOPPED) {
             /* stopped = shutting down: the job stays "running" and continues next start */
@@ -1070,8 +1103,7 @@ void api_jobs_delete(api_t *a, struct evhttp_request *req, const char *id)
         return;
     api_jobs_t *q = a->jobs;
     if (q->run && strcmp(job_run_id(q->run), id) == 0) {
-        job_run_free(q->run, false); /* checks in flight finish into nothing */
-        q->run = NULL;
+        run_free(q, true); /* checks in flight finish into nothing */
         run_unlock(a);
         event_active(q->next_ev, 0, 0);
     }
@@ -1195,6 +1227,8 @@ void api_jobs_free(api_t *a)
     api_jobs_t *q = a->jobs;
     if (!q)
         return;
+    fleet_jobq_abandon(q->pool); /* the job continues at the next start */
+    q->pool = NULL;
     job_run_free(q->run, true);
     run_unlock(a);
     while (q->tasks) {

@@ -386,7 +386,8 @@ static qitem_t *jobq_take(fleet_jobq_t *q, const char *key)
  * a key already answered (a batch checked twice), ignored. */
 static void jobq_answer(fleet_jobq_t *q, const redisReply *k, const redisReply *v)
 {
-    if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || k->len > 30)
+    if (q->closing || k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
+        k->len > 30)
         return;
     qitem_t *it = jobq_take(q, k->str);
     if (!it)
@@ -717,6 +718,12 @@ static void on_close_reply(const char *error, const redisReply *r, void *arg)
         if (done)
             done(darg);
     }
+}
+
+void fleet_jobq_abandon(fleet_jobq_t *q)
+{
+    if (q)
+        jobq_free(q);
 }
 
 void fleet_jobq_close(fleet_jobq_t *q, bool complete, void (*done)(void *arg), void *arg)

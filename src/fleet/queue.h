@@ -69,6 +69,10 @@ size_t fleet_jobq_pending(const fleet_jobq_t *q);
  */
 void fleet_jobq_close(fleet_jobq_t *q, bool complete, void (*done)(void *arg), void *arg);
 
+/** Free now, telling Redis nothing (the loop will not run again: a server stopping):
+ *  the job's batches stay, and the next run of the job takes them over. */
+void fleet_jobq_abandon(fleet_jobq_t *q);
+
 /* ---- working ----------------------------------------------------------------------------- */
 
 typedef struct fleet_worker fleet_worker_t;

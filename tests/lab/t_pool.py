@@ -10,6 +10,7 @@ reconnect and the job completes. Greylisted retries come back from the source ad
 that started them, and the batch is not taken over by another worker while it waits
 (its claim is kept alive). A batch delivered too many times becomes error rows. Redis
 unreachable: exit 5, one line, nothing submitted."""
+import json
 import os
 import re
 import shutil
@@ -249,6 +250,63 @@ class Pool(labkit.LabCase):
         self.assertRegex(err, r"too_many_deliveries +3")
         _, taken, _ = self.stop_worker(self.workers[0])
         self.assertEqual(taken, 0, "error rows, not checks")
+
+    def http(self, port, path, body=None):
+        """A request from inside the namespace: (status, body)."""
+        code = ("import sys, urllib.request as u\n"
+                "d = sys.stdin.buffer.read() or None\n"
+                "r = u.Request(sys.argv[1], data=d, headers={'Content-Type': 'text/csv'})\n"
+                "try:\n"
+                "    with u.urlopen(r, timeout=30) as x: s, b = x.status, x.read()\n"
+                "except u.HTTPError as e: s, b = e.code, e.read()\n"
+                "sys.stdout.buffer.write(b'%d\\n' % s + b)\n")
+        p = labkit.nsexec(["/usr/bin/python3", "-c", code,
+                           "http://127.0.0.1:%d%s" % (port, path)],
+                          input=(body or "").encode(), capture_output=True, timeout=60)
+        status, _, rest = p.stdout.partition(b"\n")
+        return int(status or 0), rest.decode()
+
+    def test_serve_jobs_go_to_the_pool(self):
+        self.write_input(ROWS[:14])  # the quick ones
+        want = self.local()
+        self.worker(SOURCES[0], "--claim-idle", "2s")
+        errf = open(self.path("serve.err"), "w+")
+        srv = labkit.nspopen(labkit.mailprobe_argv_prefix() + [
+            "serve", "--listen", "127.0.0.1:0", "--store", self.path("serve.sqlite"),
+            "--redis", self.redis.url, "--rate-limit", "0"] + ENGINE,
+            stdout=subprocess.DEVNULL, stderr=errf)
+        try:
+            port, deadline = None, time.monotonic() + 60
+            while not port and time.monotonic() < deadline and srv.poll() is None:
+                errf.seek(0)
+                m = re.search(r"serving on http://127\.0\.0\.1:(\d+)/", errf.read())
+                port = m and int(m.group(1))
+                time.sleep(0.1)
+            self.assertTrue(port, "serve did not start")
+            with open(self.path("in.csv")) as f:
+                code, body = self.http(port, "/v1/jobs", f.read())
+            self.assertEqual(code, 202, body)
+            id = json.loads(body)["id"]
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                j = json.loads(self.http(port, "/v1/jobs/" + id)[1])
+                if j["state"] in ("done", "failed"):
+                    break
+                time.sleep(0.2)
+            self.assertEqual(j["state"], "done", j)
+            code, got = self.http(port, "/v1/jobs/%s/results" % id)
+            self.assertEqual(got.replace("\r\n", "\n"), want)
+            _, _, log = self.stop_worker(self.workers[0])
+            self.assertRegex(log, r"worker stopped: [1-9]\d* batches")
+        finally:
+            srv.send_signal(signal.SIGTERM)
+            srv.wait(timeout=60)
+            errf.seek(0)
+            err = errf.read()
+            errf.close()
+        labkit.assert_clean_stderr(err)
+        self.assertEqual(srv.returncode, 0, err)
+        self.assertEqual(self.redis.cli("KEYS", "mp:job:*").strip(), "")
 
     def test_redis_unreachable(self):
         self.write_input(["alice@postfix.test"])
