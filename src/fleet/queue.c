@@ -1153,7 +1153,7 @@ static void worker_tick_send(fleet_worker_t *w, const char *job, args_t *a)
     }
 }
 
-/* Every claim_idle / 3: keep held batches claimed (XCLAIM ... JUSTID resets their idle
+/* Every claim_idle / 3 (at most 5 s): keep held batches claimed (XCLAIM ... JUSTID resets their idle
  * time, so a long greylisting wait is not mistaken for a dead worker), reclaim batches
  * idle for claim_idle (XAUTOCLAIM, in the reclaim script), move due delayed batches. */
 static void worker_tick(evutil_socket_t fd, short what, void *arg)
@@ -1259,8 +1259,8 @@ fleet_worker_t *fleet_worker_open(struct event_base *base, const char *url,
         snprintf(err, errsize, "out of memory");
         goto fail;
     }
-    uint64_t every = w->o.claim_idle_ms / 3;
-    arm(w->tick_ev, every < 100 ? 100 : every);
+    uint64_t every = w->o.claim_idle_ms / 3; /* at most 5 s: handed-back batches wait */
+    arm(w->tick_ev, every < 100 ? 100 : every > 5000 ? 5000 : every);
     zero_timer(w->read_ev);
     return w;
 fail:

@@ -203,6 +203,24 @@ class Pool(labkit.LabCase):
         self.assertEqual(self.redis.cli("KEYS", "mp:job:*").strip(), "")
         self.assertEqual(self.redis.cli("SMEMBERS", "mp:jobs").strip(), "")
 
+    def test_second_sigterm_hands_batches_back(self):
+        self.write_input(ROWS)
+        want = self.local()
+        a = self.worker(SOURCES[0], "--claim-idle", "1m")
+        bulk = self.submit()
+        self.wait_rows(6, bulk)  # a holds the slow batches now
+        a.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        _, _, log = self.stop_worker(a)  # the second signal: hand back, exit 0
+        self.assertRegex(log, r"[1-9]\d* handed back", log)
+        # through the delayed set and the stream, not by reclaiming (a minute away)
+        b = self.worker(SOURCES[1], "--claim-idle", "1m")
+        got, _ = self.finish(bulk)
+        self.assertEqual(got, want)
+        batches, taken, _ = self.stop_worker(b)
+        self.assertGreaterEqual(batches, 1)
+        self.assertEqual(taken, 0)
+
     def test_redis_restarted_mid_job(self):
         self.write_input(ROWS)
         want = self.local()
