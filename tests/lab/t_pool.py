@@ -221,6 +221,27 @@ class Pool(labkit.LabCase):
         self.assertGreaterEqual(batches, 1)
         self.assertEqual(taken, 0)
 
+    def test_ctrl_c_and_the_same_command_again(self):
+        self.write_input(ROWS)
+        want = self.local()
+        self.worker(SOURCES[0], "--claim-idle", "2s")
+        bulk = self.submit()
+        self.wait_rows(6, bulk)
+        bulk.send_signal(signal.SIGINT)
+        _, err = bulk.communicate(timeout=60)
+        self.assertEqual(bulk.returncode, 130, err)
+        self.assertIn("run the same command again", err)
+        self.assertEqual(self.redis.cli("SMEMBERS", "mp:jobs").strip(), "", "withdrawn")
+        # the workers' results of the interrupted run are kept (for a while) in Redis
+        self.assertNotEqual(self.redis.cli("KEYS", "mp:job:*:res").strip(), "")
+        again = self.submit()
+        got, err = self.finish(again)
+        self.assertIn("continuing job", err)
+        self.assertEqual(got, want)
+        jobs = labkit.nsexec(labkit.mailprobe_argv_prefix() + [
+            "jobs", "--store", self.path("pool.sqlite")], capture_output=True, text=True)
+        self.assertIn(" done ", jobs.stdout)
+
     def test_redis_restarted_mid_job(self):
         self.write_input(ROWS)
         want = self.local()
