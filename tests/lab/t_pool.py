@@ -40,10 +40,15 @@ ROWS = (["user%d@postfix.test" % i for i in range(6)] +
          "b@silent.script.test", "not an address", "alice@postfix.test"])
 
 
-def without_column(text, name):
+def refused_catch_all_blank(text):
+    """The output with catch_all blanked on undeliverable rows: the engine fills it there
+    only when the domain's probe ran in the same session as the refused RCPT, and which
+    session an RCPT goes in depends on timing (two sessions to one server; a domain's
+    rows submitted again later), seen here under valgrind. Every other cell must be the
+    same."""
     rows = list(csv.reader(io.StringIO(text)))
-    i = rows[0].index(name)
-    return [r[:i] + r[i + 1:] for r in rows]
+    i, v = rows[0].index("catch_all"), rows[0].index("verdict")
+    return [r[:i] + [""] + r[i + 1:] if r[v] == "undeliverable" else r for r in rows]
 
 
 class Redis:
@@ -162,6 +167,11 @@ class Pool(labkit.LabCase):
         self.assertTrue(m, err)
         return int(m.group(1)), int(m.group(2)), err
 
+    def assertSameOutput(self, got, want):
+        """What the pool wrote is what one process wrote: every row, in order, once, each
+        cell the same (but see refused_catch_all_blank)."""
+        self.assertEqual(refused_catch_all_blank(got), refused_catch_all_blank(want))
+
     def stored_rows(self):
         try:
             db = sqlite3.connect(self.path("pool.sqlite"))
@@ -194,7 +204,7 @@ class Pool(labkit.LabCase):
         nb, tb, _ = self.stop_worker(b)  # a restart: finishes what it holds, exits 0
         self.worker(SOURCES[1], "--claim-idle", "2s", "--batches", "2")
         got, err = self.finish(bulk)
-        self.assertEqual(got, want, "the pool wrote what one process writes")
+        self.assertSameOutput(got, want)
         self.assertIn("checked by the pool's workers", err)
         nc, tc, _ = self.stop_worker(c)
         b2 = self.stop_worker(self.workers[-1])
@@ -216,7 +226,7 @@ class Pool(labkit.LabCase):
         # through the delayed set and the stream, not by reclaiming (a minute away)
         b = self.worker(SOURCES[1], "--claim-idle", "1m")
         got, _ = self.finish(bulk)
-        self.assertEqual(got, want)
+        self.assertSameOutput(got, want)
         batches, taken, _ = self.stop_worker(b)
         self.assertGreaterEqual(batches, 1)
         self.assertEqual(taken, 0)
@@ -237,7 +247,7 @@ class Pool(labkit.LabCase):
         again = self.submit()
         got, err = self.finish(again)
         self.assertIn("continuing job", err)
-        self.assertEqual(got, want)
+        self.assertSameOutput(got, want)
         jobs = labkit.nsexec(labkit.mailprobe_argv_prefix() + [
             "jobs", "--store", self.path("pool.sqlite")], capture_output=True, text=True)
         self.assertIn(" done ", jobs.stdout)
@@ -253,11 +263,7 @@ class Pool(labkit.LabCase):
         time.sleep(1.5)
         self.redis.start()
         got, err = self.finish(bulk)
-        # Rows submitted again after the restart may be checked in a later session of a
-        # domain whose catch-all probe ran earlier: the engine then leaves catch_all
-        # empty on a refused address (it reads the cached fact only for accepted ones).
-        # Every other column must be the same.
-        self.assertEqual(without_column(got, "catch_all"), without_column(want, "catch_all"))
+        self.assertSameOutput(got, want)
         self.assertIn("redis:", err)  # the outage was said
         for w in (w1, w2):
             _, _, log = self.stop_worker(w)
@@ -358,7 +364,7 @@ class Pool(labkit.LabCase):
                 time.sleep(0.2)
             self.assertEqual(j["state"], "done", j)
             code, got = self.http(port, "/v1/jobs/%s/results" % id)
-            self.assertEqual(got.replace("\r\n", "\n"), want)
+            self.assertSameOutput(got.replace("\r\n", "\n"), want)
             _, _, log = self.stop_worker(self.workers[0])
             self.assertRegex(log, r"worker stopped: [1-9]\d* batches")
         finally:
