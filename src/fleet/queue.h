@@ -116,6 +116,7 @@ typedef struct {
     unsigned held;
 } fleet_wstats_t;
 
+/** What the worker did so far, and the batches it holds now. */
 void fleet_worker_stats(const fleet_worker_t *w, fleet_wstats_t *out);
 
 /** Free; held batches stay pending in Redis (reclaimed by others). NULL is ignored. */
