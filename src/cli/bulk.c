@@ -53,10 +53,10 @@ typedef struct bulk {
     bool tty;
     struct event *progress_ev;
     uint64_t last_line_ms;
-    fleet_jobq_t *pool;   /* --redis: the workers check, this process collects */
+    fleet_jobq_t *pool;   /* --pool: the workers check, this process collects */
 } bulk_t;
 
-/* --redis: an address goes to the pool (job_remote_fn). */
+/* --pool: an address goes to the workers (job_remote_fn). */
 static mp_status_t pool_check(void *ctx, int64_t row, const char *addr, job_remote_cb cb,
                               void *arg)
 {
@@ -76,7 +76,7 @@ static void pool_closed(void *arg)
     event_base_loopbreak(b->base);
 }
 
-/* --redis: Redis answers before anything is stored or submitted (else one line, 5). */
+/* --pool: Redis answers before anything is stored or submitted (else one line, 5). */
 static int pool_reachable(const char *url)
 {
     char err[400] = "cannot start an event loop";
@@ -223,9 +223,8 @@ static void print_help(void)
           "  --resume JOB           continue job JOB (see `mailprobe jobs`)\n"
           "  --max-age DURATION     reuse results of earlier checks this fresh (e.g. 24h)\n"
           "  --no-progress          no progress on stderr\n"
-          "  --redis URL            let the pool of `mailprobe worker`s around this Redis\n"
-          "                         check (redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]);\n"
-          "                         the output is the same\n",
+          "  --pool                 let the `mailprobe worker`s around the --redis Redis\n"
+          "                         check the list; the output is the same\n",
           stdout);
     cli_cfg_help(CMD_BULK);
 }
@@ -401,7 +400,7 @@ int cli_bulk(int argc, char **argv)
         rc = cli_usage_error("bulk: %s", err);
         goto done;
     }
-    if (cfg.redis[0] && (rc = pool_reachable(cfg.redis)) != 0)
+    if (cfg.pool && (rc = pool_reachable(cfg.redis)) != 0)
         goto done;
     if (!cfg.eo.offline) {   /* identity checks; without --helo the PTR may become it */
         cli_doctor_startup(&cfg, false);   /* warns once the job holds its lock */
@@ -505,7 +504,7 @@ int cli_bulk(int argc, char **argv)
     int64_t age_s = (int64_t)(cfg.max_age_ms / 1000);
     job_run_opts_t jo = {b.base, b.engine, b.st, b.job.id, b.job.created, input, &ro, age_s,
                          on_end, NULL, &b, NULL, NULL};
-    if (cfg.redis[0]) {
+    if (cfg.pool) {
         b.pool = fleet_jobq_open(b.base, cfg.redis, b.job.id, pool_note, &b, err, sizeof err);
         if (!b.pool) {
             fprintf(stderr, "mailprobe: %s; nothing was submitted\n", err);
@@ -596,7 +595,7 @@ int cli_bulk(int argc, char **argv)
             print_tally("verdict", tv, nv);
             print_tally("reason", tr, nr);
             print_assessment(out);
-            if (cfg.redis[0]) /* the sessions were the workers' (see their logs) */
+            if (cfg.pool) /* the sessions were the workers' (see their logs) */
                 fprintf(stderr, "  checked by the pool's workers; rows reused %llu, row errors "
                         "%llu, from earlier runs %llu\n", (unsigned long long)c.rows_reused,
                         (unsigned long long)c.rows_error, (unsigned long long)c.rows_skipped);

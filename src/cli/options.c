@@ -30,7 +30,7 @@ enum {
     O_REF_MX, O_DNSBL, O_DNSBL_DNS, O_MYIP_DNS, O_MYIP_NAME,
     O_SESSION_ERRORS, O_REUSE_TIME, O_REUSE_COUNT, O_IDLE_TIME,
     O_REDIS, O_CAP_MINUTE, O_CAP_HOUR, O_CAP_DAY, O_CLAIM_IDLE, O_MAX_DELIVERIES, O_BATCHES,
-    O_END
+    O_POOL, O_END
 };
 
 _Static_assert(O_END - O_JSON <= 80, "cli_cfg_t.origin is too small");
@@ -102,6 +102,7 @@ static const struct option long_opts[] = {
     {"claim-idle", required_argument, NULL, O_CLAIM_IDLE},
     {"max-deliveries", required_argument, NULL, O_MAX_DELIVERIES},
     {"batches", required_argument, NULL, O_BATCHES},
+    {"pool", no_argument, NULL, O_POOL},
     {NULL, 0, NULL, 0},
 };
 
@@ -120,6 +121,8 @@ static unsigned opt_cmds(int id)
         return CMD_BULK | CMD_SERVE | CMD_CONFIG;
     case O_CLAIM_IDLE: case O_MAX_DELIVERIES: case O_BATCHES:
         return CMD_WORKER | CMD_CONFIG;
+    case O_POOL:
+        return CMD_BULK | CMD_SERVE | CMD_CONFIG;
     case O_LISTEN: case O_TOKENS: case O_RATE_LIMIT: case O_MAX_BODY: case O_WAIT:
     case O_ALLOW_PRIVATE_HOOKS: case O_REQUEST_TIMEOUT: case O_MAX_PER_CLIENT:
     case O_MAX_CONNS:
@@ -449,6 +452,7 @@ static int apply_opt(cli_cfg_t *c, int id, const char *v, const char *where)
         c->max_age_ms = n;
         break;
     case O_NO_PROGRESS: c->no_progress = true; break;
+    case O_POOL: c->pool = true; break;
     case O_LISTEN:
         if (parse_listen(v, c->listen_host, sizeof c->listen_host, &c->listen_port) != 0)
             return cli_usage_error("%s: --listen needs ADDRESS:PORT (e.g. 127.0.0.1:8080, "
@@ -910,6 +914,9 @@ int cli_cfg_finish(cli_cfg_t *c)
     if (!c->redis[0] && (c->eo.caps.per_minute || c->eo.caps.per_hour || c->eo.caps.per_day))
         return cli_usage_error("--sessions-per-minute/-hour/-day count over a fleet: they "
                                "need --redis");
+    if (c->pool && !c->redis[0])
+        return cli_usage_error("--pool hands the work to the workers around a Redis: it "
+                               "needs --redis URL");
     if (c->redis[0] && !c->eo.offline && (rc = redis_reachable(c->redis)) != 0)
         return rc;
 

@@ -63,7 +63,8 @@ typedef struct cli_cfg {
     char resume[64];
     uint64_t max_age_ms;       /* reuse earlier results this fresh (0: never) */
     bool no_progress;
-    /* the pool (worker; bulk and serve use --redis below) */
+    /* the pool of workers (bulk and serve --pool, worker; the URL is --redis below) */
+    bool pool;                 /* --pool: the workers around --redis check, not this process */
     uint64_t claim_idle_ms;    /* worker: --claim-idle (0: the default) */
     unsigned max_deliveries;   /* worker: --max-deliveries (0: the default) */
     unsigned batches;          /* worker: --batches (0: the default) */

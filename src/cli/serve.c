@@ -58,8 +58,8 @@ static void print_help(void)
           "  --max-per-client N     connections per client address (default 32)\n"
           "  --max-connections N    connections at once (default: the open files limit\n"
           "                         less a quarter, at most 256, for the rest)\n"
-          "  --redis URL            jobs are checked by the pool of `mailprobe worker`s\n"
-          "                         around this Redis (/v1/check stays in this process)\n",
+          "  --pool                 jobs are checked by the `mailprobe worker`s around the\n"
+          "                         --redis Redis (/v1/check stays in this process)\n",
           stdout);
     cli_cfg_help(CMD_SERVE);
 }
@@ -139,7 +139,7 @@ int cli_serve(int argc, char **argv)
         cli_doctor_startup(&cfg, false); /* warns once serving */
     doctor = cfg.startup ? cli_doctor_json(cfg.startup, 1) : NULL;
     base = event_base_new();
-    if (cfg.redis[0] && base) { /* unreachable: one line, exit 5, before serving */
+    if (cfg.pool && base) { /* unreachable: one line, exit 5, before serving */
         fleet_t *f = fleet_open(base, cfg.redis, 5000, err, sizeof err);
         if (!f) {
             cli_log(&cfg, MP_LOG_ERROR, "%s", err);
@@ -171,7 +171,7 @@ int cli_serve(int argc, char **argv)
         .max_conns = cfg.max_conns,
         .version = MP_VERSION,
         .doctor_json = doctor,
-        .redis = cfg.redis[0] ? cfg.redis : NULL,
+        .redis = cfg.pool ? cfg.redis : NULL,
     };
     /* caught before anything says "serving": a stop right after it is a clean one */
     sigint = evsignal_new(base, SIGINT, on_signal, base);

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """A pool of workers around Redis (src/fleet/queue.c, src/cli/worker.c): `mailprobe
-worker --redis URL` checks what `mailprobe bulk --redis URL` submits.
+worker --redis URL` checks what `mailprobe bulk --redis URL --pool` submits.
 
 Each test starts its own Debian redis-server inside the lab namespace (stopped by pid).
 Three workers on three source addresses share one job, one is kill -9ed mid-job and
@@ -125,7 +125,7 @@ class Pool(labkit.LabCase):
 
     def submit(self, *extra):
         return labkit.nspopen(self.bulk_argv("pool.sqlite", "pool.csv", "--redis",
-                                             self.redis.url, *extra),
+                                             self.redis.url, "--pool", *extra),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def finish(self, proc, timeout=120):
@@ -342,7 +342,7 @@ class Pool(labkit.LabCase):
         errf = open(self.path("serve.err"), "w+")
         srv = labkit.nspopen(labkit.mailprobe_argv_prefix() + [
             "serve", "--listen", "127.0.0.1:0", "--store", self.path("serve.sqlite"),
-            "--redis", self.redis.url, "--rate-limit", "0"] + ENGINE,
+            "--redis", self.redis.url, "--pool", "--rate-limit", "0"] + ENGINE,
             stdout=subprocess.DEVNULL, stderr=errf)
         try:
             port, deadline = None, time.monotonic() + 60
@@ -380,14 +380,14 @@ class Pool(labkit.LabCase):
     def test_redis_unreachable(self):
         self.write_input(["alice@postfix.test"])
         self.redis.stop()
-        p = labkit.nsexec(self.bulk_argv("pool.sqlite", "pool.csv", "--redis",
-                                         self.redis.url), capture_output=True, text=True,
-                          timeout=60)
-        self.assertEqual(p.returncode, 5, p.stderr)
-        lines = [l for l in p.stderr.splitlines() if "doctor" not in l]
-        self.assertEqual(len(lines), 1, p.stderr)
-        self.assertIn("Connection refused", lines[0])
-        self.assertIn("nothing was submitted", lines[0])
+        for extra in ((), ("--offline",)):  # the engine's check, or the pool's own
+            p = labkit.nsexec(self.bulk_argv("pool.sqlite", "pool.csv", "--redis",
+                                             self.redis.url, "--pool", *extra),
+                              capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 5, p.stderr)
+            lines = [l for l in p.stderr.splitlines() if "doctor" not in l]
+            self.assertEqual(len(lines), 1, p.stderr)
+            self.assertIn("Connection refused", lines[0])
         self.assertFalse(os.path.exists(self.path("pool.csv")))
         jobs = labkit.nsexec(labkit.mailprobe_argv_prefix() + [
             "jobs", "--store", self.path("pool.sqlite")], capture_output=True, text=True)
