@@ -18,7 +18,7 @@
 #   bench/bulk/run.sh e-npm    2,000 addresses of (e): mailprobe, then deep-email-validator
 #   bench/bulk/run.sh e-pool   (e) by one process, then by a pool of 1, 2 and 4
 #                              `mailprobe worker`s around a redis-server of its own
-#                              (bulk --redis): Redis round trips and CPU per address
+#                              (bulk --pool): Redis round trips and CPU per address
 #   bench/bulk/run.sh all      a b c d
 # Results: one JSON line per run in $MP_BENCH_DIR/results.jsonl (and on stdout).
 # MAILPROBE=path (default build-bench/mailprobe); extra mailprobe options in $MP_BULK_OPTS.
@@ -53,7 +53,7 @@ run_bulk() { # NAME CSV M [mailprobe options...]
     "$LAB/proxy.log" "$poff" "$LAB/postfix/postfix.log" "$pfoff" | tee -a "$LAB/results.jsonl"
 }
 
-# A pool of W workers around a fresh redis-server, then bulk --redis; afterwards one JSON
+# A pool of W workers around a fresh redis-server, then bulk --redis --pool; afterwards one JSON
 # line: the Redis round trips (client commands of INFO commandstats: the scripts' own
 # calls are not round trips) and the CPU of the submitter and the workers, per address.
 RT_CMDS="eval evalsha xreadgroup xread smembers xclaim hexists del persist multi exec srem pexpire script ping auth select"
@@ -70,7 +70,7 @@ run_pool() { # NAME CSV M W
       2>"$d/worker$i.log" & wpids+=($!)
   done
   sleep 0.5
-  run_bulk "$name" "$csv" "$m" --redis redis://127.0.0.1:$port
+  run_bulk "$name" "$csv" "$m" --redis redis://127.0.0.1:$port --pool
   ip netns exec "$NS" redis-cli -p $port info commandstats >"$d/commandstats.txt"
   for i in "${wpids[@]}"; do pkill -TERM -P "$i" 2>/dev/null || true; done
   wait "${wpids[@]}" 2>/dev/null || true
