@@ -654,6 +654,7 @@ fleet_jobq_t *fleet_jobq_open(struct event_base *base, const char *url, const ch
     jobq_keys_cmd(q, "DEL", (const char *const[]){":work", ":later"}, 2);
     jobq_keys_cmd(q, "PERSIST", (const char *const[]){":res"}, 1);
     jobq_keys_cmd(q, "PERSIST", (const char *const[]){":done"}, 1);
+    jobq_keys_cmd(q, "PERSIST", (const char *const[]){""}, 1);
     arm(q->tick_ev, 2000);
     jobq_read(q);
     return q;
