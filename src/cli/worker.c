@@ -1,6 +1,6 @@
 /*
  * worker.c - `mailprobe worker --redis URL`: join the pool of workers around one Redis
- * and check the batches that `bulk --redis` submits, with this process' engine and
+ * and check the batches that `bulk --pool` submits, with this process' engine and
  * options (--helo, --from, --source, --proxy, timeouts...), until stopped.
  *
  * SIGTERM or SIGINT: take no more batches, finish those held, exit 0. A second signal:
@@ -38,9 +38,10 @@ static void print_help(void)
     fputs("usage: mailprobe worker --redis URL [options]\n"
           "\n"
           "Join the pool of workers around Redis and check the lists that\n"
-          "`mailprobe bulk --redis URL` submits, until stopped (SIGTERM: finish the\n"
-          "batches held; a second one: hand them back). Each worker checks with its own\n"
-          "options: give every worker its own --source addresses.\n"
+          "`mailprobe bulk` and `serve` hand to the pool, until stopped (SIGTERM: finish\n"
+          "the batches held; a second one: hand them back). Each worker checks with its\n"
+          "own options (give every worker its own --source addresses); all share one\n"
+          "per-server budget through the same Redis.\n"
           "\n"
           "  --redis URL            redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (required)\n"
           "  --batches N            batches (one domain's addresses each) held at once\n"
