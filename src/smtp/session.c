@@ -144,6 +144,8 @@ struct smtp_sess {
     bool in_cb;        /* inside the done callback */
     bool cancel_pending; /* smtp_sess_cancel() inside the callback: free after it */
     bool mail_ahead;   /* MAIL FROM already sent, pipelined after RSET */
+    bool quit_ahead;   /* the run's last RCPTs carry QUIT in their write (smtp_sess_more) */
+    bool quit_sent;    /* ... and it was written: the server will close after its 221 */
     size_t drain;      /* DRAIN: replies still due to commands sent ahead */
     smtp_state_t drain_then; /* state after the drain */
     bool dead;         /* the server closed (or spoke unasked) while idle */
@@ -513,6 +515,11 @@ static void sess_send_rcpts(smtp_sess_t *s, struct evbuffer *out)
     for (; s->rcpt_sent < last; s->rcpt_sent++)
         if (!cmd_add(s, out, "RCPT TO:<%s>", s->rcpts[s->rcpt_sent]))
             break;
+    /* RFC 2920 §3.1: QUIT may end a pipelined group. Sent with the run's last RCPT, it
+     * ends the session one round trip earlier; the 221 follows the RCPT replies. */
+    if (s->quit_ahead && !s->quit_sent && s->res.pipelining && s->rcpt_sent == s->nrcpt &&
+        cmd_add(s, out, "QUIT"))
+        s->quit_sent = true;
 }
 
 static void sess_tls_start(smtp_sess_t *s);
@@ -559,6 +566,10 @@ static void sess_act(smtp_sess_t *s)
         return;
     case SMTP_ST_DRAIN:
         return; /* the replies just come */
+    case SMTP_ST_QUIT:
+        if (s->quit_sent)
+            return; /* sent with the last RCPTs: its 221 just comes */
+        break;
     case SMTP_ST_MAIL:
         if (s->mail_ahead) { /* sent with the RSET: wait for its reply */
             s->mail_ahead = false;
@@ -841,6 +852,9 @@ static void txn_over(smtp_sess_t *s, const smtp_reply_t *last)
         /* QUIT ends the open transaction too (RFC 5321 §4.1.1.10): no RSET spent on it;
          * a session kept open waits idle and its next run starts with RSET */
         smtp_sess_enter(s, s->keep_open ? SMTP_ST_IDLE : SMTP_ST_QUIT);
+    } else if (s->quit_sent) {
+        /* QUIT went with the RCPTs: no further transaction; the rest stay unanswered */
+        smtp_sess_enter(s, SMTP_ST_QUIT);
     } else if (answered == first || s->res.transactions >= s->txn_max ||
                budget_room(s, 2) == 0) {
         mp_log(MP_LOG_DEBUG, "smtp %s: %zu recipient(s) left unanswered (%s)", s->peer,
@@ -1004,7 +1018,8 @@ static void sess_read(smtp_sess_t *s)
         if (s->state == SMTP_ST_CONNECT || s->state == SMTP_ST_TLS_HANDSHAKE)
             return;
         if (s->state == SMTP_ST_IDLE) {
-            sess_idle_lost(s, "the server spoke while the session was idle");
+            if (!s->quit_sent) /* after our QUIT, its 221: read by smtp_sess_quit() */
+                sess_idle_lost(s, "the server spoke while the session was idle");
             return;
         }
         size_t n = len < SMTP_REPLY_TOTAL_MAX + 1 ? len : SMTP_REPLY_TOTAL_MAX + 1;
@@ -1499,7 +1514,8 @@ void smtp_sess_cancel(smtp_sess_t *s)
 
 bool smtp_sess_alive(const smtp_sess_t *s)
 {
-    return s && s->state == SMTP_ST_IDLE && !s->dead && !s->finished && s->bev;
+    return s && s->state == SMTP_ST_IDLE && !s->dead && !s->finished && s->bev &&
+           !s->quit_sent;
 }
 
 size_t smtp_room_fresh(unsigned error_budget)
@@ -1513,6 +1529,16 @@ size_t smtp_sess_room(const smtp_sess_t *s)
     if (!smtp_sess_alive(s) || s->res.slow)
         return 0;
     return budget_room(s, 2); /* RSET and MAIL FROM may be refused too */
+}
+
+size_t smtp_sess_room_txn(const smtp_sess_t *s, bool smtputf8)
+{
+    if (!smtp_sess_alive(s) || s->res.slow)
+        return 0;
+    /* RFC 6531 §3.4: a UTF-8 mailbox needs SMTPUTF8 on the transaction's MAIL FROM */
+    if (smtputf8 && s->res.smtputf8_offered && !s->smtputf8)
+        return 0;
+    return budget_room(s, 0); /* no RSET, no MAIL FROM: only the RCPTs can be refused */
 }
 
 /* Forget the previous run: its recipients, transcript and per-run results. What is
@@ -1550,6 +1576,7 @@ static void sess_run_reset(smtp_sess_t *s, char **rcpts, smtp_rcpt_result_t *rre
     s->decided = false;
     s->rcpt_done = s->rcpt_sent = s->rcpt_replied = s->txn_end = 0;
     s->txn_refused = TXN_NONE;
+    s->quit_ahead = false;
     s->cb = cb;
     s->arg = arg;
     struct timeval tv = {.tv_sec = (time_t)(s->to.session_ms / 1000),
@@ -1557,14 +1584,10 @@ static void sess_run_reset(smtp_sess_t *s, char **rcpts, smtp_rcpt_result_t *rre
     evtimer_add(s->sess_ev, &tv);
 }
 
-int smtp_sess_next(smtp_sess_t *s, const char *const *rcpts, size_t nrcpt, bool smtputf8,
-                   smtp_done_cb cb, void *arg)
+/* Copies of the recipients for a new run; false when out of memory (nothing kept). */
+static bool rcpts_copy(const char *const *rcpts, size_t nrcpt, char ***nr_out,
+                       smtp_rcpt_result_t **rr_out)
 {
-    if (!cb || !rcpts || nrcpt == 0 || nrcpt > smtp_sess_room(s))
-        return MP_ERR_ARG;
-    for (size_t i = 0; i < nrcpt; i++)
-        if (!arg_ok(rcpts[i], false))
-            return MP_ERR_ARG;
     char **nr = calloc(nrcpt, sizeof *nr);
     smtp_rcpt_result_t *rr = calloc(nrcpt, sizeof *rr);
     bool ok = nr && rr;
@@ -1578,14 +1601,56 @@ int smtp_sess_next(smtp_sess_t *s, const char *const *rcpts, size_t nrcpt, bool 
             free(nr[i]);
         free(nr);
         free(rr);
-        return MP_ERR_NOMEM;
+        return false;
     }
+    *nr_out = nr;
+    *rr_out = rr;
+    return true;
+}
+
+int smtp_sess_next(smtp_sess_t *s, const char *const *rcpts, size_t nrcpt, bool smtputf8,
+                   smtp_done_cb cb, void *arg)
+{
+    if (!cb || !rcpts || nrcpt == 0 || nrcpt > smtp_sess_room(s))
+        return MP_ERR_ARG;
+    for (size_t i = 0; i < nrcpt; i++)
+        if (!arg_ok(rcpts[i], false))
+            return MP_ERR_ARG;
+    char **nr;
+    smtp_rcpt_result_t *rr;
+    if (!rcpts_copy(rcpts, nrcpt, &nr, &rr))
+        return MP_ERR_NOMEM;
     sess_run_reset(s, nr, rr, nrcpt, cb, arg);
     s->smtputf8 = smtputf8;
     mp_log(MP_LOG_DEBUG, "smtp %s: run %u, %zu recipient(s), %u refusal(s) so far", s->peer,
            s->res.run, nrcpt, s->res.refusals);
     /* RFC 5321 §4.1.1.5: the previous transaction is still open (no DATA, no QUIT) */
     smtp_sess_enter(s, SMTP_ST_RSET);
+    return MP_OK;
+}
+
+int smtp_sess_more(smtp_sess_t *s, const char *const *rcpts, size_t nrcpt, bool smtputf8,
+                   bool quit, smtp_done_cb cb, void *arg)
+{
+    if (!cb || !rcpts || nrcpt == 0 || nrcpt > smtp_sess_room_txn(s, smtputf8))
+        return MP_ERR_ARG;
+    for (size_t i = 0; i < nrcpt; i++)
+        if (!arg_ok(rcpts[i], false))
+            return MP_ERR_ARG;
+    char **nr;
+    smtp_rcpt_result_t *rr;
+    if (!rcpts_copy(rcpts, nrcpt, &nr, &rr))
+        return MP_ERR_NOMEM;
+    sess_run_reset(s, nr, rr, nrcpt, cb, arg);
+    s->quit_ahead = quit;
+    s->res.transactions = 1; /* the open one: a 452 4.5.3 then opens a later one */
+    mp_log(MP_LOG_DEBUG, "smtp %s: run %u, %zu recipient(s) in the open transaction%s, %u "
+           "refusal(s) so far", s->peer, s->res.run, nrcpt, quit ? ", then QUIT" : "",
+           s->res.refusals);
+    /* RFC 5321 §4.1.1.3: RCPT may be repeated; replies are per recipient. The previous
+     * run's MAIL FROM still holds (no DATA, no RSET was sent). */
+    txn_plan(s, 0);
+    smtp_sess_enter(s, SMTP_ST_RCPT);
     return MP_OK;
 }
 
@@ -1602,4 +1667,6 @@ void smtp_sess_quit(smtp_sess_t *s, smtp_done_cb cb, void *arg)
         return;
     }
     smtp_sess_enter(s, SMTP_ST_QUIT);
+    if (s->quit_sent)
+        sess_read(s); /* its 221 may have come while the session was parked */
 }

@@ -212,6 +212,25 @@ int smtp_sess_start(struct event_base *base, const smtp_opts_t *opts,
 int smtp_sess_next(smtp_sess_t *s, const char *const *rcpts, size_t nrcpt, bool smtputf8,
                    smtp_done_cb cb, void *arg);
 
+/**
+ * Continue the open transaction of an idle session with more recipients: RCPTs only, no
+ * RSET, no second MAIL FROM (RFC 5321 §4.1.1.3: RCPT may be repeated, each recipient has
+ * its own reply), all in one write with PIPELINING. Several domains may share the
+ * transaction this way. Recipients refused "too many recipients" go into later
+ * transactions as in any run.
+ * @param rcpts,nrcpt recipients (copied), 1..smtp_sess_room_txn(s, smtputf8)
+ * @param smtputf8 some recipient needs SMTPUTF8 (the open transaction must carry it)
+ * @param quit     the session takes nothing after this run: with PIPELINING, QUIT goes in
+ *                 the write of the last RCPT (RFC 2920 §3.1). The callback still comes
+ *                 with res->idle set once every RCPT has its reply (before the 221 is
+ *                 read); smtp_sess_room() is then 0 and the owner calls smtp_sess_quit(),
+ *                 which sends nothing more and calls back on the 221 or the close.
+ * @return MP_OK, MP_ERR_ARG (not idle, closed, retired, too many or bad recipients; the
+ *         session stays as it was), MP_ERR_NOMEM
+ */
+int smtp_sess_more(smtp_sess_t *s, const char *const *rcpts, size_t nrcpt, bool smtputf8,
+                   bool quit, smtp_done_cb cb, void *arg);
+
 /** End an idle session politely: QUIT, then the callback (res->idle false, end OK) once
  *  the server answered or closed, then the session frees itself. A session the server
  *  closed while idle calls back at once (from the loop). */
@@ -228,6 +247,15 @@ bool smtp_sess_alive(const smtp_sess_t *s);
  * reply seen, or the budget spent).
  */
 size_t smtp_sess_room(const smtp_sess_t *s);
+
+/**
+ * How many recipients smtp_sess_more() may add to the open transaction of this idle
+ * session so that its refusals can never pass its error budget, even if every one of
+ * them were refused (no RSET or MAIL FROM is sent: only they count); 0 when the session
+ * must not be reused, or when smtputf8 is wanted, offered and the open transaction's
+ * MAIL FROM did not carry it.
+ */
+size_t smtp_sess_room_txn(const smtp_sess_t *s, bool smtputf8);
 
 /** Recipients a new session may carry in its first transaction within an error budget
  *  (0 = the default): every RCPT and the MAIL FROM might be refused. */

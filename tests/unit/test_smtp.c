@@ -1375,6 +1375,9 @@ typedef struct {
     size_t room[4];
     int next_rc[4];
     bool wait_dead;                 /* before QUIT, wait until the server's close is seen */
+    bool more;                      /* later runs continue the open transaction
+                                       (smtp_sess_more), the last one with QUIT */
+    size_t room_txn[4];
     smtp_sess_t *s;
     struct event_base *base;
 } reuse_t;
@@ -1411,9 +1414,12 @@ static void reuse_cb(const smtp_result_t *res, void *arg)
     if (!res->idle)
         return;
     u->room[k] = smtp_sess_room(u->s);
+    u->room_txn[k] = smtp_sess_room_txn(u->s, false);
     size_t r = res->run; /* runs done so far - 1 */
     if (r < u->runs) {
-        u->next_rc[k] = smtp_sess_next(u->s, u->plan[r], u->nplan[r], false, reuse_cb, u);
+        u->next_rc[k] = u->more ? smtp_sess_more(u->s, u->plan[r], u->nplan[r], false,
+                                                 r + 1 == u->runs, reuse_cb, u)
+                                : smtp_sess_next(u->s, u->plan[r], u->nplan[r], false, reuse_cb, u);
         if (u->next_rc[k] == 0)
             return;
     }
@@ -1543,6 +1549,96 @@ static void test_sess_reuse_pipelined(void **state)
     assert_int_equal(u->outs[2].end, SMTP_END_OK);
     assert_int_equal(u->outs[2].end_state, SMTP_ST_DONE);
     assert_int_equal(u->outs[2].nrcpt, 0);
+    smtpd_free(d);
+}
+
+/* A later run that continues the open transaction (smtp_sess_more): another domain's
+ * RCPTs with no RSET and no second MAIL FROM, and QUIT in the same write (the session
+ * takes nothing after it). The run's result comes before the 221 is read; the QUIT that
+ * follows sends nothing more. */
+static void test_sess_more_quit_pipelined(void **state)
+{
+    (void)state;
+    static const ss_step_t steps[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_(EHLO_PIPE),
+        SS_READ_(3),
+        SS_SEND_("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 <b@x.test>: User unknown\r\n"),
+        SS_READ_(3), /* both RCPTs and QUIT before any reply */
+        SS_SEND_("550 5.1.1 <c@y.test>: User unknown\r\n250 2.1.5 Ok\r\n"
+                 "221 2.0.0 Bye\r\n"),
+        SS_END_(),
+    };
+    smtp_opts_t opts;
+    reuse_opts(&opts);
+    reuse_t *u = reuse_new(1);
+    u->more = true;
+    smtpd_t *d = run_reuse(steps, &opts, two_rcpts, 2, u);
+    assert_reuse_log(d, u,
+                     "S: 220 mx.test ESMTP\n"
+                     "C: EHLO probe.example\n"
+                     "S: 250-mx.test\nS: 250 PIPELINING\n"
+                     "C: MAIL FROM:<check@probe.example>\n"
+                     "C: RCPT TO:<a@x.test>\nC: RCPT TO:<b@x.test>\n"
+                     "S: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\nS: 550 5.1.1 <b@x.test>: User unknown\n"
+                     "C: RCPT TO:<c@y.test>\nC: RCPT TO:<d@y.test>\nC: QUIT\n"
+                     "S: 550 5.1.1 <c@y.test>: User unknown\nS: 250 2.1.5 Ok\n"
+                     "S: 221 2.0.0 Bye\n");
+    assert_int_equal(d->recv_chunks, 3); /* EHLO; MAIL+RCPTs; RCPTs+QUIT */
+    assert_int_equal(u->calls, 3);
+    /* after the first run: the open transaction has room for budget - refusals RCPTs, a
+     * new one (RSET, MAIL FROM) two fewer */
+    assert_int_equal(u->room_txn[0], SMTP_ERROR_BUDGET_DEFAULT - 1);
+    assert_int_equal(u->room[0], SMTP_ERROR_BUDGET_DEFAULT - 1 - 2);
+    /* the second run reported with the replies to its RCPTs, before the 221 */
+    assert_true(u->idle[1]);
+    assert_int_equal(u->outs[1].end, SMTP_END_OK);
+    assert_int_equal(u->outs[1].nrcpt, 2);
+    assert_int_equal(u->outs[1].rcpt[0].code, 550);
+    assert_int_equal(u->outs[1].rcpt[1].code, 250);
+    assert_null(strstr(u->outs[1].transcript, "S: 221"));
+    assert_int_equal(u->outs[1].round_trips, 1);
+    assert_int_equal(u->refusals[1], 2);
+    assert_int_equal(u->room[1], 0); /* QUIT is sent: no reuse */
+    assert_int_equal(u->room_txn[1], 0);
+    /* the QUIT's callback: nothing sent, the 221 read */
+    assert_false(u->idle[2]);
+    assert_int_equal(u->outs[2].end, SMTP_END_OK);
+    assert_int_equal(u->outs[2].end_state, SMTP_ST_DONE);
+    smtpd_free(d);
+}
+
+/* smtp_sess_more() within the budget only: with every RCPT refused, a transaction that
+ * could pass it is refused before anything is sent. */
+static void test_sess_more_budget(void **state)
+{
+    (void)state;
+    static const char *const r7[] = {"a@y.test", "b@y.test", "c@y.test", "d@y.test",
+                                     "e@y.test", "f@y.test", "g@y.test"};
+    static const char *const *const plan[] = {r7};
+    static const size_t nplan[] = {7};
+    static const ss_step_t steps[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_(EHLO_PIPE),
+        SS_READ_(3),
+        SS_SEND_("250 2.1.0 Ok\r\n550 5.1.1 no\r\n550 5.1.1 no\r\n"),
+        SS_READ_(1),
+        SS_SEND_("221 2.0.0 Bye\r\n"),
+        SS_END_(),
+    };
+    smtp_opts_t opts;
+    reuse_opts(&opts);
+    reuse_t *u = reuse_new(1);
+    u->plan = plan;
+    u->nplan = nplan;
+    u->more = true;
+    smtpd_t *d = run_reuse(steps, &opts, two_rcpts, 2, u);
+    /* 2 refusals of 8: 6 more may come, not 7 */
+    assert_int_equal(u->room_txn[0], SMTP_ERROR_BUDGET_DEFAULT - 2);
+    assert_int_equal(u->next_rc[0], MP_ERR_ARG);
+    assert_non_null(strstr(d->log, "S: 550 5.1.1 no\nC: QUIT\n"));
     smtpd_free(d);
 }
 
@@ -2246,6 +2342,8 @@ int main(void)
         cmocka_unit_test(test_sess_rcpt_per_txn_and_max_txn),
         cmocka_unit_test(test_sess_later_transaction_refused),
         cmocka_unit_test(test_sess_reuse_pipelined),
+        cmocka_unit_test(test_sess_more_quit_pipelined),
+        cmocka_unit_test(test_sess_more_budget),
         cmocka_unit_test(test_sess_reuse_no_pipelining),
         cmocka_unit_test(test_sess_mail_refused_drained),
         cmocka_unit_test(test_sess_reuse_closed_mid_transaction),
