@@ -121,7 +121,7 @@ struct chk {
     int next_act;           /* what the pending timer does (ACT_*) */
     bool tls_failed_seen;
     struct batch *batch;    /* the session this check's RCPT rides in, if one runs */
-    size_t batch_idx;       /* its RCPT's index in that session */
+    size_t batch_idx;       /* its place in that batch (batch_t.chks) */
     bool solo;              /* the server refused several RCPTs at once: go alone */
     bool resent;            /* a session died before its RCPT's answer: asked again once */
     unsigned throttled;     /* times a server's 421 sent this check back to it */
@@ -135,6 +135,9 @@ struct chk {
     bool need_probe_alone;  /* the server refused a second RCPT (452 4.5.3) */
     bool waiting_fact;      /* accepted; waiting for another check's probe */
     sess_ctl_t ctl;         /* the controls of the last session this check rode in */
+    int told_code;          /* accepted, and the MX refused another address of the domain
+                               as unknown: its code and enhanced code (no probe needed) */
+    char told_enh[16];
     chk_t *next_wait, *next_all, *prev_all;
     chk_t *next_waiter;
     struct fetching *fetching; /* waiting for the domain's shared facts (--redis) */
@@ -144,18 +147,33 @@ struct chk {
 enum { ACT_TARGET, ACT_FINISH, ACT_ACCEPTED, ACT_MX_MEMO };
 
 #define BATCH_MAX 100
+#define BATCH_GROUPS_MAX 32
+/* A write whose error budget leaves at most this many commands is the session's last:
+ * QUIT goes with it (one recipient and its control; a smaller rest is not worth a round
+ * trip of its own). */
+#define BATCH_LAST_ROOM 2
 
-/* One run of a session: the RCPTs of up to max_rcpt checks of one domain on one server
- * address, plus at most one catch-all probe, on a new connection or an idle one. */
+/* One domain's part of a run: its checks' RCPTs, then its postmaster@ control; its
+ * catch-all probe, when it goes up front, at the end of the write. */
+typedef struct bgroup {
+    bool has_pm;             /* a postmaster@ control RCPT rides along */
+    size_t pm_idx;
+    chk_t *prober;           /* the check whose probe rides along, or NULL */
+    size_t probe_idx;
+} bgroup_t;
+
+/* One run of a session (one write with PIPELINING): the RCPTs of checks of one or several
+ * domains on one server address, each domain with its control, and the catch-all probes
+ * asked for by earlier runs (riders: probe_alone checks), on a new connection or an idle
+ * one, sized by the session's error budget. */
 typedef struct batch {
     engine_t *e;
     chk_t *chks[BATCH_MAX];  /* NULL once a check was dropped while the session ran */
+    size_t ridx[BATCH_MAX];  /* the RCPT of chks[i]: its address, or a rider's probe */
+    int grp[BATCH_MAX];      /* its domain group in g[], -1 for a rider */
     size_t n, live;
-    chk_t *prober;           /* the check whose probe rides along, or NULL */
-    size_t probe_idx;
-    bool has_pm;             /* a postmaster@ control RCPT rides along */
-    size_t pm_idx;
-    char pm_rcpt[320];
+    bgroup_t g[BATCH_GROUPS_MAX];
+    size_t ng;
     conn_t *conn;            /* the connection it runs on */
     char host[256];
     char ip[64];
@@ -410,7 +428,7 @@ static void wait_remove(engine_t *e, chk_t *j)
 
 static void batch_start(chk_t *j, conn_t *reuse);
 static void conn_quit(conn_t *c);
-static conn_t *conn_take(engine_t *e, const target_t *t, const char *domain);
+static conn_t *conn_take(engine_t *e, const target_t *t, const char *domain, bool utf8);
 static void conn_evict_for(engine_t *e, const target_t *t);
 static void dispatch_soon(engine_t *e);
 
@@ -710,7 +728,7 @@ static void slots_dispatch(engine_t *e)
             j = next;
             continue;
         }
-        conn_t *idle = conn_take(e, t, j->res->addr.domain_ascii);
+        conn_t *idle = conn_take(e, t, j->res->addr.domain_ascii, j->res->addr.local_utf8);
         if (idle) {
             wait_remove(e, j);
             batch_start(j, idle);
@@ -869,13 +887,22 @@ static void on_conncache_timer(evutil_socket_t fd, short what, void *arg)
     conncache_arm(e);
 }
 
+/* Room an idle connection has for a batch: RCPTs in its open transaction (a batch of
+ * ordinary checks continues it), or in a new one when the transaction cannot take
+ * this batch (SMTPUTF8). At least 2 is worth a batch: a recipient and its control. */
+static size_t conn_room(const conn_t *c, bool smtputf8)
+{
+    size_t more = smtp_sess_room_txn(c->sess, smtputf8);
+    return more ? more : smtp_sess_room(c->sess);
+}
+
 /* A run is over and the session waits idle: keep it for the next batch to the same
  * server address, or QUIT it when it may not be reused (error budget, a slow reply,
- * reuse age or count) or when no check is pending. */
+ * reuse age or count, QUIT already sent) or when no check is pending. */
 static void conn_park(conn_t *c)
 {
     engine_t *e = c->e;
-    if (e->pending == 0 || smtp_sess_room(c->sess) < 2 || lease_hold_lost(c->hold) ||
+    if (e->pending == 0 || conn_room(c, false) < 2 || lease_hold_lost(c->hold) ||
         !conncache_put(e->cc, c->key, c, c->born_ms, c->runs, mp_now_ms())) {
         conn_quit(c);
         return;
@@ -885,7 +912,7 @@ static void conn_park(conn_t *c)
 
 /* An idle connection to t's server address that may carry a batch, or NULL. Dead ones
  * met on the way are closed. */
-static conn_t *conn_take(engine_t *e, const target_t *t, const char *domain)
+static conn_t *conn_take(engine_t *e, const target_t *t, const char *domain, bool utf8)
 {
     char key[CONNCACHE_KEY_MAX];
     conn_key(e, egress_index(e, domain, t), t, key, sizeof key);
@@ -896,7 +923,7 @@ static conn_t *conn_take(engine_t *e, const target_t *t, const char *domain)
     conn_t *c;
     while ((c = conncache_take(e->cc, key, now)) != NULL) {
         /* a window halved by a throttle below the sessions open: close, do not reuse */
-        if (smtp_sess_room(c->sess) >= 2 && !lease_hold_lost(c->hold) &&
+        if (conn_room(c, utf8) >= 2 && !lease_hold_lost(c->hold) &&
             (!d || d->open <= window_allowed(&d->win)))
             return c;
         conn_quit(c);
@@ -949,8 +976,9 @@ static void batch_leave(chk_t *j)
     if (!b)
         return;
     b->chks[j->batch_idx] = NULL;
-    if (b->prober == j)
-        b->prober = NULL;
+    for (size_t g = 0; g < b->ng; g++)
+        if (b->g[g].prober == j)
+            b->g[g].prober = NULL;
     j->batch = NULL;
     if (--b->live == 0) {
         conn_t *c = b->conn;
@@ -1007,7 +1035,11 @@ static void chk_finish(chk_t *j)
     j->res = NULL;
     res->duration_ms = chk_elapsed(j);
     facts_domain_t f;
-    if (res->dns_checked && !res->probed && facts_get(e->facts, res->addr.domain_ascii, &f)) {
+    if (res->dns_checked && !res->probed && facts_get(e->facts, res->addr.domain_ascii, &f) &&
+        f.told_apart) {
+        res->catch_all = 0; /* told apart by a refused address: no probe to report */
+    } else if (res->dns_checked && !res->probed &&
+               facts_get(e->facts, res->addr.domain_ascii, &f)) {
         /* whatever decided this address, report what is known of its domain */
         res->catch_all = f.catch_all ? 1 : 0;
         res->probed = true;
@@ -1052,6 +1084,13 @@ static void chk_later(chk_t *j, uint64_t delay_ms, int act)
     if (!j->timer)
         mp_panic("cannot create a timer");
     j->next_act = act;
+    if (delay_ms == 0) {
+        /* now, but from the loop: the active queue keeps the order of the calls (a timer
+         * heap would not), so checks submitted together queue in submission order */
+        evtimer_del(j->timer);
+        event_active(j->timer, EV_TIMEOUT, 1);
+        return;
+    }
     evtimer_add(j->timer, &tv);
 }
 
@@ -1274,7 +1313,10 @@ static void chk_accepted(chk_t *j)
     facts_domain_t f;
     if (r->catch_all < 0 && facts_get(e->facts, d, &f)) {
         r->catch_all = f.catch_all ? 1 : 0;
-        if (!r->probed) {
+        if (f.told_apart) {
+            j->told_code = f.probe_code;
+            mp_strlcpy(j->told_enh, f.probe_enh, sizeof j->told_enh);
+        } else if (!r->probed) {
             r->probed = true;
             r->probe_cached = true;
             mp_strlcpy(r->probe_rcpt, f.probe_rcpt, sizeof r->probe_rcpt);
@@ -1292,8 +1334,8 @@ static void chk_accepted(chk_t *j)
             return; /* probing_release() resumes us */
         }
     }
-    trouble_accept_t a = {r->mx_host, r->catch_all, r->probe_rcpt, j->provider,
-                          e->o.catch_all_probe};
+    trouble_accept_t a = {r->mx_host,        r->catch_all, r->probe_rcpt, j->provider,
+                          e->o.catch_all_probe, j->told_code, j->told_enh};
     trouble_t tr;
     trouble_accepted(&a, &tr);
     r->smtp_result = tr.smtp_result;
@@ -1306,20 +1348,177 @@ static void on_smtp_done(const smtp_result_t *sr, void *arg);
 static void chk_on_session(chk_t *j, const smtp_result_t *sr, size_t idx,
                            const cl_result_t *cls);
 
-static bool batch_add(batch_t *b, chk_t *j)
+/* Add j to the batch: to domain group g (its RCPT is its address), or as a rider (g -1:
+ * its RCPT is its catch-all probe). The RCPTs are laid out once the batch is complete. */
+static void batch_add(batch_t *b, chk_t *j, int g)
 {
-    if (b->n >= BATCH_MAX)
-        return false;
     j->batch = b;
     j->batch_idx = b->n;
-    b->chks[b->n++] = j;
+    b->chks[b->n] = j;
+    b->grp[b->n] = g;
+    b->n++;
     b->live++;
     j->res->attempts++;
-    return true;
 }
 
-/* Start a batch for j (and the waiting checks of its domain on the same server address)
- * on the idle connection `reuse`, or on a new one. */
+/* May w ride in j's session to t: the same server address and way out, the same TLS
+ * choice and SMTPUTF8 need, and not a check that must go alone? */
+static bool batch_fits(engine_t *e, const chk_t *j, const chk_t *w, const target_t *t,
+                       int egress)
+{
+    if (w->solo || w->no_tls_for_cur != j->no_tls_for_cur ||
+        w->res->addr.local_utf8 != j->res->addr.local_utf8 ||
+        strcmp(w->targets[w->cur].ip.text, t->ip.text) != 0)
+        return false;
+    return e->egress.n == 0 ||
+           egress_index(e, w->res->addr.domain_ascii, &w->targets[w->cur]) == egress;
+}
+
+/* Does another check wait for this server address? */
+static bool batch_others_wait(engine_t *e, const target_t *t)
+{
+    for (chk_t *w = e->wait_head; w; w = w->next_wait)
+        if (strcmp(w->targets[w->cur].ip.text, t->ip.text) == 0)
+            return true;
+    return false;
+}
+
+static size_t room_take(size_t room, size_t cost)
+{
+    return room > cost ? room - cost : 0;
+}
+
+/* Take along waiting checks for the same server while the write's error budget lasts:
+ * first the riders (a probe each, for domains whose recipients were all accepted in an
+ * earlier run), then ordinary checks of any domain, each new domain with its control. */
+static void batch_fill(batch_t *b, chk_t *j, const target_t *t, int egress, size_t *room,
+                       bool pm)
+{
+    engine_t *e = b->e;
+    unsigned max = e->o.max_rcpt ? e->o.max_rcpt : 1;
+    size_t nreal = j->probe_alone ? 0 : 1;
+    const char *dom[BATCH_GROUPS_MAX];
+    if (!j->probe_alone)
+        dom[0] = j->res->addr.domain_ascii;
+    for (int pass = 0; pass < 2; pass++)
+        for (chk_t *w = e->wait_head, *next; w && *room > 0 && b->n < BATCH_MAX; w = next) {
+            next = w->next_wait;
+            if (w->probe_alone != (pass == 0) || !batch_fits(e, j, w, t, egress))
+                continue;
+            if (w->probe_alone) {
+                wait_remove(e, w);
+                batch_add(b, w, -1);
+                (*room)--;
+                continue;
+            }
+            if (nreal >= max)
+                continue;
+            const char *d = w->res->addr.domain_ascii;
+            int g = -1;
+            for (size_t k = 0; k < b->ng && g < 0; k++)
+                if (strcmp(dom[k], d) == 0)
+                    g = (int)k;
+            size_t cost = 1 + (g < 0 && pm ? 1 : 0);
+            if (*room < cost || (g < 0 && b->ng >= BATCH_GROUPS_MAX))
+                continue;
+            bool dup = false; /* the same mailbox twice in one transaction: no */
+            for (size_t i = 0; g >= 0 && i < b->n && !dup; i++)
+                dup = b->grp[i] == g &&
+                      strcmp(b->chks[i]->res->addr.normalized, w->res->addr.normalized) == 0;
+            if (dup)
+                continue;
+            if (g < 0) {
+                g = (int)b->ng++;
+                dom[g] = d;
+            }
+            wait_remove(e, w);
+            batch_add(b, w, g);
+            nreal++;
+            *room -= cost;
+        }
+}
+
+/* The order of the write: each domain's RCPTs in submission order, domain after domain,
+ * then the riders' probes. */
+static void batch_sort(batch_t *b)
+{
+    for (size_t i = 1; i < b->n; i++)
+        for (size_t k = i; k > 0; k--) {
+            long ga = b->grp[k - 1] < 0 ? BATCH_GROUPS_MAX : b->grp[k - 1];
+            long gb = b->grp[k] < 0 ? BATCH_GROUPS_MAX : b->grp[k];
+            if (ga < gb || (ga == gb && b->chks[k - 1]->id < b->chks[k]->id))
+                break;
+            chk_t *tc = b->chks[k - 1];
+            int tg = b->grp[k - 1];
+            b->chks[k - 1] = b->chks[k];
+            b->grp[k - 1] = b->grp[k];
+            b->chks[k] = tc;
+            b->grp[k] = tg;
+        }
+    for (size_t i = 0; i < b->n; i++)
+        b->chks[i]->batch_idx = i;
+}
+
+#define BATCH_RCPTS_MAX (BATCH_MAX + 2 * BATCH_GROUPS_MAX)
+
+/* Lay out the RCPTs: per domain its recipients then its postmaster@ control (RFC 5321
+ * §4.5.1 requires every domain to accept it; after the real recipients, whose answers
+ * come first, untouched by it; a check of postmaster@ itself is its own control), then
+ * the riders' probes, then the probes that go up front (last: after every real answer,
+ * so a tarpit that slows down after an unknown recipient cannot touch them).
+ * pm_rcpt: storage for the controls. Returns the number of RCPTs. */
+static size_t batch_layout(batch_t *b, bool pm, bool lone, size_t room, const char **rcpts,
+                           char (*pm_rcpt)[320], bool *utf8)
+{
+    engine_t *e = b->e;
+    size_t nrcpt = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        chk_t *x = b->chks[i];
+        int g = b->grp[i];
+        if (g < 0) {
+            b->ridx[i] = nrcpt;
+            rcpts[nrcpt++] = x->probe_rcpt;
+            continue;
+        }
+        b->ridx[i] = nrcpt;
+        rcpts[nrcpt++] = x->res->addr.normalized;
+        *utf8 |= x->res->addr.local_utf8;
+        if (!pm || (i + 1 < b->n && b->grp[i + 1] == g))
+            continue;
+        bool have = false;
+        for (size_t k = 0; k <= i && !have; k++)
+            have = b->grp[k] == g && mp_str_ieq(b->chks[k]->res->addr.local, "postmaster");
+        if (have)
+            continue;
+        snprintf(pm_rcpt[g], sizeof pm_rcpt[g], "postmaster@%s", x->res->addr.domain_ascii);
+        b->g[g].has_pm = true;
+        b->g[g].pm_idx = nrcpt;
+        rcpts[nrcpt++] = pm_rcpt[g];
+        e->stats.controls++;
+    }
+    /* Up front only when nothing else waits for this server address: the session will
+     * most likely serve no one else, so its budget is not worth saving and a round trip
+     * is. Otherwise the probe is asked for later, only for a domain whose recipients
+     * were all accepted (batch_evidence). */
+    if (!lone || !e->o.catch_all_probe)
+        return nrcpt;
+    for (size_t i = 0; i < b->n && room > 0; i++) {
+        chk_t *x = b->chks[i];
+        int g = b->grp[i];
+        if (g < 0 || b->g[g].prober || x->probe_alone || !probe_wanted(x))
+            continue;
+        if (!x->probe_rcpt[0])
+            probe_make_rcpt(x);
+        b->g[g].prober = x;
+        b->g[g].probe_idx = nrcpt;
+        rcpts[nrcpt++] = x->probe_rcpt;
+        room--;
+    }
+    return nrcpt;
+}
+
+/* Start a batch for j (and the waiting checks for the same server address that the
+ * session's error budget allows) on the idle connection `reuse`, or on a new one. */
 static void batch_start(chk_t *j, conn_t *reuse)
 {
     engine_t *e = j->e;
@@ -1331,93 +1530,44 @@ static void batch_start(chk_t *j, conn_t *reuse)
     b->e = e;
     mp_strlcpy(b->host, t->host, sizeof b->host);
     mp_strlcpy(b->ip, t->ip.text, sizeof b->ip);
-    batch_add(b, j);
     const char *domain = j->res->addr.domain_ascii;
-    unsigned max = e->o.max_rcpt ? e->o.max_rcpt : 1;
-    if (max > BATCH_MAX - 2)
-        max = BATCH_MAX - 2; /* room for the control and the probe */
-    /* the session's error budget: every RCPT might be refused (smtp/session.h), and room
-     * stays for the postmaster@ control and for the catch-all probe unless the domain's
-     * fact is known or being probed */
-    size_t room = reuse ? smtp_sess_room(reuse->sess) : smtp_room_fresh(e->o.session_errors);
-    facts_domain_t known;
-    const probing_t *pr = probing_find(e, domain);
-    bool may_probe = e->o.catch_all_probe && !j->probe_alone &&
-                     !facts_get(e->facts, domain, &known) &&
-                     (!pr || !pr->prober->batch); /* its prober may ride in this batch */
-    bool may_pm = !j->probe_alone && !j->solo && e->o.postmaster_control;
-    size_t keep = (may_probe ? 1 : 0) + (may_pm ? 1 : 0);
-    if (room < keep + 1)
-        room = keep + 1;
-    if (max > room - keep)
-        max = (unsigned)(room - keep);
-    /* take along waiting checks of the same domain for the same server address */
-    if (!j->probe_alone && !j->solo) {
-        for (chk_t *w = e->wait_head, *next; w && b->n < max; w = next) {
-            next = w->next_wait;
-            if (w->probe_alone || w->solo || w->no_tls_for_cur != j->no_tls_for_cur ||
-                strcmp(w->targets[w->cur].ip.text, t->ip.text) != 0 ||
-                strcmp(w->res->addr.domain_ascii, domain) != 0)
-                continue;
-            bool dup = false; /* the same mailbox twice in one transaction: no */
-            for (size_t i = 0; i < b->n && !dup; i++)
-                dup = strcmp(b->chks[i]->res->addr.normalized, w->res->addr.normalized) == 0;
-            if (dup)
-                continue;
-            wait_remove(e, w);
-            batch_add(b, w);
-        }
+    bool utf8 = j->res->addr.local_utf8;
+    /* the session's error budget: every command of the write might be refused
+     * (smtp/session.h). A reused session continues its open transaction when it can:
+     * then no RSET and no MAIL FROM take a share of it */
+    bool more = reuse && smtp_sess_room_txn(reuse->sess, utf8) > 0;
+    size_t room = !reuse ? smtp_room_fresh(e->o.session_errors)
+                  : more ? smtp_sess_room_txn(reuse->sess, utf8)
+                         : smtp_sess_room(reuse->sess);
+    size_t room0 = room;
+    bool pm = !j->solo && e->o.postmaster_control;
+    int egress = reuse ? reuse->egress : egress_index(e, domain, t);
+    if (j->probe_alone) {
+        batch_add(b, j, -1);
+        room = room_take(room, 1);
+    } else {
+        b->ng = 1;
+        batch_add(b, j, 0);
+        room = room_take(room, pm ? 2 : 1);
     }
-    /* RCPTs in submission order, whatever order the DNS answers came in */
-    for (size_t i = 1; i < b->n; i++)
-        for (size_t k = i; k > 0 && b->chks[k - 1]->id > b->chks[k]->id; k--) {
-            chk_t *tmp = b->chks[k - 1];
-            b->chks[k - 1] = b->chks[k];
-            b->chks[k] = tmp;
-        }
+    if (!j->solo)
+        batch_fill(b, j, t, egress, &room, pm);
+    batch_sort(b);
+    const char *rcpts[BATCH_RCPTS_MAX];
+    char pm_rcpt[BATCH_GROUPS_MAX][320];
+    size_t nreal = 0, nriders = 0, nprobes = 0;
     for (size_t i = 0; i < b->n; i++)
-        b->chks[i]->batch_idx = i;
-    const char *rcpts[BATCH_MAX];
-    size_t nrcpt = 0;
-    bool utf8 = false;
-    for (size_t i = 0; i < b->n; i++) {
-        chk_t *x = b->chks[i];
-        rcpts[nrcpt++] = x->probe_alone ? x->probe_rcpt : x->res->addr.normalized;
-        utf8 |= x->res->addr.local_utf8;
-    }
-    if (!j->probe_alone && !j->solo && e->o.postmaster_control) {
-        /* the control: RFC 5321 §4.5.1 requires every domain to accept postmaster@; after
-         * the real recipients (their answers come first, untouched by it) and before the
-         * probe. A check of postmaster@ itself is its own control. */
-        bool have = false;
-        for (size_t i = 0; i < b->n && !have; i++)
-            have = mp_str_ieq(b->chks[i]->res->addr.local, "postmaster");
-        if (!have) {
-            snprintf(b->pm_rcpt, sizeof b->pm_rcpt, "postmaster@%s", domain);
-            b->has_pm = true;
-            b->pm_idx = nrcpt;
-            rcpts[nrcpt++] = b->pm_rcpt;
-            e->stats.controls++;
-        }
-    }
-    if (!j->probe_alone) {
-        for (size_t i = 0; i < b->n; i++) {
-            chk_t *x = b->chks[i];
-            if (probe_wanted(x)) {
-                if (!x->probe_rcpt[0])
-                    probe_make_rcpt(x);
-                b->prober = x;
-                b->probe_idx = nrcpt;
-                /* after the real ones: a tarpit that slows down after an unknown
-                 * recipient cannot touch their answers */
-                rcpts[nrcpt++] = x->probe_rcpt;
-                break;
-            }
-        }
-    }
+        b->grp[i] < 0 ? nriders++ : nreal++;
+    size_t nrcpt = batch_layout(b, pm, !j->solo && !batch_others_wait(e, t), room, rcpts,
+                                pm_rcpt, &utf8);
+    for (size_t g = 0; g < b->ng; g++)
+        nprobes += b->g[g].prober ? 1 : 0;
+    /* the session takes nothing after a write that leaves it (almost) no budget: QUIT
+     * rides with it, one round trip earlier (RFC 2920 §3.1) */
+    bool quit = more && room0 <= BATCH_LAST_ROOM;
     e->stats.runs++;
-    e->stats.rcpts += b->n - (j->probe_alone ? 1 : 0);
-    e->stats.probes += (b->prober || j->probe_alone) ? 1 : 0;
+    e->stats.rcpts += nreal;
+    e->stats.probes += nriders + nprobes;
 
     struct sockaddr_storage ss;
     memcpy(&ss, &t->ip.sa, sizeof ss);
@@ -1440,14 +1590,17 @@ static void batch_start(chk_t *j, conn_t *reuse)
     so.keep_open = true;
     so.error_budget = e->o.session_errors;
     if (reuse) {
-        mp_log(MP_LOG_DEBUG, "session %llu to %s [%s] reused: %zu recipient(s)%s",
-               (unsigned long long)reuse->id, t->host, t->ip.text, b->n,
-               b->prober ? " + catch-all probe" : "");
+        mp_log(MP_LOG_DEBUG, "session %llu to %s [%s] reused%s: %zu recipient(s) of %zu "
+               "domain(s), %zu probe(s)%s", (unsigned long long)reuse->id, t->host,
+               t->ip.text, more ? " in its open transaction" : "", nreal, b->ng,
+               nriders + nprobes, quit ? ", then QUIT" : "");
         b->conn = reuse;
         b->egress = reuse->egress; /* the same by the cache's key */
         reuse->runs++;
         e->stats.reused++;
-        if (smtp_sess_next(reuse->sess, rcpts, nrcpt, utf8, on_smtp_done, b) == 0)
+        int rc = more ? smtp_sess_more(reuse->sess, rcpts, nrcpt, utf8, quit, on_smtp_done, b)
+                      : smtp_sess_next(reuse->sess, rcpts, nrcpt, utf8, on_smtp_done, b);
+        if (rc == 0)
             return;
         /* cannot happen (conn_take checked it): the checks wait for another session */
         b->conn = NULL;
@@ -1466,9 +1619,9 @@ static void batch_start(chk_t *j, conn_t *reuse)
     }
     b->conn = conn_open(e, t, d, b->egress);
     b->conn->runs = 1;
-    mp_log(MP_LOG_DEBUG, "session %llu to %s [%s]: %zu recipient(s)%s",
-           (unsigned long long)b->conn->id, t->host, t->ip.text, b->n,
-           b->prober ? " + catch-all probe" : "");
+    mp_log(MP_LOG_DEBUG, "session %llu to %s [%s]: %zu recipient(s) of %zu domain(s), %zu "
+           "probe(s)", (unsigned long long)b->conn->id, t->host, t->ip.text, nreal, b->ng,
+           nriders + nprobes);
     if (smtp_sess_start(e->base, &so, (struct sockaddr *)&ss, t->ip.salen, rcpts, nrcpt,
                         on_smtp_done, b, &b->conn->sess) != 0) {
         /* our own failure (bad argument, memory): every job moves on */
@@ -1493,14 +1646,16 @@ static void batch_start(chk_t *j, conn_t *reuse)
 }
 
 /* The transcript's note on the connection: which session, its how-manieth run, and the
- * domains its earlier runs served (RFC 5321 allows many transactions per session). */
+ * domains its earlier runs served (RFC 5321 allows many transactions per session, and
+ * many recipients per transaction; the run's own lines show the other domains of its
+ * write). */
 static void record_conn_note(chk_t *j, const smtp_result_t *sr, const char *domains,
                              uint64_t at)
 {
     const target_t *t = &j->targets[j->cur];
     char note[400];
-    snprintf(note, sizeof note, "%s: session reused for its transaction %u; earlier ones "
-             "for %s", t->host, sr->run + 1, domains[0] ? domains : "?");
+    snprintf(note, sizeof note, "%s: session reused for its run %u; earlier runs for %s",
+             t->host, sr->run + 1, domains[0] ? domains : "?");
     vd_add_line(j->res, t->ip.text, '*', at, note);
 }
 
@@ -1634,6 +1789,85 @@ static void chk_on_early_reply(chk_t *j, const smtp_result_t *sr)
     }
 }
 
+static bool rcpt_accepted(const smtp_result_t *sr, size_t idx)
+{
+    return idx < sr->nrcpt && sr->rcpt[idx].has_reply &&
+           (sr->rcpt[idx].reply.code == 250 || sr->rcpt[idx].reply.code == 251);
+}
+
+/* What one domain's part of a run says about its catch-all fact. With its probe up front,
+ * the probe's answer (shared by the domain's checks of the run). Without it, the other
+ * answers may make a probe needless: a server that refused an address of the domain as
+ * unknown (trouble.c's reading, CL_MAILBOX_ABSENT) tells addresses apart, which is a fact
+ * of the domain as a probe's refusal is; one that refused them all is not asked either.
+ * Only when some recipient was accepted and none was told apart does a probe follow: its
+ * check rides in a next write (probe_alone) and the others wait for its answer. */
+static void batch_evidence(engine_t *e, const smtp_result_t *sr, chk_t *const *chks,
+                           const size_t *ridx, const int *grp, size_t n, int g,
+                           const bgroup_t *bg, const sess_ctl_t *ctl, const cl_result_t *cls)
+{
+    chk_t *prober = bg->prober;
+    if (prober) {
+        probe_evaluate(prober, sr, bg->probe_idx, cls,
+                       ctl->pm == TR_CTL_ACCEPTED || ctl->accepted > 0);
+        /* the others of this domain saw the same probe */
+        for (size_t i = 0; i < n; i++)
+            if (chks[i] && grp[i] == g && chks[i] != prober && prober->res->probed) {
+                vd_result_t *r = chks[i]->res, *p = prober->res;
+                r->probed = true;
+                r->probe_cached = false;
+                r->catch_all = p->catch_all;
+                mp_strlcpy(r->probe_rcpt, p->probe_rcpt, sizeof r->probe_rcpt);
+                r->probe_code = p->probe_code;
+                mp_strlcpy(r->probe_enh, p->probe_enh, sizeof r->probe_enh);
+                mp_strlcpy(r->probe_text, p->probe_text, sizeof r->probe_text);
+                if (prober->need_probe_alone)
+                    chks[i]->res->catch_all = -1;
+            }
+        return;
+    }
+    if (!e->o.catch_all_probe)
+        return;
+    chk_t *first_ok = NULL, *any = NULL;
+    const smtp_reply_t *told = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!chks[i] || grp[i] != g || ridx[i] >= sr->nrcpt || !sr->rcpt[ridx[i]].has_reply)
+            continue;
+        any = chks[i];
+        if (cls[ridx[i]].outcome == CL_MAILBOX_ABSENT && !told)
+            told = &sr->rcpt[ridx[i]].reply;
+        else if (!first_ok && rcpt_accepted(sr, ridx[i]) &&
+                 !(chks[i]->res->addr.local_utf8 && !sr->smtputf8_offered))
+            first_ok = chks[i];
+    }
+    if (told && any) {
+        const char *d = any->res->addr.domain_ascii;
+        facts_domain_t f;
+        for (size_t i = 0; i < n; i++)
+            if (chks[i] && grp[i] == g && rcpt_accepted(sr, ridx[i]) &&
+                chks[i]->res->catch_all < 0) {
+                chks[i]->res->catch_all = 0;
+                chks[i]->told_code = told->code;
+                mp_strlcpy(chks[i]->told_enh, told->enh, sizeof chks[i]->told_enh);
+            }
+        if (!facts_get(e->facts, d, &f)) {
+            /* no address and no text kept: they may name another person's mailbox */
+            memset(&f, 0, sizeof f);
+            f.told_apart = true;
+            mp_strlcpy(f.mx_host, any->targets[any->cur].host, sizeof f.mx_host);
+            f.probe_code = told->code;
+            mp_strlcpy(f.probe_enh, told->enh, sizeof f.probe_enh);
+            facts_put(e->facts, d, &f, e->o.not_catch_all_ttl_ms);
+        }
+        return;
+    }
+    if (first_ok && probe_wanted(first_ok)) {
+        if (!first_ok->probe_rcpt[0])
+            probe_make_rcpt(first_ok);
+        first_ok->need_probe_alone = true; /* chk_accepted sends it on its way */
+    }
+}
+
 static void on_smtp_done(const smtp_result_t *sr, void *arg)
 {
     batch_t *b = arg;
@@ -1641,29 +1875,34 @@ static void on_smtp_done(const smtp_result_t *sr, void *arg)
     conn_t *c = b->conn;
     if (!sr->idle && (unsigned)sr->end < ENGINE_SESS_ENDS)
         e->stats.sess_end[sr->end]++;
-    chk_t *chks[BATCH_MAX];
     if (sr->refusals > e->stats.max_refusals)
         e->stats.max_refusals = sr->refusals;
-    size_t n = b->n;
+    chk_t *chks[BATCH_MAX];
+    size_t ridx[BATCH_MAX];
+    int grp[BATCH_MAX];
+    bgroup_t g[BATCH_GROUPS_MAX];
+    size_t n = b->n, ng = b->ng;
     memcpy(chks, b->chks, n * sizeof chks[0]);
-    chk_t *prober = b->prober;
-    size_t probe_idx = b->probe_idx;
-    sess_ctl_t ctl;
-    memset(&ctl, 0, sizeof ctl);
-    if (b->has_pm && b->pm_idx < sr->nrcpt && sr->rcpt[b->pm_idx].has_reply) {
-        const smtp_reply_t *pr = &sr->rcpt[b->pm_idx].reply;
-        ctl.pm = pr->code / 100 == 2 ? TR_CTL_ACCEPTED
-                 : pr->code / 100 == 5 ? TR_CTL_REFUSED : TR_CTL_NONE;
-        ctl.pm_code = pr->code;
-        mp_strlcpy(ctl.pm_enh, pr->enh, sizeof ctl.pm_enh);
-    }
-    for (size_t i = 0; i < n && i < sr->nrcpt; i++)
-        if (chks[i] && !chks[i]->probe_alone && sr->rcpt[i].has_reply &&
-            (sr->rcpt[i].reply.code == 250 || sr->rcpt[i].reply.code == 251))
-            ctl.accepted++;
+    memcpy(ridx, b->ridx, n * sizeof ridx[0]);
+    memcpy(grp, b->grp, n * sizeof grp[0]);
+    memcpy(g, b->g, ng * sizeof g[0]);
+    /* the controls of each domain: its postmaster@'s answer, its accepted recipients */
+    sess_ctl_t ctl[BATCH_GROUPS_MAX];
+    memset(ctl, 0, sizeof ctl);
+    for (size_t k = 0; k < ng; k++)
+        if (g[k].has_pm && g[k].pm_idx < sr->nrcpt && sr->rcpt[g[k].pm_idx].has_reply) {
+            const smtp_reply_t *pr = &sr->rcpt[g[k].pm_idx].reply;
+            ctl[k].pm = pr->code / 100 == 2 ? TR_CTL_ACCEPTED
+                        : pr->code / 100 == 5 ? TR_CTL_REFUSED : TR_CTL_NONE;
+            ctl[k].pm_code = pr->code;
+            mp_strlcpy(ctl[k].pm_enh, pr->enh, sizeof ctl[k].pm_enh);
+        }
+    for (size_t i = 0; i < n; i++)
+        if (chks[i] && grp[i] >= 0 && rcpt_accepted(sr, ridx[i]))
+            ctl[grp[i]].accepted++;
     egress_on_done(e, b->egress, sr);
-    cl_result_t cls[BATCH_MAX]; /* each RCPT reply read once (trouble.h) */
-    trouble_read_session(sr, cls, BATCH_MAX);
+    cl_result_t cls[BATCH_RCPTS_MAX]; /* each RCPT reply read once (trouble.h) */
+    trouble_read_session(sr, cls, BATCH_RCPTS_MAX);
     window_outcome_t o = trouble_session_window(sr, cls);
     if (c->outcome != WIN_THROTTLE)
         c->outcome = o;
@@ -1680,9 +1919,11 @@ static void on_smtp_done(const smtp_result_t *sr, void *arg)
             chks[i]->batch = NULL;
             record_session(chks[i], sr, domains);
         }
-    if (c && n && chks[0]) {
-        /* remember the domain for the transcript of the next runs */
-        const char *dom = chks[0]->res->addr.domain_ascii;
+    for (size_t i = 0; c && i < n; i++) {
+        /* remember the domains for the transcript of the next runs */
+        if (!chks[i] || (i > 0 && grp[i] == grp[i - 1]))
+            continue;
+        const char *dom = chks[i]->res->addr.domain_ascii;
         size_t used = strlen(c->domains);
         if (used + strlen(dom) + 2 < sizeof c->domains) {
             snprintf(c->domains + used, sizeof c->domains - used, "%s%s", used ? " " : "",
@@ -1691,31 +1932,16 @@ static void on_smtp_done(const smtp_result_t *sr, void *arg)
             mp_strlcpy(c->domains + used, " ...", sizeof c->domains - used);
         }
     }
-    if (prober) {
-        probe_evaluate(prober, sr, probe_idx, cls,
-                       ctl.pm == TR_CTL_ACCEPTED || ctl.accepted > 0);
-        /* the others of this session saw the same probe */
-        for (size_t i = 0; i < n; i++)
-            if (chks[i] && chks[i] != prober && prober->res->probed) {
-                vd_result_t *r = chks[i]->res, *p = prober->res;
-                r->probed = true;
-                r->probe_cached = false;
-                r->catch_all = p->catch_all;
-                mp_strlcpy(r->probe_rcpt, p->probe_rcpt, sizeof r->probe_rcpt);
-                r->probe_code = p->probe_code;
-                mp_strlcpy(r->probe_enh, p->probe_enh, sizeof r->probe_enh);
-                mp_strlcpy(r->probe_text, p->probe_text, sizeof r->probe_text);
-                if (prober->need_probe_alone)
-                    chks[i]->res->catch_all = -1;
-            }
-    }
+    for (size_t k = 0; k < ng; k++)
+        batch_evidence(e, sr, chks, ridx, grp, n, (int)k, &g[k], &ctl[k], cls);
     for (size_t i = 0; i < n; i++)
         if (chks[i]) {
-            bool self = i < sr->nrcpt && sr->rcpt[i].has_reply &&
-                        (sr->rcpt[i].reply.code == 250 || sr->rcpt[i].reply.code == 251);
-            chks[i]->ctl = ctl;
-            chks[i]->ctl.other_accepted = ctl.accepted > (self ? 1u : 0u);
-            chk_on_session(chks[i], sr, i, cls);
+            if (grp[i] >= 0) {
+                chks[i]->ctl = ctl[grp[i]];
+                chks[i]->ctl.other_accepted =
+                    ctl[grp[i]].accepted > (rcpt_accepted(sr, ridx[i]) ? 1u : 0u);
+            }
+            chk_on_session(chks[i], sr, ridx[i], cls);
         }
     if (c)
         conn_park(c);
@@ -1744,8 +1970,9 @@ static void chk_on_session(chk_t *j, const smtp_result_t *sr, size_t idx,
                            const cl_result_t *cls)
 {
     if (j->probe_alone) {
-        /* a probe-only session after "too many recipients": the real answer is known */
-        probe_evaluate(j, sr, 0, cls, false);
+        /* a rider: its probe, after its real answer (accepted) came in an earlier run
+         * (or after "too many recipients") */
+        probe_evaluate(j, sr, idx, cls, false);
         j->probe_alone = false;
         chk_accepted(j);
         return;

@@ -24,6 +24,9 @@ typedef struct {
     int probe_code;        /* its reply */
     char probe_enh[16];
     char probe_text[512];
+    bool told_apart;       /* not a probe's answer: the MX refused a real address of the
+                              domain as unknown (its code in probe_code/probe_enh; no
+                              address or text is kept), so it does not accept all */
 } facts_domain_t;
 
 typedef struct {

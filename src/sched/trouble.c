@@ -304,6 +304,13 @@ void trouble_accepted(const trouble_accept_t *a, trouble_t *out)
         out->smtp_result = VS_UNAVAILABLE;
         snprintf(out->why, sizeof out->why, "%s is known to accept every recipient at RCPT "
                  "and reject later, so its yes proves nothing", pname);
+    } else if (a->catch_all == 0 && a->told_apart_code) {
+        out->reason = VR_ACCEPTED;
+        out->smtp_result = VS_ACCEPTED;
+        snprintf(out->why, sizeof out->why, "%s accepted this address and refused another "
+                 "address of the domain as unknown (%d%s%s): it tells addresses apart, so its "
+                 "yes is meaningful (no catch-all probe needed)", host, a->told_apart_code,
+                 nz(a->told_apart_enh)[0] ? " " : "", nz(a->told_apart_enh));
     } else if (a->catch_all == 0) {
         out->reason = VR_ACCEPTED;
         out->smtp_result = VS_ACCEPTED;

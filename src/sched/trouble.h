@@ -136,6 +136,10 @@ typedef struct {
     const char *probe_rcpt;      /* the probe address, when probed */
     const provider_t *provider;  /* from the MX host names, or NULL */
     bool probe_enabled;          /* the catch-all probe is on */
+    int told_apart_code;         /* catch_all 0 without a probe: the code with which the
+                                    MX refused another address of the domain as unknown
+                                    (0: the evidence is the probe's answer) */
+    const char *told_apart_enh;  /* ... and its enhanced code, or NULL */
 } trouble_accept_t;
 
 /** The reason of an accepted recipient: accepted, or accept_all when the server (or its

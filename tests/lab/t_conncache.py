@@ -50,7 +50,7 @@ class SharedSession(labkit.LabCase):
         by_domain = {r["email"].split("@")[1]: r for r in run.results}
         self.assertEqual(notes(by_domain[first]), [])
         self.assertEqual(len(notes(by_domain[second])), 1, notes(by_domain[second]))
-        self.assertIn("session reused for its transaction 2; earlier ones for " + first,
+        self.assertIn("session reused for its run 2; earlier runs for " + first,
                       notes(by_domain[second])[0])
         self.assertEqual(labkit.client_commands(by_domain[second])[:2], ["RSET", MAIL])
 

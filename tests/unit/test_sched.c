@@ -542,9 +542,10 @@ static void test_utf8_without_smtputf8(void **state)
 }
 
 /* A second check of the server, submitted when the first one's result comes in, takes
- * the idle session: RSET + MAIL FROM + RCPTs in one write, no second connection, no second
- * probe (the domain's catch-all fact is known); the result came before the QUIT; the
- * transcript says the session was shared. */
+ * the idle session: its RCPT and control in the open transaction (no RSET, no second MAIL
+ * FROM), one write, no second connection, no second probe (the domain's catch-all fact
+ * is known); the result came before the QUIT; the transcript says the session was
+ * shared. */
 typedef struct {
     collect_t c;
     engine_t *e;
@@ -568,8 +569,8 @@ static void test_engine_reuses_idle_session(void **state)
         SS_SEND_("250-mx.test\r\n250 PIPELINING\r\n"),
         SS_READ_(4),
         SS_SEND_("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 User unknown\r\n"),
-        SS_READ_(4),
-        SS_SEND_("250 2.0.0 Ok\r\n250 2.1.0 Ok\r\n550 5.1.1 User unknown\r\n250 2.1.5 Ok\r\n"),
+        SS_READ_(2),
+        SS_SEND_("550 5.1.1 User unknown\r\n250 2.1.5 Ok\r\n"),
         SS_READ_(1),
         SS_SEND_("221 2.0.0 Bye\r\n"),
         SS_END_(),
@@ -605,9 +606,8 @@ static void test_engine_reuses_idle_session(void **state)
              "C: RCPT TO:<a@[127.0.0.1]>\nC: RCPT TO:<postmaster@[127.0.0.1]>\n"
              "C: RCPT TO:<%s>\n"
              "S: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\nS: 250 2.1.5 Ok\nS: 550 5.1.1 User unknown\n"
-             "C: RSET\nC: MAIL FROM:<check@probe.example>\nC: RCPT TO:<b@[127.0.0.1]>\n"
-             "C: RCPT TO:<postmaster@[127.0.0.1]>\n"
-             "S: 250 2.0.0 Ok\nS: 250 2.1.0 Ok\nS: 550 5.1.1 User unknown\nS: 250 2.1.5 Ok\n"
+             "C: RCPT TO:<b@[127.0.0.1]>\nC: RCPT TO:<postmaster@[127.0.0.1]>\n"
+             "S: 550 5.1.1 User unknown\nS: 250 2.1.5 Ok\n"
              "C: QUIT\nS: 221 2.0.0 Bye\n",
              a->probe_rcpt);
     if (strcmp(d->log, want) != 0)
@@ -621,8 +621,8 @@ static void test_engine_reuses_idle_session(void **state)
     bool noted = false;
     for (unsigned i = 0; i < b->nlines; i++)
         noted |= b->lines[i].dir == '*' &&
-                 strstr(b->lines[i].line, "session reused for its transaction 2; earlier ones "
-                                          "for [127.0.0.1]") != NULL;
+                 strstr(b->lines[i].line, "session reused for its run 2; earlier runs for "
+                                          "[127.0.0.1]") != NULL;
     assert_true(noted);
     engine_stats_t es;
     engine_stats(e, &es);
@@ -637,6 +637,181 @@ static void test_engine_reuses_idle_session(void **state)
     engine_free(e);
     event_base_free(base);
     smtpd_free(d);
+}
+
+/* Checks a, b, c... of [127.0.0.1] against the scripted server, one session at a time
+ * and at most max_rcpt addresses per write (so that the others wait for the same server:
+ * no probe goes up front), with the given error budget; submitted together, they queue
+ * in submission order. The server's log is compared with want (%s in it: the probe
+ * address of the first check, when probed). */
+static void run_engine_script(const ss_step_t *steps, const char *const *addrs, size_t n,
+                              unsigned max_rcpt, unsigned session_errors,
+                              collect_t *c, engine_stats_t *es, const char *want)
+{
+    smtpd_t *d = smtpd_start(steps);
+    assert_non_null(d);
+    struct event_base *base = event_base_new();
+    engine_opts_t o;
+    script_opts(&o, d->port);
+    o.per_ip_limit = 1;
+    o.max_rcpt = max_rcpt;
+    o.session_errors = session_errors;
+    mp_status_t st;
+    engine_t *e = engine_new(base, &o, &st);
+    assert_non_null(e);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(engine_check(e, addrs[i], on_done, c), MP_OK);
+    run_until(base, e);
+    smtpd_wait(d);
+    assert_int_equal(c->n, n);
+    const vd_result_t *first = result_for(c, addrs[0]);
+    char w[2048];
+    const char *ph = strstr(want, "%s");
+    if (ph)
+        snprintf(w, sizeof w, "%.*s%s%s", (int)(ph - want), want, first->probe_rcpt, ph + 2);
+    else
+        snprintf(w, sizeof w, "%s", want);
+    if (strcmp(d->log, w) != 0)
+        fail_msg("server log:\n%s\n--- expected:\n%s", d->log, w);
+    assert_null(strstr(d->log, "C: DATA"));
+    engine_stats(e, es);
+    engine_free(e);
+    event_base_free(base);
+    smtpd_free(d);
+}
+
+static void collect_free(collect_t *c)
+{
+    for (unsigned i = 0; i < c->n; i++)
+        vd_result_free(c->res[i]);
+}
+
+#define S_BANNER SS_SEND_("220 mx.test ESMTP\r\n"), SS_READ_(1), \
+                 SS_SEND_("250-mx.test\r\n250 PIPELINING\r\n")
+#define LOG_START "S: 220 mx.test ESMTP\nC: EHLO probe.example\n" \
+                  "S: 250-mx.test\nS: 250 PIPELINING\nC: MAIL FROM:<check@probe.example>\n"
+#define PM_RCPT "C: RCPT TO:<postmaster@[127.0.0.1]>\n"
+
+/* The catch-all probe only when it can tell something. a is accepted and nothing in its
+ * write was refused as unknown: its probe follows in the session's next write, with b's
+ * RCPT and control (no RSET, no second MAIL FROM: the open transaction); b, accepted
+ * meanwhile, waits for that probe's answer instead of probing again; c, refused as
+ * unknown, needs no probe. Every verdict as with the probe up front. */
+static void test_probe_on_demand(void **state)
+{
+    (void)state;
+    static const ss_step_t steps[] = {
+        S_BANNER,
+        SS_READ_(3),
+        SS_SEND_("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"),
+        SS_READ_(3), /* b, postmaster@, a's probe */
+        SS_SEND_("250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 User unknown\r\n"),
+        SS_READ_(2),
+        SS_SEND_("550 5.1.1 User unknown\r\n250 2.1.5 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("221 2.0.0 Bye\r\n"),
+        SS_END_(),
+    };
+    static const char *const addrs[] = {"a@[127.0.0.1]", "b@[127.0.0.1]", "c@[127.0.0.1]"};
+    collect_t c = {0};
+    engine_stats_t es;
+    run_engine_script(steps, addrs, 3, 1, 0, &c, &es,
+                      LOG_START "C: RCPT TO:<a@[127.0.0.1]>\n" PM_RCPT
+                      "S: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\nS: 250 2.1.5 Ok\n"
+                      "C: RCPT TO:<b@[127.0.0.1]>\n" PM_RCPT "C: RCPT TO:<%s>\n"
+                      "S: 250 2.1.5 Ok\nS: 250 2.1.5 Ok\nS: 550 5.1.1 User unknown\n"
+                      "C: RCPT TO:<c@[127.0.0.1]>\n" PM_RCPT
+                      "S: 550 5.1.1 User unknown\nS: 250 2.1.5 Ok\n"
+                      "C: QUIT\nS: 221 2.0.0 Bye\n");
+    const vd_result_t *a = result_for(&c, addrs[0]), *b = result_for(&c, addrs[1]),
+                      *cc = result_for(&c, addrs[2]);
+    assert_int_equal(a->reason, VR_ACCEPTED);
+    assert_int_equal(b->reason, VR_ACCEPTED);
+    assert_int_equal(cc->reason, VR_MAILBOX_ABSENT);
+    assert_true(a->probed);
+    assert_int_equal(a->catch_all, 0);
+    assert_int_equal(a->probe_code, 550);
+    assert_int_equal(b->catch_all, 0); /* from a's probe (the domain's fact) */
+    assert_non_null(strstr(b->detail, "cannot exist"));
+    assert_int_equal(es.sessions, 1);
+    assert_int_equal(es.probes, 1);
+    assert_int_equal(es.max_refusals, 2);
+    collect_free(&c);
+}
+
+/* An address of the domain refused as unknown in the same write: the domain tells
+ * addresses apart, which the probe would only repeat with one more refusal. No probe is
+ * ever sent; the accepted addresses say why their yes is meaningful; the fact is kept for
+ * the domain (c, later, is not probed either). */
+static void test_probe_needless_when_told_apart(void **state)
+{
+    (void)state;
+    static const ss_step_t steps[] = {
+        S_BANNER,
+        SS_READ_(4),
+        SS_SEND_("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 User unknown\r\n250 2.1.5 Ok\r\n"),
+        SS_READ_(2),
+        SS_SEND_("250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("221 2.0.0 Bye\r\n"),
+        SS_END_(),
+    };
+    static const char *const addrs[] = {"a@[127.0.0.1]", "b@[127.0.0.1]", "c@[127.0.0.1]"};
+    collect_t c = {0};
+    engine_stats_t es;
+    run_engine_script(steps, addrs, 3, 2, 0, &c, &es,
+                      LOG_START "C: RCPT TO:<a@[127.0.0.1]>\nC: RCPT TO:<b@[127.0.0.1]>\n"
+                      PM_RCPT "S: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\nS: 550 5.1.1 User unknown\n"
+                      "S: 250 2.1.5 Ok\n"
+                      "C: RCPT TO:<c@[127.0.0.1]>\n" PM_RCPT
+                      "S: 250 2.1.5 Ok\nS: 250 2.1.5 Ok\n"
+                      "C: QUIT\nS: 221 2.0.0 Bye\n");
+    const vd_result_t *a = result_for(&c, addrs[0]), *b = result_for(&c, addrs[1]),
+                      *cc = result_for(&c, addrs[2]);
+    assert_int_equal(b->reason, VR_MAILBOX_ABSENT);
+    for (size_t i = 0; i < 2; i++) {
+        const vd_result_t *r = i ? cc : a;
+        assert_int_equal(r->reason, VR_ACCEPTED);
+        assert_int_equal(r->verdict, VD_DELIVERABLE);
+        assert_int_equal(r->catch_all, 0);
+        assert_false(r->probed);
+        assert_non_null(strstr(r->detail, "refused another address of the domain as "
+                                          "unknown (550 5.1.1)"));
+        assert_null(strstr(r->detail, "b@"));
+    }
+    assert_int_equal(es.probes, 0);
+    assert_int_equal(es.sessions, 1);
+    collect_free(&c);
+}
+
+/* A write that leaves the session (almost) no error budget is its last: QUIT goes in the
+ * same write as its RCPTs. Budget 3: the first write is MAIL FROM, a and its control
+ * (every one might be refused); after a's refusal 2 are left, b and its control, then
+ * QUIT with them. */
+static void test_quit_pipelined_when_budget_spent(void **state)
+{
+    (void)state;
+    static const ss_step_t steps[] = {
+        S_BANNER,
+        SS_READ_(3),
+        SS_SEND_("250 2.1.0 Ok\r\n550 5.1.1 User unknown\r\n250 2.1.5 Ok\r\n"),
+        SS_READ_(3), /* b, postmaster@ and QUIT before any reply */
+        SS_SEND_("550 5.1.1 User unknown\r\n250 2.1.5 Ok\r\n221 2.0.0 Bye\r\n"),
+        SS_END_(),
+    };
+    static const char *const addrs[] = {"a@[127.0.0.1]", "b@[127.0.0.1]"};
+    collect_t c = {0};
+    engine_stats_t es;
+    run_engine_script(steps, addrs, 2, 1, 3, &c, &es,
+                      LOG_START "C: RCPT TO:<a@[127.0.0.1]>\n" PM_RCPT
+                      "S: 250 2.1.0 Ok\nS: 550 5.1.1 User unknown\nS: 250 2.1.5 Ok\n"
+                      "C: RCPT TO:<b@[127.0.0.1]>\n" PM_RCPT "C: QUIT\n"
+                      "S: 550 5.1.1 User unknown\nS: 250 2.1.5 Ok\nS: 221 2.0.0 Bye\n");
+    assert_int_equal(result_for(&c, addrs[0])->reason, VR_MAILBOX_ABSENT);
+    assert_int_equal(result_for(&c, addrs[1])->reason, VR_MAILBOX_ABSENT);
+    assert_int_equal(es.sessions, 1);
+    assert_int_equal(es.max_refusals, 2);
+    collect_free(&c);
 }
 
 static uint64_t fake_now;
@@ -839,6 +1014,9 @@ int main(void)
         cmocka_unit_test(test_postmaster_control),
         cmocka_unit_test(test_utf8_without_smtputf8),
         cmocka_unit_test(test_engine_reuses_idle_session),
+        cmocka_unit_test(test_probe_on_demand),
+        cmocka_unit_test(test_probe_needless_when_told_apart),
+        cmocka_unit_test(test_quit_pipelined_when_budget_spent),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     smtpd_tls_global_cleanup();

@@ -164,7 +164,7 @@ static void test_accepted(void **state)
 {
     (void)state;
     trouble_t t;
-    trouble_accept_t a = {"mx.example.net", 1, "zzz@example.net", NULL, true};
+    trouble_accept_t a = {"mx.example.net", 1, "zzz@example.net", NULL, true, 0, NULL};
     trouble_accepted(&a, &t);
     assert_int_equal(t.reason, VR_ACCEPT_ALL);
     assert_int_equal(t.smtp_result, VS_UNAVAILABLE);
@@ -172,6 +172,18 @@ static void test_accepted(void **state)
     trouble_accepted(&a, &t);
     assert_int_equal(t.reason, VR_ACCEPTED);
     assert_int_equal(t.smtp_result, VS_ACCEPTED);
+    assert_non_null(strstr(t.why, "cannot exist"));
+    /* not catch-all because another address of the domain was refused as unknown: the
+     * same verdict, said as it is, naming no other address */
+    a.told_apart_code = 550;
+    a.told_apart_enh = "5.1.1";
+    trouble_accepted(&a, &t);
+    assert_int_equal(t.reason, VR_ACCEPTED);
+    assert_int_equal(t.smtp_result, VS_ACCEPTED);
+    assert_non_null(strstr(t.why, "refused another address of the domain as unknown "
+                                  "(550 5.1.1)"));
+    assert_null(strstr(t.why, "zzz@"));
+    a.told_apart_code = 0;
     a.catch_all = -1;
     trouble_accepted(&a, &t);
     assert_int_equal(t.reason, VR_ACCEPTED);
