@@ -1558,8 +1558,7 @@ static void batch_start(chk_t *j, conn_t *reuse)
     size_t nreal = 0, nriders = 0, nprobes = 0;
     for (size_t i = 0; i < b->n; i++)
         b->grp[i] < 0 ? nriders++ : nreal++;
-    size_t nrcpt = batch_layout(b, pm, !j->solo && !batch_others_wait(e, t), room, rcpts,
-                                pm_rcpt, &utf8);
+    size_t nrcpt = batch_layout(b, pm, !batch_others_wait(e, t), room, rcpts, pm_rcpt, &utf8);
     for (size_t g = 0; g < b->ng; g++)
         nprobes += b->g[g].prober ? 1 : 0;
     /* the session takes nothing after a write that leaves it (almost) no budget: QUIT
