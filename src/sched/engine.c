@@ -134,6 +134,12 @@ struct chk {
     bool probe_alone;       /* the running/next session carries only the probe */
     bool need_probe_alone;  /* the server refused a second RCPT (452 4.5.3) */
     bool waiting_fact;      /* accepted; waiting for another check's probe */
+    bool ctl_rider;         /* refused in words that say nothing known with no control in
+                               its write: rides again with postmaster@ (a rider), its
+                               reply held until the control answers */
+    smtp_reply_t *held;     /* that reply */
+    uint64_t accepted_conn; /* the connection on which its RCPT was accepted: its probe,
+                               read on the same one, has that acceptance as a control */
     sess_ctl_t ctl;         /* the controls of the last session this check rode in */
     int told_code;          /* accepted, and the MX refused another address of the domain
                                as unknown: its code and enhanced code (no probe needed) */
@@ -1021,6 +1027,7 @@ static void chk_free(chk_t *j)
     if (j->deadline)
         event_free(j->deadline);
     vd_result_free(j->res);
+    free(j->held);
     free(j->targets);
     free(j);
 }
@@ -1346,7 +1353,7 @@ static void chk_accepted(chk_t *j)
 
 static void on_smtp_done(const smtp_result_t *sr, void *arg);
 static void chk_on_session(chk_t *j, const smtp_result_t *sr, size_t idx,
-                           const cl_result_t *cls);
+                           const cl_result_t *cls, uint64_t conn_id);
 
 /* Add j to the batch: to domain group g (its RCPT is its address), or as a rider (g -1:
  * its RCPT is its catch-all probe). The RCPTs are laid out once the batch is complete. */
@@ -1388,23 +1395,49 @@ static size_t room_take(size_t room, size_t cost)
     return room > cost ? room - cost : 0;
 }
 
+static bool chk_is_rider(const chk_t *j)
+{
+    return j->probe_alone || j->ctl_rider;
+}
+
+/* Is there a control rider of j's domain among the first n of the batch? */
+static bool batch_has_ctl_of(const batch_t *b, size_t n, const chk_t *j)
+{
+    for (size_t i = 0; i < n; i++)
+        if (b->chks[i]->ctl_rider &&
+            strcmp(b->chks[i]->res->addr.domain_ascii, j->res->addr.domain_ascii) == 0)
+            return true;
+    return false;
+}
+
 /* Take along waiting checks for the same server while the write's error budget lasts:
- * first the riders (a probe each, for domains whose recipients were all accepted in an
- * earlier run), then ordinary checks of any domain, each new domain with its control. */
-static void batch_fill(batch_t *b, chk_t *j, const target_t *t, int egress, size_t *room,
-                       bool pm)
+ * first the riders (a probe, or a postmaster@ control shared by the domain's riders),
+ * whose checks hold a result, then ordinary checks of any domain. */
+static void batch_fill(batch_t *b, chk_t *j, const target_t *t, int egress, size_t *room)
 {
     engine_t *e = b->e;
     unsigned max = e->o.max_rcpt ? e->o.max_rcpt : 1;
-    size_t nreal = j->probe_alone ? 0 : 1;
+    size_t nreal = chk_is_rider(j) ? 0 : 1, nctl = j->ctl_rider ? 1 : 0;
     const char *dom[BATCH_GROUPS_MAX];
-    if (!j->probe_alone)
+    if (!chk_is_rider(j))
         dom[0] = j->res->addr.domain_ascii;
     for (int pass = 0; pass < 2; pass++)
         for (chk_t *w = e->wait_head, *next; w && *room > 0 && b->n < BATCH_MAX; w = next) {
             next = w->next_wait;
-            if (w->probe_alone != (pass == 0) || !batch_fits(e, j, w, t, egress))
+            if (chk_is_rider(w) != (pass == 0) || !batch_fits(e, j, w, t, egress))
                 continue;
+            if (w->ctl_rider) {
+                bool shared = batch_has_ctl_of(b, b->n, w);
+                if (!shared && nctl >= BATCH_GROUPS_MAX)
+                    continue;
+                wait_remove(e, w);
+                batch_add(b, w, -1);
+                if (!shared) {
+                    nctl++;
+                    (*room)--;
+                }
+                continue;
+            }
             if (w->probe_alone) {
                 wait_remove(e, w);
                 batch_add(b, w, -1);
@@ -1418,8 +1451,7 @@ static void batch_fill(batch_t *b, chk_t *j, const target_t *t, int egress, size
             for (size_t k = 0; k < b->ng && g < 0; k++)
                 if (strcmp(dom[k], d) == 0)
                     g = (int)k;
-            size_t cost = 1 + (g < 0 && pm ? 1 : 0);
-            if (*room < cost || (g < 0 && b->ng >= BATCH_GROUPS_MAX))
+            if (g < 0 && b->ng >= BATCH_GROUPS_MAX)
                 continue;
             bool dup = false; /* the same mailbox twice in one transaction: no */
             for (size_t i = 0; g >= 0 && i < b->n && !dup; i++)
@@ -1434,7 +1466,7 @@ static void batch_fill(batch_t *b, chk_t *j, const target_t *t, int egress, size
             wait_remove(e, w);
             batch_add(b, w, g);
             nreal++;
-            *room -= cost;
+            (*room)--;
         }
 }
 
@@ -1459,53 +1491,74 @@ static void batch_sort(batch_t *b)
         b->chks[i]->batch_idx = i;
 }
 
-#define BATCH_RCPTS_MAX (BATCH_MAX + 2 * BATCH_GROUPS_MAX)
+#define BATCH_RCPTS_MAX (BATCH_MAX + 3 * BATCH_GROUPS_MAX)
 
-/* Lay out the RCPTs: per domain its recipients then its postmaster@ control (RFC 5321
- * §4.5.1 requires every domain to accept it; after the real recipients, whose answers
- * come first, untouched by it; a check of postmaster@ itself is its own control), then
- * the riders' probes, then the probes that go up front (last: after every real answer,
- * so a tarpit that slows down after an unknown recipient cannot touch them).
- * pm_rcpt: storage for the controls. Returns the number of RCPTs. */
+/* Lay out the RCPTs: per domain its recipients (then, up front, its postmaster@
+ * control: RFC 5321 §4.5.1 requires every domain to accept it; after the real recipients,
+ * whose answers come first, untouched by it; a check of postmaster@ itself is its own
+ * control), then the riders' controls (one per domain) and probes, then the probes that
+ * go up front (last: after every real answer, so a tarpit that slows down after an
+ * unknown recipient cannot touch them). Controls and probes go up front only when
+ * nothing else waits for this server address (lone): the session will most likely serve
+ * no one else, so its budget is not worth saving and a round trip is. Otherwise each is
+ * asked for later, only when it can tell something (on_smtp_done). pm_rcpt: storage for
+ * the controls. Returns the number of RCPTs. */
 static size_t batch_layout(batch_t *b, bool pm, bool lone, size_t room, const char **rcpts,
                            char (*pm_rcpt)[320], bool *utf8)
 {
     engine_t *e = b->e;
-    size_t nrcpt = 0;
+    size_t nrcpt = 0, npm = 0;
     for (size_t i = 0; i < b->n; i++) {
         chk_t *x = b->chks[i];
         int g = b->grp[i];
-        if (g < 0) {
-            b->ridx[i] = nrcpt;
-            rcpts[nrcpt++] = x->probe_rcpt;
+        if (g < 0)
             continue;
-        }
         b->ridx[i] = nrcpt;
         rcpts[nrcpt++] = x->res->addr.normalized;
         *utf8 |= x->res->addr.local_utf8;
-        if (!pm || (i + 1 < b->n && b->grp[i + 1] == g))
+        if (!pm || !lone || room == 0 || (i + 1 < b->n && b->grp[i + 1] == g))
             continue;
         bool have = false;
         for (size_t k = 0; k <= i && !have; k++)
             have = b->grp[k] == g && mp_str_ieq(b->chks[k]->res->addr.local, "postmaster");
         if (have)
             continue;
-        snprintf(pm_rcpt[g], sizeof pm_rcpt[g], "postmaster@%s", x->res->addr.domain_ascii);
+        snprintf(pm_rcpt[npm], sizeof pm_rcpt[npm], "postmaster@%s", x->res->addr.domain_ascii);
         b->g[g].has_pm = true;
         b->g[g].pm_idx = nrcpt;
-        rcpts[nrcpt++] = pm_rcpt[g];
+        rcpts[nrcpt++] = pm_rcpt[npm++];
+        room--;
         e->stats.controls++;
     }
-    /* Up front only when nothing else waits for this server address: the session will
-     * most likely serve no one else, so its budget is not worth saving and a round trip
-     * is. Otherwise the probe is asked for later, only for a domain whose recipients
-     * were all accepted (batch_evidence). */
+    for (size_t i = 0; i < b->n; i++) {
+        chk_t *x = b->chks[i];
+        if (b->grp[i] >= 0)
+            continue;
+        if (x->probe_alone) {
+            b->ridx[i] = nrcpt;
+            rcpts[nrcpt++] = x->probe_rcpt;
+            continue;
+        }
+        size_t k = 0; /* a control rider: the domain's control, once in the write */
+        while (k < i && !(strcmp(b->chks[k]->res->addr.domain_ascii,
+                                 x->res->addr.domain_ascii) == 0 &&
+                          (b->grp[k] < 0 ? b->chks[k]->ctl_rider : b->g[b->grp[k]].has_pm)))
+            k++;
+        if (k < i) {
+            b->ridx[i] = b->grp[k] < 0 ? b->ridx[k] : b->g[b->grp[k]].pm_idx;
+            continue;
+        }
+        snprintf(pm_rcpt[npm], sizeof pm_rcpt[npm], "postmaster@%s", x->res->addr.domain_ascii);
+        b->ridx[i] = nrcpt;
+        rcpts[nrcpt++] = pm_rcpt[npm++];
+        e->stats.controls++;
+    }
     if (!lone || !e->o.catch_all_probe)
         return nrcpt;
     for (size_t i = 0; i < b->n && room > 0; i++) {
         chk_t *x = b->chks[i];
         int g = b->grp[i];
-        if (g < 0 || b->g[g].prober || x->probe_alone || !probe_wanted(x))
+        if (g < 0 || b->g[g].prober || !probe_wanted(x))
             continue;
         if (!x->probe_rcpt[0])
             probe_make_rcpt(x);
@@ -1542,22 +1595,21 @@ static void batch_start(chk_t *j, conn_t *reuse)
     size_t room0 = room;
     bool pm = !j->solo && e->o.postmaster_control;
     int egress = reuse ? reuse->egress : egress_index(e, domain, t);
-    if (j->probe_alone) {
+    if (chk_is_rider(j)) {
         batch_add(b, j, -1);
-        room = room_take(room, 1);
     } else {
         b->ng = 1;
         batch_add(b, j, 0);
-        room = room_take(room, pm ? 2 : 1);
     }
+    room = room_take(room, 1);
     if (!j->solo)
-        batch_fill(b, j, t, egress, &room, pm);
+        batch_fill(b, j, t, egress, &room);
     batch_sort(b);
     const char *rcpts[BATCH_RCPTS_MAX];
-    char pm_rcpt[BATCH_GROUPS_MAX][320];
+    char pm_rcpt[2 * BATCH_GROUPS_MAX][320];
     size_t nreal = 0, nriders = 0, nprobes = 0;
     for (size_t i = 0; i < b->n; i++)
-        b->grp[i] < 0 ? nriders++ : nreal++;
+        b->grp[i] >= 0 ? nreal++ : b->chks[i]->probe_alone ? nriders++ : 0;
     size_t nrcpt = batch_layout(b, pm, !batch_others_wait(e, t), room, rcpts, pm_rcpt, &utf8);
     for (size_t g = 0; g < b->ng; g++)
         nprobes += b->g[g].prober ? 1 : 0;
@@ -1867,11 +1919,54 @@ static void batch_evidence(engine_t *e, const smtp_result_t *sr, chk_t *const *c
     }
 }
 
+/* A refusal in words that say nothing known (the only one trouble.c reads against the
+ * controls) with no postmaster@ in its write: the control is asked in a next write of the
+ * session, in the same transaction (a rider), and the reply is read once it answers.
+ * True when held. */
+static bool chk_hold_for_control(chk_t *j, const smtp_result_t *sr, size_t idx,
+                                 const cl_result_t *cls)
+{
+    if (!j->e->o.postmaster_control || j->solo || idx >= sr->nrcpt ||
+        !sr->rcpt[idx].has_reply || cls[idx].outcome != CL_PERM_OTHER ||
+        (j->res->addr.local_utf8 && !sr->smtputf8_offered) ||
+        mp_str_ieq(j->res->addr.local, "postmaster"))
+        return false;
+    if (!j->held)
+        j->held = malloc(sizeof *j->held);
+    if (!j->held)
+        return false; /* read without a control */
+    *j->held = sr->rcpt[idx].reply;
+    j->ctl_rider = true;
+    chk_try_target(j);
+    return true;
+}
+
+/* A control rider's postmaster@ answered (or not): read the held reply with it. */
+static void chk_on_control(chk_t *j, const smtp_result_t *sr, size_t idx)
+{
+    j->ctl_rider = false;
+    j->ctl.pm = TR_CTL_NONE;
+    if (idx < sr->nrcpt && sr->rcpt[idx].has_reply) {
+        const smtp_reply_t *pr = &sr->rcpt[idx].reply;
+        j->ctl.pm = pr->code / 100 == 2 ? TR_CTL_ACCEPTED
+                    : pr->code / 100 == 5 ? TR_CTL_REFUSED : TR_CTL_NONE;
+        j->ctl.pm_code = pr->code;
+        mp_strlcpy(j->ctl.pm_enh, pr->enh, sizeof j->ctl.pm_enh);
+    }
+    smtp_reply_t *rp = j->held;
+    j->held = NULL;
+    trouble_ctx_t ctx;
+    chk_trouble_ctx(j, sr, &ctx);
+    chk_on_rcpt_reply(j, rp, NULL, &ctx);
+    free(rp);
+}
+
 static void on_smtp_done(const smtp_result_t *sr, void *arg)
 {
     batch_t *b = arg;
     engine_t *e = b->e;
     conn_t *c = b->conn;
+    uint64_t cid = c->id;
     if (!sr->idle && (unsigned)sr->end < ENGINE_SESS_ENDS)
         e->stats.sess_end[sr->end]++;
     if (sr->refusals > e->stats.max_refusals)
@@ -1935,12 +2030,17 @@ static void on_smtp_done(const smtp_result_t *sr, void *arg)
         batch_evidence(e, sr, chks, ridx, grp, n, (int)k, &g[k], &ctl[k], cls);
     for (size_t i = 0; i < n; i++)
         if (chks[i]) {
+            chk_t *x = chks[i];
             if (grp[i] >= 0) {
-                chks[i]->ctl = ctl[grp[i]];
-                chks[i]->ctl.other_accepted =
-                    ctl[grp[i]].accepted > (rcpt_accepted(sr, ridx[i]) ? 1u : 0u);
+                bool self = rcpt_accepted(sr, ridx[i]);
+                x->ctl = ctl[grp[i]];
+                x->ctl.other_accepted = ctl[grp[i]].accepted > (self ? 1u : 0u);
+                if (self)
+                    x->accepted_conn = cid;
+                if (!g[grp[i]].has_pm && chk_hold_for_control(x, sr, ridx[i], cls))
+                    continue;
             }
-            chk_on_session(chks[i], sr, ridx[i], cls);
+            chk_on_session(x, sr, ridx[i], cls, cid);
         }
     if (c)
         conn_park(c);
@@ -1966,12 +2066,17 @@ static bool session_died_midway(const smtp_result_t *sr)
 
 /* What one session meant for one of its checks, whose RCPT had index idx. */
 static void chk_on_session(chk_t *j, const smtp_result_t *sr, size_t idx,
-                           const cl_result_t *cls)
+                           const cl_result_t *cls, uint64_t conn_id)
 {
+    if (j->ctl_rider) {
+        chk_on_control(j, sr, idx);
+        return;
+    }
     if (j->probe_alone) {
         /* a rider: its probe, after its real answer (accepted) came in an earlier run
-         * (or after "too many recipients") */
-        probe_evaluate(j, sr, idx, cls, false);
+         * (or after "too many recipients"); on the same connection, that acceptance is a
+         * control for a refusal of the probe in words that say nothing known */
+        probe_evaluate(j, sr, idx, cls, j->accepted_conn == conn_id);
         j->probe_alone = false;
         chk_accepted(j);
         return;

@@ -641,9 +641,9 @@ static void test_engine_reuses_idle_session(void **state)
 
 /* Checks a, b, c... of [127.0.0.1] against the scripted server, one session at a time
  * and at most max_rcpt addresses per write (so that the others wait for the same server:
- * no probe goes up front), with the given error budget; submitted together, they queue
- * in submission order. The server's log is compared with want (%s in it: the probe
- * address of the first check, when probed). */
+ * no probe or control goes up front), with the given error budget; submitted together,
+ * they queue in submission order. The server's log is compared with want (%s in it: the
+ * probe address, when one was sent). */
 static void run_engine_script(const ss_step_t *steps, const char *const *addrs, size_t n,
                               unsigned max_rcpt, unsigned session_errors,
                               collect_t *c, engine_stats_t *es, const char *want)
@@ -664,11 +664,13 @@ static void run_engine_script(const ss_step_t *steps, const char *const *addrs, 
     run_until(base, e);
     smtpd_wait(d);
     assert_int_equal(c->n, n);
-    const vd_result_t *first = result_for(c, addrs[0]);
+    const char *probe = "";
+    for (unsigned i = 0; i < c->n && !probe[0]; i++)
+        probe = c->res[i]->probe_rcpt;
     char w[2048];
     const char *ph = strstr(want, "%s");
     if (ph)
-        snprintf(w, sizeof w, "%.*s%s%s", (int)(ph - want), want, first->probe_rcpt, ph + 2);
+        snprintf(w, sizeof w, "%.*s%s%s", (int)(ph - want), want, probe, ph + 2);
     else
         snprintf(w, sizeof w, "%s", want);
     if (strcmp(d->log, w) != 0)
@@ -694,18 +696,19 @@ static void collect_free(collect_t *c)
 
 /* The catch-all probe only when it can tell something. a is accepted and nothing in its
  * write was refused as unknown: its probe follows in the session's next write, with b's
- * RCPT and control (no RSET, no second MAIL FROM: the open transaction); b, accepted
- * meanwhile, waits for that probe's answer instead of probing again; c, refused as
- * unknown, needs no probe. Every verdict as with the probe up front. */
+ * RCPT (no RSET, no second MAIL FROM: the open transaction); b, accepted meanwhile, waits
+ * for that probe's answer instead of probing again; c, refused as unknown, needs no
+ * probe, and goes alone with its control up front (nothing else waits). Every verdict
+ * as with the probe up front. */
 static void test_probe_on_demand(void **state)
 {
     (void)state;
     static const ss_step_t steps[] = {
         S_BANNER,
-        SS_READ_(3),
-        SS_SEND_("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"),
-        SS_READ_(3), /* b, postmaster@, a's probe */
-        SS_SEND_("250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 User unknown\r\n"),
+        SS_READ_(2),
+        SS_SEND_("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"),
+        SS_READ_(2), /* b, a's probe */
+        SS_SEND_("250 2.1.5 Ok\r\n550 5.1.1 User unknown\r\n"),
         SS_READ_(2),
         SS_SEND_("550 5.1.1 User unknown\r\n250 2.1.5 Ok\r\n"),
         SS_READ_(1),
@@ -716,10 +719,10 @@ static void test_probe_on_demand(void **state)
     collect_t c = {0};
     engine_stats_t es;
     run_engine_script(steps, addrs, 3, 1, 0, &c, &es,
-                      LOG_START "C: RCPT TO:<a@[127.0.0.1]>\n" PM_RCPT
-                      "S: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\nS: 250 2.1.5 Ok\n"
-                      "C: RCPT TO:<b@[127.0.0.1]>\n" PM_RCPT "C: RCPT TO:<%s>\n"
-                      "S: 250 2.1.5 Ok\nS: 250 2.1.5 Ok\nS: 550 5.1.1 User unknown\n"
+                      LOG_START "C: RCPT TO:<a@[127.0.0.1]>\n"
+                      "S: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\n"
+                      "C: RCPT TO:<b@[127.0.0.1]>\nC: RCPT TO:<%s>\n"
+                      "S: 250 2.1.5 Ok\nS: 550 5.1.1 User unknown\n"
                       "C: RCPT TO:<c@[127.0.0.1]>\n" PM_RCPT
                       "S: 550 5.1.1 User unknown\nS: 250 2.1.5 Ok\n"
                       "C: QUIT\nS: 221 2.0.0 Bye\n");
@@ -735,6 +738,7 @@ static void test_probe_on_demand(void **state)
     assert_non_null(strstr(b->detail, "cannot exist"));
     assert_int_equal(es.sessions, 1);
     assert_int_equal(es.probes, 1);
+    assert_int_equal(es.controls, 1);
     assert_int_equal(es.max_refusals, 2);
     collect_free(&c);
 }
@@ -748,8 +752,8 @@ static void test_probe_needless_when_told_apart(void **state)
     (void)state;
     static const ss_step_t steps[] = {
         S_BANNER,
-        SS_READ_(4),
-        SS_SEND_("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 User unknown\r\n250 2.1.5 Ok\r\n"),
+        SS_READ_(3),
+        SS_SEND_("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 User unknown\r\n"),
         SS_READ_(2),
         SS_SEND_("250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"),
         SS_READ_(1),
@@ -761,8 +765,7 @@ static void test_probe_needless_when_told_apart(void **state)
     engine_stats_t es;
     run_engine_script(steps, addrs, 3, 2, 0, &c, &es,
                       LOG_START "C: RCPT TO:<a@[127.0.0.1]>\nC: RCPT TO:<b@[127.0.0.1]>\n"
-                      PM_RCPT "S: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\nS: 550 5.1.1 User unknown\n"
-                      "S: 250 2.1.5 Ok\n"
+                      "S: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\nS: 550 5.1.1 User unknown\n"
                       "C: RCPT TO:<c@[127.0.0.1]>\n" PM_RCPT
                       "S: 250 2.1.5 Ok\nS: 250 2.1.5 Ok\n"
                       "C: QUIT\nS: 221 2.0.0 Bye\n");
@@ -784,17 +787,56 @@ static void test_probe_needless_when_told_apart(void **state)
     collect_free(&c);
 }
 
+/* The postmaster@ control only when a reply needs it: a's refusal says nothing known and
+ * no control was in its write, so postmaster@ is asked in the session's next write, in
+ * the same transaction, and a's reply is read against it (accepted: the refusal is about
+ * a, undeliverable). b rides in that write with its own probe (nothing else waits). */
+static void test_control_on_demand(void **state)
+{
+    (void)state;
+    static const ss_step_t steps[] = {
+        S_BANNER,
+        SS_READ_(2),
+        SS_SEND_("250 2.1.0 Ok\r\n550 Administrative prohibition\r\n"),
+        SS_READ_(3), /* b, postmaster@ (b's and a's), b's probe */
+        SS_SEND_("250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 User unknown\r\n"),
+        SS_READ_(1),
+        SS_SEND_("221 2.0.0 Bye\r\n"),
+        SS_END_(),
+    };
+    static const char *const addrs[] = {"a@[127.0.0.1]", "b@[127.0.0.1]"};
+    collect_t c = {0};
+    engine_stats_t es;
+    run_engine_script(steps, addrs, 2, 1, 0, &c, &es,
+                      LOG_START "C: RCPT TO:<a@[127.0.0.1]>\n"
+                      "S: 250 2.1.0 Ok\nS: 550 Administrative prohibition\n"
+                      "C: RCPT TO:<b@[127.0.0.1]>\n" PM_RCPT "C: RCPT TO:<%s>\n"
+                      "S: 250 2.1.5 Ok\nS: 250 2.1.5 Ok\nS: 550 5.1.1 User unknown\n"
+                      "C: QUIT\nS: 221 2.0.0 Bye\n");
+    const vd_result_t *a = result_for(&c, addrs[0]), *b = result_for(&c, addrs[1]);
+    assert_int_equal(a->reason, VR_RECIPIENT_REFUSED);
+    assert_int_equal(a->verdict, VD_UNDELIVERABLE);
+    assert_int_equal(a->smtp_result, VS_REJECTED);
+    assert_int_equal(a->code, 550);
+    assert_non_null(strstr(a->detail, "accepted postmaster@"));
+    assert_int_equal(b->reason, VR_ACCEPTED);
+    assert_int_equal(b->catch_all, 0);
+    assert_int_equal(es.controls, 1);
+    assert_int_equal(es.sessions, 1);
+    collect_free(&c);
+}
+
 /* A write that leaves the session (almost) no error budget is its last: QUIT goes in the
- * same write as its RCPTs. Budget 3: the first write is MAIL FROM, a and its control
- * (every one might be refused); after a's refusal 2 are left, b and its control, then
- * QUIT with them. */
+ * same write as its RCPTs. Budget 3: the first write is MAIL FROM and a (b waits: no
+ * control up front); after a's refusal 2 are left, b and its control (nothing else
+ * waits), then QUIT with them. */
 static void test_quit_pipelined_when_budget_spent(void **state)
 {
     (void)state;
     static const ss_step_t steps[] = {
         S_BANNER,
-        SS_READ_(3),
-        SS_SEND_("250 2.1.0 Ok\r\n550 5.1.1 User unknown\r\n250 2.1.5 Ok\r\n"),
+        SS_READ_(2),
+        SS_SEND_("250 2.1.0 Ok\r\n550 5.1.1 User unknown\r\n"),
         SS_READ_(3), /* b, postmaster@ and QUIT before any reply */
         SS_SEND_("550 5.1.1 User unknown\r\n250 2.1.5 Ok\r\n221 2.0.0 Bye\r\n"),
         SS_END_(),
@@ -803,8 +845,8 @@ static void test_quit_pipelined_when_budget_spent(void **state)
     collect_t c = {0};
     engine_stats_t es;
     run_engine_script(steps, addrs, 2, 1, 3, &c, &es,
-                      LOG_START "C: RCPT TO:<a@[127.0.0.1]>\n" PM_RCPT
-                      "S: 250 2.1.0 Ok\nS: 550 5.1.1 User unknown\nS: 250 2.1.5 Ok\n"
+                      LOG_START "C: RCPT TO:<a@[127.0.0.1]>\n"
+                      "S: 250 2.1.0 Ok\nS: 550 5.1.1 User unknown\n"
                       "C: RCPT TO:<b@[127.0.0.1]>\n" PM_RCPT "C: QUIT\n"
                       "S: 550 5.1.1 User unknown\nS: 250 2.1.5 Ok\nS: 221 2.0.0 Bye\n");
     assert_int_equal(result_for(&c, addrs[0])->reason, VR_MAILBOX_ABSENT);
@@ -1016,6 +1058,7 @@ int main(void)
         cmocka_unit_test(test_engine_reuses_idle_session),
         cmocka_unit_test(test_probe_on_demand),
         cmocka_unit_test(test_probe_needless_when_told_apart),
+        cmocka_unit_test(test_control_on_demand),
         cmocka_unit_test(test_quit_pipelined_when_budget_spent),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
