@@ -26,7 +26,7 @@ static const char *const defaults[][2] = {
     {"min-interval", "100ms"}, {"port", "25"}, {"format", "the input's"},
     {"column", "detected"}, {"max-age", "0 (bulk), 10m (serve)"},
     {"listen", "127.0.0.1:8080"}, {"rate-limit", "20"}, {"max-body", "100M"},
-    {"wait", "30s"}, {"log-format", "text"}, {"session-errors", "8"},
+    {"wait", "30s"}, {"log-format", "text"}, {"session-errors", "9"},
     {"session-reuse-time", "300s"}, {"session-reuse-count", "50"}, {"idle-time", "2s"},
 };
 

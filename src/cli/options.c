@@ -1013,7 +1013,7 @@ void cli_cfg_help(unsigned cmd)
         "                         further transactions (default: all in one; a server's\n"
         "                         452 4.5.3 lowers it)\n"
         "  --session-errors N     refusals one session may take before it is retired\n"
-        "                         (default 8: Postfix slows down past 10, drops at 20)\n"
+        "                         (default 9: Postfix slows down past 10, drops at 20)\n"
         "  --session-reuse-time D  no new transaction on a session older than D\n"
         "                         (default 300s)\n"
         "  --session-reuse-count N  transactions one session carries at most (default 50;\n"

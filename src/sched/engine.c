@@ -154,10 +154,11 @@ enum { ACT_TARGET, ACT_FINISH, ACT_ACCEPTED, ACT_MX_MEMO };
 
 #define BATCH_MAX 100
 #define BATCH_GROUPS_MAX 32
-/* A write whose error budget leaves at most this many commands is the session's last:
- * QUIT goes with it (one recipient and its control; a smaller rest is not worth a round
- * trip of its own). */
-#define BATCH_LAST_ROOM 2
+/* A write whose error budget allows at most this many RCPTs is the session's last: QUIT
+ * goes with it, one round trip earlier. A smaller rest is not worth the round trips it
+ * would take (bench (e), docs/benchmarks.md: 2 -> 1,064, 3 -> 1,164, 4 -> 1,126
+ * addresses/s; past 3 the per-server interval between new sessions binds). */
+#define BATCH_LAST_ROOM 3
 
 /* One domain's part of a run: its checks' RCPTs, then its postmaster@ control; its
  * catch-all probe, when it goes up front, at the end of the write. */
@@ -895,7 +896,7 @@ static void on_conncache_timer(evutil_socket_t fd, short what, void *arg)
 
 /* Room an idle connection has for a batch: RCPTs in its open transaction (a batch of
  * ordinary checks continues it), or in a new one when the transaction cannot take
- * this batch (SMTPUTF8). At least 2 is worth a batch: a recipient and its control. */
+ * this batch (SMTPUTF8). One is worth a write: the QUIT goes with it. */
 static size_t conn_room(const conn_t *c, bool smtputf8)
 {
     size_t more = smtp_sess_room_txn(c->sess, smtputf8);
@@ -908,7 +909,7 @@ static size_t conn_room(const conn_t *c, bool smtputf8)
 static void conn_park(conn_t *c)
 {
     engine_t *e = c->e;
-    if (e->pending == 0 || conn_room(c, false) < 2 || lease_hold_lost(c->hold) ||
+    if (e->pending == 0 || conn_room(c, false) < 1 || lease_hold_lost(c->hold) ||
         !conncache_put(e->cc, c->key, c, c->born_ms, c->runs, mp_now_ms())) {
         conn_quit(c);
         return;
@@ -929,7 +930,7 @@ static conn_t *conn_take(engine_t *e, const target_t *t, const char *domain, boo
     conn_t *c;
     while ((c = conncache_take(e->cc, key, now)) != NULL) {
         /* a window halved by a throttle below the sessions open: close, do not reuse */
-        if (conn_room(c, utf8) >= 2 && !lease_hold_lost(c->hold) &&
+        if (conn_room(c, utf8) >= 1 && !lease_hold_lost(c->hold) &&
             (!d || d->open <= window_allowed(&d->win)))
             return c;
         conn_quit(c);

@@ -100,11 +100,11 @@ typedef struct {
                                 smtp_sess_room() */
 } smtp_opts_t;
 
-/** Refusals one session takes at most when opts.error_budget is 0: below Postfix's
- *  smtpd_soft_error_limit (10), past which every reply is delayed by a second, and far
- *  below its hard limit (20, "421 4.7.0 Error: too many errors"). Postfix counts over the
- *  whole connection; RSET does not reset it. */
-#define SMTP_ERROR_BUDGET_DEFAULT 8
+/** Refusals one session takes at most when opts.error_budget is 0: the most that never
+ *  reaches Postfix's smtpd_soft_error_limit (10), past which every reply is delayed by a
+ *  second, and far below its hard limit (20, "421 4.7.0 Error: too many errors").
+ *  Postfix counts over the whole connection; RSET does not reset it. */
+#define SMTP_ERROR_BUDGET_DEFAULT 9
 
 /** A reply is "slow" when it takes longer than the fastest reply of the session plus
  *  this (ms): Postfix past its soft error limit sleeps 1 s before each reply. */

@@ -1614,10 +1614,11 @@ static void test_sess_more_quit_pipelined(void **state)
 static void test_sess_more_budget(void **state)
 {
     (void)state;
-    static const char *const r7[] = {"a@y.test", "b@y.test", "c@y.test", "d@y.test",
-                                     "e@y.test", "f@y.test", "g@y.test"};
-    static const char *const *const plan[] = {r7};
-    static const size_t nplan[] = {7};
+    static const char *const r8[] = {"a@y.test", "b@y.test", "c@y.test", "d@y.test",
+                                     "e@y.test", "f@y.test", "g@y.test", "h@y.test"};
+    static const char *const *const plan[] = {r8};
+    static const size_t nplan[] = {SMTP_ERROR_BUDGET_DEFAULT - 1};
+    _Static_assert(SMTP_ERROR_BUDGET_DEFAULT - 1 <= 8, "r8 too short");
     static const ss_step_t steps[] = {
         SS_SEND_("220 mx.test ESMTP\r\n"),
         SS_READ_(1),
@@ -1635,7 +1636,7 @@ static void test_sess_more_budget(void **state)
     u->nplan = nplan;
     u->more = true;
     smtpd_t *d = run_reuse(steps, &opts, two_rcpts, 2, u);
-    /* 2 refusals of 8: 6 more may come, not 7 */
+    /* 2 refusals of the budget: budget - 2 more may come, not budget - 1 */
     assert_int_equal(u->room_txn[0], SMTP_ERROR_BUDGET_DEFAULT - 2);
     assert_int_equal(u->next_rc[0], MP_ERR_ARG);
     assert_non_null(strstr(d->log, "S: 550 5.1.1 no\nC: QUIT\n"));
