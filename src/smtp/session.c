@@ -1608,10 +1608,12 @@ static bool rcpts_copy(const char *const *rcpts, size_t nrcpt, char ***nr_out,
     return true;
 }
 
-int smtp_sess_next(smtp_sess_t *s, const char *const *rcpts, size_t nrcpt, bool smtputf8,
-                   smtp_done_cb cb, void *arg)
+/* A new run on an idle session: check the recipients against the room it has, copy them
+ * and forget the previous run. MP_ERR_ARG leaves the session as it was. */
+static int sess_run_begin(smtp_sess_t *s, const char *const *rcpts, size_t nrcpt,
+                          size_t room, smtp_done_cb cb, void *arg)
 {
-    if (!cb || !rcpts || nrcpt == 0 || nrcpt > smtp_sess_room(s))
+    if (!cb || !rcpts || nrcpt == 0 || nrcpt > room)
         return MP_ERR_ARG;
     for (size_t i = 0; i < nrcpt; i++)
         if (!arg_ok(rcpts[i], false))
@@ -1621,6 +1623,15 @@ int smtp_sess_next(smtp_sess_t *s, const char *const *rcpts, size_t nrcpt, bool 
     if (!rcpts_copy(rcpts, nrcpt, &nr, &rr))
         return MP_ERR_NOMEM;
     sess_run_reset(s, nr, rr, nrcpt, cb, arg);
+    return MP_OK;
+}
+
+int smtp_sess_next(smtp_sess_t *s, const char *const *rcpts, size_t nrcpt, bool smtputf8,
+                   smtp_done_cb cb, void *arg)
+{
+    int st = sess_run_begin(s, rcpts, nrcpt, smtp_sess_room(s), cb, arg);
+    if (st != MP_OK)
+        return st;
     s->smtputf8 = smtputf8;
     mp_log(MP_LOG_DEBUG, "smtp %s: run %u, %zu recipient(s), %u refusal(s) so far", s->peer,
            s->res.run, nrcpt, s->res.refusals);
@@ -1632,16 +1643,9 @@ int smtp_sess_next(smtp_sess_t *s, const char *const *rcpts, size_t nrcpt, bool 
 int smtp_sess_more(smtp_sess_t *s, const char *const *rcpts, size_t nrcpt, bool smtputf8,
                    bool quit, smtp_done_cb cb, void *arg)
 {
-    if (!cb || !rcpts || nrcpt == 0 || nrcpt > smtp_sess_room_txn(s, smtputf8))
-        return MP_ERR_ARG;
-    for (size_t i = 0; i < nrcpt; i++)
-        if (!arg_ok(rcpts[i], false))
-            return MP_ERR_ARG;
-    char **nr;
-    smtp_rcpt_result_t *rr;
-    if (!rcpts_copy(rcpts, nrcpt, &nr, &rr))
-        return MP_ERR_NOMEM;
-    sess_run_reset(s, nr, rr, nrcpt, cb, arg);
+    int st = sess_run_begin(s, rcpts, nrcpt, smtp_sess_room_txn(s, smtputf8), cb, arg);
+    if (st != MP_OK)
+        return st;
     s->quit_ahead = quit;
     s->res.transactions = 1; /* the open one: a 452 4.5.3 then opens a later one */
     mp_log(MP_LOG_DEBUG, "smtp %s: run %u, %zu recipient(s) in the open transaction%s, %u "

@@ -1466,6 +1466,16 @@ static void assert_reuse_log(const smtpd_t *d, const reuse_t *u, const char *wan
 
 static const char *const y_rcpts[] = {"c@y.test", "d@y.test"};
 
+/* The first run of the reuse scenarios, as both sides log it: a@x.test accepted, b@x.test
+ * refused. */
+#define REUSE_RUN1_LOG                                                                    \
+    "S: 220 mx.test ESMTP\n"                                                              \
+    "C: EHLO probe.example\n"                                                             \
+    "S: 250-mx.test\nS: 250 PIPELINING\n"                                                 \
+    "C: MAIL FROM:<check@probe.example>\n"                                                \
+    "C: RCPT TO:<a@x.test>\nC: RCPT TO:<b@x.test>\n"                                      \
+    "S: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\nS: 550 5.1.1 <b@x.test>: User unknown\n"
+
 /* The reuse driver, reset: after the first run, `runs` more with y_rcpts (0 or 1). */
 static reuse_t *reuse_new(size_t runs)
 {
@@ -1509,12 +1519,7 @@ static void test_sess_reuse_pipelined(void **state)
     reuse_t *u = reuse_new(1);
     smtpd_t *d = run_reuse(steps, &opts, two_rcpts, 2, u);
     assert_reuse_log(d, u,
-                     "S: 220 mx.test ESMTP\n"
-                     "C: EHLO probe.example\n"
-                     "S: 250-mx.test\nS: 250 PIPELINING\n"
-                     "C: MAIL FROM:<check@probe.example>\n"
-                     "C: RCPT TO:<a@x.test>\nC: RCPT TO:<b@x.test>\n"
-                     "S: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\nS: 550 5.1.1 <b@x.test>: User unknown\n"
+                     REUSE_RUN1_LOG
                      "C: RSET\nC: MAIL FROM:<check@probe.example>\n"
                      "C: RCPT TO:<c@y.test>\nC: RCPT TO:<d@y.test>\n"
                      "S: 250 2.0.0 Ok\nS: 250 2.1.0 Ok\n"
@@ -1576,12 +1581,7 @@ static void test_sess_more_quit_pipelined(void **state)
     u->more = true;
     smtpd_t *d = run_reuse(steps, &opts, two_rcpts, 2, u);
     assert_reuse_log(d, u,
-                     "S: 220 mx.test ESMTP\n"
-                     "C: EHLO probe.example\n"
-                     "S: 250-mx.test\nS: 250 PIPELINING\n"
-                     "C: MAIL FROM:<check@probe.example>\n"
-                     "C: RCPT TO:<a@x.test>\nC: RCPT TO:<b@x.test>\n"
-                     "S: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\nS: 550 5.1.1 <b@x.test>: User unknown\n"
+                     REUSE_RUN1_LOG
                      "C: RCPT TO:<c@y.test>\nC: RCPT TO:<d@y.test>\nC: QUIT\n"
                      "S: 550 5.1.1 <c@y.test>: User unknown\nS: 250 2.1.5 Ok\n"
                      "S: 221 2.0.0 Bye\n");
