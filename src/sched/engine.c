@@ -1357,7 +1357,8 @@ static void chk_on_session(chk_t *j, const smtp_result_t *sr, size_t idx,
                            const cl_result_t *cls, uint64_t conn_id);
 
 /* Add j to the batch: to domain group g (its RCPT is its address), or as a rider (g -1:
- * its RCPT is its catch-all probe). The RCPTs are laid out once the batch is complete. */
+ * its RCPT is its catch-all probe or its domain's control; its address is not asked
+ * again, so it is no attempt). The RCPTs are laid out once the batch is complete. */
 static void batch_add(batch_t *b, chk_t *j, int g)
 {
     j->batch = b;
@@ -1366,7 +1367,8 @@ static void batch_add(batch_t *b, chk_t *j, int g)
     b->grp[b->n] = g;
     b->n++;
     b->live++;
-    j->res->attempts++;
+    if (g >= 0)
+        j->res->attempts++;
 }
 
 /* May w ride in j's session to t: the same server address and way out, the same TLS
@@ -1660,10 +1662,12 @@ static void batch_start(chk_t *j, conn_t *reuse)
         chk_t *chks[BATCH_MAX];
         size_t n = b->n;
         memcpy(chks, b->chks, n * sizeof chks[0]);
+        for (size_t i = 0; i < n; i++)
+            if (b->grp[i] >= 0)
+                chks[i]->res->attempts--;
         free(b);
         for (size_t i = 0; i < n; i++) {
             chks[i]->batch = NULL;
-            chks[i]->res->attempts--;
             probing_release(e, chks[i]);
             chk_try_target(chks[i]);
         }
