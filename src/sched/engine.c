@@ -2092,6 +2092,14 @@ static void chk_on_session(chk_t *j, const smtp_result_t *sr, size_t idx,
         chk_on_rcpt_reply(j, &sr->rcpt[idx].reply, &cls[idx], &ctx);
         return;
     }
+    if (!j->resent && sr->egress_failed && j->e->egress.n > 1) {
+        /* the way out failed (a proxy down), not the server: nothing was asked. Once more,
+         * by another way out (the failed one rests): a session carries several domains,
+         * and each deserves the chance a session of its own had after the first failed */
+        j->resent = true;
+        chk_try_target(j);
+        return;
+    }
     if (!j->resent && session_died_midway(sr)) {
         /* the connection was lost (or refused RSET) in the middle of a run, after other
          * answers or on a reused session: this recipient was not answered, so it goes
