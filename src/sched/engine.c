@@ -99,6 +99,7 @@ typedef struct conn {
     char key[CONNCACHE_KEY_MAX];
     char host[256];
     char domains[200];      /* the domains its earlier runs served (--trace) */
+    strmap_t *txn_rcpts;    /* the mailboxes asked in its open transaction: never twice */
     struct conn *next, *prev;
 } conn_t;
 
@@ -821,6 +822,9 @@ static conn_t *conn_open(engine_t *e, const target_t *t, dest_t *d, int egress)
         c->hold = lease_hold_new(e->lease, egress_name(e, egress), t->ip.text, e->lease_next);
         e->lease_next[0] = '\0';
     }
+    c->txn_rcpts = strmap_new();
+    if (!c->txn_rcpts)
+        mp_panic("out of memory");
     window_on_start(&d->win, &e->wcfg, c->born_ms);
     if (++d->open > e->stats.max_per_ip)
         e->stats.max_per_ip = d->open;
@@ -852,6 +856,7 @@ static void conn_release(conn_t *c)
         e->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    strmap_free(c->txn_rcpts, NULL);
     free(c);
 }
 
@@ -1403,6 +1408,29 @@ static bool chk_is_rider(const chk_t *j)
     return j->probe_alone || j->ctl_rider;
 }
 
+/* Was w's mailbox asked in the open transaction of txn (NULL: a new transaction)? The
+ * same mailbox is never asked twice in one transaction (a second check of it, a retry
+ * after greylisting): it goes in a new transaction or another session. */
+static bool conn_asked(const conn_t *txn, const chk_t *w)
+{
+    return txn && strmap_get(txn->txn_rcpts, w->res->addr.normalized) != NULL;
+}
+
+/* Remember the mailboxes of the batch's write in its connection's open transaction; a
+ * write that opens a new one (a new session, RSET) forgets the previous ones. */
+static void batch_note_rcpts(const batch_t *b, conn_t *c, bool same_txn)
+{
+    if (!same_txn) {
+        strmap_free(c->txn_rcpts, NULL);
+        c->txn_rcpts = strmap_new();
+        if (!c->txn_rcpts)
+            mp_panic("out of memory");
+    }
+    for (size_t i = 0; i < b->n; i++)
+        if (b->grp[i] >= 0 && !strmap_put(c->txn_rcpts, b->chks[i]->res->addr.normalized, c))
+            mp_panic("out of memory");
+}
+
 /* Is there a control rider of j's domain among the first n of the batch? */
 static bool batch_has_ctl_of(const batch_t *b, size_t n, const chk_t *j)
 {
@@ -1416,7 +1444,8 @@ static bool batch_has_ctl_of(const batch_t *b, size_t n, const chk_t *j)
 /* Take along waiting checks for the same server while the write's error budget lasts:
  * first the riders (a probe, or a postmaster@ control shared by the domain's riders),
  * whose checks hold a result, then ordinary checks of any domain. */
-static void batch_fill(batch_t *b, chk_t *j, const target_t *t, int egress, size_t *room)
+static void batch_fill(batch_t *b, chk_t *j, const target_t *t, int egress, size_t *room,
+                       const conn_t *txn)
 {
     engine_t *e = b->e;
     unsigned max = e->o.max_rcpt ? e->o.max_rcpt : 1;
@@ -1447,7 +1476,7 @@ static void batch_fill(batch_t *b, chk_t *j, const target_t *t, int egress, size
                 (*room)--;
                 continue;
             }
-            if (nreal >= max)
+            if (nreal >= max || conn_asked(txn, w))
                 continue;
             const char *d = w->res->addr.domain_ascii;
             int g = -1;
@@ -1591,7 +1620,7 @@ static void batch_start(chk_t *j, conn_t *reuse)
     /* the session's error budget: every command of the write might be refused
      * (smtp/session.h). A reused session continues its open transaction when it can:
      * then no RSET and no MAIL FROM take a share of it */
-    bool more = reuse && smtp_sess_room_txn(reuse->sess, utf8) > 0;
+    bool more = reuse && smtp_sess_room_txn(reuse->sess, utf8) > 0 && !conn_asked(reuse, j);
     size_t room = !reuse ? smtp_room_fresh(e->o.session_errors)
                   : more ? smtp_sess_room_txn(reuse->sess, utf8)
                          : smtp_sess_room(reuse->sess);
@@ -1606,7 +1635,7 @@ static void batch_start(chk_t *j, conn_t *reuse)
     }
     room = room_take(room, 1);
     if (!j->solo)
-        batch_fill(b, j, t, egress, &room);
+        batch_fill(b, j, t, egress, &room, more ? reuse : NULL);
     batch_sort(b);
     const char *rcpts[BATCH_RCPTS_MAX];
     char pm_rcpt[2 * BATCH_GROUPS_MAX][320];
@@ -1652,6 +1681,7 @@ static void batch_start(chk_t *j, conn_t *reuse)
         b->egress = reuse->egress; /* the same by the cache's key */
         reuse->runs++;
         e->stats.reused++;
+        batch_note_rcpts(b, reuse, more);
         int rc = more ? smtp_sess_more(reuse->sess, rcpts, nrcpt, utf8, quit, on_smtp_done, b)
                       : smtp_sess_next(reuse->sess, rcpts, nrcpt, utf8, on_smtp_done, b);
         if (rc == 0)
@@ -1675,6 +1705,7 @@ static void batch_start(chk_t *j, conn_t *reuse)
     }
     b->conn = conn_open(e, t, d, b->egress);
     b->conn->runs = 1;
+    batch_note_rcpts(b, b->conn, true);
     mp_log(MP_LOG_DEBUG, "session %llu to %s [%s]: %zu recipient(s) of %zu domain(s), %zu "
            "probe(s)", (unsigned long long)b->conn->id, t->host, t->ip.text, nreal, b->ng,
            nriders + nprobes);

@@ -826,6 +826,45 @@ static void test_control_on_demand(void **state)
     collect_free(&c);
 }
 
+/* The same mailbox twice (a list with a duplicate, a retry after greylisting) is never
+ * asked twice in one transaction: the second check waits for the next write, which opens
+ * a new transaction (RSET, MAIL FROM) on the same session; the first one's probe rides
+ * in it, and nothing else waits, so the second one's control goes up front. */
+static void test_same_mailbox_new_transaction(void **state)
+{
+    (void)state;
+    static const ss_step_t steps[] = {
+        S_BANNER,
+        SS_READ_(2),
+        SS_SEND_("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"),
+        SS_READ_(5),
+        SS_SEND_("250 2.0.0 Ok\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"
+                 "550 5.1.1 User unknown\r\n"),
+        SS_READ_(1),
+        SS_SEND_("221 2.0.0 Bye\r\n"),
+        SS_END_(),
+    };
+    static const char *const addrs[] = {"a@[127.0.0.1]", "a@[127.0.0.1]"};
+    collect_t c = {0};
+    engine_stats_t es;
+    run_engine_script(steps, addrs, 2, 25, 0, &c, &es,
+                      LOG_START "C: RCPT TO:<a@[127.0.0.1]>\n"
+                      "S: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\n"
+                      "C: RSET\nC: MAIL FROM:<check@probe.example>\n"
+                      "C: RCPT TO:<a@[127.0.0.1]>\n" PM_RCPT "C: RCPT TO:<%s>\n"
+                      "S: 250 2.0.0 Ok\nS: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\nS: 250 2.1.5 Ok\n"
+                      "S: 550 5.1.1 User unknown\n"
+                      "C: QUIT\nS: 221 2.0.0 Bye\n");
+    for (unsigned i = 0; i < c.n; i++) {
+        assert_int_equal(c.res[i]->reason, VR_ACCEPTED);
+        assert_int_equal(c.res[i]->catch_all, 0);
+        assert_int_equal(c.res[i]->attempts, 1);
+    }
+    assert_int_equal(es.sessions, 1);
+    assert_int_equal(es.probes, 1);
+    collect_free(&c);
+}
+
 /* A write that leaves the session (almost) no error budget is its last: QUIT goes in the
  * same write as its RCPTs. Budget 3: the first write is MAIL FROM and a (b waits: no
  * control up front); after a's refusal 2 are left, b and its control (nothing else
@@ -1059,6 +1098,7 @@ int main(void)
         cmocka_unit_test(test_probe_on_demand),
         cmocka_unit_test(test_probe_needless_when_told_apart),
         cmocka_unit_test(test_control_on_demand),
+        cmocka_unit_test(test_same_mailbox_new_transaction),
         cmocka_unit_test(test_quit_pipelined_when_budget_spent),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
