@@ -1945,6 +1945,7 @@ static void batch_evidence(engine_t *e, const smtp_result_t *sr, chk_t *const *c
             f.probe_code = told->code;
             mp_strlcpy(f.probe_enh, told->enh, sizeof f.probe_enh);
             facts_put(e->facts, d, &f, e->o.not_catch_all_ttl_ms);
+            fact_share(e, d, &f, e->o.not_catch_all_ttl_ms);
         }
         return;
     }

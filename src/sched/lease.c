@@ -439,8 +439,11 @@ size_t lease_fact_encode(const facts_domain_t *f, char *buf, size_t size)
     field_clean(f->probe_rcpt, rcpt, sizeof rcpt);
     field_clean(f->probe_enh, enh, sizeof enh);
     field_clean(f->probe_text, text, sizeof text);
-    int n = snprintf(buf, size, "v1\t%d\t%d\t%s\t%s\t%s\t%s", f->catch_all ? 1 : 0,
-                     f->probe_code, host, rcpt, enh, text);
+    /* the flag: 1 catch-all, 0 not (the probe refused), t not (told apart: an address of
+     * the domain refused as unknown; no address or text is kept for it) */
+    int n = snprintf(buf, size, "v1\t%s\t%d\t%s\t%s\t%s\t%s",
+                     f->catch_all ? "1" : f->told_apart ? "t" : "0", f->probe_code, host,
+                     f->told_apart ? "" : rcpt, enh, f->told_apart ? "" : text);
     return n > 0 && (size_t)n < size ? (size_t)n : 0;
 }
 
@@ -468,7 +471,8 @@ bool lease_fact_decode(const char *s, size_t len, facts_domain_t *out)
     memset(&f, 0, sizeof f);
     uint64_t c;
     if (!field_next(&s, end, v, sizeof v, false) || strcmp(v, "v1") != 0 ||
-        !field_next(&s, end, ca, sizeof ca, false) || (strcmp(ca, "0") && strcmp(ca, "1")) ||
+        !field_next(&s, end, ca, sizeof ca, false) ||
+        (strcmp(ca, "0") && strcmp(ca, "1") && strcmp(ca, "t")) ||
         !field_next(&s, end, code, sizeof code, false) || !mp_parse_uint(code, 0, 599, &c) ||
         !field_next(&s, end, f.mx_host, sizeof f.mx_host, false) ||
         !field_next(&s, end, f.probe_rcpt, sizeof f.probe_rcpt, false) ||
@@ -476,6 +480,7 @@ bool lease_fact_decode(const char *s, size_t len, facts_domain_t *out)
         !field_next(&s, end, f.probe_text, sizeof f.probe_text, true))
         return false;
     f.catch_all = ca[0] == '1';
+    f.told_apart = ca[0] == 't';
     f.probe_code = (int)c;
     *out = f;
     return true;

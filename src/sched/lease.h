@@ -87,7 +87,8 @@ void lease_hold_end(lease_hold_t *h, fleet_outcome_t o);
 #define LEASE_FACT_MAX 1400
 
 /** Write a catch-all fact as text ("v1", fields tab-separated, the reply text last, tabs
- *  and line ends in it made spaces). @return its length, 0 when it does not fit. */
+ *  and line ends in it made spaces; the flag "t" for a domain told apart by a refused
+ *  address, with no address and no text). @return its length, 0 when it does not fit. */
 size_t lease_fact_encode(const facts_domain_t *f, char *buf, size_t size);
 
 /** Read what lease_fact_encode wrote (bytes from Redis: anything else is refused).

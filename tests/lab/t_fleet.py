@@ -160,9 +160,10 @@ class Fleet(labkit.LabCase):
         most = max_open(text)
         self.assertLessEqual(most, 2, text)
         self.assertGreaterEqual(most, 1, text)
-        # every domain probed exactly once
+        # no domain probed: nobody@ is refused as unknown, so each domain tells addresses
+        # apart without a probe (issue 11), and that fact goes to Redis like a probe's
         seen = probes(text)
-        self.assertEqual(seen, {d: 1 for ds in domains for d in ds}, text)
+        self.assertEqual(seen, {}, text)
         # a later process: the facts come from Redis, no probe at all, and the MX answers
         # too: it asks the DNS nothing about those domains
         mark = labkit.postfix_mark()

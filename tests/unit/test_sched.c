@@ -70,6 +70,21 @@ static void test_lease_fact_text(void **state)
     assert_false(g.catch_all);
     assert_int_equal(g.probe_code, 550);
     assert_string_equal(g.probe_text, "");
+    /* told apart by a refused address: the flag says so, no address or text travels */
+    memset(&f, 0, sizeof f);
+    f.told_apart = true;
+    f.probe_code = 550;
+    snprintf(f.probe_enh, sizeof f.probe_enh, "%s", "5.1.1");
+    snprintf(f.probe_rcpt, sizeof f.probe_rcpt, "%s", "someone@example.org");
+    n = lease_fact_encode(&f, buf, sizeof buf);
+    assert_non_null(strstr(buf, "v1\tt\t550\t"));
+    assert_null(strstr(buf, "someone"));
+    assert_true(lease_fact_decode(buf, n, &g));
+    assert_false(g.catch_all);
+    assert_true(g.told_apart);
+    assert_int_equal(g.probe_code, 550);
+    assert_string_equal(g.probe_enh, "5.1.1");
+    assert_string_equal(g.probe_rcpt, "");
     /* too small a buffer: nothing */
     assert_int_equal(lease_fact_encode(&f, buf, 8), 0);
     /* refused: another version, a bad flag or code, fields missing, a NUL, too long */
