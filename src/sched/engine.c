@@ -1048,8 +1048,13 @@ static void chk_finish(chk_t *j)
     j->res = NULL;
     res->duration_ms = chk_elapsed(j);
     facts_domain_t f;
-    if (res->dns_checked && !res->probed && facts_get(e->facts, res->addr.domain_ascii, &f) &&
-        f.told_apart) {
+    if (res->catch_all < 0 &&
+        (res->reason == VR_MAILBOX_ABSENT || res->reason == VR_MAILBOX_DISABLED)) {
+        /* the server refused this very mailbox by name: it tells addresses apart,
+         * whichever session the domain's probe (if any) went out in */
+        res->catch_all = 0;
+    } else if (res->dns_checked && !res->probed &&
+               facts_get(e->facts, res->addr.domain_ascii, &f) && f.told_apart) {
         res->catch_all = 0; /* told apart by a refused address: no probe to report */
     } else if (res->dns_checked && !res->probed &&
                facts_get(e->facts, res->addr.domain_ascii, &f)) {
