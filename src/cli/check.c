@@ -104,7 +104,7 @@ static history_t *run_history(check_run_t *run)
     char path[1024], err[256];
     if (run->cfg->store[0])
         mp_strlcpy(path, run->cfg->store, sizeof path);
-    else if (store_default_path(path, sizeof path) != MP_OK)
+    else if (store_default_path_peek(path, sizeof path) != MP_OK)
         return NULL;
     if (access(path, R_OK) != 0)
         return NULL;

@@ -80,7 +80,7 @@ int cli_config(int argc, char **argv)
     if (cfg.store[0]) {
         snprintf(store, sizeof store, "%s", cfg.store);
         store_src = cli_cfg_origin(&cfg, "store")->source;
-    } else if (store_default_path(store, sizeof store) != MP_OK) {
+    } else if (store_default_path_peek(store, sizeof store) != MP_OK) {
         snprintf(store, sizeof store, "(none: set HOME, XDG_STATE_HOME or --store)");
     }
 

@@ -98,7 +98,7 @@ static bool path_join(char *out, size_t size, const char *base, const char *sub)
     return mp_appendf(out, size, &pos, "%s%s", base, sub);
 }
 
-mp_status_t store_default_path(char *out, size_t size)
+static mp_status_t default_path(char *out, size_t size, bool create)
 {
     /* systemd's StateDirectory= (a colon-separated list: the first is ours), then XDG */
     const char *sd = getenv("STATE_DIRECTORY");
@@ -134,9 +134,19 @@ mp_status_t store_default_path(char *out, size_t size)
                 return mp_strlcpy(out, old, size) < size ? MP_OK : MP_ERR_LIMIT;
         }
     }
-    if (mkdir_p(dir, 0700))
+    if (create && mkdir_p(dir, 0700))
         return MP_ERR_IO;
     return MP_OK;
+}
+
+mp_status_t store_default_path(char *out, size_t size)
+{
+    return default_path(out, size, true);
+}
+
+mp_status_t store_default_path_peek(char *out, size_t size)
+{
+    return default_path(out, size, false);
 }
 
 /* ---- open / close ------------------------------------------------------------------ */

@@ -138,6 +138,11 @@ void store_wall_set(store_wall_fn fn, void *arg);
 mp_status_t store_default_path(char *out, size_t size);
 
 /**
+ * The same path, for a reader that only looks (check's address history, `mailprobe
+ * config`): nothing is created. */
+mp_status_t store_default_path_peek(char *out, size_t size);
+
+/**
  * Fingerprint of an input file: "v1:SIZE:MTIME_NS:SHA256(first 64 KiB)". Changes when
  * the file is edited, appended to or replaced. Only regular files have one.
  * @return MP_OK; MP_ERR_IO (cannot stat/read, message in err); MP_ERR_ARG (not a regular

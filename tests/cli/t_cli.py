@@ -539,5 +539,17 @@ class Explain(unittest.TestCase):
         self.assertEqual(mp("explain", "--stage", "data", "250 ok").returncode, 2)
 
 
+class StoreLooksOnly(unittest.TestCase):
+    def test_config_creates_no_state_directory(self):
+        """`mailprobe config` names the default store; only a command that writes one
+        creates its directory."""
+        d = tempfile.TemporaryDirectory()
+        self.addCleanup(d.cleanup)
+        p = mp("config", env={"HOME": d.name})
+        self.assertEqual(p.returncode, 0, p)
+        self.assertIn(d.name + "/.local/state/mailprobe/jobs.sqlite", p.stdout)
+        self.assertEqual(os.listdir(d.name), [])
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
