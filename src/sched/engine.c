@@ -35,6 +35,7 @@
 #include "classify/provider.h"
 #include "intel/intel.h"
 #include "util/clock.h"
+#include "util/list.h"
 #include "util/log.h"
 #include "sched/conncache.h"
 #include "sched/lease.h"
@@ -100,7 +101,7 @@ typedef struct conn {
     char host[256];
     char domains[200];      /* the domains its earlier runs served (--trace) */
     strmap_t *txn_rcpts;    /* the mailboxes asked in its open transaction: never twice */
-    struct conn *next, *prev;
+    mp_list_node_t link;          /* on e->conns */
 } conn_t;
 
 /* One check: one address on its way from syntax to verdict ("job" is a bulk job, src/job/). */
@@ -145,7 +146,8 @@ struct chk {
     int told_code;          /* accepted, and the MX refused another address of the domain
                                as unknown: its code and enhanced code (no probe needed) */
     char told_enh[16];
-    chk_t *next_wait, *next_all, *prev_all;
+    chk_t *next_wait;
+    mp_list_node_t all_link; /* on e->all */
     chk_t *next_waiter;
     struct fetching *fetching; /* waiting for the domain's shared facts (--redis) */
     chk_t *next_fetch;
@@ -206,7 +208,7 @@ struct engine {
     strmap_t *dests;              /* server address -> dest_t */
     strmap_t *hosts;              /* MX host name -> host_t */
     uint64_t pass;                /* dispatch passes so far */
-    chk_t *all;                   /* every live check */
+    mp_list_t all;                /* every live check (chk_t.all_link) */
     facts_t *facts;               /* domain facts (catch-all) */
     bool own_facts;
     strmap_t *probing;            /* domain -> probing_t: probes in flight */
@@ -219,7 +221,7 @@ struct engine {
     bool dispatch_pending;
     conncache_t *cc;              /* idle connections */
     struct event *cc_ev;          /* closes idle connections past their time */
-    conn_t *conns;                /* every open connection */
+    mp_list_t conns;              /* every open connection (conn_t.link) */
     uint64_t next_conn_id;
     fleet_t *fleet;               /* --redis, or NULL */
     lease_pool_t *lease;          /* the fleet leases per (egress, server address) */
@@ -833,10 +835,7 @@ static conn_t *conn_open(engine_t *e, const target_t *t, dest_t *d, int egress)
     if (c->hostc)
         c->hostc->active++;
     e->stats.sessions++;
-    c->next = e->conns;
-    if (e->conns)
-        e->conns->prev = c;
-    e->conns = c;
+    mp_list_push_head(&e->conns, &c->link);
     return c;
 }
 
@@ -850,12 +849,7 @@ static void conn_release(conn_t *c)
     e->active_sessions--;
     if (c->hostc)
         c->hostc->active--;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        e->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    mp_list_unlink(&e->conns, &c->link);
     strmap_free(c->txn_rcpts, NULL);
     free(c);
 }
@@ -1010,13 +1004,7 @@ static void chk_unlink(chk_t *j)
 {
     engine_t *e = j->e;
     wait_remove(e, j);
-    if (j->prev_all)
-        j->prev_all->next_all = j->next_all;
-    else
-        e->all = j->next_all;
-    if (j->next_all)
-        j->next_all->prev_all = j->prev_all;
-    j->prev_all = j->next_all = NULL;
+    mp_list_unlink(&e->all, &j->all_link);
 }
 
 /* Cancel everything the check started, then free it. */
@@ -2378,14 +2366,14 @@ void engine_free(engine_t *e)
 {
     if (!e)
         return;
-    while (e->all) {
-        chk_t *j = e->all;
+    while (e->all.head) {
+        chk_t *j = MP_LIST_ITEM(e->all.head, chk_t, all_link);
         chk_unlink(j);
         chk_free(j);
     }
     /* connections left: idle, or saying QUIT (engine_close_idle lets them finish) */
-    while (e->conns) {
-        conn_t *c = e->conns;
+    while (e->conns.head) {
+        conn_t *c = MP_LIST_ITEM(e->conns.head, conn_t, link);
         if (e->cc)
             conncache_remove(e->cc, c);
         if (c->sess)
@@ -2447,10 +2435,7 @@ mp_status_t engine_check(engine_t *e, const char *email, engine_done_cb cb, void
     j->cb = cb;
     j->arg = arg;
     j->start_ms = mp_now_ms();
-    j->next_all = e->all;
-    if (e->all)
-        e->all->prev_all = j;
-    e->all = j;
+    mp_list_push_head(&e->all, &j->all_link);
     e->pending++;
 
     vd_result_t *r = j->res;
