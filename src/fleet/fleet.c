@@ -35,13 +35,15 @@
 #define NAME_MAX_LEN 200          /* egress and server names in keys */
 #define FACT_MAX (64 * 1024)      /* bytes of one fact */
 #define IDLE_TTL_MS 3600000       /* a pair's state outlives its last use by an hour */
-#define ARGV_MAX 12
+#define WAITER_TTL_MS 10000       /* a waiter not refused again within this is not woken */
+#define ARGV_MAX 16
 
 /* ---- the scripts (contracts in docs/internals/fleet.md) ------------------------------ */
 
-/* KEYS: leases (zset lease -> expiry ms), state (hash next, win, strikes)
- * ARGV: limit, min_interval_ms, lease_ms, lease id, idle_ttl_ms
- * -> {granted 0|1, wait_ms, now_ms, active, allowed} */
+/* KEYS: leases (zset lease -> expiry ms), state (hash next, win, strikes), waiters (zset
+ * waiter id -> first refused ms), seen (hash waiter id -> last refused ms)
+ * ARGV: limit, min_interval_ms, lease_ms, lease id, idle_ttl_ms, waiter id ("" = none),
+ * waiter_ttl_ms  -> {granted 0|1, wait_ms, now_ms, active, allowed} */
 static const char script_acquire[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -54,10 +56,21 @@ static const char script_acquire[] =
     "if win > limit then win = limit end\n"
     "local allowed = math.max(1, math.floor(win))\n"
     "if active >= allowed then\n"
+    "  if ARGV[6] ~= '' then\n"
+    "    local ttl = tonumber(ARGV[7])\n"
+    "    redis.call('ZADD', KEYS[3], 'NX', now, ARGV[6])\n"
+    "    redis.call('HSET', KEYS[4], ARGV[6], now)\n"
+    "    redis.call('PEXPIRE', KEYS[3], ttl)\n"
+    "    redis.call('PEXPIRE', KEYS[4], ttl)\n"
+    "  end\n"
     "  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')\n"
     "  local wait = tonumber(first[2]) - now\n"
     "  if nxt - now > wait then wait = nxt - now end\n"
     "  return {0, wait, now, active, allowed}\n"
+    "end\n"
+    "if ARGV[6] ~= '' then\n"
+    "  redis.call('ZREM', KEYS[3], ARGV[6])\n"
+    "  redis.call('HDEL', KEYS[4], ARGV[6])\n"
     "end\n"
     "if nxt > now then return {0, nxt - now, now, active, allowed} end\n"
     "local lease_ms = tonumber(ARGV[3])\n"
@@ -84,8 +97,11 @@ static const char script_renew[] =
     "end\n"
     "return {held, 0, now, redis.call('ZCARD', KEYS[1]), 0}\n";
 
-/* KEYS: leases, state.  ARGV: lease id, outcome ok|neutral|throttle, limit, penalty_ms,
- * penalty_cap_ms, idle_ttl_ms  -> {held 0|1, 0, now_ms, active, allowed} */
+/* KEYS: leases, state, waiters, seen.  ARGV: lease id, outcome ok|neutral|throttle, limit,
+ * penalty_ms, penalty_cap_ms, idle_ttl_ms, waiter_ttl_ms, pair name "E|M"
+ * -> {held 0|1, 0, now_ms, active, allowed}; then, for each slot free, the oldest waiter
+ * seen within waiter_ttl_ms and still subscribed (PUBLISH reached someone) is woken on
+ * mp:wake:<waiter id> with the pair name; the waiters it passes over are removed. */
 static const char script_release[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -107,7 +123,23 @@ static const char script_release[] =
     "end\n"
     "redis.call('HSET', KEYS[2], 'win', tostring(win))\n"
     "redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[6]))\n"
-    "return {held, 0, now, redis.call('ZCARD', KEYS[1]), math.max(1, math.floor(win))}\n";
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
+    "local active = redis.call('ZCARD', KEYS[1])\n"
+    "local allowed = math.max(1, math.floor(win))\n"
+    "local free, tries = allowed - active, 0\n"
+    "while free > 0 and tries < 16 do\n"
+    "  tries = tries + 1\n"
+    "  local w = redis.call('ZRANGE', KEYS[3], 0, 0)[1]\n"
+    "  if not w then break end\n"
+    "  local seen = tonumber(redis.call('HGET', KEYS[4], w)) or 0\n"
+    "  redis.call('ZREM', KEYS[3], w)\n"
+    "  redis.call('HDEL', KEYS[4], w)\n"
+    "  if seen >= now - tonumber(ARGV[7]) and\n"
+    "     redis.call('PUBLISH', 'mp:wake:' .. w, ARGV[8]) > 0 then\n"
+    "    free = free - 1\n"
+    "  end\n"
+    "end\n"
+    "return {held, 0, now, active, allowed}\n";
 
 /* KEYS: prefix "mp:quota:{E}:<scope>".  ARGV: n, cap per minute, per hour, per day
  * (0 = none) -> {granted 0|1, wait_ms, now_ms, used minute, used hour, used day} */
@@ -147,6 +179,10 @@ struct fleet {
     struct event_base *base;
     fleet_url_t url;
     redisAsyncContext *ac;      /* NULL while disconnected */
+    redisAsyncContext *sub;     /* the wake-up subscription; NULL while disconnected */
+    bool subscribed;            /* sub confirmed SUBSCRIBE: acquires register as waiter */
+    fleet_wake_cb wake_cb;      /* NULL: not listening */
+    void *wake_arg;
     char sha[SC__COUNT][41];
     char worker[17];            /* random id: lease ids are <worker>:<seq> */
     uint64_t seq;
@@ -160,6 +196,7 @@ typedef struct {
     int script;                 /* SC_*, or -1 for a plain command */
     bool eval_sent;             /* NOSCRIPT: sent again as EVAL */
     bool answered;              /* the callback ran (reply, or the deadline passed) */
+    bool waiter;                /* an acquire that registers the handle as a waiter */
     struct event *deadline;
     bool fact;                  /* a fact request: fcb; a quota request: qcb; else lcb */
     fleet_lease_cb lcb;
@@ -314,30 +351,44 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         f->ac = NULL;
 }
 
-/* The asynchronous connection, made when none is up (at open, after a loss). */
-static mp_status_t fleet_connect(fleet_t *f)
+/* A new asynchronous connection on the loop, AUTH queued first; NULL when it cannot
+ * be started. */
+static redisAsyncContext *fleet_ac_new(fleet_t *f, redisConnectCallback *conn_cb,
+                                       redisDisconnectCallback *disc_cb)
 {
-    if (f->ac)
-        return MP_OK;
     redisAsyncContext *ac = redisAsyncConnect(f->url.host, (int)f->url.port);
     if (!ac)
-        return MP_ERR_NOMEM;
+        return NULL;
     if (ac->err || redisLibeventAttach(ac, f->base) != REDIS_OK) {
         redisAsyncFree(ac);
-        return MP_ERR_IO;
+        return NULL;
     }
     ac->data = f;
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    f->ac = ac;
+    redisAsyncSetConnectCallback(ac, conn_cb);
+    redisAsyncSetDisconnectCallback(ac, disc_cb);
     if (f->url.pass[0]) { /* first in the queue: AUTH before anything else */
         const char *argv[] = {"AUTH", f->url.user, f->url.pass};
         int n = f->url.user[0] ? 3 : 2;
         if (!f->url.user[0])
             argv[1] = f->url.pass;
-        if (redisAsyncCommandArgv(ac, NULL, NULL, n, argv, NULL) != REDIS_OK)
-            return MP_ERR_IO;
+        if (redisAsyncCommandArgv(ac, NULL, NULL, n, argv, NULL) != REDIS_OK) {
+            ac->data = NULL;
+            redisAsyncFree(ac);
+            return NULL;
+        }
     }
+    return ac;
+}
+
+/* The asynchronous connection, made when none is up (at open, after a loss). */
+static mp_status_t fleet_connect(fleet_t *f)
+{
+    if (f->ac)
+        return MP_OK;
+    redisAsyncContext *ac = fleet_ac_new(f, on_connect, on_disconnect);
+    if (!ac)
+        return MP_ERR_IO;
+    f->ac = ac;
     if (f->url.db) {
         char db[8];
         snprintf(db, sizeof db, "%u", f->url.db);
@@ -346,6 +397,80 @@ static mp_status_t fleet_connect(fleet_t *f)
             return MP_ERR_IO;
     }
     return MP_OK;
+}
+
+/* ---- wake-ups: one subscribed connection per handle ----------------------------------- */
+
+static void on_sub_connect(const redisAsyncContext *ac, int status)
+{
+    fleet_t *f = ac->data;
+    if (status != REDIS_OK && f && f->sub == ac) {
+        f->sub = NULL; /* hiredis frees it; the next acquire subscribes again */
+        f->subscribed = false;
+    }
+}
+
+static void on_sub_disconnect(const redisAsyncContext *ac, int status)
+{
+    fleet_t *f = ac->data;
+    (void)status;
+    if (f && f->sub == ac) {
+        f->sub = NULL;
+        f->subscribed = false;
+    }
+}
+
+/* Every push on the subscription: ["subscribe", channel, n] once, then ["message",
+ * channel, pair]. A NULL reply (the connection freed or lost) is nothing to us. */
+static void on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    fleet_t *f = ac->data;
+    const redisReply *r = reply;
+    (void)privdata;
+    if (!f || f->closing || f->sub != ac || !r || r->type != REDIS_REPLY_ARRAY ||
+        r->elements != 3 || r->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    const redisReply *kind = r->element[0], *v = r->element[2];
+    if (kind->len == 9 && memcmp(kind->str, "subscribe", 9) == 0)
+        f->subscribed = true;
+    else if (kind->len == 7 && memcmp(kind->str, "message", 7) == 0 &&
+             v->type == REDIS_REPLY_STRING && f->wake_cb)
+        f->wake_cb(v->str, v->len, f->wake_arg);
+}
+
+/* Subscribe to mp:wake:<worker> on a connection of its own (a subscribed connection can
+ * send nothing else). Until Redis confirms, acquires do not register as waiter. */
+static void fleet_sub_connect(fleet_t *f)
+{
+    char ch[32];
+    if (f->sub || f->closing)
+        return;
+    redisAsyncContext *ac = fleet_ac_new(f, on_sub_connect, on_sub_disconnect);
+    if (!ac)
+        return;
+    snprintf(ch, sizeof ch, "mp:wake:%s", f->worker);
+    const char *argv[] = {"SUBSCRIBE", ch};
+    if (redisAsyncCommandArgv(ac, on_sub_reply, NULL, 2, argv, NULL) != REDIS_OK) {
+        ac->data = NULL;
+        redisAsyncFree(ac);
+        return;
+    }
+    f->sub = ac;
+}
+
+mp_status_t fleet_wake_listen(fleet_t *f, fleet_wake_cb cb, void *arg)
+{
+    if (!f || f->closing || !cb)
+        return MP_ERR_ARG;
+    f->wake_cb = cb;
+    f->wake_arg = arg;
+    fleet_sub_connect(f);
+    return f->sub ? MP_OK : MP_ERR_IO;
+}
+
+bool fleet_wake_ready(const fleet_t *f)
+{
+    return f && f->subscribed;
 }
 
 /* Check Redis and load the scripts, synchronously: a clear error before any work. */
@@ -449,6 +574,13 @@ void fleet_free(fleet_t *f)
         ac->data = NULL;
         redisAsyncFree(ac);
     }
+    redisAsyncContext *sub = f->sub;
+    f->sub = NULL;
+    f->subscribed = false;
+    if (sub) {
+        sub->data = NULL;
+        redisAsyncFree(sub);
+    }
     fleet_unref(f); /* the owner's */
 }
 
@@ -478,6 +610,7 @@ static void lease_answer(req_t *rq, const redisReply *r, const char *error)
             mp_strlcpy(l.lease, rq->lease, sizeof l.lease);
             if (rq->script == SC_ACQUIRE && !l.granted)
                 l.lease[0] = '\0';
+            l.waiting = rq->waiter && !l.granted && l.active >= l.allowed;
         }
     }
     if (rq->lcb)
@@ -650,16 +783,20 @@ static mp_status_t req_submit(req_t *rq, bool args_ok)
     return MP_OK;
 }
 
-/* EVALSHA sha 2 mp:lease:{E|M} mp:dest:{E|M} */
-static bool script_head(req_t *rq, const char *egress, const char *mx)
+/* EVALSHA sha 2 mp:lease:{E|M} mp:dest:{E|M}, and with waiters (acquire, release)
+ * 4 ... mp:wait:{E|M} mp:seen:{E|M} */
+static bool script_head(req_t *rq, const char *egress, const char *mx, bool waiters)
 {
+    static const char *const kinds[] = {"lease", "dest", "wait", "seen"};
     char key[2 * NAME_MAX_LEN + 32];
+    int nkeys = waiters ? 4 : 2;
     bool ok = req_arg(rq, "EVALSHA", 7) &&
-              req_arg(rq, rq->f->sha[rq->script], 40) && req_arg(rq, "2", 1);
-    int n = snprintf(key, sizeof key, "mp:lease:{%s|%s}", egress, mx);
-    ok = ok && req_arg(rq, key, (size_t)n);
-    n = snprintf(key, sizeof key, "mp:dest:{%s|%s}", egress, mx);
-    return ok && req_arg(rq, key, (size_t)n);
+              req_arg(rq, rq->f->sha[rq->script], 40) && req_argf(rq, (unsigned)nkeys);
+    for (int i = 0; ok && i < nkeys; i++) {
+        int n = snprintf(key, sizeof key, "mp:%s:{%s|%s}", kinds[i], egress, mx);
+        ok = req_arg(rq, key, (size_t)n);
+    }
+    return ok;
 }
 
 static bool limits_ok(const fleet_limits_t *lim)
@@ -677,9 +814,15 @@ mp_status_t fleet_lease_acquire(fleet_t *f, const char *egress, const char *mx,
         return MP_ERR_NOMEM;
     rq->lcb = cb;
     snprintf(rq->lease, sizeof rq->lease, "%s:%llu", f->worker, (unsigned long long)++f->seq);
-    bool ok = script_head(rq, egress, mx) && req_argf(rq, lim->limit) &&
+    /* registered as a waiter only while a wake-up can reach us */
+    if (f->wake_cb && !f->sub)
+        fleet_sub_connect(f);
+    const char *waiter = f->subscribed ? f->worker : "";
+    rq->waiter = f->subscribed;
+    bool ok = script_head(rq, egress, mx, true) && req_argf(rq, lim->limit) &&
               req_argf(rq, lim->min_interval_ms) && req_argf(rq, lim->lease_ms) &&
-              req_arg(rq, rq->lease, strlen(rq->lease)) && req_argf(rq, IDLE_TTL_MS);
+              req_arg(rq, rq->lease, strlen(rq->lease)) && req_argf(rq, IDLE_TTL_MS) &&
+              req_arg(rq, waiter, strlen(waiter)) && req_argf(rq, WAITER_TTL_MS);
     return req_submit(rq, ok);
 }
 
@@ -699,7 +842,8 @@ static req_t *held_req(fleet_t *f, int script, const char *egress, const char *m
         return NULL;
     rq->lcb = cb;
     mp_strlcpy(rq->lease, lease, sizeof rq->lease);
-    if (!script_head(rq, egress, mx) || !req_arg(rq, lease, strlen(lease))) {
+    if (!script_head(rq, egress, mx, script == SC_RELEASE) ||
+        !req_arg(rq, lease, strlen(lease))) {
         req_free(rq);
         return NULL;
     }
@@ -730,9 +874,12 @@ mp_status_t fleet_lease_release(fleet_t *f, const char *egress, const char *mx,
     req_t *rq = held_req(f, SC_RELEASE, egress, mx, lease, lim, cb, arg, &st);
     if (!rq)
         return st;
+    char pair[2 * NAME_MAX_LEN + 2];
+    int n = snprintf(pair, sizeof pair, "%s|%s", egress, mx);
     bool ok = req_arg(rq, names[o], strlen(names[o])) && req_argf(rq, lim->limit) &&
               req_argf(rq, lim->penalty_ms) && req_argf(rq, lim->penalty_cap_ms) &&
-              req_argf(rq, IDLE_TTL_MS);
+              req_argf(rq, IDLE_TTL_MS) && req_argf(rq, WAITER_TTL_MS) &&
+              req_arg(rq, pair, (size_t)n);
     return req_submit(rq, ok);
 }
 

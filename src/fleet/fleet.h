@@ -2,7 +2,8 @@
  * fleet.h - what several mailprobe processes share through Redis: the politeness budget
  * per (outbound address, server address) and the domain facts.
  *
- * Does: keep one hiredis connection on the caller's libevent loop; lease a session slot
+ * Does: keep one hiredis connection on the caller's libevent loop (and a second one
+ * subscribed to this handle's wake-ups, fleet_wake_listen); lease a session slot
  * for (egress, server) - at most N at once and a minimum interval between two starts,
  * decided atomically by one Lua script on Redis' own clock (TIME), so workers on many
  * machines with unsynchronised clocks see one budget; leases expire by themselves when a
@@ -79,6 +80,8 @@ typedef struct {
     uint64_t now_ms;     /* Redis' clock when the script ran (ms since the epoch) */
     unsigned active;     /* leases held for the pair after the decision */
     unsigned allowed;    /* sessions the shared window allows now (<= limit) */
+    bool waiting;        /* acquire refused, the pair full: registered as a waiter, the
+                            release that frees a slot wakes us (fleet_wake_listen) */
 } fleet_lease_t;
 
 typedef void (*fleet_lease_cb)(const fleet_lease_t *l, void *arg);
@@ -103,6 +106,24 @@ mp_status_t fleet_lease_renew(fleet_t *f, const char *egress, const char *mx,
 mp_status_t fleet_lease_release(fleet_t *f, const char *egress, const char *mx,
                                 const char *lease, fleet_outcome_t o,
                                 const fleet_limits_t *lim, fleet_lease_cb cb, void *arg);
+
+/** A wake-up: a release freed a slot of `pair` ("egress|server", len bytes, borrowed)
+ *  while this handle waited for it. */
+typedef void (*fleet_wake_cb)(const char *pair, size_t len, void *arg);
+
+/**
+ * Listen for wake-ups on a second connection (subscribed to mp:wake:<this handle's id>):
+ * from then on an acquire refused because the pair is full registers the handle as a
+ * waiter of the pair, and the release that frees a slot wakes the oldest waiter still
+ * listening. A message can be lost (Redis restarted, the connection lost and made again
+ * by the next acquire): callers keep a slow poll of their own.
+ * @return MP_OK, MP_ERR_ARG, or MP_ERR_IO (no connection could be started now; the next
+ *         acquire tries again)
+ */
+mp_status_t fleet_wake_listen(fleet_t *f, fleet_wake_cb cb, void *arg);
+
+/** Whether Redis confirmed the wake-up subscription (acquires register as waiter). */
+bool fleet_wake_ready(const fleet_t *f);
 
 /** Caps per outbound address, counted as providers count (0 = no cap). */
 typedef struct {

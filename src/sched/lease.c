@@ -53,6 +53,8 @@ struct lease_pool {
     uint64_t calls;         /* requests sent */
     uint64_t down_until;    /* Redis failed: no request before this */
     uint64_t backoff_ms;    /* 0 while Redis answers */
+    unsigned safety_ms;     /* the safety poll of a pair waiting for a wake-up */
+    uint32_t jitter;        /* xorshift state for the safety poll's jitter */
 };
 
 static bool caps_set(const fleet_caps_t *c)
@@ -160,6 +162,19 @@ static void on_quota(const fleet_quota_t *q, void *arg)
     pr->granted[0] = '\0';
 }
 
+/* The safety poll of a pair waiting for a wake-up: 75-100 % of safety_poll_ms, spread so
+ * that the processes of a fleet do not ask in step. */
+static uint64_t pool_safety_ms(lease_pool_t *p)
+{
+    uint32_t x = p->jitter;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    p->jitter = x;
+    uint64_t s = p->safety_ms;
+    return s - s / 4 + (s / 4 ? x % (s / 4 + 1) : 0);
+}
+
 static void on_acquire(const fleet_lease_t *l, void *arg)
 {
     pair_t *pr = arg;
@@ -172,11 +187,13 @@ static void on_acquire(const fleet_lease_t *l, void *arg)
     }
     pool_redis_ok(p);
     if (!l->granted) {
-        /* full: a release usually comes before the earliest expiry, so ask again soon;
-         * an interval or a penalty: wait_ms exactly */
+        /* full: a release usually comes before the earliest expiry; registered as a
+         * waiter, its wake-up asks again (on_fleet_wake), else ask again soon. An
+         * interval or a penalty: wait_ms exactly */
         uint64_t w = l->wait_ms;
-        if (l->active >= l->allowed && w > LEASE_POLL_MS)
-            w = LEASE_POLL_MS;
+        uint64_t poll = l->waiting ? pool_safety_ms(p) : LEASE_POLL_MS;
+        if (l->active >= l->allowed && w > poll)
+            w = poll;
         pr->wait_until = mp_now_ms() + w;
         p->wake(p->arg);
         return;
@@ -195,6 +212,22 @@ static void on_acquire(const fleet_lease_t *l, void *arg)
         return;
     }
     pair_ready(pr, l->lease);
+}
+
+/* Send the pair's acquire: MP_OK (the answer comes to on_acquire), MP_ERR_ARG (a name
+ * Redis keys cannot hold), else Redis is unreachable (the pool backs off). */
+static mp_status_t pair_acquire(pair_t *pr)
+{
+    lease_pool_t *p = pr->p;
+    mp_status_t st = fleet_lease_acquire(p->f, pr->egress, pr->ip, &p->cfg.lim, on_acquire,
+                                         pr);
+    if (st == MP_OK) {
+        pair_asking(pr, true);
+        p->calls++;
+    } else if (st != MP_ERR_ARG) {
+        pool_redis_failed(p, "cannot reach Redis");
+    }
+    return st;
 }
 
 static pair_t *pair_get(lease_pool_t *p, const char *egress, const char *ip)
@@ -240,7 +273,7 @@ bool lease_pool_take(lease_pool_t *p, const char *egress, const char *ip, char *
         *retry_at = w;
         return false;
     }
-    mp_status_t st = fleet_lease_acquire(p->f, egress, ip, &p->cfg.lim, on_acquire, pr);
+    mp_status_t st = pair_acquire(pr);
     if (st == MP_ERR_ARG) {
         /* a name Redis keys cannot hold: the local limits alone */
         mp_log(MP_LOG_WARN, "fleet: no lease for %s to %s (name too long); local limits only",
@@ -249,13 +282,28 @@ bool lease_pool_take(lease_pool_t *p, const char *egress, const char *ip, char *
         return true;
     }
     if (st != MP_OK) {
-        pool_redis_failed(p, "cannot reach Redis");
         *retry_at = p->down_until;
         return false;
     }
-    pair_asking(pr, true);
-    p->calls++;
     return false;
+}
+
+/* A release freed a slot of the pair while we waited: ask now rather than at the safety
+ * poll. A grant nobody takes goes back within a second (on_ready_timer), and that
+ * release wakes the next waiter. */
+static void on_fleet_wake(const char *name, size_t len, void *arg)
+{
+    lease_pool_t *p = arg;
+    char key[400];
+    if (len >= sizeof key)
+        return;
+    memcpy(key, name, len);
+    key[len] = '\0';
+    pair_t *pr = strmap_get(p->pairs, key);
+    if (!pr || pr->asking || pr->ready[0] || pr->granted[0] || p->down_until > mp_now_ms())
+        return;
+    pr->wait_until = 0;
+    (void)pair_acquire(pr);
 }
 
 unsigned lease_pool_inflight(const lease_pool_t *p)
@@ -274,6 +322,12 @@ void lease_pool_drop_ready(lease_pool_t *p)
 {
     if (p && p->ready)
         strmap_each(p->pairs, pair_drop_ready, NULL);
+}
+
+void lease_pool_safety_set(lease_pool_t *p, unsigned ms)
+{
+    if (p && ms)
+        p->safety_ms = ms;
 }
 
 uint64_t lease_pool_calls(const lease_pool_t *p)
@@ -394,6 +448,10 @@ lease_pool_t *lease_pool_new(struct event_base *base, fleet_t *f, const lease_cf
     p->cfg = *cfg;
     if (!p->cfg.lim.lease_ms)
         p->cfg.lim.lease_ms = LEASE_MS_DEFAULT;
+    p->safety_ms = LEASE_SAFETY_MS;
+    p->jitter = (uint32_t)mp_now_ms() ^ (uint32_t)(uintptr_t)p;
+    if (!p->jitter)
+        p->jitter = 1;
     p->wake = wake;
     p->arg = arg;
     p->pairs = strmap_new();
@@ -401,6 +459,9 @@ lease_pool_t *lease_pool_new(struct event_base *base, fleet_t *f, const lease_cf
         free(p);
         return NULL;
     }
+    /* wake-ups: without them (not subscribed yet) a full pair is asked every 100 ms */
+    if (fleet_wake_listen(f, on_fleet_wake, p) != MP_OK)
+        mp_log(MP_LOG_DEBUG, "fleet: no wake-up subscription yet; the next acquire tries");
     return p;
 }
 

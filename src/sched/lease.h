@@ -7,7 +7,9 @@
  * lease not used yet, and until when the pair waits (a refusal's wait, a cap's window,
  * Redis lost: a back-off of 1 s doubling to 30 s during which no session starts); take
  * one unit of the caps per egress after a grant; wake the owner when a lease is granted
- * or a wait is over (the owner also learns the time to ask again).
+ * or a wait is over (the owner also learns the time to ask again). A pair refused because
+ * it is full waits for Redis' wake-up (the release that frees a slot publishes it; the
+ * pool then asks at once), with a slow safety poll in case a wake-up is lost.
  * Does not: choose which check goes first, count local slots (engine.c), or talk to Redis
  * itself (fleet.c). It does not own the fleet handle: free the pool after fleet_free(),
  * which drops the answers still to come (docs/internals/fleet.md, "The engine").
@@ -29,7 +31,9 @@
  * every process without one shares it, which counts them as one client address. */
 #define LEASE_EGRESS_SYSTEM "system"
 #define LEASE_MS_DEFAULT 30000      /* a lease not renewed expires after this */
-#define LEASE_POLL_MS 100           /* ask again this soon when the pair is full */
+#define LEASE_POLL_MS 100           /* the pair full and no wake-up to come: ask again */
+#define LEASE_SAFETY_MS 2000        /* the pair full, a wake-up to come: ask again anyway
+                                       after 75-100 % of this (a wake-up can be lost) */
 #define LEASE_BACKOFF_MAX_MS 30000  /* Redis lost: longest wait before asking again */
 
 typedef struct lease_pool lease_pool_t;
@@ -66,6 +70,10 @@ unsigned lease_pool_inflight(const lease_pool_t *p);
 
 /** Give back now every granted lease no session took (nothing is pending). */
 void lease_pool_drop_ready(lease_pool_t *p);
+
+/** The safety poll of a pair waiting for a wake-up (default LEASE_SAFETY_MS; tests make
+ *  it long to tell a wake-up from the poll, or short to recover a lost one). */
+void lease_pool_safety_set(lease_pool_t *p, unsigned ms);
 
 /** Requests sent to Redis so far (acquire, caps, renew, release). */
 uint64_t lease_pool_calls(const lease_pool_t *p);

@@ -3,7 +3,10 @@
  * real redis-server (tests/fleet/redis_fixture.h), two pools on two connections standing
  * for two processes:
  *  - a grant is handed out once; the other process is refused while the pair is full
- *    (asked again soon) and granted once the first releases;
+ *    and is woken by the release (the safety poll made 20 s long, and one acquire
+ *    counted after the refusal: the wake-up, not a poll, brought the grant);
+ *  - a waiter that died (its subscription gone) does not hold up the live one behind it;
+ *  - a lost wake-up (the waiter's entry deleted in Redis) is made up by the safety poll;
  *  - the minimum interval: the refusal says how long to wait;
  *  - a grant nobody takes is given back (lease_pool_drop_ready) and the other gets it;
  *    the requests in flight and the untaken grants count until settled;
@@ -18,6 +21,8 @@
 #include <cmocka.h>
 
 #include <string.h>
+
+#include <hiredis/hiredis.h>
 
 #include "../fleet/redis_fixture.h"
 #include "sched/lease.h"
@@ -86,6 +91,8 @@ typedef struct {
     waker_t w;
 } proc_t;
 
+/* A process: its pool subscribed to its wake-ups (so that a refusal registers it as a
+ * waiter), the safety poll 20 s long unless the test says otherwise. */
 static void proc_open(proc_t *pr, const lease_cfg_t *cfg)
 {
     char err[256] = "";
@@ -95,6 +102,10 @@ static void proc_open(proc_t *pr, const lease_cfg_t *cfg)
         fail_msg("fleet_open: %s", err);
     pr->p = lease_pool_new(base, pr->f, cfg, on_wake, &pr->w);
     assert_non_null(pr->p);
+    lease_pool_safety_set(pr->p, 20000);
+    for (int i = 0; i < 500 && !fleet_wake_ready(pr->f); i++)
+        run_for(10);
+    assert_true(fleet_wake_ready(pr->f));
 }
 
 static void proc_close(proc_t *pr)
@@ -137,20 +148,28 @@ static void test_full_then_released(void **state)
     assert_true(la[0] != '\0');
     lease_hold_t *h = lease_hold_new(a.p, "10.0.0.1", "192.0.2.1", la);
     assert_non_null(h);
-    /* the grant was handed out once: a's next acquire is refused */
-    assert_false(take_now(&a, "10.0.0.1", "192.0.2.1", la, &at));
-    /* b: refused, asked again soon (100 ms), not after the lease's 30 s */
+    /* b: refused, registered as a waiter: the next question is the safety poll's (20 s
+     * here), not the lease's 30 s nor a 100 ms poll */
     assert_false(take_now(&b, "10.0.0.1", "192.0.2.1", lb, &at));
-    assert_true(at > b.w.at_ms && at <= b.w.at_ms + LEASE_POLL_MS);
+    assert_true(at >= b.w.at_ms + 15000 && at <= b.w.at_ms + 20000);
+    /* the grant was handed out once: a's next acquire is refused (a waits behind b) */
+    run_for(5);
+    assert_false(take_now(&a, "10.0.0.1", "192.0.2.1", la, &at));
     /* another egress is another pair */
     assert_true(take_now(&b, "10.0.0.2", "192.0.2.1", lb, &at));
     lease_hold_end(lease_hold_new(b.p, "10.0.0.2", "192.0.2.1", lb), FLEET_OK);
-    /* a releases: b gets the pair */
+    settle(b.p);
+    /* a releases: the release wakes b, whose pool asks at once (one acquire) and wakes
+     * its owner with the grant, long before any poll */
+    uint64_t calls = lease_pool_calls(b.p);
+    unsigned wakes = b.w.wakes;
     lease_hold_end(h, FLEET_OK);
-    settle(a.p);
-    run_for(LEASE_POLL_MS + 20);
-    assert_true(take_now(&b, "10.0.0.1", "192.0.2.1", lb, &at));
+    wait_wake(&b.w);
+    assert_int_equal(b.w.wakes, wakes + 1);
+    assert_int_equal(lease_pool_calls(b.p), calls + 1);
+    assert_true(lease_pool_take(b.p, "10.0.0.1", "192.0.2.1", lb, 64, mp_now_ms(), &at));
     lease_hold_end(lease_hold_new(b.p, "10.0.0.1", "192.0.2.1", lb), FLEET_OK);
+    settle(a.p);
     settle(b.p);
     proc_close(&a);
     proc_close(&b);
@@ -194,6 +213,77 @@ static void test_interval_and_untaken_grant(void **state)
     proc_close(&b);
     proc_close(&x);
     proc_close(&y);
+}
+
+/* A synchronous connection to the fixture's Redis, for what no process would do. */
+static void redis_run(const char *cmd)
+{
+    redisContext *c = redisConnect("127.0.0.1", (int)redis_port);
+    assert_true(c && !c->err);
+    redisReply *r = redisCommand(c, cmd);
+    assert_non_null(r);
+    assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+static void test_dead_waiter(void **state)
+{
+    (void)state;
+    lease_cfg_t c = cfg_of(1, 0, 30000);
+    proc_t a, dead, b;
+    proc_open(&a, &c);
+    proc_open(&dead, &c);
+    proc_open(&b, &c);
+    char la[64], lb[64];
+    uint64_t at;
+    assert_true(take_now(&a, "e6", "192.0.2.9", la, &at));
+    lease_hold_t *h = lease_hold_new(a.p, "e6", "192.0.2.9", la);
+    /* the first waiter, then it dies (its subscription with it); b waits behind it */
+    assert_false(take_now(&dead, "e6", "192.0.2.9", lb, &at));
+    run_for(20);
+    assert_false(take_now(&b, "e6", "192.0.2.9", lb, &at));
+    proc_close(&dead);
+    /* the release passes over the dead waiter (nobody heard it) and wakes b */
+    uint64_t calls = lease_pool_calls(b.p);
+    lease_hold_end(h, FLEET_OK);
+    wait_wake(&b.w);
+    assert_int_equal(lease_pool_calls(b.p), calls + 1);
+    assert_true(lease_pool_take(b.p, "e6", "192.0.2.9", lb, 64, mp_now_ms(), &at));
+    lease_hold_end(lease_hold_new(b.p, "e6", "192.0.2.9", lb), FLEET_OK);
+    settle(a.p);
+    settle(b.p);
+    proc_close(&a);
+    proc_close(&b);
+}
+
+static void test_lost_wakeup(void **state)
+{
+    (void)state;
+    lease_cfg_t c = cfg_of(1, 0, 30000);
+    proc_t a, b;
+    proc_open(&a, &c);
+    proc_open(&b, &c);
+    lease_pool_safety_set(b.p, 400);
+    char la[64], lb[64];
+    uint64_t at;
+    assert_true(take_now(&a, "e7", "192.0.2.10", la, &at));
+    lease_hold_t *h = lease_hold_new(a.p, "e7", "192.0.2.10", la);
+    assert_false(take_now(&b, "e7", "192.0.2.10", lb, &at));
+    assert_true(at >= b.w.at_ms + 300 && at <= b.w.at_ms + 400); /* 75-100 % of it */
+    /* the wake-up is lost: Redis forgot that b waits */
+    redis_run("DEL mp:wait:{e7|192.0.2.10} mp:seen:{e7|192.0.2.10}");
+    unsigned wakes = b.w.wakes;
+    lease_hold_end(h, FLEET_OK);
+    settle(a.p);
+    assert_int_equal(b.w.wakes, wakes); /* nobody woke b */
+    /* the safety poll asks again and gets the pair */
+    run_until(at);
+    assert_true(take_now(&b, "e7", "192.0.2.10", lb, &at));
+    lease_hold_end(lease_hold_new(b.p, "e7", "192.0.2.10", lb), FLEET_OK);
+    settle(b.p);
+    proc_close(&a);
+    proc_close(&b);
 }
 
 static void test_renewal_too_late(void **state)
@@ -268,6 +358,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_then_released),
         cmocka_unit_test(test_interval_and_untaken_grant),
+        cmocka_unit_test(test_dead_waiter),
+        cmocka_unit_test(test_lost_wakeup),
         cmocka_unit_test(test_renewal_too_late),
         cmocka_unit_test(test_cap_per_egress),
         cmocka_unit_test(test_redis_lost_backoff),
