@@ -56,9 +56,9 @@ run_bulk() { # NAME CSV M [mailprobe options...]
 # A pool of W workers around a fresh redis-server, then bulk --redis --pool; afterwards one JSON
 # line: the Redis round trips (client commands of INFO commandstats: the scripts' own
 # calls are not round trips) and the CPU of the submitter and the workers, per address.
-# The queue's: its scripts (EVAL, less the fact reads, which are EVALs of GET + PTTL),
-# XREADGROUP, XREAD... The engine's fleet (--redis in each worker): EVALSHA (leases,
-# caps), the fact reads (counted by their PTTL) and writes (SET).
+# The queue's: its scripts (EVAL), XREADGROUP, XREAD... The engine's fleet (--redis in
+# each worker): EVALSHA (leases, caps, the fact reads), the fact writes (SET) and the
+# wake-up subscriptions (SUBSCRIBE).
 RT_CMDS="xreadgroup xread smembers xclaim hexists del persist multi exec srem script ping auth select"
 run_pool() { # NAME CSV M W
   local name=$1 csv=$2 m=$3 nw=$4 d=$LAB/runs/$1.pool port=6380 i
@@ -92,8 +92,8 @@ def cpu(path):
     return sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([0-9.]+)", t))
 sub = cpu(d[:-5] + "/time.txt")
 work = sum(cpu("%s/worker%d.time" % (d, i + 1)) for i in range(nw))
-queue = sum(stats.get(c, 0) for c in cmds) + stats.get("eval", 0) - stats.get("pttl", 0)
-fleet = stats.get("evalsha", 0) + stats.get("pttl", 0) + stats.get("set", 0)
+queue = sum(stats.get(c, 0) for c in cmds) + stats.get("eval", 0)
+fleet = stats.get("evalsha", 0) + stats.get("set", 0) + stats.get("subscribe", 0)
 rt = queue + fleet
 print(json.dumps({"run": name, "rows": rows, "workers": nw, "redis_round_trips": rt,
                   "round_trips_per_address": round(rt / rows, 3),

@@ -169,9 +169,19 @@ static const char script_quota[] =
     "end\n"
     "return {1, 0, now, used[1], used[2], used[3]}\n";
 
-enum { SC_ACQUIRE, SC_RENEW, SC_RELEASE, SC_QUOTA, SC__COUNT };
+/* KEYS: facts  -> {value or nil, pttl, ...} per key, value and remaining TTL from one
+ * moment; several facts of a domain in one round trip */
+static const char script_facts[] =
+    "local r = {}\n"
+    "for i = 1, #KEYS do\n"
+    "  r[#r + 1] = redis.call('GET', KEYS[i])\n"
+    "  r[#r + 1] = redis.call('PTTL', KEYS[i])\n"
+    "end\n"
+    "return r\n";
+
+enum { SC_ACQUIRE, SC_RENEW, SC_RELEASE, SC_QUOTA, SC_FACTS, SC__COUNT };
 static const char *const scripts[SC__COUNT] = {script_acquire, script_renew, script_release,
-                                               script_quota};
+                                               script_quota, script_facts};
 
 /* ---- handle and requests --------------------------------------------------------------- */
 
@@ -201,7 +211,9 @@ typedef struct {
     bool fact;                  /* a fact request: fcb; a quota request: qcb; else lcb */
     fleet_lease_cb lcb;
     fleet_quota_cb qcb;
-    fleet_fact_cb fcb;
+    fleet_fact_cb fcb;          /* a write's callback */
+    fleet_fact_ask_t asks[FLEET_FACTS_MAX]; /* a read's: one per fact, in order */
+    size_t nasks;
     fleet_reply_cb rcb;         /* a command (fleet_command): the raw reply */
     void *arg;
     char lease[64];
@@ -619,25 +631,33 @@ static void lease_answer(req_t *rq, const redisReply *r, const char *error)
 
 static void fact_answer(req_t *rq, const redisReply *r, const char *error)
 {
-    if (!rq->fcb)
+    if (rq->nasks) { /* a read: {value, pttl} per fact, each callback in order */
+        if (!error && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 * rq->nasks))
+            error = "unexpected reply to a fact request";
+        for (size_t i = 0; i < rq->nasks; i++) {
+            const fleet_fact_ask_t *a = &rq->asks[i];
+            if (error) {
+                a->cb(error, NULL, 0, 0, a->arg);
+                continue;
+            }
+            const redisReply *v = r->element[2 * i], *t = r->element[2 * i + 1];
+            uint64_t ttl = t->type == REDIS_REPLY_INTEGER && t->integer > 0
+                               ? (uint64_t)t->integer : 0;
+            if (v->type == REDIS_REPLY_STRING)
+                a->cb(NULL, v->str, v->len, ttl, a->arg);
+            else
+                a->cb(NULL, NULL, 0, 0, a->arg);
+        }
         return;
-    if (error) {
+    }
+    if (!rq->fcb) /* a write: status OK */
+        return;
+    if (error)
         rq->fcb(error, NULL, 0, 0, rq->arg);
-        return;
-    }
-    /* GET: MULTI [GET, PTTL] -> array of 2; PUT: status OK */
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
-        const redisReply *v = r->element[0], *t = r->element[1];
-        uint64_t ttl = t->type == REDIS_REPLY_INTEGER && t->integer > 0 ? (uint64_t)t->integer : 0;
-        if (v->type == REDIS_REPLY_STRING)
-            rq->fcb(NULL, v->str, v->len, ttl, rq->arg);
-        else
-            rq->fcb(NULL, NULL, 0, 0, rq->arg);
-    } else if (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_NIL) {
+    else if (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_NIL)
         rq->fcb(NULL, NULL, 0, 0, rq->arg);
-    } else {
+    else
         rq->fcb("unexpected reply to a fact request", NULL, 0, 0, rq->arg);
-    }
 }
 
 static void quota_answer(req_t *rq, const redisReply *r, const char *error)
@@ -920,9 +940,9 @@ static bool fact_key(req_t *rq, fleet_fact_t kind, const char *domain)
     return req_arg(rq, key, (size_t)n);
 }
 
-static req_t *fact_req(fleet_t *f, fleet_fact_cb cb, void *arg)
+static req_t *fact_req(fleet_t *f, int script, fleet_fact_cb cb, void *arg)
 {
-    req_t *rq = req_new(f, -1, arg);
+    req_t *rq = req_new(f, script, arg);
     if (rq) {
         rq->fact = true;
         rq->fcb = cb;
@@ -930,20 +950,31 @@ static req_t *fact_req(fleet_t *f, fleet_fact_cb cb, void *arg)
     return rq;
 }
 
+mp_status_t fleet_facts_get(fleet_t *f, const char *domain, const fleet_fact_ask_t *asks,
+                            size_t n)
+{
+    if (!f || f->closing || !name_ok(domain) || n < 1 || n > FLEET_FACTS_MAX)
+        return MP_ERR_ARG;
+    for (size_t i = 0; i < n; i++)
+        if (!asks[i].cb || !fact_name(asks[i].kind))
+            return MP_ERR_ARG;
+    req_t *rq = fact_req(f, SC_FACTS, NULL, NULL);
+    if (!rq)
+        return MP_ERR_NOMEM;
+    memcpy(rq->asks, asks, n * sizeof *asks);
+    rq->nasks = n;
+    bool ok = req_arg(rq, "EVALSHA", 7) && req_arg(rq, f->sha[SC_FACTS], 40) &&
+              req_argf(rq, (unsigned long long)n);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = fact_key(rq, asks[i].kind, domain);
+    return req_submit(rq, ok);
+}
+
 mp_status_t fleet_fact_get(fleet_t *f, fleet_fact_t kind, const char *domain,
                            fleet_fact_cb cb, void *arg)
 {
-    /* value and remaining TTL from one moment, in one round trip: a one-line script
-     * sent as text (no SHA to keep for it) */
-    static const char get[] = "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}";
-    if (!f || f->closing || !cb || !fact_name(kind) || !name_ok(domain))
-        return MP_ERR_ARG;
-    req_t *rq = fact_req(f, cb, arg);
-    if (!rq)
-        return MP_ERR_NOMEM;
-    bool ok = req_arg(rq, "EVAL", 4) && req_arg(rq, get, sizeof get - 1) &&
-              req_arg(rq, "1", 1) && fact_key(rq, kind, domain);
-    return req_submit(rq, ok);
+    fleet_fact_ask_t a = {kind, cb, arg};
+    return fleet_facts_get(f, domain, &a, 1);
 }
 
 mp_status_t fleet_fact_put(fleet_t *f, fleet_fact_t kind, const char *domain,
@@ -953,7 +984,7 @@ mp_status_t fleet_fact_put(fleet_t *f, fleet_fact_t kind, const char *domain,
     if (!f || f->closing || !fact_name(kind) || !name_ok(domain) || !value ||
         len > FACT_MAX || ttl_ms == 0)
         return MP_ERR_ARG;
-    req_t *rq = fact_req(f, cb, arg);
+    req_t *rq = fact_req(f, -1, cb, arg);
     if (!rq)
         return MP_ERR_NOMEM;
     bool ok = req_arg(rq, "SET", 3) && fact_key(rq, kind, domain) &&

@@ -161,6 +161,20 @@ typedef void (*fleet_fact_cb)(const char *error, const char *value, size_t len,
 mp_status_t fleet_fact_get(fleet_t *f, fleet_fact_t kind, const char *domain,
                            fleet_fact_cb cb, void *arg);
 
+#define FLEET_FACTS_MAX 3
+
+/** One fact to read and where its answer goes. */
+typedef struct {
+    fleet_fact_t kind;
+    fleet_fact_cb cb;
+    void *arg;
+} fleet_fact_ask_t;
+
+/** Read up to FLEET_FACTS_MAX facts of a domain in one round trip (one script); the
+ *  callbacks run in the order of asks, one after the other, from the same answer. */
+mp_status_t fleet_facts_get(fleet_t *f, const char *domain, const fleet_fact_ask_t *asks,
+                            size_t n);
+
 /** Store a fact (opaque bytes, at most 64 KiB) for ttl_ms (>= 1). cb may be NULL; it receives
  *  value NULL. */
 mp_status_t fleet_fact_put(fleet_t *f, fleet_fact_t kind, const char *domain,

@@ -229,6 +229,8 @@ struct engine {
     strmap_t *fetching;           /* domain -> fetching_t: shared facts asked of Redis */
     strmap_t *mxfetch;            /* domain -> fetching_t: MX answers asked of Redis */
     strmap_t *mxmemo;             /* domain -> mx_memo_t: MX answers the fleet shared */
+    strmap_t *canone;             /* domain -> uint64_t: until when the catch-all fact,
+                                     asked along with the MX answer, counts as absent */
 };
 
 /* A domain's MX answer as the fleet has it (lease_mx_encode's text), until it expires. */
@@ -239,6 +241,7 @@ typedef struct {
 } mx_memo_t;
 
 #define MX_MEMO_MAX 4096 /* domains kept; when full, the memo starts afresh */
+#define CA_NONE_MS 60000 /* a catch-all fact absent with the MX answer is not asked again */
 
 /* A domain's shared facts asked of Redis, and the checks waiting for the answer. */
 typedef struct fetching {
@@ -546,9 +549,40 @@ static void on_fact(const char *error, const char *value, size_t len, uint64_t t
     free(fe);
 }
 
+/* The catch-all fact read along with the MX answer (before on_mx_fact, which frees fe):
+ * into the local cache, or, absent, remembered so that chk_fetch_facts does not ask. */
+static void on_ca_along(const char *error, const char *value, size_t len, uint64_t ttl_ms,
+                        void *arg)
+{
+    fetching_t *fe = arg;
+    engine_t *e = fe->e;
+    facts_domain_t f;
+    if (error)
+        return;
+    if (value && ttl_ms && lease_fact_decode(value, len, &f)) {
+        facts_put(e->facts, fe->domain, &f, ttl_ms);
+        return;
+    }
+    if (strmap_count(e->canone) >= MX_MEMO_MAX) {
+        strmap_free(e->canone, free);
+        if (!(e->canone = strmap_new()))
+            mp_panic("out of memory");
+    }
+    uint64_t *until = malloc(sizeof *until);
+    if (!until)
+        return;
+    *until = mp_now_ms() + CA_NONE_MS;
+    free(strmap_get(e->canone, fe->domain));
+    if (!strmap_put(e->canone, fe->domain, until)) {
+        strmap_del(e->canone, fe->domain);
+        free(until);
+    }
+}
+
 /* j waits for a fact of its domain from Redis: it joins the question in flight (map:
- * domain -> fetching_t) or asks one. False: no question could be asked (the caller
- * goes on without the fact). */
+ * domain -> fetching_t) or asks one (an MX answer with the catch-all fact when that is
+ * wanted and not known here: one round trip). False: no question could be asked (the
+ * caller goes on without the fact). */
 static bool fetch_join(chk_t *j, strmap_t *map, fleet_fact_t kind, fleet_fact_cb cb)
 {
     engine_t *e = j->e;
@@ -562,7 +596,11 @@ static bool fetch_join(chk_t *j, strmap_t *map, fleet_fact_t kind, fleet_fact_cb
         }
         fe->e = e;
         mp_strlcpy(fe->domain, d, sizeof fe->domain);
-        if (fleet_fact_get(e->fleet, kind, d, cb, fe) != MP_OK) {
+        fleet_fact_ask_t asks[2] = {{FLEET_FACT_CATCH_ALL, on_ca_along, fe}, {kind, cb, fe}};
+        facts_domain_t f;
+        size_t along = kind == FLEET_FACT_MX && e->o.catch_all_probe &&
+                       !facts_get(e->facts, d, &f) ? 0 : 1;
+        if (fleet_facts_get(e->fleet, d, asks + along, 2 - along) != MP_OK) {
             strmap_del(map, d);
             free(fe);
             return false;
@@ -585,7 +623,9 @@ static void chk_fetch_facts(chk_t *j)
     engine_t *e = j->e;
     const char *d = j->res->addr.domain_ascii;
     facts_domain_t f;
-    if (!e->fleet || !e->o.catch_all_probe || facts_get(e->facts, d, &f)) {
+    const uint64_t *none = e->fleet ? strmap_get(e->canone, d) : NULL;
+    if (!e->fleet || !e->o.catch_all_probe || facts_get(e->facts, d, &f) ||
+        (none && *none > mp_now_ms())) {
         chk_try_target(j);
         return;
     }
@@ -2333,7 +2373,8 @@ engine_t *engine_new(struct event_base *base, const engine_opts_t *opts, mp_stat
         e->fetching = strmap_new();
         e->mxfetch = strmap_new();
         e->mxmemo = strmap_new();
-        if (!e->lease || !e->fetching || !e->mxfetch || !e->mxmemo)
+        e->canone = strmap_new();
+        if (!e->lease || !e->fetching || !e->mxfetch || !e->mxmemo || !e->canone)
             goto fail;
     }
     e->facts = e->o.facts;
@@ -2389,6 +2430,7 @@ void engine_free(engine_t *e)
     strmap_free(e->fetching, free); /* fetches not answered: their checks are gone */
     strmap_free(e->mxfetch, free);
     strmap_free(e->mxmemo, free);
+    strmap_free(e->canone, free);
     if (e->cc_ev)
         event_free(e->cc_ev);
     strmap_free(e->dests, free);

@@ -13,7 +13,8 @@ and says "421 4.7.0 Error: too many connections" to a 4th.
   limit summed over the processes, and Postfix refused none (without --redis the three
   reach 4 at once and anvil refuses connections: docs/internals/fleet.md).
 - Each domain's catch-all probe (a random local part Postfix refuses and logs) was sent
-  once; a later process checking the same domains sends none (the fact came from Redis)
+  once; a later process checking the same domains sends none (the fact came from Redis,
+  read with the MX answer: one read per domain)
   and asks unbound nothing about them (the MX answers came from Redis), where the same
   process without --redis asks.
 - Redis killed (SIGKILL) while two processes run and started again: they finish with
@@ -96,6 +97,19 @@ class Redis:
         self.kill()
         shutil.rmtree(self.dir, True)
 
+    def cli(self, *args):
+        p = labkit.nsexec(["redis-cli", "-p", str(REDIS_PORT)] + list(args),
+                          capture_output=True, text=True)
+        if p.returncode != 0:
+            raise labkit.LabError("redis-cli %s: %s" % (" ".join(args), p.stderr))
+        return p.stdout
+
+    def calls(self):
+        """Commands run since the last CONFIG RESETSTAT, by name (a script's own calls
+        count too: 'time' is called once by each lease script, the fact reads not)."""
+        return {m.group(1): int(m.group(2)) for m in
+                re.finditer(r"cmdstat_(\w+):calls=(\d+)", self.cli("info", "commandstats"))}
+
 
 class Fleet(labkit.LabCase):
     @classmethod
@@ -170,11 +184,16 @@ class Fleet(labkit.LabCase):
         dns_mark = labkit.unbound_mark()
         addrs = ["alice@fleet-a.test", "nobody@fleet-d.test", "bob@fleet-f.test"]
         name = "again"
+        self.redis.cli("config", "resetstat")
         err = self.bulk_wait(name, self.bulk_start(name, addrs, "--per-server", "2",
                                                    "--redis", REDIS_URL), addrs)
         self.assertEqual(probes(mark.new_text(settle=0.5)), {}, err)
         asked = [q for q in labkit.unbound_queries(dns_mark) if "fleet-" in q[0]]
         self.assertEqual(asked, [], err)
+        # one read per domain brought its MX answer and its catch-all fact together: the
+        # scripts run (EVALSHA) less the lease scripts (one TIME each) are 3, not 6
+        calls = self.redis.calls()
+        self.assertEqual(calls.get("evalsha", 0) - calls.get("time", 0), 3, calls)
         # the check is real: without --redis the same process asks
         dns_mark = labkit.unbound_mark()
         name = "again-alone"

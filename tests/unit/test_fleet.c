@@ -9,7 +9,8 @@
  *  - the minimum interval between starts; a throttle halves the shared window and delays
  *    every worker by the penalty; renewing a live and an expired lease;
  *  - caps per outbound address per minute/hour/day: all or nothing, per egress and scope;
- *  - facts: put, get from another worker with the TTL left, absent, expired;
+ *  - facts: put, get from another worker with the TTL left, absent, expired; two facts
+ *    read in one round trip, each to its own callback in order;
  *  - a Redis with a password: AUTH on both connections, a missing or wrong one refused
  *    at open (never echoed);
  *  - Redis unreachable at open: a clear one-line error; Redis killed: requests fail with
@@ -424,6 +425,19 @@ static void test_facts(void **state)
     usleep(250000);
     w = fact_get(b, FLEET_FACT_CATCH_ALL, "example.test");
     assert_false(w.has); /* its TTL ran out */
+    /* two facts in one round trip: each callback its own, in order (one absent) */
+    fact_wait_t two[2] = {{0}, {0}};
+    fleet_fact_ask_t asks[2] = {{FLEET_FACT_CATCH_ALL, fact_cb, &two[0]},
+                                {FLEET_FACT_MX, fact_cb, &two[1]}};
+    assert_int_equal(fleet_facts_get(b, "example.test", asks, 2), MP_OK);
+    loop_until(&two[1].done);
+    assert_true(two[0].done);
+    assert_string_equal(two[0].err, "");
+    assert_false(two[0].has);
+    assert_true(two[1].has);
+    assert_string_equal(two[1].value, "10 mx1.example.test 192.0.2.25");
+    assert_true(two[1].ttl > 0 && two[1].ttl <= 5000);
+    assert_int_equal(fleet_facts_get(b, "example.test", asks, 0), MP_ERR_ARG);
     assert_int_equal(fleet_fact_put(a, FLEET_FACT_MX, "bad{key}", "x", 1, 1000, NULL, NULL),
                      MP_ERR_ARG);
     assert_int_equal(fleet_fact_put(a, FLEET_FACT_MX, "a.test", "x", 1, 0, NULL, NULL),
