@@ -7,6 +7,7 @@
  *    counted after the refusal: the wake-up, not a poll, brought the grant);
  *  - a waiter that died (its subscription gone) does not hold up the live one behind it;
  *  - a lost wake-up (the waiter's entry deleted in Redis) is made up by the safety poll;
+ *  - a waiter not refused again for long (its entry's time set back) is passed over;
  *  - the minimum interval: the refusal says how long to wait;
  *  - a grant nobody takes is given back (lease_pool_drop_ready) and the other gets it;
  *    the requests in flight and the untaken grants count until settled;
@@ -215,14 +216,20 @@ static void test_interval_and_untaken_grant(void **state)
     proc_close(&y);
 }
 
-/* A synchronous connection to the fixture's Redis, for what no process would do. */
-static void redis_run(const char *cmd)
+/* A synchronous connection to the fixture's Redis, for what no process would do; the
+ * reply's first string (or array element) into out when out is not NULL. */
+static void redis_run(const char *cmd, char *out, size_t size)
 {
     redisContext *c = redisConnect("127.0.0.1", (int)redis_port);
     assert_true(c && !c->err);
     redisReply *r = redisCommand(c, cmd);
     assert_non_null(r);
     assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+    if (out) {
+        const redisReply *v = r->type == REDIS_REPLY_ARRAY && r->elements ? r->element[0] : r;
+        assert_int_equal(v->type, REDIS_REPLY_STRING);
+        snprintf(out, size, "%s", v->str);
+    }
     freeReplyObject(r);
     redisFree(c);
 }
@@ -272,7 +279,7 @@ static void test_lost_wakeup(void **state)
     assert_false(take_now(&b, "e7", "192.0.2.10", lb, &at));
     assert_true(at >= b.w.at_ms + 300 && at <= b.w.at_ms + 400); /* 75-100 % of it */
     /* the wake-up is lost: Redis forgot that b waits */
-    redis_run("DEL mp:wait:{e7|192.0.2.10} mp:seen:{e7|192.0.2.10}");
+    redis_run("DEL mp:wait:{e7|192.0.2.10} mp:seen:{e7|192.0.2.10}", NULL, 0);
     unsigned wakes = b.w.wakes;
     lease_hold_end(h, FLEET_OK);
     settle(a.p);
@@ -283,6 +290,39 @@ static void test_lost_wakeup(void **state)
     lease_hold_end(lease_hold_new(b.p, "e7", "192.0.2.10", lb), FLEET_OK);
     settle(b.p);
     proc_close(&a);
+    proc_close(&b);
+}
+
+static void test_stale_waiter(void **state)
+{
+    (void)state;
+    lease_cfg_t c = cfg_of(1, 0, 30000);
+    proc_t a, stale, b;
+    proc_open(&a, &c);
+    proc_open(&stale, &c);
+    proc_open(&b, &c);
+    char la[64], lb[64], id[64], cmd[160];
+    uint64_t at;
+    assert_true(take_now(&a, "e8", "192.0.2.11", la, &at));
+    lease_hold_t *h = lease_hold_new(a.p, "e8", "192.0.2.11", la);
+    assert_false(take_now(&stale, "e8", "192.0.2.11", lb, &at));
+    run_for(20);
+    assert_false(take_now(&b, "e8", "192.0.2.11", lb, &at));
+    /* the first waiter, alive and listening, was last refused long ago (as if it had
+     * stopped asking): the release passes it over for b */
+    redis_run("ZRANGE mp:wait:{e8|192.0.2.11} 0 0", id, sizeof id);
+    snprintf(cmd, sizeof cmd, "HSET mp:seen:{e8|192.0.2.11} %s 1", id);
+    redis_run(cmd, NULL, 0);
+    unsigned stale_wakes = stale.w.wakes;
+    lease_hold_end(h, FLEET_OK);
+    wait_wake(&b.w);
+    assert_true(lease_pool_take(b.p, "e8", "192.0.2.11", lb, 64, mp_now_ms(), &at));
+    lease_hold_end(lease_hold_new(b.p, "e8", "192.0.2.11", lb), FLEET_OK);
+    settle(a.p);
+    settle(b.p);
+    assert_int_equal(stale.w.wakes, stale_wakes);
+    proc_close(&a);
+    proc_close(&stale);
     proc_close(&b);
 }
 
@@ -360,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_interval_and_untaken_grant),
         cmocka_unit_test(test_dead_waiter),
         cmocka_unit_test(test_lost_wakeup),
+        cmocka_unit_test(test_stale_waiter),
         cmocka_unit_test(test_renewal_too_late),
         cmocka_unit_test(test_cap_per_egress),
         cmocka_unit_test(test_redis_lost_backoff),
