@@ -162,7 +162,7 @@ static void on_quota(const fleet_quota_t *q, void *arg)
     pr->granted[0] = '\0';
 }
 
-/* The safety poll of a pair waiting for a wake-up: 75-100 % of safety_poll_ms, spread so
+/* The safety poll of a pair waiting for a wake-up: 75-100 % of safety_ms, spread so
  * that the processes of a fleet do not ask in step. */
 static uint64_t pool_safety_ms(lease_pool_t *p)
 {
