@@ -9,6 +9,8 @@
  *  - the minimum interval between starts; a throttle halves the shared window and delays
  *    every worker by the penalty; renewing a live and an expired lease;
  *  - caps per outbound address per minute/hour/day: all or nothing, per egress and scope;
+ *  - wake-ups: a refusal for a full pair registers only a handle that listens, and the
+ *    release wakes it with the pair's name;
  *  - facts: put, get from another worker with the TTL left, absent, expired; two facts
  *    read in one round trip, each to its own callback in order;
  *  - a Redis with a password: AUTH on both connections, a missing or wrong one refused
@@ -371,6 +373,54 @@ static void test_caps(void **state)
     fleet_free(b);
 }
 
+/* ---- wake-ups --------------------------------------------------------------------------- */
+
+typedef struct {
+    bool done;
+    char pair[128];
+} wake_wait_t;
+
+static void wake_cb(const char *pair, size_t len, void *arg)
+{
+    wake_wait_t *w = arg;
+    snprintf(w->pair, sizeof w->pair, "%.*s", (int)len, pair);
+    w->done = true;
+}
+
+static void test_wake_ups(void **state)
+{
+    (void)state;
+    const fleet_limits_t lim1 = {.limit = 1, .lease_ms = 10000, .penalty_ms = 500,
+                                 .penalty_cap_ms = 4000};
+    fleet_t *holder = open_ok(), *deaf = open_ok(), *listener = open_ok();
+    wake_wait_t got = {0};
+    assert_int_equal(fleet_wake_listen(listener, wake_cb, &got), MP_OK);
+    for (int i = 0; i < 100000 && !fleet_wake_ready(listener); i++)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_true(fleet_wake_ready(listener));
+    assert_false(fleet_wake_ready(deaf));
+    lease_wait_t a = acquire(holder, "192.0.2.61", &lim1);
+    assert_true(a.l.granted);
+    /* refused, full: only a handle that listens is registered as a waiter */
+    lease_wait_t b = acquire(deaf, "192.0.2.61", &lim1);
+    assert_false(b.l.granted);
+    assert_false(b.l.waiting);
+    lease_wait_t c = acquire(listener, "192.0.2.61", &lim1);
+    assert_false(c.l.granted);
+    assert_true(c.l.waiting);
+    /* the release wakes it, naming the pair */
+    release(holder, "192.0.2.61", a.l.lease, FLEET_OK, &lim1);
+    loop_until(&got.done);
+    assert_string_equal(got.pair, "127.0.9.1|192.0.2.61");
+    c = acquire(listener, "192.0.2.61", &lim1);
+    assert_true(c.l.granted);
+    assert_false(c.l.waiting);
+    release(listener, "192.0.2.61", c.l.lease, FLEET_OK, &lim1);
+    fleet_free(holder);
+    fleet_free(deaf);
+    fleet_free(listener);
+}
+
 /* ---- facts ------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -589,6 +639,7 @@ int main(void)
         cmocka_unit_test(test_expired_lease_is_reclaimed),
         cmocka_unit_test(test_interval_and_shared_penalty),
         cmocka_unit_test(test_caps),
+        cmocka_unit_test(test_wake_ups),
         cmocka_unit_test(test_facts),
         cmocka_unit_test(test_password),
         cmocka_unit_test(test_hung_redis),
