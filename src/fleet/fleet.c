@@ -101,7 +101,9 @@ static const char script_renew[] =
  * penalty_ms, penalty_cap_ms, idle_ttl_ms, waiter_ttl_ms, pair name "E|M"
  * -> {held 0|1, 0, now_ms, active, allowed}; then, for each slot free, the oldest waiter
  * seen within waiter_ttl_ms and still subscribed (PUBLISH reached someone) is woken on
- * mp:wake:<waiter id> with the pair name; the waiters it passes over are removed. */
+ * mp:wake:<waiter id> with the pair name; the waiters it passes over are removed. A
+ * PUBLISH refused (an ACL user without channels) wakes nobody but never fails the
+ * release: the waiters' safety poll covers it. */
 static const char script_release[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -134,9 +136,9 @@ static const char script_release[] =
     "  local seen = tonumber(redis.call('HGET', KEYS[4], w)) or 0\n"
     "  redis.call('ZREM', KEYS[3], w)\n"
     "  redis.call('HDEL', KEYS[4], w)\n"
-    "  if seen >= now - tonumber(ARGV[7]) and\n"
-    "     redis.call('PUBLISH', 'mp:wake:' .. w, ARGV[8]) > 0 then\n"
-    "    free = free - 1\n"
+    "  if seen >= now - tonumber(ARGV[7]) then\n"
+    "    local n = redis.pcall('PUBLISH', 'mp:wake:' .. w, ARGV[8])\n"
+    "    if type(n) == 'number' and n > 0 then free = free - 1 end\n"
     "  end\n"
     "end\n"
     "return {held, 0, now, active, allowed}\n";

@@ -10,7 +10,8 @@
  *    every worker by the penalty; renewing a live and an expired lease;
  *  - caps per outbound address per minute/hour/day: all or nothing, per egress and scope;
  *  - wake-ups: a refusal for a full pair registers only a handle that listens, and the
- *    release wakes it with the pair's name;
+ *    release wakes it with the pair's name; a release by a Redis user not allowed to
+ *    publish still releases (and wakes nobody);
  *  - facts: put, get from another worker with the TTL left, absent, expired; two facts
  *    read in one round trip, each to its own callback in order;
  *  - a Redis with a password: AUTH on both connections, a missing or wrong one refused
@@ -421,6 +422,46 @@ static void test_wake_ups(void **state)
     fleet_free(listener);
 }
 
+/* A release by a Redis user not allowed to publish still releases; it wakes nobody. */
+static void test_release_without_publish_right(void **state)
+{
+    (void)state;
+    const fleet_limits_t lim1 = {.limit = 1, .lease_ms = 10000, .penalty_ms = 500,
+                                 .penalty_cap_ms = 4000};
+    char err[256], nopub[128];
+    redisContext *c = redisConnect("127.0.0.1", (int)redis_port);
+    assert_true(c && !c->err);
+    redisReply *r = redisCommand(c, "ACL SETUSER nopub on >pw ~* +@all resetchannels");
+    assert_true(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    snprintf(nopub, sizeof nopub, "redis://nopub:pw@127.0.0.1:%u", redis_port);
+    fleet_t *holder = fleet_open(base, nopub, 1000, err, sizeof err);
+    if (!holder)
+        fail_msg("%s", err);
+    fleet_t *listener = open_ok();
+    wake_wait_t got = {0};
+    assert_int_equal(fleet_wake_listen(listener, wake_cb, &got), MP_OK);
+    for (int i = 0; i < 100000 && !fleet_wake_ready(listener); i++)
+        event_base_loop(base, EVLOOP_ONCE);
+    lease_wait_t a = acquire(holder, "192.0.2.62", &lim1);
+    assert_true(a.l.granted);
+    lease_wait_t b = acquire(listener, "192.0.2.62", &lim1);
+    assert_true(b.l.waiting);
+    lease_wait_t rel = release(holder, "192.0.2.62", a.l.lease, FLEET_OK, &lim1);
+    assert_string_equal(rel.err, "");
+    assert_true(rel.l.granted);
+    assert_int_equal(rel.l.active, 0);
+    b = acquire(listener, "192.0.2.62", &lim1); /* as its safety poll would */
+    assert_true(b.l.granted);
+    assert_false(got.done);
+    release(listener, "192.0.2.62", b.l.lease, FLEET_OK, &lim1);
+    fleet_free(holder);
+    fleet_free(listener);
+    r = redisCommand(c, "ACL DELUSER nopub");
+    freeReplyObject(r);
+    redisFree(c);
+}
+
 /* ---- facts ------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -640,6 +681,7 @@ int main(void)
         cmocka_unit_test(test_interval_and_shared_penalty),
         cmocka_unit_test(test_caps),
         cmocka_unit_test(test_wake_ups),
+        cmocka_unit_test(test_release_without_publish_right),
         cmocka_unit_test(test_facts),
         cmocka_unit_test(test_password),
         cmocka_unit_test(test_hung_redis),
