@@ -333,7 +333,7 @@ static void on_wait_over(evutil_socket_t fd, short what, void *arg)
     waiter_free(w);
 }
 
-/* An accept-all (or anti-enumeration) result gets its catch-all assessment, from the
+/* An accept-all (or anti-enumeration) result is given its catch-all assessment, from the
  * address history only (a single address has no list): *json is replaced. */
 static void add_assessment(api_t *a, const char *local, const char *normalized, char **json)
 {

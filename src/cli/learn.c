@@ -210,7 +210,7 @@ int cli_learn(int argc, char **argv)
                                      "--store PATH or --no-history");
                 goto done;
             }
-            /* a job store first (a new file gets its schema), so that bulk and check can
+            /* a job store first (a new file is given its schema), so that bulk and check can
              * open the same file afterwards; the history table goes beside it */
             store_t *js = NULL;
             if (store_open(path, &js, err, sizeof err) != MP_OK) {

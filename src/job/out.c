@@ -1,7 +1,7 @@
 /*
  * out.c - write a job's output: every input row, in input order, with its stored result
  * (see job.h). The input and the results (ordered by row) are read side by side; a
- * row with a catch-all assessment (assess.c, computed at open) gets it spliced into its
+ * row with a catch-all assessment (assess.c, computed at open) has it spliced into its
  * result's JSON, which the writer turns into the CSV columns and the split files.
  */
 #include <stdio.h>
