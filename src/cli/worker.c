@@ -45,7 +45,7 @@ static void print_help(void)
           "\n"
           "  --redis URL            redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (required)\n"
           "  --batches N            batches (one domain's addresses each) held at once\n"
-          "                         (default 16)\n"
+          "                         (default 64)\n"
           "  --claim-idle D         a batch another worker holds this long without a sign\n"
           "                         of life is taken over (default 2m)\n"
           "  --max-deliveries N     a batch given out N times without a result becomes\n"

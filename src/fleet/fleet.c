@@ -43,7 +43,9 @@
 /* KEYS: leases (zset lease -> expiry ms), state (hash next, win, strikes), waiters (zset
  * waiter id -> first refused ms), seen (hash waiter id -> last refused ms)
  * ARGV: limit, min_interval_ms, lease_ms, lease id, idle_ttl_ms, waiter id ("" = none),
- * waiter_ttl_ms  -> {granted 0|1, wait_ms, now_ms, active, allowed} */
+ * waiter_ttl_ms, pair name "E|M"  -> {granted 0|1, wait_ms, now_ms, active, allowed}.
+ * A waiter refused tells every other handle holding a lease of the pair that it is
+ * wanted ("want E|M" on mp:wake:<holder>): a holder gives its idle sessions back. */
 static const char script_acquire[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -62,6 +64,14 @@ static const char script_acquire[] =
     "    redis.call('HSET', KEYS[4], ARGV[6], now)\n"
     "    redis.call('PEXPIRE', KEYS[3], ttl)\n"
     "    redis.call('PEXPIRE', KEYS[4], ttl)\n"
+    "    local told = {}\n"
+    "    for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do\n"
+    "      local h = string.match(id, '^([^:]+):')\n"
+    "      if h and h ~= ARGV[6] and not told[h] then\n"
+    "        told[h] = true\n"
+    "        redis.pcall('PUBLISH', 'mp:wake:' .. h, 'want ' .. ARGV[8])\n"
+    "      end\n"
+    "    end\n"
     "  end\n"
     "  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')\n"
     "  local wait = tonumber(first[2]) - now\n"
@@ -195,6 +205,8 @@ struct fleet {
     bool subscribed;            /* sub confirmed SUBSCRIBE: acquires register as waiter */
     fleet_wake_cb wake_cb;      /* NULL: not listening */
     void *wake_arg;
+    fleet_wake_cb want_cb;      /* another handle waits for a pair we hold; NULL: ignored */
+    void *want_arg;
     char sha[SC__COUNT][41];
     char worker[17];            /* random id: lease ids are <worker>:<seq> */
     uint64_t seq;
@@ -435,7 +447,9 @@ static void on_sub_disconnect(const redisAsyncContext *ac, int status)
 }
 
 /* Every push on the subscription: ["subscribe", channel, n] once, then ["message",
- * channel, pair]. A NULL reply (the connection freed or lost) is nothing to us. */
+ * channel, pair] (a wake-up) or ["message", channel, "want " pair] (a pair we hold is
+ * wanted; pair names have no spaces). A NULL reply (the connection freed or lost) is
+ * nothing to us. */
 static void on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     fleet_t *f = ac->data;
@@ -447,8 +461,13 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata)
     const redisReply *kind = r->element[0], *v = r->element[2];
     if (kind->len == 9 && memcmp(kind->str, "subscribe", 9) == 0)
         f->subscribed = true;
-    else if (kind->len == 7 && memcmp(kind->str, "message", 7) == 0 &&
-             v->type == REDIS_REPLY_STRING && f->wake_cb)
+    else if (kind->len != 7 || memcmp(kind->str, "message", 7) != 0 ||
+             v->type != REDIS_REPLY_STRING)
+        return;
+    else if (v->len > 5 && memcmp(v->str, "want ", 5) == 0) {
+        if (f->want_cb)
+            f->want_cb(v->str + 5, v->len - 5, f->want_arg);
+    } else if (f->wake_cb)
         f->wake_cb(v->str, v->len, f->wake_arg);
 }
 
@@ -480,6 +499,14 @@ mp_status_t fleet_wake_listen(fleet_t *f, fleet_wake_cb cb, void *arg)
     f->wake_arg = arg;
     fleet_sub_connect(f);
     return f->sub ? MP_OK : MP_ERR_IO;
+}
+
+void fleet_want_listen(fleet_t *f, fleet_wake_cb cb, void *arg)
+{
+    if (!f)
+        return;
+    f->want_cb = cb;
+    f->want_arg = arg;
 }
 
 bool fleet_wake_ready(const fleet_t *f)
@@ -841,10 +868,13 @@ mp_status_t fleet_lease_acquire(fleet_t *f, const char *egress, const char *mx,
         fleet_sub_connect(f);
     const char *waiter = f->subscribed ? f->worker : "";
     rq->waiter = f->subscribed;
-    bool ok = script_head(rq, egress, mx, true) && req_argf(rq, lim->limit) &&
-              req_argf(rq, lim->min_interval_ms) && req_argf(rq, lim->lease_ms) &&
-              req_arg(rq, rq->lease, strlen(rq->lease)) && req_argf(rq, IDLE_TTL_MS) &&
-              req_arg(rq, waiter, strlen(waiter)) && req_argf(rq, WAITER_TTL_MS);
+    char pair[2 * NAME_MAX_LEN + 2];
+    int n = snprintf(pair, sizeof pair, "%s|%s", egress, mx);
+    bool ok = n > 0 && (size_t)n < sizeof pair && script_head(rq, egress, mx, true) &&
+              req_argf(rq, lim->limit) && req_argf(rq, lim->min_interval_ms) &&
+              req_argf(rq, lim->lease_ms) && req_arg(rq, rq->lease, strlen(rq->lease)) &&
+              req_argf(rq, IDLE_TTL_MS) && req_arg(rq, waiter, strlen(waiter)) &&
+              req_argf(rq, WAITER_TTL_MS) && req_arg(rq, pair, (size_t)n);
     return req_submit(rq, ok);
 }
 

@@ -122,6 +122,14 @@ typedef void (*fleet_wake_cb)(const char *pair, size_t len, void *arg);
  */
 mp_status_t fleet_wake_listen(fleet_t *f, fleet_wake_cb cb, void *arg);
 
+/**
+ * Be told when another handle waits for a pair this handle holds a lease of: its
+ * refused acquire publishes "want <pair>" to every holder (on the wake-up subscription
+ * of fleet_wake_listen, which this needs). cb gets the pair ("egress|server"); the
+ * holder may give back sessions it keeps idle. NULL cb: ignored again.
+ */
+void fleet_want_listen(fleet_t *f, fleet_wake_cb cb, void *arg);
+
 /** Whether Redis confirmed the wake-up subscription (acquires register as waiter). */
 bool fleet_wake_ready(const fleet_t *f);
 

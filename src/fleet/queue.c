@@ -36,7 +36,7 @@
 #define BACKOFF_MAX_MS 30000
 #define KEEP_INTERRUPTED_MS (7ull * 86400 * 1000) /* results of an interrupted job */
 #define SUBMIT_MAX 2000           /* addresses per submit script */
-#define READ_COUNT_MAX 4          /* batches per XREADGROUP */
+#define READ_COUNT_MAX 16         /* batches per XREADGROUP */
 #define JOBS_MAX 32               /* jobs a worker reads at once */
 #define KEY_MAX (FLEET_JOB_ID_MAX + 32)
 
@@ -1230,7 +1230,7 @@ fleet_worker_t *fleet_worker_open(struct event_base *base, const char *url,
     w->base = base;
     w->o = *o;
     if (!w->o.batches)
-        w->o.batches = 16;
+        w->o.batches = 64;
     if (!w->o.claim_idle_ms)
         w->o.claim_idle_ms = 120000;
     if (!w->o.max_deliveries)

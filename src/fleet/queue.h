@@ -85,7 +85,7 @@ typedef mp_status_t (*fleet_check_fn)(fleet_worker_t *w, void *item, const char 
 typedef void (*fleet_stopped_cb)(fleet_worker_t *w, void *arg);
 
 typedef struct {
-    unsigned batches;         /* batches held at once (default 16) */
+    unsigned batches;         /* batches held at once (default 64) */
     uint64_t claim_idle_ms;   /* a batch unacknowledged this long is reclaimed (120 s) */
     unsigned max_deliveries;  /* deliveries before a batch becomes error results (5) */
     const char *name;         /* consumer name (default host:pid:random) */

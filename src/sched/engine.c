@@ -220,6 +220,7 @@ struct engine {
     window_cfg_t wcfg;
     bool dispatch_pending;
     conncache_t *cc;              /* idle connections */
+    bool give_way;                /* one of them is wanted by another process (fleet) */
     struct event *cc_ev;          /* closes idle connections past their time */
     mp_list_t conns;              /* every open connection (conn_t.link) */
     uint64_t next_conn_id;
@@ -441,6 +442,7 @@ static void wait_remove(engine_t *e, chk_t *j)
 
 static void batch_start(chk_t *j, conn_t *reuse);
 static void conn_quit(conn_t *c);
+static void conncache_arm(engine_t *e);
 static conn_t *conn_take(engine_t *e, const target_t *t, const char *domain, bool utf8);
 static void conn_evict_for(engine_t *e, const target_t *t);
 static void dispatch_soon(engine_t *e);
@@ -513,6 +515,29 @@ static bool fleet_slot(engine_t *e, chk_t *j, const target_t *t, uint64_t now,
 static void on_lease_wake(void *arg)
 {
     dispatch_soon(arg);
+}
+
+static bool conn_wanted(void *sess, void *arg)
+{
+    const conn_t *c = sess;
+    (void)arg;
+    return lease_hold_wanted(c->hold);
+}
+
+/* Another process waits for a server address of which we keep sessions idle: QUIT them,
+ * so that the slot (released when the QUIT is answered) goes to it, not 2 s later. */
+static void conns_give_way(engine_t *e)
+{
+    conn_t *c;
+    e->give_way = false;
+    while ((c = conncache_pop_oldest(e->cc, conn_wanted, NULL)) != NULL)
+        conn_quit(c);
+    conncache_arm(e);
+}
+
+static void on_lease_want(void *arg)
+{
+    conns_give_way(arg);
 }
 
 static fleet_outcome_t fleet_outcome(window_outcome_t o)
@@ -808,6 +833,8 @@ static void slots_dispatch(engine_t *e)
          * every server already found full is skipped at the cost of a comparison */
         j = (next && next->queued) ? next : e->wait_head;
     }
+    if (e->give_way) /* parked sessions another process waits for, that nothing took */
+        conns_give_way(e);
     if (earliest != UINT64_MAX) {
         /* dispatch again when the first server's minimum interval or penalty is over */
         uint64_t ms = earliest - now;
@@ -953,6 +980,10 @@ static void conn_park(conn_t *c)
         conn_quit(c);
         return;
     }
+    /* another process waits for its server address: only a check of ours waiting for it
+     * now (the dispatch that follows) may take it, else it ends (conns_give_way) */
+    if (lease_hold_wanted(c->hold))
+        e->give_way = true;
     conncache_arm(e);
 }
 
@@ -2370,6 +2401,7 @@ engine_t *engine_new(struct event_base *base, const engine_opts_t *opts, mp_stat
                            e->wcfg.penalty_ms, e->wcfg.penalty_cap_ms},
                           e->o.caps};
         e->lease = lease_pool_new(base, e->fleet, &lc, on_lease_wake, e);
+        lease_pool_on_want(e->lease, on_lease_want);
         e->fetching = strmap_new();
         e->mxfetch = strmap_new();
         e->mxmemo = strmap_new();

@@ -27,6 +27,7 @@ typedef struct pair {
     char granted[64];       /* granted, its quota being taken */
     char ready[64];         /* granted and not taken by a session yet */
     uint64_t wait_until;    /* no request before this (mp_now_ms) */
+    uint64_t wanted_until;  /* another process waits for this pair until then */
     struct event *ready_ev; /* gives an untaken lease back */
 } pair_t;
 
@@ -44,6 +45,7 @@ struct lease_pool {
     fleet_t *f;
     lease_cfg_t cfg;
     void (*wake)(void *arg);
+    void (*want)(void *arg);
     void *arg;
     strmap_t *pairs;        /* "egress|ip" -> pair_t */
     lease_hold_t *holds;    /* every hold alive or waiting for an answer */
@@ -306,6 +308,29 @@ static void on_fleet_wake(const char *name, size_t len, void *arg)
     (void)pair_acquire(pr);
 }
 
+/* Another process was refused a pair of which we hold a lease (fleet_want_listen). */
+static void on_fleet_want(const char *name, size_t len, void *arg)
+{
+    lease_pool_t *p = arg;
+    char key[400];
+    if (len >= sizeof key)
+        return;
+    memcpy(key, name, len);
+    key[len] = '\0';
+    pair_t *pr = strmap_get(p->pairs, key);
+    if (!pr)
+        return;
+    pr->wanted_until = mp_now_ms() + LEASE_WANT_MS;
+    if (p->want)
+        p->want(p->arg);
+}
+
+void lease_pool_on_want(lease_pool_t *p, void (*want)(void *arg))
+{
+    if (p)
+        p->want = want;
+}
+
 unsigned lease_pool_inflight(const lease_pool_t *p)
 {
     return p ? p->inflight + p->asking + p->ready : 0;
@@ -424,6 +449,16 @@ bool lease_hold_lost(const lease_hold_t *h)
     return h && h->lost;
 }
 
+bool lease_hold_wanted(const lease_hold_t *h)
+{
+    if (!h || h->ended)
+        return false;
+    char key[400];
+    snprintf(key, sizeof key, "%s|%s", h->egress, h->ip);
+    const pair_t *pr = strmap_get(h->p->pairs, key);
+    return pr && pr->wanted_until > mp_now_ms();
+}
+
 void lease_hold_end(lease_hold_t *h, fleet_outcome_t o)
 {
     if (!h)
@@ -460,6 +495,7 @@ lease_pool_t *lease_pool_new(struct event_base *base, fleet_t *f, const lease_cf
         return NULL;
     }
     /* wake-ups: without them (not subscribed yet) a full pair is asked every 100 ms */
+    fleet_want_listen(f, on_fleet_want, p);
     if (fleet_wake_listen(f, on_fleet_wake, p) != MP_OK)
         mp_log(MP_LOG_DEBUG, "fleet: no wake-up subscription yet; the next acquire tries");
     return p;

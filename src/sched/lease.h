@@ -35,6 +35,9 @@
 #define LEASE_SAFETY_MS 2000        /* the pair full, a wake-up to come: ask again anyway
                                        after 75-100 % of this (a wake-up can be lost) */
 #define LEASE_BACKOFF_MAX_MS 30000  /* Redis lost: longest wait before asking again */
+#define LEASE_WANT_MS 2500          /* another process waits for a pair we hold: our
+                                       sessions of it give way this long (its refusals,
+                                       at least every LEASE_SAFETY_MS, say it again) */
 
 typedef struct lease_pool lease_pool_t;
 typedef struct lease_hold lease_hold_t;
@@ -78,6 +81,10 @@ void lease_pool_safety_set(lease_pool_t *p, unsigned ms);
 /** Requests sent to Redis so far (acquire, caps, renew, release). */
 uint64_t lease_pool_calls(const lease_pool_t *p);
 
+/** want(arg) runs from the loop when another process waits for a pair of which this pool
+ *  holds a lease: the owner gives back the sessions it keeps idle (lease_hold_wanted). */
+void lease_pool_on_want(lease_pool_t *p, void (*want)(void *arg));
+
 /** Keep `lease` (from lease_pool_take) alive while its session is open: renewed every
  *  lease_ms / 3. NULL when lease is "" or out of memory. */
 lease_hold_t *lease_hold_new(lease_pool_t *p, const char *egress, const char *ip,
@@ -86,6 +93,10 @@ lease_hold_t *lease_hold_new(lease_pool_t *p, const char *egress, const char *ip
 /** True when a renewal found the lease gone (expired: Redis restarted, or too slow): the
  *  session should not carry another batch. */
 bool lease_hold_lost(const lease_hold_t *h);
+
+/** True when another process waited for h's pair within LEASE_WANT_MS: a session of it
+ *  with nothing of ours to carry should end rather than wait idle. */
+bool lease_hold_wanted(const lease_hold_t *h);
 
 /** The session's socket is closed: release the lease with its outcome and forget h. */
 void lease_hold_end(lease_hold_t *h, fleet_outcome_t o);

@@ -9,6 +9,7 @@
  *  - the minimum interval between starts; a throttle halves the shared window and delays
  *    every worker by the penalty; renewing a live and an expired lease;
  *  - caps per outbound address per minute/hour/day: all or nothing, per egress and scope;
+ *  - a waiter refused tells the pair's other holders that it is wanted;
  *  - wake-ups: a refusal for a full pair registers only a handle that listens, and the
  *    release wakes it with the pair's name; a release by a Redis user not allowed to
  *    publish still releases (and wakes nobody);
@@ -422,6 +423,51 @@ static void test_wake_ups(void **state)
     fleet_free(listener);
 }
 
+/* A waiter refused tells every other holder of the pair that it is wanted ("want" on the
+ * holder's subscription, not a wake-up); a refusal that registers no waiter tells nobody,
+ * and a handle holding a lease of the pair it waits for is not told about itself. */
+static void test_wanted(void **state)
+{
+    (void)state;
+    const fleet_limits_t lim2 = {.limit = 2, .lease_ms = 10000, .penalty_ms = 500,
+                                 .penalty_cap_ms = 4000};
+    fleet_t *holder = open_ok(), *deaf = open_ok(), *waiter = open_ok();
+    wake_wait_t hwake = {0}, hwant = {0}, wwake = {0}, wwant = {0};
+    assert_int_equal(fleet_wake_listen(holder, wake_cb, &hwake), MP_OK);
+    fleet_want_listen(holder, wake_cb, &hwant);
+    assert_int_equal(fleet_wake_listen(waiter, wake_cb, &wwake), MP_OK);
+    fleet_want_listen(waiter, wake_cb, &wwant);
+    for (int i = 0; i < 100000 && !(fleet_wake_ready(holder) && fleet_wake_ready(waiter)); i++)
+        event_base_loop(base, EVLOOP_ONCE);
+    lease_wait_t a = acquire(holder, "192.0.2.62", &lim2);
+    lease_wait_t w1 = acquire(waiter, "192.0.2.62", &lim2);
+    assert_true(a.l.granted);
+    assert_true(w1.l.granted);
+    /* full: a refusal without a waiter tells nobody */
+    lease_wait_t b = acquire(deaf, "192.0.2.62", &lim2);
+    assert_false(b.l.granted);
+    for (int i = 0; i < 50; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    assert_false(hwant.done);
+    /* the waiter, itself a holder, is refused: the other holder is told, it is not */
+    lease_wait_t c = acquire(waiter, "192.0.2.62", &lim2);
+    assert_false(c.l.granted);
+    assert_true(c.l.waiting);
+    loop_until(&hwant.done);
+    assert_string_equal(hwant.pair, "127.0.9.1|192.0.2.62");
+    assert_false(hwake.done); /* a want is no wake-up */
+    assert_false(wwant.done);
+    /* the holder gives way: its release wakes the waiter */
+    release(holder, "192.0.2.62", a.l.lease, FLEET_OK, &lim2);
+    loop_until(&wwake.done);
+    assert_string_equal(wwake.pair, "127.0.9.1|192.0.2.62");
+    assert_false(wwant.done);
+    release(waiter, "192.0.2.62", w1.l.lease, FLEET_OK, &lim2);
+    fleet_free(holder);
+    fleet_free(deaf);
+    fleet_free(waiter);
+}
+
 /* A release by a Redis user not allowed to publish still releases; it wakes nobody. */
 static void test_release_without_publish_right(void **state)
 {
@@ -681,6 +727,7 @@ int main(void)
         cmocka_unit_test(test_interval_and_shared_penalty),
         cmocka_unit_test(test_caps),
         cmocka_unit_test(test_wake_ups),
+        cmocka_unit_test(test_wanted),
         cmocka_unit_test(test_release_without_publish_right),
         cmocka_unit_test(test_facts),
         cmocka_unit_test(test_password),

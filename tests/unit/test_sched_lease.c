@@ -176,6 +176,52 @@ static void test_full_then_released(void **state)
     proc_close(&b);
 }
 
+static unsigned wanted_calls;
+static void on_want(void *arg)
+{
+    (void)arg;
+    wanted_calls++;
+}
+
+/* b refused for a pair a holds: a's pool is told, its hold reads "wanted" for
+ * LEASE_WANT_MS (its sessions of the pair give way), then no longer; a hold of another
+ * pair is not wanted. */
+static void test_wanted(void **state)
+{
+    (void)state;
+    lease_cfg_t c = cfg_of(1, 0, 30000);
+    proc_t a, b;
+    proc_open(&a, &c);
+    proc_open(&b, &c);
+    lease_pool_on_want(a.p, on_want);
+    char la[64], la2[64], lb[64];
+    uint64_t at;
+    assert_true(take_now(&a, "10.0.0.1", "192.0.2.3", la, &at));
+    lease_hold_t *h = lease_hold_new(a.p, "10.0.0.1", "192.0.2.3", la);
+    assert_true(take_now(&a, "10.0.0.1", "192.0.2.4", la2, &at));
+    lease_hold_t *h2 = lease_hold_new(a.p, "10.0.0.1", "192.0.2.4", la2);
+    assert_false(lease_hold_wanted(h));
+    wanted_calls = 0;
+    assert_false(take_now(&b, "10.0.0.1", "192.0.2.3", lb, &at));
+    for (int i = 0; i < 500 && !wanted_calls; i++)
+        run_for(10);
+    assert_int_equal(wanted_calls, 1);
+    assert_true(lease_hold_wanted(h));
+    assert_false(lease_hold_wanted(h2));
+    assert_false(lease_hold_wanted(NULL));
+    run_for(LEASE_WANT_MS + 100);
+    assert_false(lease_hold_wanted(h));
+    lease_hold_end(h, FLEET_OK);
+    lease_hold_end(h2, FLEET_OK);
+    wait_wake(&b.w); /* the release woke b */
+    assert_true(lease_pool_take(b.p, "10.0.0.1", "192.0.2.3", lb, 64, mp_now_ms(), &at));
+    lease_hold_end(lease_hold_new(b.p, "10.0.0.1", "192.0.2.3", lb), FLEET_OK);
+    settle(a.p);
+    settle(b.p);
+    proc_close(&a);
+    proc_close(&b);
+}
+
 static void test_interval_and_untaken_grant(void **state)
 {
     (void)state;
@@ -397,6 +443,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_then_released),
+        cmocka_unit_test(test_wanted),
         cmocka_unit_test(test_interval_and_untaken_grant),
         cmocka_unit_test(test_dead_waiter),
         cmocka_unit_test(test_lost_wakeup),
