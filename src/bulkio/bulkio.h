@@ -229,6 +229,23 @@ const char *bulkio_writer_error(const bulkio_writer_t *w);
 /** Free; an uncommitted writer removes its temporary files (abort). NULL is a no-op. */
 void bulkio_writer_free(bulkio_writer_t *w);
 
+/** What a store needs of a result JSON: its verdict, reason and score, or the error of a
+ *  row that was not checked ({"error": ...}). Absent keys are "" (score 0). */
+typedef struct {
+    char verdict[16];
+    char reason[64];
+    char error[64];
+    int score;
+} bulkio_result_head_t;
+
+/**
+ * Read the head of a result JSON text (len bytes; a result from another process: any
+ * bytes) without building a tree: the top-level "verdict", "reason", "score" and
+ * "error". Strings longer than the fields are refused (false), as is anything that is
+ * not one well-formed JSON object.
+ */
+bool bulkio_result_head(const char *json, size_t len, bulkio_result_head_t *out);
+
 /** The columns mailprobe appends to CSV output, in order (NULL-terminated). */
 extern const char *const bulkio_result_columns[];
 

@@ -7,7 +7,10 @@
  * a bulk run (issue 6: 50 us). This scanner reads the object once, keeps only the
  * fifteen values it needs, skips everything else, and rejects malformed JSON (the
  * caller then writes the row as "bad_result"). Nesting is bounded (JSCAN_DEPTH).
+ * bulkio_result_head() reads the four top-level values a store needs (a pool's results
+ * arrive as JSON text from the workers), with the same scanner.
  */
+#include "bulkio/bulkio.h"
 #include "bulkio/bulkio_int.h"
 
 #include <string.h>
@@ -339,4 +342,70 @@ bool bulkio_result_cols(const char *json, mp_buf_t *scratch, size_t off[BULKIO_N
         return false;
     ws(&j);
     return j.p == j.e;
+}
+
+/* ---- the head: verdict, reason, score, error -------------------------------------- */
+
+/* A string value into dst (size bytes, NUL included); false when it is no string or
+ * does not fit. */
+static bool head_str(js_t *j, char *dst, size_t size)
+{
+    size_t off = j->out->len;
+    if (j->p >= j->e || *j->p != '"' || !str(j, j->out))
+        return false;
+    size_t n = j->out->len - off;
+    if (n >= size || memchr(j->out->data + off, '\0', n))
+        return false;
+    memcpy(dst, j->out->data + off, n);
+    dst[n] = '\0';
+    return true;
+}
+
+static bool on_head(js_t *j, const char *key, size_t klen, void *arg, bool *handled)
+{
+    (void)klen;
+    bulkio_result_head_t *h = arg;
+    if (strcmp(key, "verdict") == 0) {
+        *handled = true;
+        return head_str(j, h->verdict, sizeof h->verdict);
+    }
+    if (strcmp(key, "reason") == 0) {
+        *handled = true;
+        return head_str(j, h->reason, sizeof h->reason);
+    }
+    if (strcmp(key, "error") == 0) {
+        *handled = true;
+        return head_str(j, h->error, sizeof h->error);
+    }
+    if (strcmp(key, "score") == 0) {
+        /* an integer 0..100 as vd_to_json writes it; anything else is refused */
+        *handled = true;
+        const char *s = j->p;
+        if (!num(j))
+            return false;
+        long v = 0;
+        for (const char *c = s; c < j->p; c++) {
+            if (*c < '0' || *c > '9' || v > 1000)
+                return false;
+            v = v * 10 + (*c - '0');
+        }
+        h->score = (int)v;
+    }
+    return true;
+}
+
+bool bulkio_result_head(const char *json, size_t len, bulkio_result_head_t *out)
+{
+    mp_buf_t scratch;
+    mp_buf_init(&scratch, len + 1);
+    memset(out, 0, sizeof *out);
+    js_t j = {json, json + len, &scratch};
+    ws(&j);
+    bool ok = object(&j, 0, on_head, out);
+    ws(&j);
+    ok = ok && j.p == j.e;
+    mp_buf_cleanup(&scratch);
+    if (!ok)
+        memset(out, 0, sizeof *out);
+    return ok;
 }

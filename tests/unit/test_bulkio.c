@@ -1016,6 +1016,41 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* The head of a result as a pool's submitter reads it: verdict, reason, score, error;
+ * nested keys of the same names do not count; malformed or oversized text is refused. */
+static void test_result_head(void **state)
+{
+    (void)state;
+    bulkio_result_head_t h;
+    const char *ok = "{\"email\":\"a@b.example\",\"smtp\":{\"verdict\":\"x\",\"score\":7},"
+                     "\"verdict\":\"undeliverable\",\"reason\":\"mailbox_absent\","
+                     "\"score\":3,\"flags\":{\"role\":false},\"list\":[1,{\"error\":\"no\"}]}";
+    assert_true(bulkio_result_head(ok, strlen(ok), &h));
+    assert_string_equal(h.verdict, "undeliverable");
+    assert_string_equal(h.reason, "mailbox_absent");
+    assert_int_equal(h.score, 3);
+    assert_string_equal(h.error, "");
+    const char *err = "{\"error\":\"too_many_deliveries\",\"deliveries\":5}";
+    assert_true(bulkio_result_head(err, strlen(err), &h));
+    assert_string_equal(h.error, "too_many_deliveries");
+    assert_string_equal(h.verdict, "");
+    const char *esc = " {\"verdict\":\"ris\\u006by\",\"score\":100} ";
+    assert_true(bulkio_result_head(esc, strlen(esc), &h));
+    assert_string_equal(h.verdict, "risky");
+    assert_int_equal(h.score, 100);
+    /* only len bytes count */
+    assert_true(bulkio_result_head("{\"verdict\":\"unknown\"}garbage", 21, &h));
+    assert_string_equal(h.verdict, "unknown");
+    const char *bad[] = {"", "[]", "{\"verdict\":\"risky\"", "{\"verdict\":1}",
+                         "{\"score\":-1}", "{\"score\":1.5}", "{\"verdict\":\"risky\"} x",
+                         "{\"reason\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
+                         "{\"verdict\":\"a\\u0000b\"}", NULL};
+    for (int k = 0; bad[k]; k++) {
+        assert_false(bulkio_result_head(bad[k], strlen(bad[k]), &h));
+        assert_string_equal(h.verdict, "");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1028,7 +1063,7 @@ int main(void)
         cmocka_unit_test(test_writer_roundtrip), cmocka_unit_test(test_writer_ndjson),
         cmocka_unit_test(test_writer_atomic),    cmocka_unit_test(test_writer_unwritable),
         cmocka_unit_test(test_writer_split),     cmocka_unit_test(test_writer_result_scan),
-        cmocka_unit_test(test_bench_million),
+        cmocka_unit_test(test_result_head),      cmocka_unit_test(test_bench_million),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
