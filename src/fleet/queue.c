@@ -37,6 +37,9 @@
 #define KEEP_INTERRUPTED_MS (7ull * 86400 * 1000) /* results of an interrupted job */
 #define SUBMIT_MAX 2000           /* addresses per submit script */
 #define READ_COUNT_MAX 16         /* batches per XREADGROUP */
+#define FINISH_WAIT_MS 20         /* a checked batch waits this long for others to share
+                                     its finish script (and the submitter's read) */
+#define FINISH_MANY 16            /* ... unless this many are waiting */
 #define JOBS_MAX 32               /* jobs a worker reads at once */
 #define KEY_MAX (FLEET_JOB_ID_MAX + 32)
 
@@ -865,6 +868,8 @@ static bool worker_holds(const fleet_worker_t *w, const char *job, const char *i
     return false;
 }
 
+static void finish_soon(fleet_worker_t *w);
+
 static void zero_timer(struct event *ev)
 {
     static const struct timeval zero = {0, 0};
@@ -904,13 +909,31 @@ static void worker_take(fleet_worker_t *w, const char *job, const redisReply *e,
     if (reclaimed)
         w->st.reclaimed++;
     if (n == 0) {
-        zero_timer(w->finish_ev);
+        finish_soon(w);
         return;
     }
     for (size_t i = 0; i < n; i++) {
         w->st.addresses++;
         if (w->o.check(w, &we->items[i], we->items[i].addr, w->o.arg) != MP_OK)
             fleet_worker_done(w, &we->items[i], "{\"error\":\"check_failed\"}");
+    }
+}
+
+/* Checked batches not sent yet: finish them in one script, at once when there are many
+ * (or the worker stops), else after FINISH_WAIT_MS, so that batches ending close together
+ * share a script, a result entry and the submitter's read. */
+static void finish_soon(fleet_worker_t *w)
+{
+    unsigned ready = 0;
+    for (const wentry_t *e = w->held; e && ready < FINISH_MANY; e = e->next)
+        ready += e->ndone == e->n && !e->sending;
+    if (!ready)
+        return;
+    if (ready >= FINISH_MANY || w->stopping) {
+        zero_timer(w->finish_ev);
+    } else if (!evtimer_pending(w->finish_ev, NULL)) {
+        struct timeval tv = {0, FINISH_WAIT_MS * 1000};
+        event_add(w->finish_ev, &tv);
     }
 }
 
@@ -922,7 +945,7 @@ void fleet_worker_done(fleet_worker_t *w, void *item, const char *json)
     it->done = true;
     it->json = json ? strdup(json) : NULL;
     if (++it->e->ndone == it->e->n)
-        zero_timer(w->finish_ev);
+        finish_soon(w);
 }
 
 static const char *job_of_stream(const redisReply *k, char *out, size_t size)
@@ -1005,6 +1028,9 @@ static void worker_read(fleet_worker_t *w)
         return;
     }
     unsigned room = w->o.batches - w->nheld;
+    unsigned least = w->o.batches / 4 < READ_COUNT_MAX ? w->o.batches / 4 : READ_COUNT_MAX;
+    if (w->nheld && room < least)
+        return; /* enough in hand: read when a quarter is free (a finish calls again) */
     args_t a = {0};
     args_str(&a, "XREADGROUP");
     args_str(&a, "GROUP");
@@ -1074,7 +1100,7 @@ static void on_finish(const char *error, const redisReply *r, void *arg)
         event_add(w->finish_ev, &tv);
     } else {
         backoff_ok(&w->bo);
-        zero_timer(w->finish_ev);
+        finish_soon(w);
         zero_timer(w->read_ev);
     }
     worker_check_stopped(w);
