@@ -299,6 +299,23 @@ def script_commands(mark=None, ip=None):
     return conns
 
 
+def postfix_max_open(text, service):
+    """The most sessions of Postfix's `service` (its syslog name: postfix/<service>/smtpd)
+    open at once, in the order Postfix logged its connect and disconnect lines."""
+    conn = re.compile(r"postfix/%s/smtpd\[(\d+)\]: connect from " % re.escape(service))
+    disc = re.compile(r"postfix/%s/smtpd\[(\d+)\]: disconnect from " % re.escape(service))
+    open_now, most = set(), 0
+    for line in text.splitlines():
+        m = conn.search(line)
+        if m:
+            open_now.add(m.group(1))
+            most = max(most, len(open_now))
+        m = disc.search(line)
+        if m:
+            open_now.discard(m.group(1))
+    return most
+
+
 def postfix_mark():
     return LogMark(POSTFIX_LOG)
 

@@ -37,7 +37,6 @@ REDIS_URL = "redis://127.0.0.1:%d/3" % REDIS_PORT
 ENGINE = ["--dns", labkit.DNS, "--allow-private-mx", "--helo", labkit.HELO,
           "--from", labkit.FROM, "--no-progress"]
 CONNECT = re.compile(r"postfix/capped/smtpd\[(\d+)\]: connect from ")
-DISCONNECT = re.compile(r"postfix/capped/smtpd\[(\d+)\]: disconnect from ")
 REJECT_TO = re.compile(r"postfix/capped/smtpd\[\d+\]: \w+: reject: RCPT .* to=<([^>]+)>")
 REPLY_421 = re.compile(r"\b421 4\.\d{1,3}\.\d{1,3}\b")  # not a pid or queue id
 USERS = {"alice": "accepted", "bob": "accepted", "nobody": "mailbox_absent"}
@@ -45,16 +44,7 @@ USERS = {"alice": "accepted", "bob": "accepted", "nobody": "mailbox_absent"}
 
 def max_open(text):
     """The most capped sessions open at once, in the order Postfix logged them."""
-    open_now, most = set(), 0
-    for line in text.splitlines():
-        m = CONNECT.search(line)
-        if m:
-            open_now.add(m.group(1))
-            most = max(most, len(open_now))
-        m = DISCONNECT.search(line)
-        if m:
-            open_now.discard(m.group(1))
-    return most
+    return labkit.postfix_max_open(text, "capped")
 
 
 def probes(text):

@@ -9,7 +9,8 @@ writes. Redis killed and started again (empty) mid-job: the submitter and the wo
 reconnect and the job completes. Greylisted retries come back from the source address
 that started them, and the batch is not taken over by another worker while it waits
 (its claim is kept alive). A batch delivered too many times becomes error rows. Redis
-unreachable: exit 5, one line, nothing submitted."""
+unreachable: exit 5, one line, nothing submitted. Four workers on one address keep the
+per-server limit summed over them, as Postfix's connection-capped listener saw it."""
 import json
 import os
 import re
@@ -199,6 +200,36 @@ class Pool(labkit.LabCase):
         # the job's keys are gone; nothing is left for the workers
         self.assertEqual(self.redis.cli("KEYS", "mp:job:*").strip(), "")
         self.assertEqual(self.redis.cli("SMEMBERS", "mp:jobs").strip(), "")
+
+    def test_four_workers_one_budget_as_the_server_sees_it(self):
+        """Four workers on one outbound address, --per-server 2 and one batch at a time
+        each (so that all four work at once), one job on the six domains of Postfix's
+        connection-capped listener (anvil lets a client hold 3 connections and says 421
+        to a 4th): Postfix never saw more than 2 sessions open at once, summed over the
+        workers, refused none, and the output is a local run's. (Fails when the acquire
+        script does not refuse a full pair.)"""
+        users = ["alice", "bob"] + ["nobody%d" % i for i in range(6)]
+        rows = ["%s@fleet-%s.test" % (u, d) for d in "abcdef" for u in users]
+        self.write_input(rows)
+        want = self.local("--per-server", "2")
+        for _ in range(4):
+            self.worker(None, "--per-server", "2", "--batches", "1")
+        mark = labkit.postfix_mark()
+        got, err = self.finish(self.submit())
+        text = mark.new_text(settle=0.5)
+        self.assertSameOutput(got, want)
+        for line in got.splitlines()[1:]:
+            user = line.split("@")[0]
+            self.assertIn(",deliverable," if user in ("alice", "bob") else ",undeliverable,",
+                          line)
+        self.assertNotIn("too many connections", text)
+        self.assertEqual([l for l in text.splitlines()
+                          if "capped" in l and re.search(r"\b421 4\.\d+\.\d+\b", l)], [])
+        most = labkit.postfix_max_open(text, "capped")
+        self.assertGreaterEqual(most, 1, text)
+        self.assertLessEqual(most, 2, text)
+        taken = [self.stop_worker(w)[0] for w in list(self.workers)]
+        self.assertEqual(sum(taken), 6, taken)  # one batch per domain, each checked once
 
     def test_second_sigterm_hands_batches_back(self):
         self.write_input(ROWS)
