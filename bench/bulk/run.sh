@@ -19,6 +19,10 @@
 #   bench/bulk/run.sh e-pool   (e) by one process, then by a pool of 1, 2 and 4
 #                              `mailprobe worker`s around a redis-server of its own
 #                              (bulk --pool): Redis round trips and CPU per address
+#   bench/bulk/run.sh e-pool-src the same pools of 2 and 4 workers, each worker with a
+#                              source address of its own (127.0.0.21, .22...): no budget
+#                              shared, so the cost of sharing one shows against e-pool
+# MP_POOL_WORKERS="1 2 4" (the pool sizes), MP_WORKER_OPTS (extra worker options).
 #   bench/bulk/run.sh all      a b c d
 # Results: one JSON line per run in $MP_BENCH_DIR/results.jsonl (and on stdout).
 # MAILPROBE=path (default build-bench/mailprobe); extra mailprobe options in $MP_BULK_OPTS.
@@ -60,8 +64,8 @@ run_bulk() { # NAME CSV M [mailprobe options...]
 # each worker): EVALSHA (leases, caps, the fact reads), the fact writes (SET) and the
 # wake-up subscriptions (SUBSCRIBE).
 RT_CMDS="xreadgroup xread smembers xclaim hexists del persist multi exec srem script ping auth select"
-run_pool() { # NAME CSV M W
-  local name=$1 csv=$2 m=$3 nw=$4 d=$LAB/runs/$1.pool port=6380 i
+run_pool() { # NAME CSV M W [src]: with src, worker i sends from 127.0.0.(20+i)
+  local name=$1 csv=$2 m=$3 nw=$4 src=${5:-} d=$LAB/runs/$1.pool port=6380 i
   rm -rf "$d"; mkdir -p "$d"
   ip netns exec "$NS" redis-server --port $port --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$d" --logfile "$d/redis.log" --daemonize no & local rpid=$!
@@ -70,6 +74,7 @@ run_pool() { # NAME CSV M W
   for i in $(seq "$nw"); do
     /usr/bin/time -v -o "$d/worker$i.time" ip netns exec "$NS" "$MP" worker \
       --redis redis://127.0.0.1:$port "${ENGINE[@]:0:${#ENGINE[@]}-1}" ${MP_BULK_OPTS:-} \
+      ${MP_WORKER_OPTS:-} ${src:+--source 127.0.0.$((20 + i))} \
       2>"$d/worker$i.log" & wpids+=($!)
   done
   sleep 0.5
@@ -173,7 +178,11 @@ for s in "${@:-all}"; do
        lab_for "$n" 4 10 default-limits
        f=$(input "$IN/e-$n.csv" "$n" 4)
        run_bulk "e-$n-local" "$f" 4
-       for w in 1 2 4; do run_pool "e-$n-pool$w" "$f" 4 "$w"; done ;;
+       for w in ${MP_POOL_WORKERS:-1 2 4}; do run_pool "e-$n-pool$w" "$f" 4 "$w"; done ;;
+    e-pool-src) n=${MP_BENCH_E_DOMAINS:-5000}
+       lab_for "$n" 4 10 default-limits
+       f=$(input "$IN/e-$n.csv" "$n" 4)
+       for w in ${MP_POOL_WORKERS:-2 4}; do run_pool "e-$n-pool$w-src" "$f" 4 "$w" src; done ;;
     all) "$0" a b c d e ;;
     *) echo "unknown scenario $s" >&2; exit 2 ;;
   esac
