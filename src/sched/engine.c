@@ -18,7 +18,7 @@
  * Politeness: a server address never has more than per_ip_limit of our sessions open,
  * and the engine never more than max_sessions, idle ones in the connection cache
  * included (a conn_t holds its slots from connect to close; a batch is one run on it).
- * Waiting checks queue in arrival order.
+ * Waiting checks queue in arrival order, one queue per server address.
  * A check cancels every operation it started (DNS look-up by id, SMTP session, timers)
  * before it is freed, and dns/smtp guarantee no callback after a cancel, so a late
  * answer never reaches a freed check.
@@ -61,6 +61,13 @@ typedef struct {
 
 typedef struct chk chk_t;
 
+/* A server address in a dispatch pass's heap, under the arrival number of its first
+ * waiting check when it was put there. */
+typedef struct {
+    uint64_t seq;
+    dest_t *d;
+} wait_entry_t;
+
 /* What the controls of one session said (sched/trouble.h): postmaster@'s answer and how
  * many ordinary recipients were accepted. */
 typedef struct sess_ctl {
@@ -82,6 +89,12 @@ struct dest {
     window_t win;           /* sessions allowed now, and when the next may start */
     uint64_t blocked_pass;  /* dispatch pass in which it was found full */
     unsigned open;          /* sessions open now, idle ones included */
+    /* its wait queue: the checks whose current target is this server address, in arrival
+     * order (chk_t.wait_link); see "the wait queues" below */
+    mp_list_t waits;
+    unsigned nwait, nriders; /* checks in it, and how many of them are riders */
+    mp_list_node_t wlink;   /* on engine.wdests while its queue is not empty */
+    uint64_t heap_pass;     /* the dispatch pass whose heap holds it (0: none) */
 };
 
 /* One SMTP connection: it holds one slot of its server address, of its MX host name and
@@ -127,7 +140,6 @@ struct chk {
     bool solo;              /* the server refused several RCPTs at once: go alone */
     bool resent;            /* a session died before its RCPT's answer: asked again once */
     unsigned throttled;     /* times a server's 421 sent this check back to it */
-    bool queued;
     struct event *timer;    /* retry delay and deferred finish */
     struct event *deadline; /* max_time */
     int fail_rank;          /* strength of the failure recorded so far */
@@ -146,7 +158,10 @@ struct chk {
     int told_code;          /* accepted, and the MX refused another address of the domain
                                as unknown: its code and enhanced code (no probe needed) */
     char told_enh[16];
-    chk_t *next_wait;
+    dest_t *wait_dest;      /* the server address whose queue it waits in, or NULL */
+    mp_list_node_t wait_link; /* on wait_dest->waits */
+    uint64_t wait_seq;      /* its arrival number in the wait queues (engine.wait_seq) */
+    bool wait_rider;        /* counted in wait_dest->nriders */
     mp_list_node_t all_link; /* on e->all */
     chk_t *next_waiter;
     struct fetching *fetching; /* waiting for the domain's shared facts (--redis) */
@@ -214,7 +229,13 @@ struct engine {
     strmap_t *probing;            /* domain -> probing_t: probes in flight */
     net_pool_t egress;            /* --source / --proxy, and which of them rest */
     engine_stats_t stats;
-    chk_t *wait_head, *wait_tail; /* chks waiting for a session slot */
+    /* checks waiting for a session: a queue per server address (dest_t.waits) */
+    mp_list_t wdests;             /* server addresses with waiting checks (dest_t.wlink) */
+    uint64_t wait_seq;            /* arrivals in the wait queues so far */
+    unsigned nwait;               /* checks waiting */
+    wait_entry_t *heap;           /* a dispatch pass's server addresses by first arrival */
+    size_t heap_n, heap_cap;
+    bool dispatching;             /* a dispatch pass runs (slots_dispatch) */
     struct event *dispatch_ev;    /* starts sessions for waiting checks, once per loop turn */
     struct event *wake_ev;        /* dispatch again when a server's wait is over */
     window_cfg_t wcfg;
@@ -422,23 +443,187 @@ static bool slot_free(engine_t *e, const target_t *t)
     return !d || window_can_start(&d->win, mp_now_ms());
 }
 
+/* ---- the wait queues: one per server address, merged in arrival order ----------- */
+
+/* A check waiting for a session is in the queue of its current target's server address
+ * (dest_t.waits), in arrival order, numbered by its arrival (wait_seq, engine-wide).
+ * Only the first check of a queue can start a session (the others of that address wait
+ * behind it or ride along with it, batch_fill), so a dispatch pass looks at one check
+ * per server address with waiting checks, never at the checks waiting behind: it takes
+ * the addresses in the order of their first check's arrival (a binary heap built per
+ * pass, keyed by that number), which is the arrival order of the checks across servers
+ * that one list of every waiting check gave, at a cost that follows the number of
+ * server addresses waited for, not the number of checks. A key goes stale when the first
+ * check leaves its queue (it started, rode along, was cancelled): the next one arrived
+ * later, so the entry is put back under its true number when it comes out (keys only
+ * grow). chk_try_target is the only way into a queue, wait_remove the only way out; a
+ * debug build checks the queues against the checks after every pass (wait_audit). */
+
+static bool chk_is_rider(const chk_t *j);
+
+static chk_t *wait_first(const dest_t *d)
+{
+    return MP_LIST_ITEM(d->waits.head, chk_t, wait_link);
+}
+
+static void heap_swap(wait_entry_t *h, size_t a, size_t b)
+{
+    wait_entry_t t = h[a];
+    h[a] = h[b];
+    h[b] = t;
+}
+
+static void heap_push(engine_t *e, dest_t *d, uint64_t seq)
+{
+    if (e->heap_n == e->heap_cap) {
+        size_t cap = e->heap_cap ? 2 * e->heap_cap : 64;
+        wait_entry_t *h = realloc(e->heap, cap * sizeof *h);
+        if (!h)
+            mp_panic("out of memory");
+        e->heap = h;
+        e->heap_cap = cap;
+    }
+    size_t i = e->heap_n++;
+    e->heap[i].seq = seq;
+    e->heap[i].d = d;
+    while (i > 0 && e->heap[(i - 1) / 2].seq > e->heap[i].seq) {
+        heap_swap(e->heap, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static dest_t *heap_pop(engine_t *e, uint64_t *seq)
+{
+    wait_entry_t *h = e->heap;
+    dest_t *d = h[0].d;
+    *seq = h[0].seq;
+    h[0] = h[--e->heap_n];
+    for (size_t i = 0;;) {
+        size_t m = i, l = 2 * i + 1, r = l + 1;
+        if (l < e->heap_n && h[l].seq < h[m].seq)
+            m = l;
+        if (r < e->heap_n && h[r].seq < h[m].seq)
+            m = r;
+        if (m == i)
+            break;
+        heap_swap(h, i, m);
+        i = m;
+    }
+    return d;
+}
+
+/* During a pass: put d in the pass's heap under its first check's number, unless its
+ * queue is empty, it is there already or it was found full in this pass. */
+static void wait_offer(engine_t *e, dest_t *d)
+{
+    if (!e->dispatching || !d->nwait || d->heap_pass == e->pass || d->blocked_pass == e->pass)
+        return;
+    d->heap_pass = e->pass;
+    heap_push(e, d, wait_first(d)->wait_seq);
+}
+
+/* j waits at the end of its current target's queue. */
+static void wait_add(engine_t *e, chk_t *j)
+{
+    dest_t *d = j->targets[j->cur].dest;
+    if (j->wait_dest)
+        mp_panic("%s waits already", j->res->email);
+    j->wait_dest = d;
+    j->wait_seq = ++e->wait_seq;
+    j->wait_rider = chk_is_rider(j);
+    mp_list_push_tail(&d->waits, &j->wait_link);
+    d->nriders += j->wait_rider ? 1 : 0;
+    if (d->nwait++ == 0)
+        mp_list_push_tail(&e->wdests, &d->wlink);
+    e->nwait++;
+    wait_offer(e, d); /* arrived during a pass: its turn comes in it, after the others */
+}
+
 static void wait_remove(engine_t *e, chk_t *j)
 {
-    if (!j->queued)
+    dest_t *d = j->wait_dest;
+    if (!d)
         return;
-    chk_t **pp = &e->wait_head, *prev = NULL;
-    while (*pp && *pp != j) {
-        prev = *pp;
-        pp = &(*pp)->next_wait;
-    }
-    if (*pp) {
-        *pp = j->next_wait;
-        if (e->wait_tail == j)
-            e->wait_tail = prev;
-    }
-    j->next_wait = NULL;
-    j->queued = false;
+    mp_list_unlink(&d->waits, &j->wait_link);
+    d->nriders -= j->wait_rider ? 1 : 0;
+    if (--d->nwait == 0)
+        mp_list_unlink(&e->wdests, &d->wlink);
+    e->nwait--;
+    j->wait_dest = NULL;
 }
+
+/* A dispatch pass begins: every server address with waiting checks goes in its heap. */
+static void wait_pass_begin(engine_t *e)
+{
+    e->dispatching = true;
+    e->heap_n = 0;
+    for (mp_list_node_t *n = e->wdests.head; n; n = n->next)
+        wait_offer(e, MP_LIST_ITEM(n, dest_t, wlink));
+}
+
+/* The server address whose first waiting check arrived first, among those not found
+ * full in this pass (out of the heap: wait_offer puts it back), or NULL. */
+static dest_t *wait_next(engine_t *e)
+{
+    while (e->heap_n > 0) {
+        uint64_t seq;
+        dest_t *d = heap_pop(e, &seq);
+        d->heap_pass = 0;
+        if (d->nwait && wait_first(d)->wait_seq == seq && d->blocked_pass != e->pass)
+            return d;
+        wait_offer(e, d); /* its first check left the queue: back under the next one's */
+    }
+    return NULL;
+}
+
+#ifndef NDEBUG
+static void wait_audit_dest(const char *key, void *value, void *arg)
+{
+    const dest_t *d = value;
+    unsigned *with_waits = arg;
+    (void)key;
+    if (d->nwait)
+        (*with_waits)++;
+}
+
+/* Debug builds: the wait queues agree with the checks - every waiting check is in the
+ * queue of its current target's server address, once, in arrival order; the counts and
+ * the list of server addresses with waiting checks are right. Aborts loudly if not. */
+static void wait_audit(engine_t *e)
+{
+    unsigned waiting = 0, queued = 0, ndests = 0, with_waits = 0;
+    for (mp_list_node_t *n = e->all.head; n; n = n->next) {
+        const chk_t *j = MP_LIST_ITEM(n, chk_t, all_link);
+        if (!j->wait_dest)
+            continue;
+        waiting++;
+        if (j->cur >= j->ntargets || j->wait_dest != j->targets[j->cur].dest ||
+            j->wait_rider != chk_is_rider(j))
+            mp_panic("%s waits in the wrong queue", j->res->email);
+    }
+    for (mp_list_node_t *n = e->wdests.head; n; n = n->next) {
+        const dest_t *d = MP_LIST_ITEM(n, dest_t, wlink);
+        unsigned k = 0, riders = 0;
+        uint64_t last = 0;
+        for (mp_list_node_t *m = d->waits.head; m; m = m->next) {
+            const chk_t *j = MP_LIST_ITEM(m, chk_t, wait_link);
+            if (j->wait_dest != d || j->wait_seq <= last)
+                mp_panic("the queue of %s is out of order", d->ip);
+            last = j->wait_seq;
+            k++;
+            riders += j->wait_rider ? 1 : 0;
+        }
+        if (k == 0 || k != d->nwait || riders != d->nriders)
+            mp_panic("the counts of %s's queue are wrong", d->ip);
+        queued += k;
+        ndests++;
+    }
+    strmap_each(e->dests, wait_audit_dest, &with_waits);
+    if (waiting != queued || queued != e->nwait || ndests != with_waits)
+        mp_panic("%u checks wait, %u are queued, %u counted; %u/%u server addresses",
+                 waiting, queued, e->nwait, ndests, with_waits);
+}
+#endif
 
 static void batch_start(chk_t *j, conn_t *reuse);
 static void conn_quit(conn_t *c);
@@ -788,51 +973,39 @@ static void fetch_remove(chk_t *j)
 
 /* Start sessions for waiting checks whose server has an idle connection or a free slot, in
  * arrival order; each session takes along the waiting checks of the same domain on the
- * same server. */
+ * same server. A server address found full is left alone for the rest of the pass. */
 static void slots_dispatch(engine_t *e)
 {
     uint64_t pass = ++e->pass, now = mp_now_ms(), earliest = UINT64_MAX;
-    chk_t *j = e->wait_head;
+    dest_t *d;
     if (e->pending == 0)
         engine_close_idle(e); /* nothing left to check: no reason to keep them */
-    while (j && (e->active_sessions < e->o.max_sessions || conncache_count(e->cc, NULL))) {
-        chk_t *next = j->next_wait;
+    wait_pass_begin(e);
+    while ((e->active_sessions < e->o.max_sessions || conncache_count(e->cc, NULL)) &&
+           (d = wait_next(e)) != NULL) {
+        chk_t *j = wait_first(d); /* the first to arrive of those that may start now */
         const target_t *t = &j->targets[j->cur];
-        dest_t *d = t->dest ? t->dest : dest_get(e, t->ip.text);
-        if (d && d->blocked_pass == pass) {
-            j = next;
-            continue;
-        }
         conn_t *idle = conn_take(e, t, j->res->addr.domain_ascii, j->res->addr.local_utf8);
-        if (idle) {
-            wait_remove(e, j);
-            batch_start(j, idle);
-            j = (next && next->queued) ? next : e->wait_head;
-            continue;
-        }
-        if (!slot_free(e, t)) {
+        if (!idle && !slot_free(e, t)) {
             conn_evict_for(e, t);
-            if (d) {
-                d->blocked_pass = pass; /* skip its other waiting checks in this pass */
-                if (d->win.active < window_allowed(&d->win) && d->win.next_start_ms > now &&
-                    d->win.next_start_ms < earliest)
-                    earliest = d->win.next_start_ms; /* waits for time, not for a slot */
-            }
-            j = next;
+            d->blocked_pass = pass; /* skip its other waiting checks in this pass */
+            if (d->win.active < window_allowed(&d->win) && d->win.next_start_ms > now &&
+                d->win.next_start_ms < earliest)
+                earliest = d->win.next_start_ms; /* waits for time, not for a slot */
             continue;
         }
-        if (e->lease && !fleet_slot(e, j, t, now, &earliest)) {
-            if (d)
-                d->blocked_pass = pass; /* asked, or waiting: the answer dispatches again */
-            j = next;
+        if (!idle && e->lease && !fleet_slot(e, j, t, now, &earliest)) {
+            d->blocked_pass = pass; /* asked, or waiting: the answer dispatches again */
             continue;
         }
         wait_remove(e, j);
-        batch_start(j, NULL);
-        /* batch_start may have taken `next` along: then start again from the head, where
-         * every server already found full is skipped at the cost of a comparison */
-        j = (next && next->queued) ? next : e->wait_head;
+        batch_start(j, idle);
+        wait_offer(e, d); /* the next check of this server address, in its turn */
     }
+    e->dispatching = false;
+#ifndef NDEBUG
+    wait_audit(e);
+#endif
     if (e->give_way) /* parked sessions another process waits for, that nothing took */
         conns_give_way(e);
     if (earliest != UINT64_MAX) {
@@ -1225,13 +1398,7 @@ static void chk_try_target(chk_t *j)
         chk_round_over(j);
         return;
     }
-    j->queued = true;
-    j->next_wait = NULL;
-    if (e->wait_tail)
-        e->wait_tail->next_wait = j;
-    else
-        e->wait_head = j;
-    e->wait_tail = j;
+    wait_add(e, j);
     dispatch_soon(e);
 }
 
@@ -1440,26 +1607,16 @@ static void batch_add(batch_t *b, chk_t *j, int g)
         j->res->attempts++;
 }
 
-/* May w ride in j's session to t: the same server address and way out, the same TLS
- * choice and SMTPUTF8 need, and not a check that must go alone? */
-static bool batch_fits(engine_t *e, const chk_t *j, const chk_t *w, const target_t *t,
-                       int egress)
+/* May w, waiting for the same server address as j (its queue), ride in j's session:
+ * the same way out, the same TLS choice and SMTPUTF8 need, and not a check that must go
+ * alone? */
+static bool batch_fits(engine_t *e, const chk_t *j, const chk_t *w, int egress)
 {
     if (w->solo || w->no_tls_for_cur != j->no_tls_for_cur ||
-        w->res->addr.local_utf8 != j->res->addr.local_utf8 ||
-        strcmp(w->targets[w->cur].ip.text, t->ip.text) != 0)
+        w->res->addr.local_utf8 != j->res->addr.local_utf8)
         return false;
     return e->egress.n == 0 ||
            egress_index(e, w->res->addr.domain_ascii, &w->targets[w->cur]) == egress;
-}
-
-/* Does another check wait for this server address? */
-static bool batch_others_wait(engine_t *e, const target_t *t)
-{
-    for (chk_t *w = e->wait_head; w; w = w->next_wait)
-        if (strcmp(w->targets[w->cur].ip.text, t->ip.text) == 0)
-            return true;
-    return false;
 }
 
 static size_t room_take(size_t room, size_t cost)
@@ -1507,7 +1664,8 @@ static bool batch_has_ctl_of(const batch_t *b, size_t n, const chk_t *j)
 
 /* Take along waiting checks for the same server while the write's error budget lasts:
  * first the riders (a probe, or a postmaster@ control shared by the domain's riders),
- * whose checks hold a result, then ordinary checks of any domain. */
+ * whose checks hold a result, then ordinary checks of any domain; each in arrival order,
+ * from the server address's own queue. */
 static void batch_fill(batch_t *b, chk_t *j, const target_t *t, int egress, size_t *room,
                        const conn_t *txn)
 {
@@ -1517,10 +1675,11 @@ static void batch_fill(batch_t *b, chk_t *j, const target_t *t, int egress, size
     const char *dom[BATCH_GROUPS_MAX];
     if (!chk_is_rider(j))
         dom[0] = j->res->addr.domain_ascii;
-    for (int pass = 0; pass < 2; pass++)
-        for (chk_t *w = e->wait_head, *next; w && *room > 0 && b->n < BATCH_MAX; w = next) {
-            next = w->next_wait;
-            if (chk_is_rider(w) != (pass == 0) || !batch_fits(e, j, w, t, egress))
+    for (int pass = t->dest->nriders ? 0 : 1; pass < 2; pass++)
+        for (chk_t *w = wait_first(t->dest), *next; w && *room > 0 && b->n < BATCH_MAX;
+             w = next) {
+            next = MP_LIST_ITEM(w->wait_link.next, chk_t, wait_link);
+            if (chk_is_rider(w) != (pass == 0) || !batch_fits(e, j, w, egress))
                 continue;
             if (w->ctl_rider) {
                 bool shared = batch_has_ctl_of(b, b->n, w);
@@ -1540,7 +1699,9 @@ static void batch_fill(batch_t *b, chk_t *j, const target_t *t, int egress, size
                 (*room)--;
                 continue;
             }
-            if (nreal >= max || conn_asked(txn, w))
+            if (nreal >= max)
+                break; /* only ordinary checks are taken in this pass: no more of them */
+            if (conn_asked(txn, w))
                 continue;
             const char *d = w->res->addr.domain_ascii;
             int g = -1;
@@ -1706,7 +1867,8 @@ static void batch_start(chk_t *j, conn_t *reuse)
     size_t nreal = 0, nriders = 0, nprobes = 0;
     for (size_t i = 0; i < b->n; i++)
         b->grp[i] >= 0 ? nreal++ : b->chks[i]->probe_alone ? nriders++ : 0;
-    size_t nrcpt = batch_layout(b, pm, !batch_others_wait(e, t), room, rcpts, pm_rcpt, &utf8);
+    /* lone: nothing else waits for this server address */
+    size_t nrcpt = batch_layout(b, pm, d->nwait == 0, room, rcpts, pm_rcpt, &utf8);
     for (size_t g = 0; g < b->ng; g++)
         nprobes += b->g[g].prober ? 1 : 0;
     /* the session takes nothing after a write that leaves it (almost) no budget: QUIT
@@ -2244,7 +2406,9 @@ static void add_target(chk_t *j, const char *host, const dns_ip_t *ip)
     target_t *t = &j->targets[j->ntargets++];
     mp_strlcpy(t->host, host, sizeof t->host);
     t->ip = *ip;
-    t->dest = dest_get(j->e, ip->text);
+    t->dest = dest_get(j->e, ip->text); /* its wait queue is there */
+    if (!t->dest)
+        mp_panic("out of memory");
 }
 
 static void on_dns(const dns_mail_t *m, void *arg)
@@ -2466,6 +2630,7 @@ void engine_free(engine_t *e)
     if (e->cc_ev)
         event_free(e->cc_ev);
     strmap_free(e->dests, free);
+    free(e->heap);
     strmap_free(e->hosts, free);
     strmap_free(e->probing, free); /* empty once every check released its probe */
     if (e->dns)
