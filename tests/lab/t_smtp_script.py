@@ -295,6 +295,51 @@ class Politeness(labkit.LabCase):
         conc = [int(e["cmd"]) for e in events if e["event"] == "concurrency"]
         self.assertEqual(conc, [1])  # one session at a time: the same one, reused
 
+
+class ArrivalOrder(labkit.LabCase):
+    """Waiting checks queue per server address and start in arrival order across servers
+    (sched/engine.c, "the wait queues"; docs/internals/sched.md)."""
+
+    def test_sessions_start_in_arrival_order_across_servers(self):
+        # three servers, the checks interleaved, runs of one server among them; one
+        # session at a time (--max-sessions 1) carrying one recipient: each server is
+        # asked in exactly the order the checks arrived (address literals need no DNS, so
+        # they queue in the order given), whichever server each waits for, whether its
+        # session is new (the previous server's idle one is QUIT to make room) or the
+        # same server's idle one, reused
+        order = "NCNNPCCNPPCN"
+        ip = {"N": SCRIPT["normal"], "C": SCRIPT["cap2"], "P": SCRIPT["nopipe"]}
+        addrs = ["z%02d@[%s]" % (i, ip[s]) for i, s in enumerate(order)]
+        mark = labkit.script_mark()
+        run = labkit.run_mailprobe(addrs, ["--max-sessions", "1", "--rcpt-per-session", "1"])
+        self.assertEqual([r["email"] for r in run.results], addrs)
+        self.assertEqual([r["reason"] for r in run.results], ["mailbox_absent"] * len(addrs))
+        events = labkit.script_events(mark)
+        asked = [e["cmd"] for e in events if e["event"] == "cmd" and e["ip"] in ip.values()
+                 and e["cmd"].startswith("RCPT")]
+        self.assertEqual(asked, [rcpt(a) for a in addrs])
+
+    def test_take_along_in_arrival_order_per_server(self):
+        # two servers, the checks interleaved; one session at a time to each
+        # (--per-server 1) carrying three recipients: a session takes along the checks
+        # waiting for its server in the order they arrived (the order given: address
+        # literals), so each server is asked in that order, each address once
+        order = "CCNCNNCCCNCCNC"
+        ip = {"N": SCRIPT["normal"], "C": SCRIPT["cap2"]}
+        addrs = ["z%02d@[%s]" % (i, ip[s]) for i, s in enumerate(order)]
+        mark = labkit.script_mark()
+        run = labkit.run_mailprobe(addrs, ["--per-server", "1", "--rcpt-per-session", "3"])
+        self.assertEqual([r["reason"] for r in run.results], ["mailbox_absent"] * len(addrs))
+        for s in "CN":
+            events = labkit.script_events(mark, ip[s])
+            asked = [e["cmd"] for e in events
+                     if e["event"] == "cmd" and e["cmd"].startswith("RCPT")]
+            self.assertEqual(asked, [rcpt(a) for a in addrs if ip[s] in a])
+        conc = [int(e["cmd"]) for e in labkit.script_events(mark, ip["C"])
+                if e["event"] == "concurrency"]
+        self.assertEqual(set(conc), {1})
+
+
 class NoData(labkit.LabCase):
     def test_zz_no_data_anywhere(self):
         labkit.assert_no_data_anywhere()
