@@ -319,6 +319,23 @@ class ArrivalOrder(labkit.LabCase):
                  and e["cmd"].startswith("RCPT")]
         self.assertEqual(asked, [rcpt(a) for a in addrs])
 
+    def test_a_server_just_served_waits_its_turn_in_the_pass(self):
+        # N0, C1, N2 arrive together; two sessions in all, one recipient each, no interval
+        # between two sessions to one server: once N0's session starts, the pass goes on
+        # with C1 (it arrived before N2), so the two sessions are N0's and C1's, and N2
+        # then takes N0's session when it is idle - one connection to each server. Serving
+        # N again before C would open a second one to N at once.
+        ip = {"N": SCRIPT["normal"], "C": SCRIPT["nopipe"]}
+        addrs = ["z%d@[%s]" % (i, ip[s]) for i, s in enumerate("NCN")]
+        mark = labkit.script_mark()
+        run = labkit.run_mailprobe(addrs, ["--max-sessions", "2", "--rcpt-per-session", "1",
+                                           "--min-interval", "0"])
+        self.assertEqual([r["reason"] for r in run.results], ["mailbox_absent"] * 3)
+        events = labkit.script_events(mark)
+        for s in "NC":
+            self.assertEqual(sum(1 for e in events
+                                 if e["event"] == "connect" and e["ip"] == ip[s]), 1, events)
+
     def test_take_along_in_arrival_order_per_server(self):
         # two servers, the checks interleaved; one session at a time to each
         # (--per-server 1) carrying three recipients: a session takes along the checks
