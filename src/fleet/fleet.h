@@ -125,7 +125,7 @@ mp_status_t fleet_wake_listen(fleet_t *f, fleet_wake_cb cb, void *arg);
 /**
  * Be told when another handle waits for a pair this handle holds a lease of: its
  * refused acquire publishes "want <pair>" to every holder (on the wake-up subscription
- * of fleet_wake_listen, which this needs). cb gets the pair ("egress|server"); the
+ * of fleet_wake_listen, which this needs). cb is given the pair ("egress|server"); the
  * holder may give back sessions it keeps idle. NULL cb: ignored again.
  */
 void fleet_want_listen(fleet_t *f, fleet_wake_cb cb, void *arg);
