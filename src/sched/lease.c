@@ -290,18 +290,24 @@ bool lease_pool_take(lease_pool_t *p, const char *egress, const char *ip, char *
     return false;
 }
 
+/* The pair a message from Redis names ("egress|ip", len bytes), if we know it. */
+static pair_t *pair_named(lease_pool_t *p, const char *name, size_t len)
+{
+    char key[400];
+    if (len >= sizeof key)
+        return NULL;
+    memcpy(key, name, len);
+    key[len] = '\0';
+    return strmap_get(p->pairs, key);
+}
+
 /* A release freed a slot of the pair while we waited: ask now rather than at the safety
  * poll. A grant nobody takes goes back within a second (on_ready_timer), and that
  * release wakes the next waiter. */
 static void on_fleet_wake(const char *name, size_t len, void *arg)
 {
     lease_pool_t *p = arg;
-    char key[400];
-    if (len >= sizeof key)
-        return;
-    memcpy(key, name, len);
-    key[len] = '\0';
-    pair_t *pr = strmap_get(p->pairs, key);
+    pair_t *pr = pair_named(p, name, len);
     if (!pr || pr->asking || pr->ready[0] || pr->granted[0] || p->down_until > mp_now_ms())
         return;
     pr->wait_until = 0;
@@ -312,12 +318,7 @@ static void on_fleet_wake(const char *name, size_t len, void *arg)
 static void on_fleet_want(const char *name, size_t len, void *arg)
 {
     lease_pool_t *p = arg;
-    char key[400];
-    if (len >= sizeof key)
-        return;
-    memcpy(key, name, len);
-    key[len] = '\0';
-    pair_t *pr = strmap_get(p->pairs, key);
+    pair_t *pr = pair_named(p, name, len);
     if (!pr)
         return;
     pr->wanted_until = mp_now_ms() + LEASE_WANT_MS;
