@@ -389,6 +389,15 @@ static void wake_cb(const char *pair, size_t len, void *arg)
     w->done = true;
 }
 
+/* f listens for wake-ups into *got, once Redis confirmed the subscription. */
+static void listen_ready(fleet_t *f, wake_wait_t *got)
+{
+    assert_int_equal(fleet_wake_listen(f, wake_cb, got), MP_OK);
+    for (int i = 0; i < 100000 && !fleet_wake_ready(f); i++)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_true(fleet_wake_ready(f));
+}
+
 static void test_wake_ups(void **state)
 {
     (void)state;
@@ -396,10 +405,7 @@ static void test_wake_ups(void **state)
                                  .penalty_cap_ms = 4000};
     fleet_t *holder = open_ok(), *deaf = open_ok(), *listener = open_ok();
     wake_wait_t got = {0};
-    assert_int_equal(fleet_wake_listen(listener, wake_cb, &got), MP_OK);
-    for (int i = 0; i < 100000 && !fleet_wake_ready(listener); i++)
-        event_base_loop(base, EVLOOP_ONCE);
-    assert_true(fleet_wake_ready(listener));
+    listen_ready(listener, &got);
     assert_false(fleet_wake_ready(deaf));
     lease_wait_t a = acquire(holder, "192.0.2.61", &lim1);
     assert_true(a.l.granted);
@@ -433,12 +439,10 @@ static void test_wanted(void **state)
                                  .penalty_cap_ms = 4000};
     fleet_t *holder = open_ok(), *deaf = open_ok(), *waiter = open_ok();
     wake_wait_t hwake = {0}, hwant = {0}, wwake = {0}, wwant = {0};
-    assert_int_equal(fleet_wake_listen(holder, wake_cb, &hwake), MP_OK);
+    listen_ready(holder, &hwake);
     fleet_want_listen(holder, wake_cb, &hwant);
-    assert_int_equal(fleet_wake_listen(waiter, wake_cb, &wwake), MP_OK);
+    listen_ready(waiter, &wwake);
     fleet_want_listen(waiter, wake_cb, &wwant);
-    for (int i = 0; i < 100000 && !(fleet_wake_ready(holder) && fleet_wake_ready(waiter)); i++)
-        event_base_loop(base, EVLOOP_ONCE);
     lease_wait_t a = acquire(holder, "192.0.2.62", &lim2);
     lease_wait_t w1 = acquire(waiter, "192.0.2.62", &lim2);
     assert_true(a.l.granted);
@@ -486,9 +490,7 @@ static void test_release_without_publish_right(void **state)
         fail_msg("%s", err);
     fleet_t *listener = open_ok();
     wake_wait_t got = {0};
-    assert_int_equal(fleet_wake_listen(listener, wake_cb, &got), MP_OK);
-    for (int i = 0; i < 100000 && !fleet_wake_ready(listener); i++)
-        event_base_loop(base, EVLOOP_ONCE);
+    listen_ready(listener, &got);
     lease_wait_t a = acquire(holder, "192.0.2.62", &lim1);
     assert_true(a.l.granted);
     lease_wait_t b = acquire(listener, "192.0.2.62", &lim1);
