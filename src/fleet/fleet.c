@@ -36,7 +36,7 @@
 #define FACT_MAX (64 * 1024)      /* bytes of one fact */
 #define IDLE_TTL_MS 3600000       /* a pair's state outlives its last use by an hour */
 #define WAITER_TTL_MS 10000       /* a waiter not refused again within this is not woken */
-#define ARGV_MAX 16
+#define ARGV_MAX 20
 
 /* ---- the scripts (contracts in docs/internals/fleet.md) ------------------------------ */
 
@@ -108,12 +108,14 @@ static const char script_renew[] =
     "return {held, 0, now, redis.call('ZCARD', KEYS[1]), 0}\n";
 
 /* KEYS: leases, state, waiters, seen.  ARGV: lease id, outcome ok|neutral|throttle, limit,
- * penalty_ms, penalty_cap_ms, idle_ttl_ms, waiter_ttl_ms, pair name "E|M"
- * -> {held 0|1, 0, now_ms, active, allowed}; then, for each slot free, the oldest waiter
- * seen within waiter_ttl_ms and still subscribed (PUBLISH reached someone) is woken on
- * mp:wake:<waiter id> with the pair name; the waiters it passes over are removed. A
- * PUBLISH refused (an ACL user without channels) wakes nobody but never fails the
- * release: the waiters' safety poll covers it. */
+ * penalty_ms, penalty_cap_ms, idle_ttl_ms, waiter_ttl_ms, pair name "E|M", lease_ms,
+ * min_interval_ms -> {held 0|1, 0, now_ms, active, allowed}; then each slot free goes to
+ * the oldest waiter seen within waiter_ttl_ms and still subscribed: the script takes the
+ * slot in the waiter's name (lease id <waiter>:g<n>, the interval counted from its start)
+ * and publishes "grant E|M <lease> <delay_ms>" on mp:wake:<waiter>, delay_ms being what
+ * is left of the minimum interval. The waiters it passes over are removed. A grant nobody
+ * received (PUBLISH reached no one, or was refused: an ACL user without channels) is taken
+ * back at once and wakes nobody; the waiters' safety poll covers it. */
 static const char script_release[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -139,6 +141,7 @@ static const char script_release[] =
     "local active = redis.call('ZCARD', KEYS[1])\n"
     "local allowed = math.max(1, math.floor(win))\n"
     "local free, tries = allowed - active, 0\n"
+    "local lease_ms, gap = tonumber(ARGV[9]), tonumber(ARGV[10])\n"
     "while free > 0 and tries < 16 do\n"
     "  tries = tries + 1\n"
     "  local w = redis.call('ZRANGE', KEYS[3], 0, 0)[1]\n"
@@ -147,8 +150,22 @@ static const char script_release[] =
     "  redis.call('ZREM', KEYS[3], w)\n"
     "  redis.call('HDEL', KEYS[4], w)\n"
     "  if seen >= now - tonumber(ARGV[7]) then\n"
-    "    local n = redis.pcall('PUBLISH', 'mp:wake:' .. w, ARGV[8])\n"
-    "    if type(n) == 'number' and n > 0 then free = free - 1 end\n"
+    "    local nxt = tonumber(redis.call('HGET', KEYS[2], 'next')) or 0\n"
+    "    local start = math.max(now, nxt)\n"
+    "    local id = w .. ':g' .. redis.call('HINCRBY', KEYS[2], 'gseq', 1)\n"
+    "    redis.call('ZADD', KEYS[1], start + lease_ms, id)\n"
+    "    local n = redis.pcall('PUBLISH', 'mp:wake:' .. w,\n"
+    "                          'grant ' .. ARGV[8] .. ' ' .. id .. ' ' .. (start - now))\n"
+    "    if type(n) == 'number' and n > 0 then\n"
+    "      free = free - 1\n"
+    "      active = active + 1\n"
+    "      redis.call('HSET', KEYS[2], 'next', start + gap)\n"
+    "      if redis.call('PTTL', KEYS[1]) < start - now + lease_ms + 1000 then\n"
+    "        redis.call('PEXPIRE', KEYS[1], start - now + lease_ms + 1000)\n"
+    "      end\n"
+    "    else\n"
+    "      redis.call('ZREM', KEYS[1], id)\n"
+    "    end\n"
     "  end\n"
     "end\n"
     "return {held, 0, now, active, allowed}\n";
@@ -204,6 +221,7 @@ struct fleet {
     redisAsyncContext *sub;     /* the wake-up subscription; NULL while disconnected */
     bool subscribed;            /* sub confirmed SUBSCRIBE: acquires register as waiter */
     fleet_wake_cb wake_cb;      /* NULL: not listening */
+    fleet_grant_cb grant_cb;    /* a slot handed over by a release (with wake_cb) */
     void *wake_arg;
     fleet_wake_cb want_cb;      /* another handle waits for a pair we hold; NULL: ignored */
     void *want_arg;
@@ -446,10 +464,30 @@ static void on_sub_disconnect(const redisAsyncContext *ac, int status)
     }
 }
 
+/* A grant's text after "grant ": "<pair> <lease> <delay_ms>" (pair names and lease ids
+ * have no spaces) to the grant callback; anything else is dropped. */
+static void sub_grant(fleet_t *f, const char *s, size_t len)
+{
+    const char *sp1 = memchr(s, ' ', len);
+    const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', len - (size_t)(sp1 + 1 - s)) : NULL;
+    char lease[64], delay[16];
+    uint64_t d;
+    if (!sp2 || sp1 == s || (size_t)(sp2 - sp1 - 1) >= sizeof lease || sp2 == sp1 + 1 ||
+        (size_t)(s + len - sp2 - 1) >= sizeof delay)
+        return;
+    memcpy(lease, sp1 + 1, (size_t)(sp2 - sp1 - 1));
+    lease[sp2 - sp1 - 1] = '\0';
+    memcpy(delay, sp2 + 1, (size_t)(s + len - sp2 - 1));
+    delay[s + len - sp2 - 1] = '\0';
+    if (!mp_parse_uint(delay, 0, 24 * 3600 * 1000, &d))
+        return;
+    f->grant_cb(s, (size_t)(sp1 - s), lease, d, f->wake_arg);
+}
+
 /* Every push on the subscription: ["subscribe", channel, n] once, then ["message",
- * channel, pair] (a wake-up) or ["message", channel, "want " pair] (a pair we hold is
- * wanted; pair names have no spaces). A NULL reply (the connection freed or lost) is
- * nothing to us. */
+ * channel, text]: "<pair>" (a wake-up), "grant <pair> <lease> <delay_ms>" (a slot handed
+ * over) or "want <pair>" (a pair we hold is wanted; pair names have no spaces). A NULL
+ * reply (the connection freed or lost) is nothing to us. */
 static void on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     fleet_t *f = ac->data;
@@ -467,6 +505,9 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata)
     else if (v->len > 5 && memcmp(v->str, "want ", 5) == 0) {
         if (f->want_cb)
             f->want_cb(v->str + 5, v->len - 5, f->want_arg);
+    } else if (v->len > 6 && memcmp(v->str, "grant ", 6) == 0) {
+        if (f->grant_cb)
+            sub_grant(f, v->str + 6, v->len - 6);
     } else if (f->wake_cb)
         f->wake_cb(v->str, v->len, f->wake_arg);
 }
@@ -491,11 +532,12 @@ static void fleet_sub_connect(fleet_t *f)
     f->sub = ac;
 }
 
-mp_status_t fleet_wake_listen(fleet_t *f, fleet_wake_cb cb, void *arg)
+mp_status_t fleet_wake_listen(fleet_t *f, fleet_wake_cb cb, fleet_grant_cb grant, void *arg)
 {
-    if (!f || f->closing || !cb)
+    if (!f || f->closing || !cb || !grant)
         return MP_ERR_ARG;
     f->wake_cb = cb;
+    f->grant_cb = grant;
     f->wake_arg = arg;
     fleet_sub_connect(f);
     return f->sub ? MP_OK : MP_ERR_IO;
@@ -931,7 +973,8 @@ mp_status_t fleet_lease_release(fleet_t *f, const char *egress, const char *mx,
     bool ok = req_arg(rq, names[o], strlen(names[o])) && req_argf(rq, lim->limit) &&
               req_argf(rq, lim->penalty_ms) && req_argf(rq, lim->penalty_cap_ms) &&
               req_argf(rq, IDLE_TTL_MS) && req_argf(rq, WAITER_TTL_MS) &&
-              req_arg(rq, pair, (size_t)n);
+              req_arg(rq, pair, (size_t)n) && req_argf(rq, lim->lease_ms) &&
+              req_argf(rq, lim->min_interval_ms);
     return req_submit(rq, ok);
 }
 

@@ -111,16 +111,26 @@ mp_status_t fleet_lease_release(fleet_t *f, const char *egress, const char *mx,
  *  while this handle waited for it. */
 typedef void (*fleet_wake_cb)(const char *pair, size_t len, void *arg);
 
+/** A slot handed over: a release gave the slot it freed of `pair` (len bytes, borrowed)
+ *  to this handle, the pair's oldest waiter, as `lease` (borrowed). The lease is held in
+ *  this handle's name from now on: start a session with it no sooner than delay_ms from
+ *  now (what is left of the minimum interval), renew it while the session lasts, and
+ *  release it (FLEET_NEUTRAL when unused) like a lease of fleet_lease_acquire. */
+typedef void (*fleet_grant_cb)(const char *pair, size_t len, const char *lease,
+                               uint64_t delay_ms, void *arg);
+
 /**
  * Listen for wake-ups on a second connection (subscribed to mp:wake:<this handle's id>):
  * from then on an acquire refused because the pair is full registers the handle as a
- * waiter of the pair, and the release that frees a slot wakes the oldest waiter still
- * listening. A message can be lost (Redis restarted, the connection lost and made again
- * by the next acquire): callers keep a slow poll of their own.
- * @return MP_OK, MP_ERR_ARG, or MP_ERR_IO (no connection could be started now; the next
- *         acquire tries again)
+ * waiter of the pair, and the release that frees a slot hands it to the oldest waiter
+ * still listening (grant). cb is the older form, a wake-up after which the waiter asks
+ * again: this version's releases always hand the slot over. A message can be lost (Redis restarted, the connection
+ * lost and made again by the next acquire): callers keep a slow poll of their own, and a
+ * grant lost is a lease that expires by itself.
+ * @return MP_OK, MP_ERR_ARG (a callback missing), or MP_ERR_IO (no connection could be
+ *         started now; the next acquire tries again)
  */
-mp_status_t fleet_wake_listen(fleet_t *f, fleet_wake_cb cb, void *arg);
+mp_status_t fleet_wake_listen(fleet_t *f, fleet_wake_cb cb, fleet_grant_cb grant, void *arg);
 
 /**
  * Be told when another handle waits for a pair this handle holds a lease of: its

@@ -25,7 +25,9 @@ typedef struct pair {
     char egress[320], ip[64];
     bool asking;            /* an acquire (or its quota) is in flight */
     char granted[64];       /* granted, its quota being taken */
+    uint64_t granted_delay; /* ... usable this long after the quota's answer */
     char ready[64];         /* granted and not taken by a session yet */
+    uint64_t ready_at;      /* ... and no session starts with it before this (mp_now_ms) */
     uint64_t wait_until;    /* no request before this (mp_now_ms) */
     uint64_t wanted_until;  /* another process waits for this pair until then */
     struct event *ready_ev; /* gives an untaken lease back */
@@ -53,6 +55,7 @@ struct lease_pool {
     unsigned asking;        /* pairs with an acquire (or its quota) in flight */
     unsigned ready;         /* granted leases not taken yet */
     uint64_t calls;         /* requests sent */
+    uint64_t grants;        /* leases handed over by another process's release */
     uint64_t down_until;    /* Redis failed: no request before this */
     uint64_t backoff_ms;    /* 0 while Redis answers */
     unsigned safety_ms;     /* the safety poll of a pair waiting for a wake-up */
@@ -119,13 +122,18 @@ static void pair_unready(pair_t *pr)
     evtimer_del(pr->ready_ev);
 }
 
-static void pair_ready(pair_t *pr, const char *lease)
+/* A lease granted, usable from delay_ms on (a grant handed over inside the minimum
+ * interval): ready for the next take. */
+static void pair_ready(pair_t *pr, const char *lease, uint64_t delay_ms)
 {
     if (!pr->ready[0])
         pr->p->ready++;
     mp_strlcpy(pr->ready, lease, sizeof pr->ready);
-    /* a lease nobody takes within a second (the check went elsewhere) goes back */
-    struct timeval tv = {1, 0};
+    pr->ready_at = mp_now_ms() + delay_ms;
+    /* a lease nobody takes within a second of being usable (the check went elsewhere)
+     * goes back */
+    uint64_t ms = delay_ms + 1000;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
     evtimer_add(pr->ready_ev, &tv);
     pr->p->wake(pr->p->arg);
 }
@@ -160,7 +168,7 @@ static void on_quota(const fleet_quota_t *q, void *arg)
         return;
     }
     pool_redis_ok(p);
-    pair_ready(pr, pr->granted);
+    pair_ready(pr, pr->granted, pr->granted_delay);
     pr->granted[0] = '\0';
 }
 
@@ -175,6 +183,28 @@ static uint64_t pool_safety_ms(lease_pool_t *p)
     p->jitter = x;
     uint64_t s = p->safety_ms;
     return s - s / 4 + (s / 4 ? x % (s / 4 + 1) : 0);
+}
+
+/* A lease for the pair, from an acquire or handed over by a release: with caps, its
+ * quota is taken first; then it is ready. */
+static void pair_granted(pair_t *pr, const char *lease, uint64_t delay_ms)
+{
+    lease_pool_t *p = pr->p;
+    if (caps_set(&p->cfg.caps)) {
+        mp_strlcpy(pr->granted, lease, sizeof pr->granted);
+        pr->granted_delay = delay_ms;
+        if (fleet_quota_take(p->f, pr->egress, "*", 1, &p->cfg.caps, on_quota, pr) == MP_OK) {
+            pair_asking(pr, true);
+            p->calls++;
+            return;
+        }
+        pool_release(p, pr->egress, pr->ip, pr->granted, FLEET_NEUTRAL);
+        pr->granted[0] = '\0';
+        pool_redis_failed(p, "cannot reach Redis");
+        p->wake(p->arg);
+        return;
+    }
+    pair_ready(pr, lease, delay_ms);
 }
 
 static void on_acquire(const fleet_lease_t *l, void *arg)
@@ -200,20 +230,7 @@ static void on_acquire(const fleet_lease_t *l, void *arg)
         p->wake(p->arg);
         return;
     }
-    if (caps_set(&p->cfg.caps)) {
-        mp_strlcpy(pr->granted, l->lease, sizeof pr->granted);
-        if (fleet_quota_take(p->f, pr->egress, "*", 1, &p->cfg.caps, on_quota, pr) == MP_OK) {
-            pair_asking(pr, true);
-            p->calls++;
-            return;
-        }
-        pool_release(p, pr->egress, pr->ip, pr->granted, FLEET_NEUTRAL);
-        pr->granted[0] = '\0';
-        pool_redis_failed(p, "cannot reach Redis");
-        p->wake(p->arg);
-        return;
-    }
-    pair_ready(pr, l->lease);
+    pair_granted(pr, l->lease, 0);
 }
 
 /* Send the pair's acquire: MP_OK (the answer comes to on_acquire), MP_ERR_ARG (a name
@@ -264,6 +281,10 @@ bool lease_pool_take(lease_pool_t *p, const char *egress, const char *ip, char *
         return false;
     }
     if (pr->ready[0]) {
+        if (pr->ready_at > now) { /* handed over inside the minimum interval */
+            *retry_at = pr->ready_at;
+            return false;
+        }
         mp_strlcpy(lease, pr->ready, size);
         pair_unready(pr);
         return true;
@@ -314,6 +335,37 @@ static void on_fleet_wake(const char *name, size_t len, void *arg)
     (void)pair_acquire(pr);
 }
 
+/* A release handed us the slot it freed (we were the pair's oldest waiter): it is ours
+ * like an acquired lease. A pair already asking or holding a lease not taken yet gives it
+ * back at once, and that release hands it to the next waiter. */
+static void on_fleet_grant(const char *name, size_t len, const char *lease, uint64_t delay_ms,
+                           void *arg)
+{
+    lease_pool_t *p = arg;
+    pair_t *pr = pair_named(p, name, len);
+    if (!pr) { /* not a pair of ours (cannot be: we waited for it); give it back */
+        char key[400];
+        size_t bar = len;
+        while (bar > 0 && name[bar - 1] != '|')
+            bar--;
+        if (bar > 1 && bar < len && len < sizeof key) { /* "egress|ip": the ip has no '|' */
+            memcpy(key, name, len);
+            key[len] = '\0';
+            key[bar - 1] = '\0';
+            pool_release(p, key, key + bar, lease, FLEET_NEUTRAL);
+        }
+        return;
+    }
+    if (pr->asking || pr->granted[0] || pr->ready[0]) {
+        pool_release(p, pr->egress, pr->ip, lease, FLEET_NEUTRAL);
+        return;
+    }
+    pool_redis_ok(p);
+    p->grants++;
+    pr->wait_until = 0; /* no longer a waiter: its next check asks at once */
+    pair_granted(pr, lease, delay_ms);
+}
+
 /* Another process was refused a pair of which we hold a lease (fleet_want_listen). */
 static void on_fleet_want(const char *name, size_t len, void *arg)
 {
@@ -359,6 +411,11 @@ void lease_pool_safety_set(lease_pool_t *p, unsigned ms)
 uint64_t lease_pool_calls(const lease_pool_t *p)
 {
     return p ? p->calls : 0;
+}
+
+uint64_t lease_pool_grants(const lease_pool_t *p)
+{
+    return p ? p->grants : 0;
 }
 
 /* ---- holds: renew while open, release at close ----------------------------------- */
@@ -497,7 +554,7 @@ lease_pool_t *lease_pool_new(struct event_base *base, fleet_t *f, const lease_cf
     }
     /* wake-ups: without them (not subscribed yet) a full pair is asked every 100 ms */
     fleet_want_listen(f, on_fleet_want, p);
-    if (fleet_wake_listen(f, on_fleet_wake, p) != MP_OK)
+    if (fleet_wake_listen(f, on_fleet_wake, on_fleet_grant, p) != MP_OK)
         mp_log(MP_LOG_DEBUG, "fleet: no wake-up subscription yet; the next acquire tries");
     return p;
 }

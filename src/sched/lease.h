@@ -78,6 +78,10 @@ void lease_pool_drop_ready(lease_pool_t *p);
  *  it long to tell a wake-up from the poll, or short to recover a lost one). */
 void lease_pool_safety_set(lease_pool_t *p, unsigned ms);
 
+/** Leases handed to this pool by another process's release (it was the oldest waiter),
+ *  each without a request of its own. */
+uint64_t lease_pool_grants(const lease_pool_t *p);
+
 /** Requests sent to Redis so far (acquire, caps, renew, release). */
 uint64_t lease_pool_calls(const lease_pool_t *p);
 

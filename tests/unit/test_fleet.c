@@ -375,11 +375,14 @@ static void test_caps(void **state)
     fleet_free(b);
 }
 
-/* ---- wake-ups --------------------------------------------------------------------------- */
+/* ---- wake-ups and grants ---------------------------------------------------------------- */
 
 typedef struct {
-    bool done;
+    bool done;      /* a wake-up, a want or a grant came */
+    bool granted;   /* ... and it was a grant: */
     char pair[128];
+    char lease[64];
+    uint64_t delay_ms;
 } wake_wait_t;
 
 static void wake_cb(const char *pair, size_t len, void *arg)
@@ -389,16 +392,37 @@ static void wake_cb(const char *pair, size_t len, void *arg)
     w->done = true;
 }
 
-/* f listens for wake-ups into *got, once Redis confirmed the subscription. */
+static void grant_cb(const char *pair, size_t len, const char *lease, uint64_t delay_ms,
+                     void *arg)
+{
+    wake_wait_t *w = arg;
+    snprintf(w->pair, sizeof w->pair, "%.*s", (int)len, pair);
+    snprintf(w->lease, sizeof w->lease, "%s", lease);
+    w->delay_ms = delay_ms;
+    w->granted = w->done = true;
+}
+
+/* f listens for wake-ups and grants into *got, once Redis confirmed the subscription. */
 static void listen_ready(fleet_t *f, wake_wait_t *got)
 {
-    assert_int_equal(fleet_wake_listen(f, wake_cb, got), MP_OK);
+    assert_int_equal(fleet_wake_listen(f, wake_cb, NULL, got), MP_ERR_ARG);
+    assert_int_equal(fleet_wake_listen(f, wake_cb, grant_cb, got), MP_OK);
     for (int i = 0; i < 100000 && !fleet_wake_ready(f); i++)
         event_base_loop(base, EVLOOP_ONCE);
     assert_true(fleet_wake_ready(f));
 }
 
-static void test_wake_ups(void **state)
+static void settle(void)
+{
+    for (int i = 0; i < 50; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+}
+
+/* A release hands the slot it frees to the oldest waiter still listening: the lease is
+ * taken in the waiter's name (a refused acquire of anyone else shows it held), and it
+ * renews and releases like an acquired one. A waiter gone by then gets nothing, and the
+ * slot stays free. */
+static void test_grants(void **state)
 {
     (void)state;
     const fleet_limits_t lim1 = {.limit = 1, .lease_ms = 10000, .penalty_ms = 500,
@@ -416,16 +440,70 @@ static void test_wake_ups(void **state)
     lease_wait_t c = acquire(listener, "192.0.2.61", &lim1);
     assert_false(c.l.granted);
     assert_true(c.l.waiting);
-    /* the release wakes it, naming the pair */
-    release(holder, "192.0.2.61", a.l.lease, FLEET_OK, &lim1);
+    /* the release hands the slot over, naming the pair and the lease */
+    lease_wait_t rel = release(holder, "192.0.2.61", a.l.lease, FLEET_OK, &lim1);
+    assert_true(rel.l.granted);
+    assert_int_equal(rel.l.active, 1);
     loop_until(&got.done);
+    assert_true(got.granted);
     assert_string_equal(got.pair, "127.0.9.1|192.0.2.61");
+    assert_non_null(strstr(got.lease, ":g"));
+    assert_int_equal(got.delay_ms, 0);
+    /* it is held: the old holder is refused; it renews, and its release frees the slot */
+    a = acquire(holder, "192.0.2.61", &lim1);
+    assert_false(a.l.granted);
+    assert_int_equal(a.l.active, 1);
+    lease_wait_t rn;
+    memset(&rn, 0, sizeof rn);
+    assert_int_equal(fleet_lease_renew(listener, "127.0.9.1", "192.0.2.61", got.lease, &lim1,
+                                       lease_cb, &rn), MP_OK);
+    loop_until(&rn.done);
+    assert_true(rn.l.granted);
+    rel = release(listener, "192.0.2.61", got.lease, FLEET_OK, &lim1);
+    assert_true(rel.l.granted);
+    assert_int_equal(rel.l.active, 0);
+    /* a waiter gone before the release: no grant, the slot stays free */
+    a = acquire(holder, "192.0.2.61", &lim1);
+    assert_true(a.l.granted);
+    got = (wake_wait_t){0};
     c = acquire(listener, "192.0.2.61", &lim1);
-    assert_true(c.l.granted);
-    assert_false(c.l.waiting);
-    release(listener, "192.0.2.61", c.l.lease, FLEET_OK, &lim1);
+    assert_true(c.l.waiting);
+    fleet_free(listener);
+    settle();
+    rel = release(holder, "192.0.2.61", a.l.lease, FLEET_OK, &lim1);
+    assert_int_equal(rel.l.active, 0);
+    b = acquire(deaf, "192.0.2.61", &lim1);
+    assert_true(b.l.granted);
+    release(deaf, "192.0.2.61", b.l.lease, FLEET_OK, &lim1);
+    assert_false(got.done);
     fleet_free(holder);
     fleet_free(deaf);
+}
+
+/* A slot handed over inside the minimum interval comes with what is left of it, and
+ * the interval counts from the grant's start: the next acquire waits a whole interval
+ * more. */
+static void test_grant_waits_the_interval(void **state)
+{
+    (void)state;
+    const fleet_limits_t lim = {.limit = 1, .min_interval_ms = 3000, .lease_ms = 10000,
+                                .penalty_ms = 500, .penalty_cap_ms = 4000};
+    fleet_t *holder = open_ok(), *listener = open_ok();
+    wake_wait_t got = {0};
+    listen_ready(listener, &got);
+    lease_wait_t a = acquire(holder, "192.0.2.63", &lim);
+    assert_true(a.l.granted);
+    lease_wait_t c = acquire(listener, "192.0.2.63", &lim);
+    assert_true(c.l.waiting);
+    release(holder, "192.0.2.63", a.l.lease, FLEET_NEUTRAL, &lim);
+    loop_until(&got.done);
+    assert_true(got.granted);
+    assert_true(got.delay_ms > 2000 && got.delay_ms <= 3000);
+    release(listener, "192.0.2.63", got.lease, FLEET_NEUTRAL, &lim);
+    a = acquire(holder, "192.0.2.63", &lim);
+    assert_false(a.l.granted);
+    assert_true(a.l.wait_ms > got.delay_ms + 2000);
+    fleet_free(holder);
     fleet_free(listener);
 }
 
@@ -450,8 +528,7 @@ static void test_wanted(void **state)
     /* full: a refusal without a waiter tells nobody */
     lease_wait_t b = acquire(deaf, "192.0.2.62", &lim2);
     assert_false(b.l.granted);
-    for (int i = 0; i < 50; i++)
-        event_base_loop(base, EVLOOP_NONBLOCK);
+    settle();
     assert_false(hwant.done);
     /* the waiter, itself a holder, is refused: the other holder is told, it is not */
     lease_wait_t c = acquire(waiter, "192.0.2.62", &lim2);
@@ -461,12 +538,14 @@ static void test_wanted(void **state)
     assert_string_equal(hwant.pair, "127.0.9.1|192.0.2.62");
     assert_false(hwake.done); /* a want is no wake-up */
     assert_false(wwant.done);
-    /* the holder gives way: its release wakes the waiter */
+    /* the holder gives way: its release hands the slot to the waiter */
     release(holder, "192.0.2.62", a.l.lease, FLEET_OK, &lim2);
     loop_until(&wwake.done);
+    assert_true(wwake.granted);
     assert_string_equal(wwake.pair, "127.0.9.1|192.0.2.62");
     assert_false(wwant.done);
     release(waiter, "192.0.2.62", w1.l.lease, FLEET_OK, &lim2);
+    release(waiter, "192.0.2.62", wwake.lease, FLEET_OK, &lim2);
     fleet_free(holder);
     fleet_free(deaf);
     fleet_free(waiter);
@@ -728,7 +807,8 @@ int main(void)
         cmocka_unit_test(test_expired_lease_is_reclaimed),
         cmocka_unit_test(test_interval_and_shared_penalty),
         cmocka_unit_test(test_caps),
-        cmocka_unit_test(test_wake_ups),
+        cmocka_unit_test(test_grants),
+        cmocka_unit_test(test_grant_waits_the_interval),
         cmocka_unit_test(test_wanted),
         cmocka_unit_test(test_release_without_publish_right),
         cmocka_unit_test(test_facts),

@@ -3,8 +3,11 @@
  * real redis-server (tests/fleet/redis_fixture.h), two pools on two connections standing
  * for two processes:
  *  - a grant is handed out once; the other process is refused while the pair is full
- *    and is woken by the release (the safety poll made 20 s long, and one acquire
- *    counted after the refusal: the wake-up, not a poll, brought the grant);
+ *    and the release hands it the slot (the safety poll made 20 s long, and no request
+ *    of its own after the refusal: the release, not a poll, brought the lease);
+ *  - a slot handed over inside the minimum interval is taken only when the interval
+ *    has passed; a grant the pool cannot use (unknown pair, a lease already ready) is
+ *    given back at once;
  *  - a waiter that died (its subscription gone) does not hold up the live one behind it;
  *  - a lost wake-up (the waiter's entry deleted in Redis) is made up by the safety poll;
  *  - a waiter not refused again for long (its entry's time set back) is passed over;
@@ -160,14 +163,15 @@ static void test_full_then_released(void **state)
     assert_true(take_now(&b, "10.0.0.2", "192.0.2.1", lb, &at));
     lease_hold_end(lease_hold_new(b.p, "10.0.0.2", "192.0.2.1", lb), FLEET_OK);
     settle(b.p);
-    /* a releases: the release wakes b, whose pool asks at once (one acquire) and wakes
-     * its owner with the grant, long before any poll */
-    uint64_t calls = lease_pool_calls(b.p);
+    /* a releases: the release hands the slot to b, whose pool wakes its owner with the
+     * lease, long before any poll and with no request of its own */
+    uint64_t calls = lease_pool_calls(b.p), grants = lease_pool_grants(b.p);
     unsigned wakes = b.w.wakes;
     lease_hold_end(h, FLEET_OK);
     wait_wake(&b.w);
     assert_int_equal(b.w.wakes, wakes + 1);
-    assert_int_equal(lease_pool_calls(b.p), calls + 1);
+    assert_int_equal(lease_pool_calls(b.p), calls);
+    assert_int_equal(lease_pool_grants(b.p), grants + 1);
     assert_true(lease_pool_take(b.p, "10.0.0.1", "192.0.2.1", lb, 64, mp_now_ms(), &at));
     lease_hold_end(lease_hold_new(b.p, "10.0.0.1", "192.0.2.1", lb), FLEET_OK);
     settle(a.p);
@@ -213,7 +217,7 @@ static void test_wanted(void **state)
     assert_false(lease_hold_wanted(h));
     lease_hold_end(h, FLEET_OK);
     lease_hold_end(h2, FLEET_OK);
-    wait_wake(&b.w); /* the release woke b */
+    wait_wake(&b.w); /* the release handed b the slot */
     assert_true(lease_pool_take(b.p, "10.0.0.1", "192.0.2.3", lb, 64, mp_now_ms(), &at));
     lease_hold_end(lease_hold_new(b.p, "10.0.0.1", "192.0.2.3", lb), FLEET_OK);
     settle(a.p);
@@ -280,6 +284,83 @@ static void redis_run(const char *cmd, char *out, size_t size)
     redisFree(c);
 }
 
+static void redis_publish(const char *channel, const char *msg)
+{
+    redisContext *c = redisConnect("127.0.0.1", (int)redis_port);
+    assert_true(c && !c->err);
+    redisReply *r = redisCommand(c, "PUBLISH %s %s", channel, msg);
+    assert_true(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* A slot handed over inside the minimum interval: the pool has the lease at once, but
+ * a take is refused until the interval has passed (retry_at says when), then it is
+ * granted without another request. */
+static void test_grant_inside_the_interval(void **state)
+{
+    (void)state;
+    lease_cfg_t c = cfg_of(1, 1500, 30000);
+    proc_t a, b;
+    proc_open(&a, &c);
+    proc_open(&b, &c);
+    char la[64], lb[64];
+    uint64_t at;
+    assert_true(take_now(&a, "e9", "192.0.2.12", la, &at));
+    lease_hold_t *h = lease_hold_new(a.p, "e9", "192.0.2.12", la);
+    assert_false(take_now(&b, "e9", "192.0.2.12", lb, &at));
+    uint64_t calls = lease_pool_calls(b.p);
+    lease_hold_end(h, FLEET_OK);
+    wait_wake(&b.w);
+    uint64_t now = mp_now_ms();
+    at = 0;
+    assert_false(lease_pool_take(b.p, "e9", "192.0.2.12", lb, 64, now, &at));
+    assert_true(at > now + 1000 && at <= now + 1500);
+    run_until(at);
+    assert_true(lease_pool_take(b.p, "e9", "192.0.2.12", lb, 64, mp_now_ms(), &at));
+    assert_int_equal(lease_pool_calls(b.p), calls);
+    lease_hold_end(lease_hold_new(b.p, "e9", "192.0.2.12", lb), FLEET_OK);
+    settle(a.p);
+    settle(b.p);
+    proc_close(&a);
+    proc_close(&b);
+}
+
+/* A grant the pool has no use for is released at once: one for a pair it already holds
+ * a lease ready for, one for a pair it never asked for (both published by hand, as a
+ * release of another process would). */
+static void test_unneeded_grant_given_back(void **state)
+{
+    (void)state;
+    lease_cfg_t c = cfg_of(2, 0, 30000);
+    proc_t a;
+    proc_open(&a, &c);
+    char la[64], ch[64], msg[200];
+    uint64_t at = 0;
+    assert_false(lease_pool_take(a.p, "e10", "192.0.2.13", la, 64, mp_now_ms(), &at));
+    wait_wake(&a.w); /* granted, ready, not taken */
+    assert_int_equal(lease_pool_inflight(a.p), 1);
+    char worker[32];
+    redis_run("ZRANGE mp:lease:{e10|192.0.2.13} 0 0", worker, sizeof worker);
+    *strchr(worker, ':') = '\0';
+    uint64_t calls = lease_pool_calls(a.p);
+    snprintf(ch, sizeof ch, "mp:wake:%s", worker);
+    snprintf(msg, sizeof msg, "grant e10|192.0.2.13 %s:g1 0", worker);
+    redis_publish(ch, msg);
+    snprintf(msg, sizeof msg, "grant e11|192.0.2.14 %s:g2 0", worker);
+    redis_publish(ch, msg);
+    for (int i = 0; i < 500 && lease_pool_calls(a.p) < calls + 2; i++)
+        run_for(10);
+    assert_int_equal(lease_pool_calls(a.p), calls + 2); /* two releases */
+    assert_int_equal(lease_pool_grants(a.p), 0);
+    /* the lease ready is still the first one */
+    assert_true(lease_pool_take(a.p, "e10", "192.0.2.13", la, 64, mp_now_ms(), &at));
+    assert_null(strstr(la, ":g"));
+    lease_hold_end(lease_hold_new(a.p, "e10", "192.0.2.13", la), FLEET_OK);
+    settle(a.p);
+    proc_close(&a);
+}
+
 static void test_dead_waiter(void **state)
 {
     (void)state;
@@ -297,11 +378,12 @@ static void test_dead_waiter(void **state)
     run_for(20);
     assert_false(take_now(&b, "e6", "192.0.2.9", lb, &at));
     proc_close(&dead);
-    /* the release passes over the dead waiter (nobody heard it) and wakes b */
+    /* the release passes over the dead waiter (nobody heard it) and hands b the slot */
     uint64_t calls = lease_pool_calls(b.p);
     lease_hold_end(h, FLEET_OK);
     wait_wake(&b.w);
-    assert_int_equal(lease_pool_calls(b.p), calls + 1);
+    assert_int_equal(lease_pool_calls(b.p), calls);
+    assert_int_equal(lease_pool_grants(b.p), 1);
     assert_true(lease_pool_take(b.p, "e6", "192.0.2.9", lb, 64, mp_now_ms(), &at));
     lease_hold_end(lease_hold_new(b.p, "e6", "192.0.2.9", lb), FLEET_OK);
     settle(a.p);
@@ -445,6 +527,8 @@ int main(void)
         cmocka_unit_test(test_full_then_released),
         cmocka_unit_test(test_wanted),
         cmocka_unit_test(test_interval_and_untaken_grant),
+        cmocka_unit_test(test_grant_inside_the_interval),
+        cmocka_unit_test(test_unneeded_grant_given_back),
         cmocka_unit_test(test_dead_waiter),
         cmocka_unit_test(test_lost_wakeup),
         cmocka_unit_test(test_stale_waiter),
