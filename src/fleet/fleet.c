@@ -35,17 +35,20 @@
 #define NAME_MAX_LEN 200          /* egress and server names in keys */
 #define FACT_MAX (64 * 1024)      /* bytes of one fact */
 #define IDLE_TTL_MS 3600000       /* a pair's state outlives its last use by an hour */
-#define WAITER_TTL_MS 10000       /* a waiter not refused again within this is not woken */
+#define WAITER_TTL_MS 10000       /* a waiter not refused again within this is passed over */
+#define WANT_EVERY_MS 1000        /* a waiter tells the holders it waits at most this often */
 #define ARGV_MAX 20
 
 /* ---- the scripts (contracts in docs/internals/fleet.md) ------------------------------ */
 
 /* KEYS: leases (zset lease -> expiry ms), state (hash next, win, strikes), waiters (zset
- * waiter id -> first refused ms), seen (hash waiter id -> last refused ms)
+ * waiter id -> first refused ms), seen (hash waiter id -> last refused ms, and
+ * "<waiter id>>w" -> when it last told the holders)
  * ARGV: limit, min_interval_ms, lease_ms, lease id, idle_ttl_ms, waiter id ("" = none),
- * waiter_ttl_ms, pair name "E|M"  -> {granted 0|1, wait_ms, now_ms, active, allowed}.
- * A waiter refused tells every other handle holding a lease of the pair that it is
- * wanted ("want E|M" on mp:wake:<holder>): a holder gives its idle sessions back. */
+ * waiter_ttl_ms, pair name "E|M", want_every_ms -> {granted 0|1, wait_ms, now_ms, active,
+ * allowed}. A waiter refused tells every other handle holding a lease of the pair that it
+ * is wanted ("want E|M" on mp:wake:<holder>), at most once per want_every_ms: a holder
+ * gives its idle sessions back and keeps no session for long while it is wanted. */
 static const char script_acquire[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -64,12 +67,17 @@ static const char script_acquire[] =
     "    redis.call('HSET', KEYS[4], ARGV[6], now)\n"
     "    redis.call('PEXPIRE', KEYS[3], ttl)\n"
     "    redis.call('PEXPIRE', KEYS[4], ttl)\n"
-    "    local told = {}\n"
-    "    for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do\n"
-    "      local h = string.match(id, '^([^:]+):')\n"
-    "      if h and h ~= ARGV[6] and not told[h] then\n"
-    "        told[h] = true\n"
-    "        redis.pcall('PUBLISH', 'mp:wake:' .. h, 'want ' .. ARGV[8])\n"
+    "    local wk = ARGV[6] .. '>w'\n"
+    "    local lastw = tonumber(redis.call('HGET', KEYS[4], wk)) or 0\n"
+    "    if now - lastw >= tonumber(ARGV[9]) then\n"
+    "      redis.call('HSET', KEYS[4], wk, now)\n"
+    "      local told = {}\n"
+    "      for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do\n"
+    "        local h = string.match(id, '^([^:]+):')\n"
+    "        if h and h ~= ARGV[6] and not told[h] then\n"
+    "          told[h] = true\n"
+    "          redis.pcall('PUBLISH', 'mp:wake:' .. h, 'want ' .. ARGV[8])\n"
+    "        end\n"
     "      end\n"
     "    end\n"
     "  end\n"
@@ -916,7 +924,8 @@ mp_status_t fleet_lease_acquire(fleet_t *f, const char *egress, const char *mx,
               req_argf(rq, lim->limit) && req_argf(rq, lim->min_interval_ms) &&
               req_argf(rq, lim->lease_ms) && req_arg(rq, rq->lease, strlen(rq->lease)) &&
               req_argf(rq, IDLE_TTL_MS) && req_arg(rq, waiter, strlen(waiter)) &&
-              req_argf(rq, WAITER_TTL_MS) && req_arg(rq, pair, (size_t)n);
+              req_argf(rq, WAITER_TTL_MS) && req_arg(rq, pair, (size_t)n) &&
+              req_argf(rq, WANT_EVERY_MS);
     return req_submit(rq, ok);
 }
 

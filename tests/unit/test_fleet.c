@@ -508,8 +508,9 @@ static void test_grant_waits_the_interval(void **state)
 }
 
 /* A waiter refused tells every other holder of the pair that it is wanted ("want" on the
- * holder's subscription, not a wake-up); a refusal that registers no waiter tells nobody,
- * and a handle holding a lease of the pair it waits for is not told about itself. */
+ * holder's subscription, not a wake-up), at most once a second; a refusal that registers
+ * no waiter tells nobody, and a handle holding a lease of the pair it waits for is not
+ * told about itself. */
 static void test_wanted(void **state)
 {
     (void)state;
@@ -538,6 +539,17 @@ static void test_wanted(void **state)
     assert_string_equal(hwant.pair, "127.0.9.1|192.0.2.62");
     assert_false(hwake.done); /* a want is no wake-up */
     assert_false(wwant.done);
+    /* refused again within a second: the holder was just told, not again */
+    hwant.done = false;
+    c = acquire(waiter, "192.0.2.62", &lim2);
+    assert_true(c.l.waiting);
+    settle();
+    assert_false(hwant.done);
+    /* a second later it is told again */
+    usleep(1100 * 1000);
+    c = acquire(waiter, "192.0.2.62", &lim2);
+    assert_true(c.l.waiting);
+    loop_until(&hwant.done);
     /* the holder gives way: its release hands the slot to the waiter */
     release(holder, "192.0.2.62", a.l.lease, FLEET_OK, &lim2);
     loop_until(&wwake.done);
