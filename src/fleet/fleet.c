@@ -37,7 +37,10 @@
 #define IDLE_TTL_MS 3600000       /* a pair's state outlives its last use by an hour */
 #define WAITER_TTL_MS 10000       /* a waiter not refused again within this is passed over */
 #define WANT_EVERY_MS 1000        /* a waiter tells the holders it waits at most this often */
-#define ARGV_MAX 20
+#define ARGV_MAX 512        /* arguments of one request (a batch of fact writes: 3 + 3 per fact) */
+#define PUTS_MAX 128         /* fact writes sent as one request */
+#define PUTS_BYTES (256 * 1024) /* ... or once their values reach this */
+#define PUTS_WAIT_MS 100     /* a fact write waits at most this for others to go with it */
 
 /* ---- the scripts (contracts in docs/internals/fleet.md) ------------------------------ */
 
@@ -216,11 +219,29 @@ static const char script_facts[] =
     "end\n"
     "return r\n";
 
-enum { SC_ACQUIRE, SC_RENEW, SC_RELEASE, SC_QUOTA, SC_FACTS, SC__COUNT };
+/* KEYS: facts  ARGV: value, ttl_ms per key -> the number written; the writes of a
+ * moment (fleet_fact_put) in one round trip */
+static const char script_puts[] =
+    "for i = 1, #KEYS do\n"
+    "  redis.call('SET', KEYS[i], ARGV[2 * i - 1], 'PX', ARGV[2 * i])\n"
+    "end\n"
+    "return #KEYS\n";
+
+enum { SC_ACQUIRE, SC_RENEW, SC_RELEASE, SC_QUOTA, SC_FACTS, SC_PUTS, SC__COUNT };
 static const char *const scripts[SC__COUNT] = {script_acquire, script_renew, script_release,
-                                               script_quota, script_facts};
+                                               script_quota, script_facts, script_puts};
 
 /* ---- handle and requests --------------------------------------------------------------- */
+
+/* A fact write waiting for the next batch (fleet_fact_put), and, once sent, its
+ * callback waiting for the batch's reply. */
+typedef struct {
+    char *key, *value;
+    size_t klen, vlen;
+    uint64_t ttl_ms;
+    fleet_fact_cb cb;
+    void *arg;
+} fact_put_t;
 
 struct fleet {
     struct event_base *base;
@@ -239,6 +260,11 @@ struct fleet {
     unsigned refs;              /* the owner's + one per request in flight */
     unsigned timeout_ms;        /* a request not answered by then fails */
     bool closing;
+    fact_put_t *puts;           /* fact writes not sent yet, in order */
+    size_t nputs, putscap, putsbytes;
+    struct event *puts_ev;      /* sends them PUTS_WAIT_MS after the first */
+    unsigned puts_sent;         /* batches sent, not answered yet */
+    uint64_t puts_batches;      /* batches sent in all */
 };
 
 typedef struct {
@@ -258,8 +284,11 @@ typedef struct {
     void *arg;
     char lease[64];
     int argc;
-    char *argv[ARGV_MAX];
-    size_t argvlen[ARGV_MAX];
+    char **argv;                /* argc of them, room for argcap */
+    size_t *argvlen;
+    int argcap;
+    fact_put_t *puts;           /* a batch of writes: each one's callback, after the reply */
+    size_t nputs;
 } req_t;
 
 static void fleet_unref(fleet_t *f)
@@ -274,6 +303,9 @@ static void req_free(req_t *rq)
         event_free(rq->deadline);
     for (int i = 0; i < rq->argc; i++)
         free(rq->argv[i]);
+    free(rq->argv);
+    free(rq->argvlen);
+    free(rq->puts);
     fleet_t *f = rq->f;
     free(rq);
     fleet_unref(f);
@@ -281,8 +313,20 @@ static void req_free(req_t *rq)
 
 static bool req_arg(req_t *rq, const char *p, size_t n)
 {
-    if (rq->argc >= ARGV_MAX)
-        return false;
+    if (rq->argc >= rq->argcap) {
+        int cap = rq->argcap ? rq->argcap * 2 : 16;
+        if (rq->argc >= ARGV_MAX || cap > ARGV_MAX)
+            return false;
+        char **v = realloc(rq->argv, (size_t)cap * sizeof *v);
+        if (!v)
+            return false;
+        rq->argv = v;
+        size_t *l = realloc(rq->argvlen, (size_t)cap * sizeof *l);
+        if (!l)
+            return false;
+        rq->argvlen = l;
+        rq->argcap = cap;
+    }
     char *c = malloc(n + 1);
     if (!c)
         return false;
@@ -619,6 +663,9 @@ done:
     return st;
 }
 
+static void on_puts_timer(evutil_socket_t fd, short what, void *arg);
+static void puts_free(fact_put_t *v, size_t n);
+
 fleet_t *fleet_open(struct event_base *base, const char *url, unsigned timeout_ms, char *err,
                     size_t errsize)
 {
@@ -630,6 +677,11 @@ fleet_t *fleet_open(struct event_base *base, const char *url, unsigned timeout_m
     f->base = base;
     f->refs = 1;
     f->timeout_ms = timeout_ms ? timeout_ms : 5000;
+    f->puts_ev = evtimer_new(base, on_puts_timer, f);
+    if (!f->puts_ev) {
+        snprintf(err, errsize, "out of memory");
+        goto fail;
+    }
     unsigned char rnd[8];
     if (fleet_url_parse(url, &f->url, err, errsize) != MP_OK)
         goto fail;
@@ -657,6 +709,12 @@ void fleet_free(fleet_t *f)
     if (!f || f->closing)
         return;
     f->closing = true;
+    if (f->puts_ev)
+        event_free(f->puts_ev);
+    f->puts_ev = NULL;
+    puts_free(f->puts, f->nputs); /* unsent writes are dropped, as unanswered requests */
+    f->puts = NULL;
+    f->nputs = 0;
     redisAsyncContext *ac = f->ac;
     f->ac = NULL;
     if (ac) {
@@ -759,12 +817,24 @@ static void quota_answer(req_t *rq, const redisReply *r, const char *error)
     rq->qcb(&q, rq->arg);
 }
 
+static void puts_answer(req_t *rq, const redisReply *r, const char *error)
+{
+    rq->f->puts_sent--;
+    if (!error && r->type != REDIS_REPLY_INTEGER)
+        error = "unexpected reply to the fact writes";
+    for (size_t i = 0; i < rq->nputs; i++)
+        if (rq->puts[i].cb)
+            rq->puts[i].cb(error, NULL, 0, 0, rq->puts[i].arg);
+}
+
 /* The one way a request's callback runs: once. */
 static void req_answer(req_t *rq, const redisReply *r, const char *error)
 {
     rq->answered = true;
     if (rq->rcb)
         rq->rcb(error, error ? NULL : r, rq->arg);
+    else if (rq->script == SC_PUTS)
+        puts_answer(rq, r, error);
     else if (rq->fact)
         fact_answer(rq, r, error);
     else if (rq->qcb)
@@ -1017,10 +1087,15 @@ static const char *fact_name(fleet_fact_t k)
     return NULL;
 }
 
+static int fact_key_text(fleet_fact_t kind, const char *domain, char *key, size_t size)
+{
+    return snprintf(key, size, "mp:fact:%s:%s", fact_name(kind), domain);
+}
+
 static bool fact_key(req_t *rq, fleet_fact_t kind, const char *domain)
 {
     char key[NAME_MAX_LEN + 32];
-    int n = snprintf(key, sizeof key, "mp:fact:%s:%s", fact_name(kind), domain);
+    int n = fact_key_text(kind, domain, key, sizeof key);
     return req_arg(rq, key, (size_t)n);
 }
 
@@ -1061,20 +1136,124 @@ mp_status_t fleet_fact_get(fleet_t *f, fleet_fact_t kind, const char *domain,
     return fleet_facts_get(f, domain, &a, 1);
 }
 
+/* Free what the writes hold (their callbacks are the caller's business). */
+static void puts_free(fact_put_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].key);
+        free(v[i].value);
+    }
+    free(v);
+}
+
+/* Send the writes waiting as one request (the puts script): their callbacks run from its
+ * reply; if it cannot be sent, now, with the error. */
+static void puts_send(fleet_t *f)
+{
+    if (f->puts_ev)
+        evtimer_del(f->puts_ev);
+    size_t n = f->nputs;
+    fact_put_t *v = f->puts;
+    f->puts = NULL;
+    f->nputs = f->putscap = f->putsbytes = 0;
+    if (!n)
+        return;
+    req_t *rq = req_new(f, SC_PUTS, NULL);
+    mp_status_t st = MP_ERR_NOMEM;
+    if (rq) {
+        bool ok = req_arg(rq, "EVALSHA", 7) && req_arg(rq, f->sha[SC_PUTS], 40) &&
+                  req_argf(rq, (unsigned long long)n);
+        for (size_t i = 0; ok && i < n; i++)
+            ok = req_arg(rq, v[i].key, v[i].klen);
+        for (size_t i = 0; ok && i < n; i++)
+            ok = req_arg(rq, v[i].value, v[i].vlen) && req_argf(rq, v[i].ttl_ms);
+        st = req_submit(rq, ok); /* rq freed unless MP_OK; no reply before we return */
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].key);
+        free(v[i].value);
+        v[i].key = v[i].value = NULL;
+    }
+    if (st == MP_OK) {
+        rq->puts = v;
+        rq->nputs = n;
+        f->puts_sent++;
+        f->puts_batches++;
+        return;
+    }
+    const char *e = st == MP_ERR_NOMEM ? "out of memory" : "cannot reach Redis";
+    for (size_t i = 0; i < n; i++)
+        if (v[i].cb)
+            v[i].cb(e, NULL, 0, 0, v[i].arg);
+    free(v);
+}
+
+static void on_puts_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    puts_send(arg);
+}
+
 mp_status_t fleet_fact_put(fleet_t *f, fleet_fact_t kind, const char *domain,
                            const char *value, size_t len, uint64_t ttl_ms, fleet_fact_cb cb,
                            void *arg)
 {
-    if (!f || f->closing || !fact_name(kind) || !name_ok(domain) || !value ||
+    if (!f || f->closing || !f->puts_ev || !fact_name(kind) || !name_ok(domain) || !value ||
         len > FACT_MAX || ttl_ms == 0)
         return MP_ERR_ARG;
-    req_t *rq = fact_req(f, -1, cb, arg);
-    if (!rq)
+    if (f->nputs == f->putscap) {
+        size_t cap = f->putscap ? f->putscap * 2 : 16;
+        fact_put_t *v = realloc(f->puts, cap * sizeof *v);
+        if (!v)
+            return MP_ERR_NOMEM;
+        f->puts = v;
+        f->putscap = cap;
+    }
+    char key[NAME_MAX_LEN + 32];
+    int kn = fact_key_text(kind, domain, key, sizeof key);
+    fact_put_t *w = &f->puts[f->nputs];
+    memset(w, 0, sizeof *w);
+    w->key = malloc((size_t)kn + 1);
+    w->value = malloc(len + 1);
+    if (!w->key || !w->value) {
+        free(w->key);
+        free(w->value);
         return MP_ERR_NOMEM;
-    bool ok = req_arg(rq, "SET", 3) && fact_key(rq, kind, domain) &&
-              req_arg(rq, value, len) && req_arg(rq, "PX", 2) &&
-              req_argf(rq, (unsigned long long)ttl_ms);
-    return req_submit(rq, ok);
+    }
+    memcpy(w->key, key, (size_t)kn + 1);
+    memcpy(w->value, value, len);
+    w->value[len] = '\0';
+    w->klen = (size_t)kn;
+    w->vlen = len;
+    w->ttl_ms = ttl_ms;
+    w->cb = cb;
+    w->arg = arg;
+    f->nputs++;
+    f->putsbytes += len + (size_t)kn;
+    if (f->nputs >= PUTS_MAX || f->putsbytes >= PUTS_BYTES) {
+        puts_send(f);
+    } else if (!evtimer_pending(f->puts_ev, NULL)) {
+        struct timeval tv = {0, PUTS_WAIT_MS * 1000};
+        evtimer_add(f->puts_ev, &tv);
+    }
+    return MP_OK;
+}
+
+void fleet_facts_flush(fleet_t *f)
+{
+    if (f && !f->closing)
+        puts_send(f);
+}
+
+uint64_t fleet_facts_batches(const fleet_t *f)
+{
+    return f ? f->puts_batches : 0;
+}
+
+unsigned fleet_facts_pending(const fleet_t *f)
+{
+    return f ? (unsigned)f->nputs + f->puts_sent : 0;
 }
 
 /* ---- commands (the job queue, queue.c) ---------------------------------------------------- */

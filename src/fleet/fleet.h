@@ -188,13 +188,25 @@ typedef struct {
     void *arg;
 } fleet_fact_ask_t;
 
+/** Send the fact writes waiting now (a process about to stop). */
+void fleet_facts_flush(fleet_t *f);
+
+/** Requests that carried fact writes (each one batch). */
+uint64_t fleet_facts_batches(const fleet_t *f);
+
+/** Fact writes waiting or sent and not answered yet. */
+unsigned fleet_facts_pending(const fleet_t *f);
+
 /** Read up to FLEET_FACTS_MAX facts of a domain in one round trip (one script); the
  *  callbacks run in the order of asks, one after the other, from the same answer. */
 mp_status_t fleet_facts_get(fleet_t *f, const char *domain, const fleet_fact_ask_t *asks,
                             size_t n);
 
-/** Store a fact (opaque bytes, at most 64 KiB) for ttl_ms (>= 1). cb may be NULL; it receives
- *  value NULL. */
+/** Store a fact (opaque bytes, at most 64 KiB) for ttl_ms (>= 1). The writes of a moment go
+ *  as one request: a write waits at most 100 ms for others (or until 128 are waiting),
+ *  then all are sent (fleet_facts_flush sends them now). cb may be NULL; it receives value
+ *  NULL, from the batch's reply, or the error that kept the batch from being sent. Writes
+ *  not sent or not answered when the handle is freed are dropped. */
 mp_status_t fleet_fact_put(fleet_t *f, fleet_fact_t kind, const char *domain,
                            const char *value, size_t len, uint64_t ttl_ms, fleet_fact_cb cb,
                            void *arg);

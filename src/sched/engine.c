@@ -736,9 +736,8 @@ static void fact_share(engine_t *e, const char *domain, const facts_domain_t *f,
 {
     char txt[LEASE_FACT_MAX];
     size_t n = e->fleet ? lease_fact_encode(f, txt, sizeof txt) : 0;
-    if (n && fleet_fact_put(e->fleet, FLEET_FACT_CATCH_ALL, domain, txt, n, ttl_ms, NULL,
-                            NULL) == MP_OK)
-        e->stats.fleet_calls++;
+    if (n)
+        (void)fleet_fact_put(e->fleet, FLEET_FACT_CATCH_ALL, domain, txt, n, ttl_ms, NULL, NULL);
 }
 
 static void on_fact(const char *error, const char *value, size_t len, uint64_t ttl_ms,
@@ -897,8 +896,7 @@ static void mx_share(engine_t *e, const char *d, const dns_mail_t *m)
     if (!n)
         return;
     mx_memo_put(e, d, txt, n, m->ttl_ms);
-    if (fleet_fact_put(e->fleet, FLEET_FACT_MX, d, txt, n, m->ttl_ms, NULL, NULL) == MP_OK)
-        e->stats.fleet_calls++;
+    (void)fleet_fact_put(e->fleet, FLEET_FACT_MX, d, txt, n, m->ttl_ms, NULL, NULL);
 }
 
 static void chk_dns(chk_t *j)
@@ -1211,11 +1209,12 @@ void engine_close_idle(engine_t *e)
     evtimer_del(e->cc_ev);
     if (e->pending == 0)
         lease_pool_drop_ready(e->lease);
+    fleet_facts_flush(e->fleet); /* the facts learnt last go now, not 100 ms later */
 }
 
 unsigned engine_sessions(const engine_t *e)
 {
-    return e->active_sessions + lease_pool_inflight(e->lease);
+    return e->active_sessions + lease_pool_inflight(e->lease) + fleet_facts_pending(e->fleet);
 }
 
 /* A check leaves the session it rides in (the check is being freed); the last one out
@@ -2649,7 +2648,7 @@ void engine_free(engine_t *e)
 void engine_stats(const engine_t *e, engine_stats_t *out)
 {
     *out = e->stats;
-    out->fleet_calls += lease_pool_calls(e->lease);
+    out->fleet_calls += lease_pool_calls(e->lease) + fleet_facts_batches(e->fleet);
     if (e->dns)
         dns_stats(e->dns, &out->dns);
 }

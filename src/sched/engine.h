@@ -138,11 +138,12 @@ void engine_stats(const engine_t *e, engine_stats_t *out);
 
 /** SMTP sessions open (running, idle in the cache, or saying QUIT), plus lease releases
  *  sent to Redis and not answered yet (so that a caller running the loop until this is 0
- *  lets the other processes have the slots at once). */
+ *  lets the other processes have the slots at once), plus shared fact writes not answered
+ *  yet (so that the facts learnt last reach the fleet). */
 unsigned engine_sessions(const engine_t *e);
 
 /** QUIT every idle session now (they are also closed after idle_time_ms and when no
- *  check is pending). The caller runs the loop until engine_sessions() is 0 to let the
+ *  check is pending), and send the shared fact writes waiting. The caller runs the loop until engine_sessions() is 0 to let the
  *  QUITs finish before engine_free(). */
 void engine_close_idle(engine_t *e);
 

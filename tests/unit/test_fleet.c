@@ -676,6 +676,75 @@ static void test_facts(void **state)
     fleet_free(b);
 }
 
+/* calls= of one command in INFO commandstats (a connection of its own) */
+static long long cmd_calls(const char *cmd)
+{
+    redisContext *c = redisConnect("127.0.0.1", (int)redis_port);
+    assert_true(c && !c->err);
+    redisReply *r = redisCommand(c, "INFO commandstats");
+    assert_true(r && r->type == REDIS_REPLY_STRING);
+    char key[64];
+    snprintf(key, sizeof key, "cmdstat_%s:calls=", cmd);
+    const char *p = strstr(r->str, key);
+    long long n = p ? strtoll(p + strlen(key), NULL, 10) : 0;
+    freeReplyObject(r);
+    redisFree(c);
+    return n;
+}
+
+/* The writes of a moment go as one request: three writes, one EVALSHA, each callback
+ * from its reply; 128 writes go at once without waiting; fleet_facts_flush sends now; a
+ * handle freed with writes waiting drops them. */
+static void test_fact_writes_batched(void **state)
+{
+    (void)state;
+    fleet_t *a = open_ok(), *b = open_ok();
+    fact_wait_t w[3] = {{0}, {0}, {0}};
+    char d[64];
+    long long before = cmd_calls("evalsha");
+    for (int i = 0; i < 3; i++) {
+        snprintf(d, sizeof d, "batch%d.test", i);
+        assert_int_equal(fleet_fact_put(a, FLEET_FACT_MX, d, d, strlen(d), 5000, fact_cb,
+                                        &w[i]), MP_OK);
+    }
+    assert_int_equal(fleet_facts_pending(a), 3);
+    loop_until(&w[2].done);
+    assert_true(w[0].done && w[1].done);
+    assert_string_equal(w[0].err, "");
+    assert_int_equal(fleet_facts_pending(a), 0);
+    assert_int_equal(cmd_calls("evalsha"), before + 1);
+    fact_wait_t g = fact_get(b, FLEET_FACT_MX, "batch1.test");
+    assert_string_equal(g.value, "batch1.test");
+    /* 128 waiting: sent at once */
+    for (int i = 0; i < 128; i++) {
+        snprintf(d, sizeof d, "many%d.test", i);
+        assert_int_equal(fleet_fact_put(a, FLEET_FACT_CATCH_ALL, d, "1", 1, 5000, NULL, NULL),
+                         MP_OK);
+    }
+    assert_int_equal(fleet_facts_pending(a), 1); /* one batch in flight, none waiting */
+    for (int i = 0; i < 100000 && fleet_facts_pending(a); i++)
+        event_base_loop(base, EVLOOP_ONCE);
+    g = fact_get(b, FLEET_FACT_CATCH_ALL, "many127.test");
+    assert_true(g.has);
+    /* flushed now */
+    fact_wait_t one = {0};
+    assert_int_equal(fleet_fact_put(a, FLEET_FACT_MX, "now.test", "n", 1, 5000, fact_cb, &one),
+                     MP_OK);
+    fleet_facts_flush(a);
+    assert_int_equal(fleet_facts_pending(a), 1);
+    loop_until(&one.done);
+    /* freed with one waiting: dropped, no callback */
+    fact_wait_t dropped = {0};
+    assert_int_equal(fleet_fact_put(a, FLEET_FACT_MX, "gone.test", "g", 1, 5000, fact_cb,
+                                    &dropped), MP_OK);
+    fleet_free(a);
+    settle();
+    assert_false(dropped.done);
+    g = fact_get(b, FLEET_FACT_MX, "gone.test");
+    assert_false(g.has);
+    fleet_free(b);
+}
+
 /* ---- Redis away ------------------------------------------------------------------------- */
 
 static void test_urls(void **state)
@@ -824,6 +893,7 @@ int main(void)
         cmocka_unit_test(test_wanted),
         cmocka_unit_test(test_release_without_publish_right),
         cmocka_unit_test(test_facts),
+        cmocka_unit_test(test_fact_writes_batched),
         cmocka_unit_test(test_password),
         cmocka_unit_test(test_hung_redis),
         cmocka_unit_test(test_unreachable_and_back),
