@@ -33,6 +33,7 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 typedef enum {

@@ -2106,6 +2106,61 @@ static void test_sess_starttls(void **state)
     SSL_CTX_free(opts.ssl_ctx);
 }
 
+/* The CA store is looked up in its hashed directory (SSL_CERT_DIR here): the server's
+ * certificate made a trusted root there (<subject hash>.0) is verified. */
+static void test_sess_starttls_ca_dir(void **state)
+{
+    (void)state;
+    static const ss_step_t steps[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250-mx.test\r\n250 STARTTLS\r\n"),
+        SS_READ_(1),
+        SS_SEND_("220 2.0.0 Ready to start TLS\r\n"),
+        SS_TLS_(),
+        SS_READ_(1),
+        SS_SEND_("250 mx.test\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.0 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.5 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("221 2.0.0 Bye\r\n"),
+        SS_END_(),
+    };
+    /* the certificate exists once the script server made it: a first session makes it */
+    smtp_opts_t opts;
+    default_opts(&opts);
+    opts.starttls = true;
+    opts.ssl_ctx = smtp_tls_ctx_new();
+    opts.sni = "mx.test";
+    out_t o;
+    smtpd_free(run(steps, &opts, one_rcpt, 1, &o));
+    SSL_CTX_free(opts.ssl_ctx);
+    assert_false(o.tls_verified);
+    char dir[] = "/tmp/mp-ca-XXXXXX", path[128];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/%08lx.0", dir, X509_NAME_hash_ex(X509_get_subject_name(
+                                                         smtpd_tls_cert), NULL, NULL, NULL));
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_X509(f, smtpd_tls_cert), 1);
+    fclose(f);
+    setenv("SSL_CERT_DIR", dir, 1);
+    opts.ssl_ctx = smtp_tls_ctx_new();
+    unsetenv("SSL_CERT_DIR");
+    assert_non_null(opts.ssl_ctx);
+    smtpd_t *d = run(steps, &opts, one_rcpt, 1, &o);
+    assert_int_equal(o.end, SMTP_END_OK);
+    assert_true(o.tls);
+    assert_true(o.tls_verified);
+    assert_string_equal(o.tls_verify_error, "");
+    smtpd_free(d);
+    SSL_CTX_free(opts.ssl_ctx);
+    unlink(path);
+    rmdir(dir);
+}
+
 static void test_sess_tls_demanded_at_mail(void **state)
 {
     (void)state;
@@ -2356,6 +2411,7 @@ int main(void)
         cmocka_unit_test(test_sess_bad_args),
         cmocka_unit_test(test_sess_cancel),
         cmocka_unit_test(test_sess_starttls),
+        cmocka_unit_test(test_sess_starttls_ca_dir),
         cmocka_unit_test(test_sess_tls_demanded_at_mail),
         cmocka_unit_test(test_sess_tls_demanded_at_ehlo),
         cmocka_unit_test(test_sess_starttls_refused_clear),
