@@ -56,6 +56,7 @@ struct lease_pool {
     unsigned ready;         /* granted leases not taken yet */
     uint64_t calls;         /* requests sent */
     uint64_t grants;        /* leases handed over by another process's release */
+    bool draining;          /* nothing pending: leases handed over go back at once */
     uint64_t down_until;    /* Redis failed: no request before this */
     uint64_t backoff_ms;    /* 0 while Redis answers */
     unsigned safety_ms;     /* the safety poll of a pair waiting for a wake-up */
@@ -336,8 +337,9 @@ static void on_fleet_wake(const char *name, size_t len, void *arg)
 }
 
 /* A release handed us the slot it freed (we were the pair's oldest waiter): it is ours
- * like an acquired lease. A pair already asking or holding a lease not taken yet gives it
- * back at once, and that release hands it to the next waiter. */
+ * like an acquired lease. A pair already asking or holding a lease not taken yet, or a
+ * pool with nothing pending any more (lease_pool_drop_ready), gives it back at once, and
+ * that release hands it to the next waiter. */
 static void on_fleet_grant(const char *name, size_t len, const char *lease, uint64_t delay_ms,
                            void *arg)
 {
@@ -356,7 +358,7 @@ static void on_fleet_grant(const char *name, size_t len, const char *lease, uint
         }
         return;
     }
-    if (pr->asking || pr->granted[0] || pr->ready[0]) {
+    if (pr->asking || pr->granted[0] || pr->ready[0] || p->draining) {
         pool_release(p, pr->egress, pr->ip, lease, FLEET_NEUTRAL);
         return;
     }
@@ -398,7 +400,10 @@ static void pair_drop_ready(const char *key, void *v, void *arg)
 
 void lease_pool_drop_ready(lease_pool_t *p)
 {
-    if (p && p->ready)
+    if (!p)
+        return;
+    p->draining = true;
+    if (p->ready)
         strmap_each(p->pairs, pair_drop_ready, NULL);
 }
 

@@ -71,7 +71,8 @@ bool lease_pool_take(lease_pool_t *p, const char *egress, const char *ip, char *
  *  them to settle before it ends, so that the others need not wait for an expiry). */
 unsigned lease_pool_inflight(const lease_pool_t *p);
 
-/** Give back now every granted lease no session took (nothing is pending). */
+/** Give back now every granted lease no session took (nothing is pending), and from now
+ *  on every lease another process's release hands over. */
 void lease_pool_drop_ready(lease_pool_t *p);
 
 /** The safety poll of a pair waiting for a wake-up (default LEASE_SAFETY_MS; tests make

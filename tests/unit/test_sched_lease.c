@@ -327,8 +327,8 @@ static void test_grant_inside_the_interval(void **state)
 }
 
 /* A grant the pool has no use for is released at once: one for a pair it already holds
- * a lease ready for, one for a pair it never asked for (both published by hand, as a
- * release of another process would). */
+ * a lease ready for, one for a pair it never asked for, one after the pool was told that
+ * nothing is pending (all published by hand, as a release of another process would). */
 static void test_unneeded_grant_given_back(void **state)
 {
     (void)state;
@@ -358,6 +358,16 @@ static void test_unneeded_grant_given_back(void **state)
     assert_null(strstr(la, ":g"));
     lease_hold_end(lease_hold_new(a.p, "e10", "192.0.2.13", la), FLEET_OK);
     settle(a.p);
+    /* a pool with nothing pending any more gives a grant of its own pair back at once */
+    lease_pool_drop_ready(a.p);
+    calls = lease_pool_calls(a.p);
+    snprintf(msg, sizeof msg, "grant e10|192.0.2.13 %s:g3 0", worker);
+    redis_publish(ch, msg);
+    for (int i = 0; i < 500 && lease_pool_calls(a.p) < calls + 1; i++)
+        run_for(10);
+    assert_int_equal(lease_pool_calls(a.p), calls + 1);
+    settle(a.p);
+    assert_int_equal(lease_pool_grants(a.p), 0);
     proc_close(&a);
 }
 
