@@ -1136,13 +1136,20 @@ mp_status_t fleet_fact_get(fleet_t *f, fleet_fact_t kind, const char *domain,
     return fleet_facts_get(f, domain, &a, 1);
 }
 
-/* Free what the writes hold (their callbacks are the caller's business). */
-static void puts_free(fact_put_t *v, size_t n)
+/* Free the writes' keys and values (their callbacks stay). */
+static void puts_strings_free(fact_put_t *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(v[i].key);
         free(v[i].value);
+        v[i].key = v[i].value = NULL;
     }
+}
+
+/* Free the writes (their callbacks are the caller's business). */
+static void puts_free(fact_put_t *v, size_t n)
+{
+    puts_strings_free(v, n);
     free(v);
 }
 
@@ -1169,11 +1176,7 @@ static void puts_send(fleet_t *f)
             ok = req_arg(rq, v[i].value, v[i].vlen) && req_argf(rq, v[i].ttl_ms);
         st = req_submit(rq, ok); /* rq freed unless MP_OK; no reply before we return */
     }
-    for (size_t i = 0; i < n; i++) {
-        free(v[i].key);
-        free(v[i].value);
-        v[i].key = v[i].value = NULL;
-    }
+    puts_strings_free(v, n); /* copied into the request, or not sent */
     if (st == MP_OK) {
         rq->puts = v;
         rq->nputs = n;

@@ -2052,26 +2052,27 @@ static void test_sess_cancel(void **state)
 
 /* --- STARTTLS against an in-test OpenSSL server with a throwaway certificate --- */
 
+static const ss_step_t starttls_steps[] = {
+    SS_SEND_("220 mx.test ESMTP\r\n"),
+    SS_READ_(1),
+    SS_SEND_("250-mx.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n"),
+    SS_READ_(1),
+    SS_SEND_("220 2.0.0 Ready to start TLS\r\n"),
+    SS_TLS_(),
+    SS_READ_(1),
+    SS_SEND_("250-mx.test\r\n250 PIPELINING\r\n"),
+    SS_READ_(1),
+    SS_SEND_("250 2.1.0 Ok\r\n"),
+    SS_READ_(1),
+    SS_SEND_("250 2.1.5 Ok\r\n"),
+    SS_READ_(1),
+    SS_SEND_("221 2.0.0 Bye\r\n"),
+    SS_END_(),
+};
+
 static void test_sess_starttls(void **state)
 {
     (void)state;
-    static const ss_step_t steps[] = {
-        SS_SEND_("220 mx.test ESMTP\r\n"),
-        SS_READ_(1),
-        SS_SEND_("250-mx.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n"),
-        SS_READ_(1),
-        SS_SEND_("220 2.0.0 Ready to start TLS\r\n"),
-        SS_TLS_(),
-        SS_READ_(1),
-        SS_SEND_("250-mx.test\r\n250 PIPELINING\r\n"),
-        SS_READ_(1),
-        SS_SEND_("250 2.1.0 Ok\r\n"),
-        SS_READ_(1),
-        SS_SEND_("250 2.1.5 Ok\r\n"),
-        SS_READ_(1),
-        SS_SEND_("221 2.0.0 Bye\r\n"),
-        SS_END_(),
-    };
     smtp_opts_t opts;
     default_opts(&opts);
     opts.starttls = true;
@@ -2079,7 +2080,7 @@ static void test_sess_starttls(void **state)
     opts.sni = "mx.test";
     assert_non_null(opts.ssl_ctx);
     out_t o;
-    smtpd_t *d = run(steps, &opts, one_rcpt, 1, &o);
+    smtpd_t *d = run(starttls_steps, &opts, one_rcpt, 1, &o);
     assert_log(d, &o,
                "S: 220 mx.test ESMTP\n"
                "C: EHLO probe.example\n"
@@ -2111,23 +2112,6 @@ static void test_sess_starttls(void **state)
 static void test_sess_starttls_ca_dir(void **state)
 {
     (void)state;
-    static const ss_step_t steps[] = {
-        SS_SEND_("220 mx.test ESMTP\r\n"),
-        SS_READ_(1),
-        SS_SEND_("250-mx.test\r\n250 STARTTLS\r\n"),
-        SS_READ_(1),
-        SS_SEND_("220 2.0.0 Ready to start TLS\r\n"),
-        SS_TLS_(),
-        SS_READ_(1),
-        SS_SEND_("250 mx.test\r\n"),
-        SS_READ_(1),
-        SS_SEND_("250 2.1.0 Ok\r\n"),
-        SS_READ_(1),
-        SS_SEND_("250 2.1.5 Ok\r\n"),
-        SS_READ_(1),
-        SS_SEND_("221 2.0.0 Bye\r\n"),
-        SS_END_(),
-    };
     /* the certificate exists once the script server made it: a first session makes it */
     smtp_opts_t opts;
     default_opts(&opts);
@@ -2135,7 +2119,7 @@ static void test_sess_starttls_ca_dir(void **state)
     opts.ssl_ctx = smtp_tls_ctx_new();
     opts.sni = "mx.test";
     out_t o;
-    smtpd_free(run(steps, &opts, one_rcpt, 1, &o));
+    smtpd_free(run(starttls_steps, &opts, one_rcpt, 1, &o));
     SSL_CTX_free(opts.ssl_ctx);
     assert_false(o.tls_verified);
     char dir[] = "/tmp/mp-ca-XXXXXX", path[128];
@@ -2150,7 +2134,7 @@ static void test_sess_starttls_ca_dir(void **state)
     opts.ssl_ctx = smtp_tls_ctx_new();
     unsetenv("SSL_CERT_DIR");
     assert_non_null(opts.ssl_ctx);
-    smtpd_t *d = run(steps, &opts, one_rcpt, 1, &o);
+    smtpd_t *d = run(starttls_steps, &opts, one_rcpt, 1, &o);
     assert_int_equal(o.end, SMTP_END_OK);
     assert_true(o.tls);
     assert_true(o.tls_verified);
