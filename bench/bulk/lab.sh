@@ -56,8 +56,6 @@ write_postfix() {
   local c=$LAB/postfix/etc
   lab_postfix_dirs "$LAB"
   cp "$LAB/data/vdomains" "$LAB/data/vmailbox" "$c/"
-  postmap "hash:$c/vdomains"
-  postmap "hash:$c/vmailbox"
   # main.cf: the settings shared with the test lab (lablib.sh), then the bench's own: one
   # listener behind the proxy, no error or anvil limits, many smtpd processes, hash maps
   lab_postfix_main_cf "$LAB" bench bench <<EOF
@@ -76,6 +74,9 @@ default_process_limit = 600
 virtual_mailbox_domains = hash:$c/vdomains
 virtual_mailbox_maps = hash:$c/vmailbox
 EOF
+  # with the lab's own main.cf: a fresh machine has no /etc/postfix/main.cf for postmap
+  postmap -c "$c" "hash:$c/vdomains"
+  postmap -c "$c" "hash:$c/vmailbox"
   local limits=""
   [ "${1:-}" = default-limits ] && limits="-o smtpd_soft_error_limit=10 -o smtpd_hard_error_limit=20 -o smtpd_error_sleep_time=1s -o smtpd_junk_command_limit=100"
   lab_postfix_master_cf "$LAB" <<EOF
