@@ -15,6 +15,7 @@
  */
 #include "fleet/queue.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -829,6 +830,7 @@ struct fleet_worker {
     uint64_t jobs_at;       /* when the job list was read (mp_now_ms) */
     wentry_t *held;         /* every batch held, finished or not */
     unsigned nheld;
+    unsigned nready;        /* of those, checked and not in a script (wentry_ready) */
     bool reading, listing, finishing, ticking, stopping, hand_back, stopped;
     unsigned ticks_out;     /* keep-alive / reclaim / promote requests in flight */
     struct event *read_ev, *finish_ev, *tick_ev, *stop_ev;
@@ -849,8 +851,18 @@ static void wentry_free(wentry_t *e)
     free(e);
 }
 
+/* Checked and not being sent: what the next finish script takes. The worker counts them
+ * (nready) where a batch becomes or stops being so, rather than walking its list at
+ * every finished check. */
+static bool wentry_ready(const wentry_t *e)
+{
+    return e->ndone == e->n && !e->sending;
+}
+
 static void worker_unhold(fleet_worker_t *w, wentry_t *e)
 {
+    if (wentry_ready(e))
+        w->nready--;
     for (wentry_t **pp = &w->held; *pp; pp = &(*pp)->next)
         if (*pp == e) {
             *pp = e->next;
@@ -905,6 +917,8 @@ static void worker_take(fleet_worker_t *w, const char *job, const redisReply *e,
     we->next = w->held;
     w->held = we;
     w->nheld++;
+    if (n == 0)
+        w->nready++;
     w->st.batches++;
     if (reclaimed)
         w->st.reclaimed++;
@@ -924,12 +938,15 @@ static void worker_take(fleet_worker_t *w, const char *job, const redisReply *e,
  * share a script, a result entry and the submitter's read. */
 static void finish_soon(fleet_worker_t *w)
 {
+#ifndef NDEBUG
     unsigned ready = 0;
-    for (const wentry_t *e = w->held; e && ready < FINISH_MANY; e = e->next)
-        ready += e->ndone == e->n && !e->sending;
-    if (!ready)
+    for (const wentry_t *e = w->held; e; e = e->next)
+        ready += wentry_ready(e);
+    assert(ready == w->nready);
+#endif
+    if (!w->nready)
         return;
-    if (ready >= FINISH_MANY || w->stopping) {
+    if (w->nready >= FINISH_MANY || w->stopping) {
         zero_timer(w->finish_ev);
     } else if (!evtimer_pending(w->finish_ev, NULL)) {
         struct timeval tv = {0, FINISH_WAIT_MS * 1000};
@@ -944,8 +961,11 @@ void fleet_worker_done(fleet_worker_t *w, void *item, const char *json)
         return;
     it->done = true;
     it->json = json ? strdup(json) : NULL;
-    if (++it->e->ndone == it->e->n)
+    if (++it->e->ndone == it->e->n) {
+        if (!it->e->sending)
+            w->nready++;
         finish_soon(w);
+    }
 }
 
 static const char *job_of_stream(const redisReply *k, char *out, size_t size)
@@ -1090,6 +1110,8 @@ static void on_finish(const char *error, const redisReply *r, void *arg)
         if (!e->sending || strcmp(e->job, rq->job) != 0)
             continue;
         e->sending = false;
+        if (wentry_ready(e))
+            w->nready++;
         if (!error) {
             if (rq->hand_back)
                 w->st.handed_back++;
@@ -1141,6 +1163,8 @@ static void worker_finish(evutil_socket_t fd, short what, void *arg)
         if (strcmp(e->job, rq->job) != 0 || (!rq->hand_back && e->ndone != e->n))
             continue;
         args_entry(&a, e, !rq->hand_back);
+        if (wentry_ready(e))
+            w->nready--;
         e->sending = true;
         n++;
     }
