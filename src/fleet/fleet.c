@@ -1261,18 +1261,18 @@ unsigned fleet_facts_pending(const fleet_t *f)
 
 /* ---- commands (the job queue, queue.c) ---------------------------------------------------- */
 
-mp_status_t fleet_command(fleet_t *f, int argc, const char **argv, const size_t *lens,
-                          fleet_reply_cb cb, void *arg)
+/* A command sent as argv (hiredis formats it) or as RESP already formatted (cmd). */
+static mp_status_t command_send(fleet_t *f, int argc, const char **argv, const size_t *lens,
+                                const char *cmd, size_t len, fleet_reply_cb cb, void *arg)
 {
-    if (!f || f->closing || !cb || argc < 1)
-        return MP_ERR_ARG;
     req_t *rq = req_new(f, -1, arg);
     if (!rq)
         return MP_ERR_NOMEM;
     rq->rcb = cb;
-    /* hiredis formats the command now: no copy of the arguments is kept */
+    /* hiredis puts the command in its output buffer now: nothing of the caller's is kept */
     if (fleet_connect(f) != MP_OK || !f->ac ||
-        redisAsyncCommandArgv(f->ac, on_reply, rq, argc, argv, lens) != REDIS_OK) {
+        (cmd ? redisAsyncFormattedCommand(f->ac, on_reply, rq, cmd, len)
+             : redisAsyncCommandArgv(f->ac, on_reply, rq, argc, argv, lens)) != REDIS_OK) {
         req_free(rq);
         return MP_ERR_IO;
     }
@@ -1280,6 +1280,22 @@ mp_status_t fleet_command(fleet_t *f, int argc, const char **argv, const size_t 
                          (suseconds_t)(f->timeout_ms % 1000) * 1000};
     evtimer_add(rq->deadline, &tv);
     return MP_OK;
+}
+
+mp_status_t fleet_command(fleet_t *f, int argc, const char **argv, const size_t *lens,
+                          fleet_reply_cb cb, void *arg)
+{
+    if (!f || f->closing || !cb || argc < 1)
+        return MP_ERR_ARG;
+    return command_send(f, argc, argv, lens, NULL, 0, cb, arg);
+}
+
+mp_status_t fleet_command_resp(fleet_t *f, const char *cmd, size_t len, fleet_reply_cb cb,
+                               void *arg)
+{
+    if (!f || f->closing || !cb || !cmd || len < 4 || cmd[0] != '*')
+        return MP_ERR_ARG;
+    return command_send(f, 0, NULL, NULL, cmd, len, cb, arg);
 }
 
 bool fleet_connected(const fleet_t *f)

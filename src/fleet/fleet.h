@@ -229,6 +229,15 @@ typedef void (*fleet_reply_cb)(const char *error, const struct redisReply *r, vo
 mp_status_t fleet_command(fleet_t *f, int argc, const char **argv, const size_t *lens,
                           fleet_reply_cb cb, void *arg);
 
+/**
+ * The same for a command already in Redis' protocol (RESP: "*<n>\r\n" then n bulk
+ * strings), as the job queue builds its own: hiredis copies it once into its output
+ * buffer instead of formatting each argument again.
+ * @return as fleet_command; MP_ERR_ARG for something that does not start as an array
+ */
+mp_status_t fleet_command_resp(fleet_t *f, const char *cmd, size_t len, fleet_reply_cb cb,
+                               void *arg);
+
 /** Whether the asynchronous connection is up now. */
 bool fleet_connected(const fleet_t *f);
 

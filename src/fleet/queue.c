@@ -16,6 +16,7 @@
 #include "fleet/queue.h"
 
 #include <assert.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,44 +154,74 @@ static const char script_promote[] =
 
 /* ---- shared pieces ------------------------------------------------------------------------ */
 
-/* An argument list under construction (copies, lengths). */
+/* A command under construction, already in Redis' protocol (RESP): each argument is
+ * written once as it comes ("$<len>\r\n<bytes>\r\n"), and the count goes in front at
+ * the end, into room kept for it (ARGS_HEAD). Before, each argument was copied here, then
+ * formatted again by redisAsyncCommandArgv (a malloc and an sprintf per argument): a
+ * pool's results and batches passed through three copies instead of one. */
+#define ARGS_HEAD 24 /* "*" + 20 digits + CRLF */
 typedef struct {
-    char **v;
-    size_t *len;
-    size_t n, cap;
+    char *b;         /* ARGS_HEAD bytes kept, then the arguments */
+    size_t len, cap; /* len counts the ARGS_HEAD bytes */
+    size_t n;        /* arguments */
     bool oom;
 } args_t;
 
-static void args_add(args_t *a, const char *s, size_t n)
+/* The decimal digits of v, written backwards so that they end at end: their start. */
+static char *u64_digits(char *end, unsigned long long v)
+{
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return end;
+}
+
+static bool args_room(args_t *a, size_t more)
 {
     if (a->oom)
-        return;
-    if (a->n == a->cap) {
-        size_t cap = a->cap;
-        char **nv = mp_array_grow(a->v, &cap, a->n, sizeof *nv, 16);
-        if (!nv) {
+        return false;
+    size_t len = a->b ? a->len : ARGS_HEAD;
+    if (more > SIZE_MAX / 2 - len) {
+        a->oom = true;
+        return false;
+    }
+    if (len + more > a->cap) {
+        size_t cap = a->cap ? a->cap : 256;
+        while (cap < len + more)
+            cap *= 2;
+        char *nb = realloc(a->b, cap);
+        if (!nb) {
             a->oom = true;
-            return;
+            return false;
         }
-        a->v = nv;
-        size_t cap2 = a->cap;
-        size_t *nl = mp_array_grow(a->len, &cap2, a->n, sizeof *nl, 16);
-        if (!nl) {
-            a->oom = true;
-            return;
-        }
-        a->len = nl;
+        a->b = nb;
         a->cap = cap;
     }
-    char *c = malloc(n + 1);
-    if (!c) {
-        a->oom = true;
+    a->len = len;
+    return true;
+}
+
+static void args_add(args_t *a, const char *s, size_t n)
+{
+    char num[24];
+    char *d = u64_digits(num + sizeof num, n);
+    size_t dl = (size_t)(num + sizeof num - d);
+    if (!args_room(a, 1 + dl + 2 + n + 2))
         return;
-    }
-    memcpy(c, s, n);
-    c[n] = '\0';
-    a->v[a->n] = c;
-    a->len[a->n++] = n;
+    char *o = a->b + a->len;
+    *o++ = '$';
+    memcpy(o, d, dl);
+    o += dl;
+    *o++ = '\r';
+    *o++ = '\n';
+    if (n)
+        memcpy(o, s, n);
+    o += n;
+    *o++ = '\r';
+    *o++ = '\n';
+    a->len = (size_t)(o - a->b);
+    a->n++;
 }
 
 static void args_str(args_t *a, const char *s)
@@ -200,25 +231,29 @@ static void args_str(args_t *a, const char *s)
 
 static void args_num(args_t *a, unsigned long long v)
 {
-    char b[32];
-    int n = snprintf(b, sizeof b, "%llu", v);
-    args_add(a, b, (size_t)n);
+    char num[24];
+    char *d = u64_digits(num + sizeof num, v);
+    args_add(a, d, (size_t)(num + sizeof num - d));
 }
 
 static void args_free(args_t *a)
 {
-    for (size_t i = 0; i < a->n; i++)
-        free(a->v[i]);
-    free(a->v);
-    free(a->len);
+    free(a->b);
     memset(a, 0, sizeof *a);
 }
 
 /* Send the arguments as one command; MP_OK: cb will come. The arguments are freed. */
 static mp_status_t args_send(fleet_t *f, args_t *a, fleet_reply_cb cb, void *arg)
 {
-    mp_status_t st = a->oom ? MP_ERR_NOMEM
-                            : fleet_command(f, (int)a->n, (const char **)a->v, a->len, cb, arg);
+    mp_status_t st = a->oom ? MP_ERR_NOMEM : MP_ERR_ARG;
+    if (!a->oom && a->n) {
+        char *h = a->b + ARGS_HEAD; /* "*<n>\r\n" right before the first argument */
+        *--h = '\n';
+        *--h = '\r';
+        h = u64_digits(h, a->n);
+        *--h = '*';
+        st = fleet_command_resp(f, h, (size_t)(a->b + a->len - h), cb, arg);
+    }
     args_free(a);
     return st;
 }

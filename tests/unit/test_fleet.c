@@ -13,6 +13,8 @@
  *  - wake-ups: a refusal for a full pair registers only a handle that listens, and the
  *    release wakes it with the pair's name; a release by a Redis user not allowed to
  *    publish still releases (and wakes nobody);
+ *  - a command already in Redis' protocol goes as it is, binary-safe; a malformed one is
+ *    refused before anything is sent;
  *  - facts: put, get from another worker with the TTL left, absent, expired; two facts
  *    read in one round trip, each to its own callback in order;
  *  - a Redis with a password: AUTH on both connections, a missing or wrong one refused
@@ -676,6 +678,59 @@ static void test_facts(void **state)
     fleet_free(b);
 }
 
+/* ---- commands ------------------------------------------------------------------------ */
+
+typedef struct {
+    bool done;
+    char err[200];
+    int type;
+    char str[64];
+    size_t len;
+} cmd_wait_t;
+
+static void cmd_cb(const char *error, const redisReply *r, void *arg)
+{
+    cmd_wait_t *w = arg;
+    if (error)
+        snprintf(w->err, sizeof w->err, "%s", error);
+    if (r) {
+        w->type = r->type;
+        w->len = r->type == REDIS_REPLY_STRING ? r->len : 0;
+        if (w->len && w->len <= sizeof w->str)
+            memcpy(w->str, r->str, r->len);
+    }
+    w->done = true;
+}
+
+/* A command already in RESP (as the job queue builds them) goes as it is: bulk strings
+ * carry CR, LF and NUL bytes whole; something that is not an array is refused before
+ * anything is sent. */
+static void test_command_resp(void **state)
+{
+    (void)state;
+    fleet_t *f = open_ok();
+    static const char set[] = "*3\r\n$3\r\nSET\r\n$7\r\nmp:t:rs\r\n$5\r\na\r\n\0b\r\n";
+    cmd_wait_t w = {0};
+    assert_int_equal(fleet_command_resp(f, set, sizeof set - 1, cmd_cb, &w), MP_OK);
+    loop_until(&w.done);
+    assert_string_equal(w.err, "");
+    assert_int_equal(w.type, REDIS_REPLY_STATUS);
+    const char *argv[] = {"GET", "mp:t:rs"};
+    size_t lens[] = {3, 7};
+    cmd_wait_t g = {0};
+    assert_int_equal(fleet_command(f, 2, argv, lens, cmd_cb, &g), MP_OK);
+    loop_until(&g.done);
+    assert_int_equal(g.type, REDIS_REPLY_STRING);
+    assert_int_equal(g.len, 5);
+    assert_memory_equal(g.str, "a\r\n\0b", 5);
+    cmd_wait_t x = {0};
+    assert_int_equal(fleet_command_resp(f, "PING\r\n", 6, cmd_cb, &x), MP_ERR_ARG);
+    assert_int_equal(fleet_command_resp(f, "*1", 2, cmd_cb, &x), MP_ERR_ARG);
+    assert_int_equal(fleet_command_resp(f, set, sizeof set - 1, NULL, NULL), MP_ERR_ARG);
+    assert_false(x.done);
+    fleet_free(f);
+}
+
 /* calls= of one command in INFO commandstats (a connection of its own) */
 static long long cmd_calls(const char *cmd)
 {
@@ -894,6 +949,7 @@ int main(void)
         cmocka_unit_test(test_release_without_publish_right),
         cmocka_unit_test(test_facts),
         cmocka_unit_test(test_fact_writes_batched),
+        cmocka_unit_test(test_command_resp),
         cmocka_unit_test(test_password),
         cmocka_unit_test(test_hung_redis),
         cmocka_unit_test(test_unreachable_and_back),
