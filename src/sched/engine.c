@@ -216,7 +216,8 @@ struct engine {
     struct event_base *base;
     engine_opts_t o;
     dns_resolver_t *dns;
-    SSL_CTX *ssl;
+    SSL_CTX *ssl;           /* made when a server first offers STARTTLS (engine_ssl) */
+    bool ssl_failed;        /* ... and could not be: sessions go on in clear */
     uint64_t next_id;
     unsigned pending;
     unsigned active_sessions;
@@ -1826,6 +1827,23 @@ static size_t batch_layout(batch_t *b, bool pm, bool lone, size_t room, const ch
     return nrcpt;
 }
 
+/* The TLS context, made when a server first offers or demands STARTTLS rather than at
+ * start: reading OpenSSL's algorithms and the CA directory costs every process a
+ * millisecond or two, and most runs (a pool's workers, one check) may never need it. */
+static SSL_CTX *engine_ssl(void *arg)
+{
+    engine_t *e = arg;
+    if (!e->ssl && !e->ssl_failed) {
+        e->ssl = smtp_tls_ctx_new();
+        if (!e->ssl) {
+            e->ssl_failed = true;
+            mp_log(MP_LOG_WARN, "%s: sessions go on without STARTTLS",
+                   mp_strerror(MP_ERR_TLS_INIT));
+        }
+    }
+    return e->ssl;
+}
+
 /* Start a batch for j (and the waiting checks for the same server address that the
  * session's error budget allows) on the idle connection `reuse`, or on a new one. */
 static void batch_start(chk_t *j, conn_t *reuse)
@@ -1888,9 +1906,11 @@ static void batch_start(chk_t *j, conn_t *reuse)
     so.helo = e->o.helo;
     so.mail_from = e->o.mail_from;
     so.to = e->o.to;
-    so.starttls = e->o.starttls && !j->no_tls_for_cur && e->ssl;
+    so.starttls = e->o.starttls && !j->no_tls_for_cur && !e->ssl_failed;
     so.smtputf8 = utf8;
     so.ssl_ctx = e->ssl;
+    so.ssl_ctx_get = e->o.starttls ? engine_ssl : NULL;
+    so.ssl_ctx_arg = e;
     so.sni = t->host;
     so.rcpt_per_txn = e->o.rcpt_per_txn;
     b->egress = egress_pick(e, domain, t, &so);
@@ -2583,13 +2603,6 @@ engine_t *engine_new(struct event_base *base, const engine_opts_t *opts, mp_stat
         e->dns = dns_resolver_new(base, &e->o.dns, st);
         if (!e->dns)
             goto fail;
-        if (e->o.starttls) {
-            e->ssl = smtp_tls_ctx_new();
-            if (!e->ssl) {
-                *st = MP_ERR_TLS_INIT;
-                goto fail;
-            }
-        }
     }
     *st = MP_OK;
     return e;

@@ -121,6 +121,8 @@ struct smtp_sess {
     bool pipeline_mail, keep_open;
     unsigned budget;  /* refusals the session may take (error budget) */
     SSL_CTX *ssl_ctx;
+    SSL_CTX *(*ssl_ctx_get)(void *arg);
+    void *ssl_ctx_arg;
     char **rcpts;
     size_t nrcpt;
 
@@ -701,10 +703,18 @@ static bool reply_wants_tls(const smtp_reply_t *r)
            (r->code >= 500 && mp_str_icase_find(r->text, "STARTTLS") != NULL);
 }
 
-/* Can we do STARTTLS now (not yet on TLS, a context, not tried before)? */
-static bool tls_possible(const smtp_sess_t *s)
+/* Can we do STARTTLS now (not yet on TLS, a context, not tried before)? Only asked
+ * once the server offers or demands it: the context is made then (ssl_ctx_get), so that
+ * a process whose servers never offer TLS never pays for it (a millisecond or two). */
+static bool tls_possible(smtp_sess_t *s)
 {
-    return !s->res.tls && s->ssl_ctx != NULL && !s->tls_tried;
+    if (s->res.tls || s->tls_tried)
+        return false;
+    if (!s->ssl_ctx && s->ssl_ctx_get) {
+        s->ssl_ctx = s->ssl_ctx_get(s->ssl_ctx_arg);
+        s->ssl_ctx_get = NULL; /* asked once */
+    }
+    return s->ssl_ctx != NULL;
 }
 
 static bool kw_eq(const char *p, size_t n, const char *kw)
@@ -753,7 +763,7 @@ static void on_ehlo_reply(smtp_sess_t *s, const smtp_reply_t *r)
     if (is_2xx(r)) {
         s->res.esmtp = true;
         parse_ehlo_caps(s, r);
-        if (tls_possible(s) && s->res.starttls_offered && (s->want_tls || s->tls_demanded))
+        if (s->res.starttls_offered && (s->want_tls || s->tls_demanded) && tls_possible(s))
             smtp_sess_enter(s, SMTP_ST_STARTTLS);
         else
             smtp_sess_enter(s, SMTP_ST_MAIL);
@@ -820,7 +830,7 @@ static void on_mail_reply(smtp_sess_t *s, const smtp_reply_t *r)
     s->res.mail_reply = *r;
     if (is_2xx(r)) {
         txn_begin(s);
-    } else if (reply_wants_tls(r) && tls_possible(s) && s->res.starttls_offered) {
+    } else if (reply_wants_tls(r) && s->res.starttls_offered && tls_possible(s)) {
         /* e.g. Postfix smtpd_tls_security_level=encrypt: "530 5.7.0 Must issue a
          * STARTTLS command first". No transaction was opened, so no RSET is needed. */
         s->tls_demanded = true;
@@ -1437,6 +1447,8 @@ int smtp_sess_start(struct event_base *base, const smtp_opts_t *opts,
     s->txn_limit = opts->rcpt_per_txn;
     s->txn_max = opts->max_txn ? opts->max_txn : SMTP_TXN_MAX_DEFAULT;
     s->ssl_ctx = opts->ssl_ctx;
+    s->ssl_ctx_get = opts->ssl_ctx_get;
+    s->ssl_ctx_arg = opts->ssl_ctx_arg;
     peer_name(sa, s->peer, sizeof s->peer);
     s->helo = dup_str(opts->helo);
     s->mail_from = dup_str(opts->mail_from ? opts->mail_from : "");

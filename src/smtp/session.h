@@ -81,7 +81,10 @@ typedef struct {
     bool starttls;           /* use STARTTLS when offered (always tried when demanded) */
     bool smtputf8;           /* add SMTPUTF8 to MAIL FROM when advertised (RFC 6531) */
     SSL_CTX *ssl_ctx;        /* client context (no verification abort); may be NULL
-                                when starttls is false */
+                                when starttls is false, or when ssl_ctx_get is set */
+    SSL_CTX *(*ssl_ctx_get)(void *arg); /* ssl_ctx NULL: asked once, when a server first
+                                           offers or demands STARTTLS (NULL: no TLS) */
+    void *ssl_ctx_arg;
     const char *sni;         /* name for SNI, usually the MX host; may be NULL */
     size_t rcpt_per_txn;     /* RCPTs per transaction, 0 = all in one; a 452 4.5.3 lowers
                                 it for the rest of the session (RFC 5321 §4.5.3.1.10) */

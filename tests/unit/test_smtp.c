@@ -2107,6 +2107,86 @@ static void test_sess_starttls(void **state)
     SSL_CTX_free(opts.ssl_ctx);
 }
 
+/* The context made when it is first needed (ssl_ctx_get): asked once when the server
+ * offers STARTTLS, never when it does not; a getter that cannot make one leaves the
+ * session in clear. */
+static int ctx_asked;
+static SSL_CTX *ctx_made;
+
+static SSL_CTX *ctx_get(void *arg)
+{
+    ctx_asked++;
+    return arg ? (ctx_made = smtp_tls_ctx_new()) : NULL;
+}
+
+static void test_sess_starttls_lazy_ctx(void **state)
+{
+    (void)state;
+    smtp_opts_t opts;
+    default_opts(&opts);
+    opts.starttls = true;
+    opts.ssl_ctx_get = ctx_get;
+    opts.ssl_ctx_arg = &opts;
+    opts.sni = "mx.test";
+    out_t o;
+    ctx_asked = 0;
+    smtpd_t *d = run(starttls_steps, &opts, one_rcpt, 1, &o);
+    assert_int_equal(o.end, SMTP_END_OK);
+    assert_true(o.tls);
+    assert_int_equal(ctx_asked, 1);
+    smtpd_free(d);
+    SSL_CTX_free(ctx_made);
+
+    static const ss_step_t clear[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250-mx.test\r\n250 PIPELINING\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.0 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.5 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("221 2.0.0 Bye\r\n"),
+        SS_END_(),
+    };
+    ctx_asked = 0;
+    d = run(clear, &opts, one_rcpt, 1, &o);
+    assert_int_equal(o.end, SMTP_END_OK);
+    assert_false(o.tls);
+    assert_int_equal(ctx_asked, 0); /* no STARTTLS offered: no context made */
+    smtpd_free(d);
+
+    static const ss_step_t offered[] = {
+        SS_SEND_("220 mx.test ESMTP\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250-mx.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.0 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("250 2.1.5 Ok\r\n"),
+        SS_READ_(1),
+        SS_SEND_("221 2.0.0 Bye\r\n"),
+        SS_END_(),
+    };
+    opts.ssl_ctx_arg = NULL; /* the getter fails */
+    ctx_asked = 0;
+    d = run(offered, &opts, one_rcpt, 1, &o);
+    assert_log(d, &o,
+               "S: 220 mx.test ESMTP\n"
+               "C: EHLO probe.example\n"
+               "S: 250-mx.test\nS: 250-PIPELINING\nS: 250 STARTTLS\n"
+               "C: MAIL FROM:<check@probe.example>\n"
+               "S: 250 2.1.0 Ok\n"
+               "C: RCPT TO:<a@x.test>\n"
+               "S: 250 2.1.5 Ok\n"
+               "C: QUIT\n"
+               "S: 221 2.0.0 Bye\n");
+    assert_int_equal(o.end, SMTP_END_OK);
+    assert_false(o.tls);
+    assert_int_equal(ctx_asked, 1);
+    smtpd_free(d);
+}
+
 /* The CA store is looked up in its hashed directory (SSL_CERT_DIR here): the server's
  * certificate made a trusted root there (<subject hash>.0) is verified. */
 static void test_sess_starttls_ca_dir(void **state)
@@ -2396,6 +2476,7 @@ int main(void)
         cmocka_unit_test(test_sess_cancel),
         cmocka_unit_test(test_sess_starttls),
         cmocka_unit_test(test_sess_starttls_ca_dir),
+        cmocka_unit_test(test_sess_starttls_lazy_ctx),
         cmocka_unit_test(test_sess_tls_demanded_at_mail),
         cmocka_unit_test(test_sess_tls_demanded_at_ehlo),
         cmocka_unit_test(test_sess_starttls_refused_clear),
