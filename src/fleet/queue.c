@@ -157,7 +157,7 @@ static const char script_promote[] =
 /* A command under construction, already in Redis' protocol (RESP): each argument is
  * written once as it comes ("$<len>\r\n<bytes>\r\n"), and the count goes in front at
  * the end, into room kept for it (ARGS_HEAD). Before, each argument was copied here, then
- * formatted again by redisAsyncCommandArgv (a malloc and an sprintf per argument): a
+ * formatted again by redisAsyncCommandArgv (a malloc and a printf-style header each): a
  * pool's results and batches passed through three copies instead of one. */
 #define ARGS_HEAD 24 /* "*" + 20 digits + CRLF */
 typedef struct {
