@@ -1023,19 +1023,21 @@ static void on_jobs(const char *error, const redisReply *r, void *arg)
     if (error) {
         struct timeval tv = backoff_fail(&w->bo, error);
         event_add(w->read_ev, &tv);
-        return;
+    } else {
+        backoff_ok(&w->bo);
+        w->jobs_at = mp_now_ms();
+        w->njobs = 0;
+        for (size_t i = 0;
+             r->type == REDIS_REPLY_ARRAY && i < r->elements && w->njobs < JOBS_MAX; i++)
+            if (r->element[i]->type == REDIS_REPLY_STRING && job_id_ok(r->element[i]->str))
+                mp_strlcpy(w->jobs[w->njobs++], r->element[i]->str, FLEET_JOB_ID_MAX);
+        if (!w->njobs)
+            arm(w->read_ev, 1000); /* nothing to do: look again in a second */
+        else
+            worker_read(w);
     }
-    backoff_ok(&w->bo);
-    w->jobs_at = mp_now_ms();
-    w->njobs = 0;
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && w->njobs < JOBS_MAX;
-         i++)
-        if (r->element[i]->type == REDIS_REPLY_STRING && job_id_ok(r->element[i]->str))
-            mp_strlcpy(w->jobs[w->njobs++], r->element[i]->str, FLEET_JOB_ID_MAX);
-    if (!w->njobs)
-        arm(w->read_ev, 1000); /* nothing to do: look again in a second */
-    else
-        worker_read(w);
+    /* a stop asked while the list was being read waited for this answer */
+    worker_check_stopped(w);
 }
 
 static void on_xread(const char *error, const redisReply *r, void *arg)

@@ -249,6 +249,26 @@ class Pool(labkit.LabCase):
         self.assertGreaterEqual(batches, 1)
         self.assertEqual(taken, 0)
 
+    def test_stop_while_the_job_list_is_read(self):
+        """A SIGTERM that comes while the worker's read of the job list is unanswered:
+        the worker exits once the answer comes (it used to wait for ever). Redis frozen
+        (SIGSTOP) holds the read; an idle worker reads the list every second."""
+        w = self.worker(SOURCES[0])
+        time.sleep(0.5)
+        self.redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(1.5)
+            w.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            self.assertIsNone(w.poll(), self.log(w))  # the answer is still to come
+        finally:
+            self.redis.proc.send_signal(signal.SIGCONT)
+        w.wait(timeout=15)
+        err = self.log(w)
+        labkit.assert_clean_stderr(err)
+        self.assertEqual(w.returncode, 0, err)
+        self.assertIn("worker stopped: 0 batches", err)
+
     def test_ctrl_c_and_the_same_command_again(self):
         self.write_input(ROWS)
         want = self.local()
