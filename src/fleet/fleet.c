@@ -41,6 +41,7 @@
 #define PUTS_MAX 128         /* fact writes sent as one request */
 #define PUTS_BYTES (256 * 1024) /* ... or once their values reach this */
 #define PUTS_WAIT_MS 100     /* a fact write waits at most this for others to go with it */
+#define GETS_MAX 128         /* fact reads sent as one request (the rest: the next one) */
 
 /* ---- the scripts (contracts in docs/internals/fleet.md) ------------------------------ */
 
@@ -265,6 +266,9 @@ struct fleet {
     struct event *puts_ev;      /* sends them PUTS_WAIT_MS after the first */
     unsigned puts_sent;         /* batches sent, not answered yet */
     uint64_t puts_batches;      /* batches sent in all */
+    void *getting;              /* the fact reads of this loop turn, one request (req_t) */
+    struct event *gets_ev;      /* sends it once the turn's callbacks are done */
+    uint64_t gets_batches;      /* read requests sent in all */
 };
 
 typedef struct {
@@ -278,8 +282,8 @@ typedef struct {
     fleet_lease_cb lcb;
     fleet_quota_cb qcb;
     fleet_fact_cb fcb;          /* a write's callback */
-    fleet_fact_ask_t asks[FLEET_FACTS_MAX]; /* a read's: one per fact, in order */
-    size_t nasks;
+    fleet_fact_ask_t *asks;     /* a read's: one per fact, in order (several domains) */
+    size_t nasks, askscap;
     fleet_reply_cb rcb;         /* a command (fleet_command): the raw reply */
     void *arg;
     char lease[64];
@@ -306,6 +310,7 @@ static void req_free(req_t *rq)
     free(rq->argv);
     free(rq->argvlen);
     free(rq->puts);
+    free(rq->asks);
     fleet_t *f = rq->f;
     free(rq);
     fleet_unref(f);
@@ -664,6 +669,7 @@ done:
 }
 
 static void on_puts_timer(evutil_socket_t fd, short what, void *arg);
+static void on_gets_ev(evutil_socket_t fd, short what, void *arg);
 static void puts_free(fact_put_t *v, size_t n);
 
 fleet_t *fleet_open(struct event_base *base, const char *url, unsigned timeout_ms, char *err,
@@ -678,7 +684,8 @@ fleet_t *fleet_open(struct event_base *base, const char *url, unsigned timeout_m
     f->refs = 1;
     f->timeout_ms = timeout_ms ? timeout_ms : 5000;
     f->puts_ev = evtimer_new(base, on_puts_timer, f);
-    if (!f->puts_ev) {
+    f->gets_ev = event_new(base, -1, 0, on_gets_ev, f);
+    if (!f->puts_ev || !f->gets_ev) {
         snprintf(err, errsize, "out of memory");
         goto fail;
     }
@@ -715,6 +722,12 @@ void fleet_free(fleet_t *f)
     puts_free(f->puts, f->nputs); /* unsent writes are dropped, as unanswered requests */
     f->puts = NULL;
     f->nputs = 0;
+    if (f->gets_ev)
+        event_free(f->gets_ev);
+    f->gets_ev = NULL;
+    if (f->getting) /* so are unsent reads */
+        req_free(f->getting);
+    f->getting = NULL;
     redisAsyncContext *ac = f->ac;
     f->ac = NULL;
     if (ac) {
@@ -1109,24 +1122,99 @@ static req_t *fact_req(fleet_t *f, int script, fleet_fact_cb cb, void *arg)
     return rq;
 }
 
+/* Send the reads of this loop turn as one request (the facts script with every key);
+ * if it cannot be sent, each callback now, with the error. */
+static void gets_send(fleet_t *f)
+{
+    req_t *rq = f->getting;
+    f->getting = NULL;
+    if (!rq)
+        return;
+    char n[24];
+    int nl = snprintf(n, sizeof n, "%zu", rq->nasks);
+    char *c = malloc((size_t)nl + 1);
+    if (c) { /* argv[2], the key count, known now */
+        memcpy(c, n, (size_t)nl + 1);
+        free(rq->argv[2]);
+        rq->argv[2] = c;
+        rq->argvlen[2] = (size_t)nl;
+    }
+    fleet_fact_ask_t *asks = rq->asks;
+    size_t na = rq->nasks;
+    rq->asks = NULL; /* kept here until sent: req_submit frees rq when it fails */
+    rq->nasks = 0;
+    req_t *sent = rq;
+    mp_status_t st = req_submit(rq, c != NULL);
+    if (st == MP_OK) {
+        sent->asks = asks;
+        sent->nasks = na;
+        f->gets_batches++;
+        return;
+    }
+    const char *e = st == MP_ERR_NOMEM ? "out of memory" : "cannot reach Redis";
+    for (size_t i = 0; i < na; i++)
+        asks[i].cb(e, NULL, 0, 0, asks[i].arg);
+    free(asks);
+}
+
+static void on_gets_ev(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gets_send(arg);
+}
+
+/* The reads asked during one turn of the loop (a worker hands out a read of 16
+ * domains' batches at once) go as one request when the turn's callbacks are done: one
+ * round trip for all, instead of one per domain. */
 mp_status_t fleet_facts_get(fleet_t *f, const char *domain, const fleet_fact_ask_t *asks,
                             size_t n)
 {
-    if (!f || f->closing || !name_ok(domain) || n < 1 || n > FLEET_FACTS_MAX)
+    if (!f || f->closing || !f->gets_ev || !name_ok(domain) || n < 1 || n > FLEET_FACTS_MAX)
         return MP_ERR_ARG;
     for (size_t i = 0; i < n; i++)
         if (!asks[i].cb || !fact_name(asks[i].kind))
             return MP_ERR_ARG;
-    req_t *rq = fact_req(f, SC_FACTS, NULL, NULL);
-    if (!rq)
-        return MP_ERR_NOMEM;
-    memcpy(rq->asks, asks, n * sizeof *asks);
-    rq->nasks = n;
-    bool ok = req_arg(rq, "EVALSHA", 7) && req_arg(rq, f->sha[SC_FACTS], 40) &&
-              req_argf(rq, (unsigned long long)n);
-    for (size_t i = 0; ok && i < n; i++)
-        ok = fact_key(rq, asks[i].kind, domain);
-    return req_submit(rq, ok);
+    req_t *rq = f->getting;
+    if (!rq) {
+        rq = fact_req(f, SC_FACTS, NULL, NULL);
+        if (!rq)
+            return MP_ERR_NOMEM;
+        if (!req_arg(rq, "EVALSHA", 7) || !req_arg(rq, f->sha[SC_FACTS], 40) ||
+            !req_arg(rq, "0", 1)) {
+            req_free(rq);
+            return MP_ERR_NOMEM;
+        }
+        f->getting = rq;
+        event_active(f->gets_ev, EV_TIMEOUT, 0);
+    }
+    if (rq->nasks + n > rq->askscap) {
+        size_t cap = rq->askscap ? rq->askscap * 2 : 16;
+        while (cap < rq->nasks + n)
+            cap *= 2;
+        fleet_fact_ask_t *v = realloc(rq->asks, cap * sizeof *v);
+        if (!v)
+            return MP_ERR_NOMEM;
+        rq->asks = v;
+        rq->askscap = cap;
+    }
+    int argc0 = rq->argc;
+    for (size_t i = 0; i < n; i++)
+        if (!fact_key(rq, asks[i].kind, domain)) {
+            while (rq->argc > argc0) /* this domain's keys out again */
+                free(rq->argv[--rq->argc]);
+            return MP_ERR_NOMEM;
+        }
+    memcpy(rq->asks + rq->nasks, asks, n * sizeof *asks);
+    rq->nasks += n;
+    if (rq->nasks + FLEET_FACTS_MAX > GETS_MAX)
+        gets_send(f); /* full: this one now, the next reads in a request of their own */
+    return MP_OK;
+}
+
+uint64_t fleet_facts_get_batches(const fleet_t *f)
+{
+    return f ? f->gets_batches : 0;
 }
 
 mp_status_t fleet_fact_get(fleet_t *f, fleet_fact_t kind, const char *domain,

@@ -197,10 +197,16 @@ uint64_t fleet_facts_batches(const fleet_t *f);
 /** Fact writes waiting or sent and not answered yet. */
 unsigned fleet_facts_pending(const fleet_t *f);
 
-/** Read up to FLEET_FACTS_MAX facts of a domain in one round trip (one script); the
- *  callbacks run in the order of asks, one after the other, from the same answer. */
+/** Read up to FLEET_FACTS_MAX facts of a domain. The reads asked during one turn of the
+ *  loop go as one request (one script, up to 128 facts) once the turn's callbacks are
+ *  done; the callbacks run in the order asked, from the same answer (or each with the
+ *  error that kept it from being sent). Reads not sent or not answered when the handle is
+ *  freed are dropped. */
 mp_status_t fleet_facts_get(fleet_t *f, const char *domain, const fleet_fact_ask_t *asks,
                             size_t n);
+
+/** Requests that carried fact reads (each one loop turn's). */
+uint64_t fleet_facts_get_batches(const fleet_t *f);
 
 /** Store a fact (opaque bytes, at most 64 KiB) for ttl_ms (>= 1). The writes of a moment go
  *  as one request: a write waits at most 100 ms for others (or until 128 are waiting),

@@ -16,7 +16,8 @@
  *  - a command already in Redis' protocol goes as it is, binary-safe; a malformed one is
  *    refused before anything is sent;
  *  - facts: put, get from another worker with the TTL left, absent, expired; two facts
- *    read in one round trip, each to its own callback in order;
+ *    read in one round trip, each to its own callback in order; the reads of one loop
+ *    turn (50 domains) in one request, 128 facts at most per request;
  *  - a Redis with a password: AUTH on both connections, a missing or wrong one refused
  *    at open (never echoed);
  *  - Redis unreachable at open: a clear one-line error; Redis killed: requests fail with
@@ -678,6 +679,81 @@ static void test_facts(void **state)
     fleet_free(b);
 }
 
+static long long cmd_calls(const char *cmd);
+
+/* The reads asked in one turn of the loop go as one request, each callback with its own
+ * answer in the order asked; past 128 facts a request is sent and the next reads start
+ * another; a handle freed with reads not sent drops them (no callback). */
+static void test_fact_reads_batched(void **state)
+{
+    (void)state;
+    fleet_t *a = open_ok(), *b = open_ok();
+    char d[64], v[64];
+    fact_wait_t put = {0};
+    for (int i = 0; i < 50; i++) { /* written as one batch */
+        snprintf(d, sizeof d, "r%d.test", i);
+        snprintf(v, sizeof v, "mx of %d", i);
+        assert_int_equal(fleet_fact_put(a, FLEET_FACT_MX, d, v, strlen(v), 5000,
+                                        i == 49 ? fact_cb : NULL, &put), MP_OK);
+    }
+    fleet_facts_flush(a);
+    loop_until(&put.done);
+    assert_string_equal(put.err, "");
+    long long before = cmd_calls("evalsha");
+    uint64_t batches = fleet_facts_get_batches(b);
+    static fact_wait_t w[50][2];
+    memset(w, 0, sizeof w);
+    for (int i = 0; i < 50; i++) { /* 100 facts: one request */
+        snprintf(d, sizeof d, "r%d.test", i);
+        fleet_fact_ask_t asks[2] = {{FLEET_FACT_CATCH_ALL, fact_cb, &w[i][0]},
+                                    {FLEET_FACT_MX, fact_cb, &w[i][1]}};
+        assert_int_equal(fleet_facts_get(b, d, asks, 2), MP_OK);
+    }
+    assert_false(w[0][0].done); /* nothing before the loop runs */
+    loop_until(&w[49][1].done);
+    for (int i = 0; i < 50; i++) {
+        snprintf(v, sizeof v, "mx of %d", i);
+        assert_true(w[i][0].done && w[i][1].done);
+        assert_string_equal(w[i][0].err, "");
+        assert_false(w[i][0].has);
+        assert_true(w[i][1].has);
+        assert_string_equal(w[i][1].value, v);
+    }
+    assert_int_equal(fleet_facts_get_batches(b) - batches, 1);
+    assert_int_equal(cmd_calls("evalsha") - before, 1);
+
+    /* 150 facts: 126 in the first request (42 domains of 3), then the rest */
+    static fact_wait_t x[50][3];
+    memset(x, 0, sizeof x);
+    batches = fleet_facts_get_batches(b);
+    for (int i = 0; i < 50; i++) {
+        snprintf(d, sizeof d, "r%d.test", i);
+        fleet_fact_ask_t asks[3] = {{FLEET_FACT_MX, fact_cb, &x[i][0]},
+                                    {FLEET_FACT_PROVIDER, fact_cb, &x[i][1]},
+                                    {FLEET_FACT_MX, fact_cb, &x[i][2]}};
+        assert_int_equal(fleet_facts_get(b, d, asks, 3), MP_OK);
+    }
+    assert_int_equal(fleet_facts_get_batches(b) - batches, 1); /* the full one, at once */
+    loop_until(&x[49][2].done);
+    assert_int_equal(fleet_facts_get_batches(b) - batches, 2);
+    for (int i = 0; i < 50; i++) {
+        snprintf(v, sizeof v, "mx of %d", i);
+        assert_string_equal(x[i][0].value, v);
+        assert_false(x[i][1].has);
+        assert_string_equal(x[i][2].value, v);
+    }
+
+    /* freed before the loop ran: dropped, no callback */
+    fact_wait_t late = {0};
+    fleet_fact_ask_t one = {FLEET_FACT_MX, fact_cb, &late};
+    assert_int_equal(fleet_facts_get(b, "r1.test", &one, 1), MP_OK);
+    fleet_free(b);
+    for (int i = 0; i < 20; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    assert_false(late.done);
+    fleet_free(a);
+}
+
 /* ---- commands ------------------------------------------------------------------------ */
 
 typedef struct {
@@ -949,6 +1025,7 @@ int main(void)
         cmocka_unit_test(test_release_without_publish_right),
         cmocka_unit_test(test_facts),
         cmocka_unit_test(test_fact_writes_batched),
+        cmocka_unit_test(test_fact_reads_batched),
         cmocka_unit_test(test_command_resp),
         cmocka_unit_test(test_password),
         cmocka_unit_test(test_hung_redis),
