@@ -74,6 +74,7 @@ typedef struct hook {
     char host_hdr[API_URL_MAX + 8];
     char path[API_URL_MAX];
     ev_uint16_t port;
+    struct evhttp_connection *con; /* the POST waiting for its answer (hook_done) */
     struct hook *next;
 } hook_t;
 
@@ -252,6 +253,11 @@ static void hook_free(hook_t *h)
     h->timer = NULL;
     free(h->body);
     h->body = NULL;
+    if (h->con) { /* a POST in flight (its job deleted, the server stopping): dropped with
+                     its connection, hook_done never called into freed memory */
+        evhttp_connection_free(h->con);
+        h->con = NULL;
+    }
     if (h->gai) { /* the resolver calls back (cancelled) later: free it then */
         h->orphan = true;
         evdns_getaddrinfo_cancel(h->gai);
@@ -285,6 +291,7 @@ static void hook_retry(hook_t *h, const char *why)
 static void hook_done(struct evhttp_request *req, void *arg)
 {
     hook_t *h = arg;
+    h->con = NULL; /* freed by libevent once this returns (free on completion) */
     int code = req ? evhttp_request_get_response_code(req) : 0;
     if (code >= 200 && code < 300) {
         char mark[1200];
@@ -326,6 +333,7 @@ static void hook_post(hook_t *h, const struct sockaddr *sa)
     }
     evhttp_connection_set_timeout(con, 10);
     evhttp_connection_free_on_completion(con);
+    h->con = con;
     struct evkeyvalq *hd = evhttp_request_get_output_headers(req);
     evhttp_add_header(hd, "Host", h->host_hdr);
     evhttp_add_header(hd, "Content-Type", "application/json");
@@ -333,8 +341,10 @@ static void hook_post(hook_t *h, const struct sockaddr *sa)
     evbuffer_add(evhttp_request_get_output_buffer(req), h->body, strlen(h->body));
     free(h->body);
     h->body = NULL;
-    if (evhttp_make_request(con, req, EVHTTP_REQ_POST, h->path) != 0)
+    if (evhttp_make_request(con, req, EVHTTP_REQ_POST, h->path) != 0) {
+        h->con = NULL;
         hook_retry(h, "cannot send"); /* evhttp freed the request and the connection */
+    }
 }
 
 static void hook_resolved(int result, struct evutil_addrinfo *res, void *arg)

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -592,6 +593,65 @@ class BigUpload(labkit.LabCase):
             self.assertTrue(rows[-1].startswith("user%d@" % (n - 1)))
         finally:
             self.assertEqual(srv.stop(), 0)
+
+
+class WebhookInFlight(labkit.LabCase):
+    def test_delete_and_stop_while_the_post_waits(self):
+        """A job deleted while its webhook's POST waits for the receiver's answer, then a
+        server stopped while another one waits: the POST is dropped with its connection
+        (never answered into freed memory), the server goes on, then exits 0 with nothing
+        leaked (the valgrind and AddressSanitizer passes check)."""
+        d = tempfile.mkdtemp(prefix="mp-api-hookwait-")
+        srv = Server(os.path.join(d, "s.sqlite"), "--offline", "--rate-limit", "0",
+                     "--allow-private-webhooks")
+        got, release = threading.Event(), threading.Event()
+
+        class Hold(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                got.set()
+                release.wait(SLOW)
+                try:
+                    self.send_response(204)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except OSError:
+                    pass
+
+            def log_message(self, *a):
+                pass
+
+        hooks = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hold)
+        threading.Thread(target=hooks.serve_forever, daemon=True).start()
+        hook = urllib.request.quote("http://127.0.0.1:%d/h" % hooks.server_address[1],
+                                    safe="")
+        rc = None
+        try:
+            r = request(srv.url("/v1/jobs?webhook=" + hook), "POST", "email\na@b.test\n",
+                        {"Content-Type": "text/csv"})
+            self.assertEqual(r.code, 202, r.body)
+            id = r.json()["id"]
+            self.assertTrue(got.wait(SLOW), srv.stderr())
+            r = request(srv.url("/v1/jobs/" + id), "DELETE")
+            self.assertEqual(r.json(), {"deleted": id})
+            release.set()  # its answer now reaches a connection that is gone
+            time.sleep(1)
+            self.assertEqual(request(srv.url("/healthz")).code, 200)
+            got.clear()
+            release.clear()
+            r = request(srv.url("/v1/jobs?webhook=" + hook), "POST", "email\nb@b.test\n",
+                        {"Content-Type": "text/csv"})
+            self.assertEqual(r.code, 202, r.body)
+            self.assertTrue(got.wait(SLOW), srv.stderr())
+            rc = srv.stop()  # with the POST unanswered
+        finally:
+            if rc is None:
+                srv.stop()
+            release.set()
+            hooks.shutdown()
+            hooks.server_close()
+            shutil.rmtree(d, ignore_errors=True)
+        self.assertEqual(rc, 0, srv.stderr())
 
 
 class Webhooks(labkit.LabCase):
