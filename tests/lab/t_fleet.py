@@ -213,11 +213,20 @@ class Fleet(labkit.LabCase):
             time.sleep(0.05)
         else:
             self.fail("no session started")
+        # and both processes past their start (each one's fleet subscribed to its
+        # wake-ups): one still starting when Redis goes would rightly stop with exit 5
+        for _ in range(1200):
+            if self.redis.cli("client", "list").count(" sub=1 ") >= 2:
+                break
+            time.sleep(0.05)
+        else:
+            self.fail("the two runs did not both start:\n" + self.redis.cli("client", "list"))
         self.redis.kill()
         time.sleep(1.5)
         self.redis.start()
         for name, proc, addrs in runs:
-            self.assertTrue(proc.poll() is None or proc.returncode == 0)
+            if proc.poll() is not None and proc.returncode != 0:
+                self.fail("%s exited %s:\n%s" % (name, proc.returncode, proc.communicate()[1]))
             self.bulk_wait(name, proc, addrs)
         text = mark.new_text(settle=0.5)
         self.assertNotIn("concurrency limit exceeded", text)
