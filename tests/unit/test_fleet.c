@@ -18,6 +18,8 @@
  *  - facts: put, get from another worker with the TTL left, absent, expired; two facts
  *    read in one round trip, each to its own callback in order; the reads of one loop
  *    turn (50 domains) in one request, 128 facts at most per request;
+ *  - the job queue's submitter reads results written one at a time a few at a time
+ *    (a pause after a read that found some), each answered once;
  *  - a Redis with a password: AUTH on both connections, a missing or wrong one refused
  *    at open (never echoed);
  *  - Redis unreachable at open: a clear one-line error; Redis killed: requests fail with
@@ -46,6 +48,7 @@
 #include <hiredis/hiredis.h>
 
 #include "fleet/fleet.h"
+#include "fleet/queue.h"
 
 #include "../fleet/redis_fixture.h"
 
@@ -823,6 +826,98 @@ static long long cmd_calls(const char *cmd)
     return n;
 }
 
+/* ---- the job queue: the submitter's reads of the results ------------------------------ */
+
+#define GATHER_N 60
+
+static unsigned gathered[GATHER_N];
+static size_t ngathered;
+
+static void gather_cb(const char *json, size_t len, void *arg)
+{
+    size_t i = (size_t)(uintptr_t)arg;
+    char want[32];
+    snprintf(want, sizeof want, "{\"n\":%zu}", i);
+    assert_int_equal(len, strlen(want));
+    assert_memory_equal(json, want, len);
+    gathered[i]++;
+    ngathered++;
+}
+
+typedef struct {
+    redisContext *c;
+    struct event *ev;
+    size_t next;
+} writer_t;
+
+/* One finish script's entry every 2 ms, as a pool of workers finishing one batch at a
+ * time writes them. */
+static void write_one(evutil_socket_t fd, short what, void *arg)
+{
+    writer_t *wr = arg;
+    (void)fd;
+    (void)what;
+    char row[16], res[32];
+    snprintf(row, sizeof row, "%zu", wr->next);
+    snprintf(res, sizeof res, "{\"n\":%zu}", wr->next);
+    redisReply *r = redisCommand(wr->c, "XADD mp:job:{tgather}:done * %s %s", row, res);
+    assert_true(r && r->type == REDIS_REPLY_STRING);
+    freeReplyObject(r);
+    if (++wr->next < GATHER_N) {
+        struct timeval tv = {0, 2000};
+        evtimer_add(wr->ev, &tv);
+    }
+}
+
+static void closed_cb(void *arg)
+{
+    *(bool *)arg = true;
+}
+
+/* Results written one at a time every 2 ms are read a few at a time: after a read that
+ * found some (and less than a full read), the next one waits 50 ms. Reading again at
+ * once made one XREAD (and one wake-up) per entry: about 60 here. Every result is
+ * answered once, whole. */
+static void test_jobq_results_gathered(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    fleet_jobq_t *q = fleet_jobq_open(base, url, "tgather", NULL, NULL, err, sizeof err);
+    if (!q)
+        fail_msg("fleet_jobq_open: %s", err);
+    char addr[64];
+    for (size_t i = 0; i < GATHER_N; i++) { /* a domain each: a batch each */
+        snprintf(addr, sizeof addr, "a@d%zu.test", i);
+        assert_int_equal(fleet_jobq_add(q, (int64_t)i, addr, gather_cb, (void *)(uintptr_t)i),
+                         MP_OK);
+    }
+    for (int i = 0; i < 50; i++) /* the submission goes, the blocking read is sent */
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    usleep(100 * 1000);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    long long before = cmd_calls("xread");
+    writer_t wr = {redisConnect("127.0.0.1", (int)redis_port), NULL, 0};
+    assert_true(wr.c && !wr.c->err);
+    wr.ev = evtimer_new(base, write_one, &wr);
+    struct timeval tv = {0, 2000};
+    evtimer_add(wr.ev, &tv);
+    for (int i = 0; ngathered < GATHER_N && i < 100000; i++)
+        event_base_loop(base, EVLOOP_ONCE);
+    long long reads = cmd_calls("xread") - before;
+    assert_int_equal(ngathered, GATHER_N);
+    for (size_t i = 0; i < GATHER_N; i++)
+        assert_int_equal(gathered[i], 1);
+    assert_int_equal(fleet_jobq_pending(q), 0);
+    print_message("%d results written 2 ms apart, read in %lld XREADs\n", GATHER_N, reads);
+    assert_true(reads >= 2);
+    assert_true(reads <= GATHER_N / 4);
+    bool closed = false;
+    fleet_jobq_close(q, true, closed_cb, &closed);
+    loop_until(&closed);
+    event_free(wr.ev);
+    redisFree(wr.c);
+}
+
 /* The writes of a moment go as one request: three writes, one EVALSHA, each callback
  * from its reply; 128 writes go at once without waiting; fleet_facts_flush sends now; a
  * handle freed with writes waiting drops them. */
@@ -1027,6 +1122,7 @@ int main(void)
         cmocka_unit_test(test_fact_writes_batched),
         cmocka_unit_test(test_fact_reads_batched),
         cmocka_unit_test(test_command_resp),
+        cmocka_unit_test(test_jobq_results_gathered),
         cmocka_unit_test(test_password),
         cmocka_unit_test(test_hung_redis),
         cmocka_unit_test(test_unreachable_and_back),
