@@ -39,8 +39,9 @@
 #define KEEP_INTERRUPTED_MS (7ull * 86400 * 1000) /* results of an interrupted job */
 #define SUBMIT_MAX 2000           /* addresses per submit script */
 #define READ_COUNT_MAX 16         /* batches per XREADGROUP */
-#define FINISH_WAIT_MS 20         /* a checked batch waits this long for others to share
-                                     its finish script (and the submitter's read) */
+#define FINISH_WAIT_MS 50         /* a checked batch waits this long for others to share
+                                     its finish script (and the submitter's read); 20 ms
+                                     made a third more scripts with four workers */
 #define FINISH_MANY 16            /* ... unless this many are waiting */
 #define JOBS_MAX 32               /* jobs a worker reads at once */
 #define RESULTS_COUNT 512         /* result entries per XREAD of the submitter */
