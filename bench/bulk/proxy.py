@@ -5,8 +5,9 @@ with a log of every client connection by the local address it reached (the MX IP
 Usage: proxy.py LISTEN_IP:PORT TARGET_IP:PORT DELAY_MS LOGFILE
 
 Log lines (one per event, written in event order by the single event loop):
-    <monotonic seconds> o <dest ip>     a client connected to <dest ip>
-    <monotonic seconds> c <dest ip>     that connection closed (either side)
+    <monotonic seconds> o <dest ip> <client ip>   a client connected to <dest ip>
+    <monotonic seconds> c <dest ip> <client ip>   that connection closed (either side)
+(the client's address tells the outbound addresses of a pool apart: `--source`)
 On SIGUSR1 the log is flushed. bench/bulk/proxylog.py turns it into the maximum number of
 concurrent sessions per destination IP. asyncio.Protocol (no streams) for low overhead;
 order within a direction is kept by one FIFO and one timer per direction.
@@ -88,6 +89,7 @@ class Client(asyncio.Protocol):
         self.ct = None
         self.ut = None
         self.ip = None
+        self.src = None
         self.done = False
 
     def connection_made(self, transport):
@@ -98,7 +100,8 @@ class Client(asyncio.Protocol):
         except OSError:
             pass
         self.ip = transport.get_extra_info("sockname")[0]
-        self.server.event("o", self.ip)
+        self.src = transport.get_extra_info("peername")[0]
+        self.server.event("o", self.ip, self.src)
         self.down.attach(transport)
         self.loop.create_task(self.connect())
 
@@ -141,7 +144,7 @@ class Client(asyncio.Protocol):
     def finish(self):
         if not self.done:
             self.done = True
-            self.server.event("c", self.ip)
+            self.server.event("c", self.ip, self.src)
             if not self.ct.is_closing():
                 self.ct.close()
 
@@ -151,8 +154,8 @@ class Server:
         self.loop, self.thost, self.tport, self.delay = loop, thost, tport, delay
         self.log = open(logpath, "a", buffering=1 << 16)
 
-    def event(self, kind, ip):
-        self.log.write("%.6f %s %s\n" % (time.monotonic(), kind, ip))
+    def event(self, kind, ip, src):
+        self.log.write("%.6f %s %s %s\n" % (time.monotonic(), kind, ip, src))
 
     def flush(self):
         self.log.flush()

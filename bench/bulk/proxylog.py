@@ -10,6 +10,10 @@ Above LIMIT (default 2): how many times an IP went above it and for how long at 
 next one to the same IP at once, the FIN and the new connection can be handled in the same
 loop turn in either order, so an excess lasting well under a millisecond is that
 measurement artefact, not two sessions held open together.
+
+Lines that name the client's address too (4 fields) are also counted per (client
+address, destination IP) pair: `per_source` holds the same figures for those pairs, which
+is what a per-server limit means when a pool sends from several addresses (`--source`).
 """
 import collections
 import json
@@ -27,13 +31,44 @@ peak = collections.Counter()
 total = collections.Counter()
 allcur = allpeak = 0
 first = last = None
+
+class Pairs:
+    """Open sessions per (client, destination) pair, the peak and the excesses over limit."""
+
+    def __init__(self):
+        self.cur, self.peak, self.since = collections.Counter(), collections.Counter(), {}
+        self.over_n, self.durs = 0, []
+
+    def open(self, key, t):
+        self.cur[key] += 1
+        self.peak[key] = max(self.peak[key], self.cur[key])
+        if self.cur[key] == limit + 1:
+            self.since[key] = t
+            self.over_n += 1
+
+    def close(self, key, t):
+        self.cur[key] -= 1
+        if self.cur[key] == limit and key in self.since:
+            self.durs.append(t - self.since.pop(key))
+
+    def summary(self):
+        return {"pairs": len(self.peak),
+                "max_concurrent_per_pair": max(self.peak.values()) if self.peak else 0,
+                "over_limit_times": self.over_n,
+                "over_limit_longest_ms": round(max(self.durs, default=0.0) * 1000, 3),
+                "over_limit_over_1ms": sum(1 for d in self.durs if d > 0.001)}
+
+
+pairs = Pairs()
 with open(path, "rb") as f:
     f.seek(off)
     for line in f:
         parts = line.split()
-        if len(parts) != 3:
+        if len(parts) not in (3, 4):
             continue
         t, k, ip = float(parts[0]), parts[1], parts[2].decode()
+        if len(parts) == 4:
+            (pairs.open if k == b"o" else pairs.close)((parts[3].decode(), ip), t)
         first = t if first is None else first
         last = t
         if k == b"o":
@@ -65,4 +100,5 @@ print(json.dumps({
     "over_limit_over_1ms": sum(1 for d in over_durs if d > 0.001),
     "still_open": sum(v for v in cur.values() if v > 0),
     "span_s": round((last - first), 3) if first is not None else 0,
+    "per_source": pairs.summary(),
 }))
