@@ -100,6 +100,16 @@ def request(url, method="GET", body=None, headers=None, timeout=60):
         return Reply(e.code, e.headers, e.read())
 
 
+def wait_done(srv, id, secs):
+    """A job's status once it is done, or the last one seen when secs ran out."""
+    deadline = time.monotonic() + secs
+    while True:
+        j = json.loads(request(srv.url("/v1/jobs/" + id)).body)
+        if j["state"] == "done" or time.monotonic() >= deadline:
+            return j
+        time.sleep(0.3)
+
+
 class Hooks(http.server.BaseHTTPRequestHandler):
     """Webhook receiver: records every call; answers 500 to the first `fail_first`."""
     calls = []
@@ -549,12 +559,7 @@ class Restart(labkit.LabCase):
         mark = labkit.postfix_mark()
         srv = Server(store, "--timeout", "6", "--rate-limit", "0")
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                j = json.loads(request(srv.url("/v1/jobs/" + id)).body)
-                if j["state"] == "done":
-                    break
-                time.sleep(0.3)
+            j = wait_done(srv, id, 60)
             self.assertEqual(j["state"], "done", j)
             self.assertEqual(j["rows_done"], 15)
             body = request(srv.url("/v1/jobs/%s/results" % id)).body.decode()

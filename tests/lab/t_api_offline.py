@@ -23,7 +23,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import labkit  # noqa: E402
-from t_api import SLOW, Server, request  # noqa: E402
+from t_api import SLOW, Server, request, wait_done  # noqa: E402
 
 
 class BigUpload(labkit.LabCase):
@@ -40,12 +40,7 @@ class BigUpload(labkit.LabCase):
             self.assertEqual(r.code, 202, r.body)
             self.assertIsNone(r.json()["rows_total"])
             id = r.json()["id"]
-            deadline = time.monotonic() + SLOW * 4
-            while time.monotonic() < deadline:
-                j = json.loads(request(srv.url("/v1/jobs/" + id)).body)
-                if j["state"] == "done":
-                    break
-                time.sleep(0.3)
+            j = wait_done(srv, id, SLOW * 4)
             self.assertEqual(j["state"], "done", j)
             self.assertEqual(j["rows_total"], n)
             self.assertEqual(j["rows_done"], n)
@@ -187,12 +182,7 @@ class Yield(labkit.LabCase):
             r = request(srv.url("/v1/jobs"), "POST", body, {"Content-Type": "text/csv"})
             self.assertEqual(r.code, 202, r.body)
             id = r.json()["id"]
-            deadline = time.monotonic() + SLOW * 10
-            while time.monotonic() < deadline:
-                j = json.loads(request(srv.url("/v1/jobs/" + id)).body)
-                if j["state"] == "done":
-                    break
-                time.sleep(0.3)
+            j = wait_done(srv, id, SLOW * 10)
             self.assertEqual(j["state"], "done", j)
             self.assertEqual(j["rows_total"], n)
             rows = request(srv.url("/v1/jobs/%s/results" % id), timeout=SLOW * 4).body
