@@ -561,9 +561,9 @@ static void on_read(const char *error, const redisReply *r, void *arg)
     }
     /* A blocking read returns as soon as one finish script wrote: read again at once
      * only after a full read (a backlog) or an empty one (the block time ran out), else
-     * let the next finish scripts' entries gather for RESULTS_PAUSE_MS. With four
-     * workers each finishing every 20 ms, reading at once woke the submitter for every
-     * script: a read, its reply and a wake-up per one or two batches. */
+     * let the next finish scripts' entries gather for RESULTS_PAUSE_MS. Every worker
+     * finishes on its own timer (FINISH_WAIT_MS): reading at once woke the submitter for
+     * every script of every worker, a read, its reply and a wake-up per few batches. */
     if (got > 0 && got < RESULTS_COUNT)
         arm(q->read_ev, RESULTS_PAUSE_MS);
     else
